@@ -1,0 +1,360 @@
+//! The node's configuration file (`migrex.toml`): district, listeners,
+//! database, certificates, peers (routes), reply policy, delivery tuning.
+//! Relative paths are relative to the folder holding the file.
+
+use crate::calendar::{Calendar, DayCount, Deadlines, PolicyRule, ReplyPolicy};
+use crate::domain::{
+    Category, DistrictCode, FieldError, NoticeKind, ReplySort, RoutePrefix, Urgency, enum_from_name,
+};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config {path}: {source}")]
+    Field { path: String, source: FieldError },
+    #[error("cannot write config {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Calendar(#[from] crate::calendar::CalendarError),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node's district code (6, 9 or 12 digits).
+    pub district: String,
+    #[serde(default = "default_tz")]
+    pub timezone: String,
+    /// SQLite file path (relative to this file) or `sqlite://` URL.
+    pub database: String,
+    /// Exchange listener (peers, mutual TLS).
+    pub listen: String,
+    /// Desk listener (staff and monitors, TLS + bearer token).
+    pub desk_listen: String,
+    /// Ops listener (plain HTTP: /healthz, /readyz).
+    pub ops_listen: String,
+    /// A newer holiday schedule (CSV `date,day,name`) laid over the shipped one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar_file: Option<String>,
+    pub tls: TlsFiles,
+    #[serde(default)]
+    pub delivery: Delivery,
+    #[serde(default)]
+    pub peers: Vec<Peer>,
+    /// Absent: the default policy (SPEC.md section 4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reply_policy: Vec<PolicyEntry>,
+}
+
+fn default_tz() -> String {
+    "Asia/Shanghai".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The network CA: signs every node's certificate.
+    pub ca_cert: String,
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Delivery {
+    /// Notices or replies sent to a peer in one call.
+    pub batch_size: usize,
+    /// The largest batch accepted from a peer; larger is RESOURCE_EXHAUSTED.
+    pub max_batch: usize,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    /// A notice undelivered this long is reported (log, ListNotices) while retries go on.
+    pub undelivered_alert_secs: u64,
+    /// How often an idle delivery worker looks at the outbox anyway.
+    pub idle_poll_ms: u64,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            batch_size: 500,
+            max_batch: 1000,
+            backoff_initial_ms: 500,
+            backoff_max_ms: 60_000,
+            undelivered_alert_secs: 3600,
+            idle_poll_ms: 5000,
+        }
+    }
+}
+
+/// A route: destinations starting with `prefix` go to `endpoint`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    pub prefix: String,
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urgency: Option<String>,
+    /// RECEIPT or FEEDBACK.
+    pub reply: String,
+    pub days: u32,
+    #[serde(default = "calendar_days")]
+    pub count: DayCount,
+}
+
+fn calendar_days() -> DayCount {
+    DayCount::Calendar
+}
+
+/// A parsed route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Route {
+    pub prefix: RoutePrefix,
+    pub endpoint: String,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<(Self, PathBuf), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.district().map_err(|source| ConfigError::Field {
+            path: path.display().to_string(),
+            source,
+        })?;
+        config.routes().map_err(|source| ConfigError::Field {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok((config, base))
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let text = toml::to_string_pretty(self).expect("config serialises");
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|source| ConfigError::Write {
+                path: path.display().to_string(),
+                source,
+            })
+    }
+
+    pub fn district(&self) -> Result<DistrictCode, FieldError> {
+        DistrictCode::parse("district", &self.district)
+    }
+
+    pub fn routes(&self) -> Result<Vec<Route>, FieldError> {
+        self.peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let prefix = RoutePrefix::parse(&format!("peers[{i}].prefix"), &p.prefix)?;
+                if !p.endpoint.starts_with("https://") {
+                    return Err(FieldError::new(
+                        format!("peers[{i}].endpoint"),
+                        "must be an https:// URL",
+                    ));
+                }
+                Ok(Route {
+                    prefix,
+                    endpoint: p.endpoint.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Adds a route, or replaces the endpoint of an existing prefix.
+    pub fn upsert_peer(&mut self, prefix: &RoutePrefix, endpoint: &str) {
+        match self.peers.iter_mut().find(|p| p.prefix == prefix.as_str()) {
+            Some(p) => p.endpoint = endpoint.to_string(),
+            None => self.peers.push(Peer {
+                prefix: prefix.to_string(),
+                endpoint: endpoint.to_string(),
+            }),
+        }
+    }
+
+    pub fn reply_policy(&self) -> Result<ReplyPolicy, FieldError> {
+        if self.reply_policy.is_empty() {
+            return Ok(ReplyPolicy::default());
+        }
+        let rules = self
+            .reply_policy
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let f = |name: &str| format!("reply_policy[{i}].{name}");
+                Ok(PolicyRule {
+                    category: e
+                        .category
+                        .as_deref()
+                        .map(|s| {
+                            enum_from_name(
+                                &f("category"),
+                                s,
+                                Category::from_str_name,
+                                &["NOTIFICATION", "VERIFICATION_REQUEST"],
+                            )
+                        })
+                        .transpose()?,
+                    kind: e
+                        .kind
+                        .as_deref()
+                        .map(|s| {
+                            enum_from_name(
+                                &f("kind"),
+                                s,
+                                NoticeKind::from_str_name,
+                                &["MARRIAGE", "PREGNANCY", "BIRTH", "CONTRACEPTION"],
+                            )
+                        })
+                        .transpose()?,
+                    urgency: e
+                        .urgency
+                        .as_deref()
+                        .map(|s| {
+                            enum_from_name(
+                                &f("urgency"),
+                                s,
+                                Urgency::from_str_name,
+                                &["NORMAL", "URGENT"],
+                            )
+                        })
+                        .transpose()?,
+                    reply: enum_from_name(
+                        &f("reply"),
+                        &e.reply,
+                        ReplySort::from_str_name,
+                        &["RECEIPT", "FEEDBACK"],
+                    )?,
+                    days: if (1..=366).contains(&e.days) {
+                        e.days
+                    } else {
+                        return Err(FieldError::new(f("days"), "must be between 1 and 366"));
+                    },
+                    count: e.count,
+                })
+            })
+            .collect::<Result<_, FieldError>>()?;
+        Ok(ReplyPolicy { rules })
+    }
+
+    pub fn deadlines(&self, base: &Path) -> Result<Deadlines, ConfigError> {
+        let calendar = match &self.calendar_file {
+            Some(f) => Calendar::with_file(&resolve(base, f))?,
+            None => Calendar::builtin(),
+        };
+        let policy = self.reply_policy().map_err(|source| ConfigError::Field {
+            path: "reply_policy".into(),
+            source,
+        })?;
+        Ok(Deadlines::new(&self.timezone, calendar, policy)?)
+    }
+}
+
+/// A path from the config, made absolute against the config's folder.
+pub fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Picks the route whose prefix is the longest one matching `code`.
+pub fn route_for<'a>(routes: &'a [Route], code: &str) -> Option<&'a Route> {
+    routes
+        .iter()
+        .filter(|r| r.prefix.matches(code))
+        .max_by_key(|r| r.prefix.as_str().len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(prefix: &str, endpoint: &str) -> Route {
+        Route {
+            prefix: RoutePrefix::parse("p", prefix).unwrap(),
+            endpoint: endpoint.into(),
+        }
+    }
+
+    #[test]
+    fn the_longest_prefix_wins() {
+        let routes = vec![
+            route("44", "https://gd"),
+            route("4403", "https://sz"),
+            route("440303", "https://lh"),
+        ];
+        assert_eq!(
+            route_for(&routes, "440303001").unwrap().endpoint,
+            "https://lh"
+        );
+        assert_eq!(route_for(&routes, "440304").unwrap().endpoint, "https://sz");
+        assert_eq!(route_for(&routes, "441900").unwrap().endpoint, "https://gd");
+        assert!(route_for(&routes, "510116").is_none());
+    }
+
+    #[test]
+    fn a_policy_in_the_config_replaces_the_default() {
+        let text = r#"
+district = "440303"
+database = "migrex.db"
+listen = "127.0.0.1:1"
+desk_listen = "127.0.0.1:2"
+ops_listen = "127.0.0.1:3"
+[tls]
+ca_cert = "ca.crt"
+cert = "node.crt"
+key = "node.key"
+[[reply_policy]]
+category = "verification_request"
+reply = "FEEDBACK"
+days = 3
+count = "working"
+"#;
+        let c: Config = toml::from_str(text).unwrap();
+        let p = c.reply_policy().unwrap();
+        let r = p.rule_for(
+            Category::VerificationRequest,
+            NoticeKind::Birth,
+            Urgency::Normal,
+        );
+        assert_eq!((r.days, r.count), (3, DayCount::Working));
+        let mut bad = c.clone();
+        bad.reply_policy[0].reply = "MAYBE".into();
+        assert_eq!(
+            bad.reply_policy().unwrap_err().field,
+            "reply_policy[0].reply"
+        );
+    }
+}

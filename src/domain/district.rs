@@ -1,0 +1,148 @@
+//! District codes (行政区划代码) and route prefixes, checked against the
+//! division table shipped in `data/divisions.csv`.
+
+use super::FieldError;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+static DIVISIONS_CSV: &str = include_str!("../../data/divisions.csv");
+
+fn divisions() -> &'static HashMap<u32, &'static str> {
+    static TABLE: OnceLock<HashMap<u32, &'static str>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        DIVISIONS_CSV
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let mut cols = line.split(',');
+                let code = cols.next()?.parse().ok()?;
+                let name = cols.next()?;
+                Some((code, name))
+            })
+            .collect()
+    })
+}
+
+/// The Chinese name of the county-level unit a code belongs to, if known.
+pub fn county_name(code: &str) -> Option<&'static str> {
+    let six: u32 = code.get(..6)?.parse().ok()?;
+    divisions().get(&six).copied()
+}
+
+/// A district code of 6, 9 or 12 digits whose first six digits name a unit
+/// in the division table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DistrictCode(String);
+
+impl DistrictCode {
+    pub fn parse(field: &str, s: &str) -> Result<Self, FieldError> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(FieldError::new(
+                field,
+                "is required (a 6, 9 or 12 digit district code)",
+            ));
+        }
+        if !matches!(s.len(), 6 | 9 | 12) || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(FieldError::new(
+                field,
+                format!("'{s}' is not a district code (6, 9 or 12 digits)"),
+            ));
+        }
+        if county_name(s).is_none() {
+            return Err(FieldError::new(
+                field,
+                format!("'{}' is not a known division code", &s[..6]),
+            ));
+        }
+        Ok(DistrictCode(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// True when `other` is this district or lies inside it (a street of a county).
+    pub fn covers(&self, other: &DistrictCode) -> bool {
+        other.0.starts_with(&self.0)
+    }
+
+    /// The Chinese name of the county-level unit.
+    pub fn county_name(&self) -> &'static str {
+        county_name(&self.0).unwrap_or("?")
+    }
+}
+
+impl fmt::Display for DistrictCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The code prefix of a route: 2 to 12 digits (a province, a city, a county
+/// or a street). The longest prefix matching a destination picks the peer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoutePrefix(String);
+
+impl RoutePrefix {
+    pub fn parse(field: &str, s: &str) -> Result<Self, FieldError> {
+        let s = s.trim();
+        if !(2..=12).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(FieldError::new(
+                field,
+                format!("'{s}' is not a code prefix (2 to 12 digits)"),
+            ));
+        }
+        Ok(RoutePrefix(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn matches(&self, code: &str) -> bool {
+        code.starts_with(&self.0)
+    }
+}
+
+impl fmt::Display for RoutePrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_known_county_and_street_codes() {
+        assert_eq!(
+            DistrictCode::parse("d", "440303").unwrap().county_name(),
+            "罗湖区"
+        );
+        assert!(DistrictCode::parse("d", "440303001").is_ok());
+        assert!(DistrictCode::parse("d", "440303001002").is_ok());
+    }
+
+    #[test]
+    fn refuses_malformed_and_unknown_codes() {
+        let e = DistrictCode::parse("notice.destination", "44030").unwrap_err();
+        assert_eq!(e.field, "notice.destination");
+        assert!(e.rule.contains("6, 9 or 12 digits"));
+        let e = DistrictCode::parse("d", "999999").unwrap_err();
+        assert!(e.rule.contains("not a known division code"));
+        assert!(DistrictCode::parse("d", "44030300").is_err());
+        assert!(DistrictCode::parse("d", "44030a").is_err());
+        assert!(DistrictCode::parse("d", "").is_err());
+    }
+
+    #[test]
+    fn a_county_covers_its_streets() {
+        let county = DistrictCode::parse("d", "440303").unwrap();
+        let street = DistrictCode::parse("d", "440303001").unwrap();
+        assert!(county.covers(&street));
+        assert!(!street.covers(&county));
+    }
+}

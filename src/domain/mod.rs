@@ -1,0 +1,165 @@
+//! Domain values that cannot hold bad data: district codes, ID numbers,
+//! people, notices and their replies. Everything from outside (gRPC, CSV,
+//! CLI flags) is parsed into these types before any logic runs; a parse
+//! error names the field and the rule it broke.
+//!
+//! The small closed enums (kind, category, urgency, reply sort, feedback
+//! result, sex, contraception method) are the generated protobuf enums,
+//! re-exported here: their `*_UNSPECIFIED` value is refused by every parser,
+//! so a parsed value is always a real one.
+
+mod district;
+mod id_number;
+mod notice;
+
+pub use district::{DistrictCode, RoutePrefix, county_name};
+pub use id_number::IdNumber;
+pub use notice::{Details, NoticeContent, ParseContext, Person, Reply, ReplyBody};
+
+pub use crate::pb::{
+    Category, ContraceptionMethod, Direction, FeedbackResult, NoticeKind, NoticeStatus, ReplySort,
+    Sex, Urgency,
+};
+
+use time::{Date, macros::format_description};
+
+/// A refusal of one input field: which field, and which rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {rule}")]
+pub struct FieldError {
+    pub field: String,
+    pub rule: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
+
+    /// The same error one level deeper, e.g. `subject` → `notice.subject`.
+    pub fn within(mut self, parent: &str) -> Self {
+        self.field = format!("{parent}.{}", self.field);
+        self
+    }
+}
+
+/// Parses a calendar date written `YYYY-MM-DD`.
+pub fn parse_date(field: &str, s: &str) -> Result<Date, FieldError> {
+    if s.is_empty() {
+        return Err(FieldError::new(field, "is required (YYYY-MM-DD)"));
+    }
+    Date::parse(s.trim(), format_description!("[year]-[month]-[day]"))
+        .map_err(|_| FieldError::new(field, format!("'{s}' is not a date of the form YYYY-MM-DD")))
+}
+
+/// Formats a date as `YYYY-MM-DD`.
+pub fn format_date(d: Date) -> String {
+    d.format(format_description!("[year]-[month]-[day]"))
+        .expect("a date always formats")
+}
+
+/// A required free-text field: trimmed, non-empty, at most `max` characters.
+pub fn required_text(field: &str, s: &str, max: usize) -> Result<String, FieldError> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(FieldError::new(field, "is required"));
+    }
+    optional_text(field, t, max)
+}
+
+/// An optional free-text field: trimmed, at most `max` characters.
+pub fn optional_text(field: &str, s: &str, max: usize) -> Result<String, FieldError> {
+    let t = s.trim();
+    if t.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if t.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// Masks an ID number for logs: the first 6 and last 4 characters only.
+pub fn mask_id(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() <= 10 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..6].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 10))
+}
+
+/// Parses a generated enum from its proto name, case-insensitively; the
+/// `UNSPECIFIED` value is refused.
+pub fn enum_from_name<E>(
+    field: &str,
+    s: &str,
+    from: fn(&str) -> Option<E>,
+    names: &[&str],
+) -> Result<E, FieldError> {
+    let upper = s.trim().to_ascii_uppercase().replace(['-', ' '], "_");
+    if !upper.ends_with("UNSPECIFIED") {
+        if let Some(v) = from(&upper) {
+            return Ok(v);
+        }
+    }
+    Err(FieldError::new(
+        field,
+        format!("'{s}' is not one of {}", names.join(", ")),
+    ))
+}
+
+/// Checks that a raw enum number from the wire is a known, specified value.
+pub fn enum_from_wire<E: TryFrom<i32>>(field: &str, v: i32) -> Result<E, FieldError> {
+    if v == 0 {
+        return Err(FieldError::new(field, "is required"));
+    }
+    E::try_from(v).map_err(|_| FieldError::new(field, format!("{v} is not a known value")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_all_but_first_six_and_last_four() {
+        assert_eq!(mask_id("11010519491231002X"), "110105********002X");
+        assert_eq!(mask_id("12345"), "*****");
+    }
+
+    #[test]
+    fn dates_need_the_iso_form() {
+        assert_eq!(
+            format_date(parse_date("d", "2026-02-14").unwrap()),
+            "2026-02-14"
+        );
+        let e = parse_date("notice.event_date", "2026/02/14").unwrap_err();
+        assert_eq!(e.field, "notice.event_date");
+        assert!(parse_date("d", "2026-02-30").is_err());
+    }
+
+    #[test]
+    fn enum_names_parse_case_insensitively_but_not_unspecified() {
+        let k = enum_from_name("kind", "birth", NoticeKind::from_str_name, &["BIRTH"]).unwrap();
+        assert_eq!(k, NoticeKind::Birth);
+        assert!(
+            enum_from_name(
+                "kind",
+                "NOTICE_KIND_UNSPECIFIED",
+                NoticeKind::from_str_name,
+                &["BIRTH"]
+            )
+            .is_err()
+        );
+    }
+}

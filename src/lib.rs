@@ -1,0 +1,16 @@
+//! migrex: the node software of the migrant-population information exchange
+//! network. See ARCHITECTURE.md for the map of modules.
+
+pub mod calendar;
+pub mod clock;
+pub mod config;
+pub mod domain;
+
+/// Generated protobuf and gRPC code. Handlers convert it into `domain`
+/// types at the edge and never work on raw wire strings.
+pub mod pb {
+    #![allow(clippy::all)]
+    tonic::include_proto!("migrex.v1");
+    /// The encoded descriptors, served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("migrex_descriptor");
+}

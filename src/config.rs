@@ -166,6 +166,15 @@ impl Config {
             })
     }
 
+    /// The database to open: a URL as given, or a file path made absolute.
+    pub fn database_location(&self, base: &Path) -> String {
+        if self.database.contains("://") || self.database.starts_with("sqlite:") {
+            self.database.clone()
+        } else {
+            resolve(base, &self.database).display().to_string()
+        }
+    }
+
     pub fn district(&self) -> Result<DistrictCode, FieldError> {
         DistrictCode::parse("district", &self.district)
     }

@@ -2,9 +2,18 @@
 //! network. See ARCHITECTURE.md for the map of modules.
 
 pub mod calendar;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod desk;
 pub mod domain;
+pub mod exchange;
+pub mod identity;
+pub mod node;
+pub mod ops;
+pub mod setup;
+pub mod stats;
+pub mod store;
 
 /// Generated protobuf and gRPC code. Handlers convert it into `domain`
 /// types at the edge and never work on raw wire strings.

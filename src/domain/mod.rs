@@ -14,7 +14,10 @@ mod notice;
 
 pub use district::{DistrictCode, RoutePrefix, county_name};
 pub use id_number::IdNumber;
-pub use notice::{Details, NoticeContent, ParseContext, Person, Reply, ReplyBody};
+pub use notice::{
+    Details, FeedbackContent, NoticeContent, ParseContext, Person, Reply, ReplyBody, ts_from_pb,
+    ts_to_pb,
+};
 
 pub use crate::pb::{
     Category, ContraceptionMethod, Direction, FeedbackResult, NoticeKind, NoticeStatus, ReplySort,

@@ -1,0 +1,478 @@
+//! `migrex demo`: three districts on loopback exchanging sample notices of
+//! all four kinds both ways, with receipts and every feedback result, then
+//! serving until Ctrl-C so that the staff commands can be tried on them.
+
+use super::staff::{kind_name, result_name, status_name};
+use crate::clock::SystemClock;
+use crate::config::Delivery;
+use crate::domain::{Category, ContraceptionMethod, FeedbackResult, NoticeKind, NoticeStatus, Sex};
+use crate::pb;
+use crate::setup::LocalNetwork;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Folder for the demo's nodes (default: a new temporary folder).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Exit after the exchange instead of serving until Ctrl-C.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+const LUOHU: usize = 0;
+const SHUANGLIU: usize = 1;
+const WANCHENG: usize = 2;
+const DISTRICTS: [&str; 3] = ["440303", "510116", "411302"];
+
+/// A valid 18-character ID number from its first 17 digits.
+fn id(first17: &str) -> String {
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = first17
+        .bytes()
+        .zip(W)
+        .map(|(d, w)| u32::from(d - b'0') * w)
+        .sum();
+    format!("{first17}{}", b"10X98765432"[(sum % 11) as usize] as char)
+}
+
+fn person(id_number: String, name: &str, hukou: &str, residence: &str) -> Option<pb::Person> {
+    Some(pb::Person {
+        id_number,
+        name: name.into(),
+        hukou_district: hukou.into(),
+        residence_district: residence.into(),
+        ..Default::default()
+    })
+}
+
+fn days_ago(n: i64) -> String {
+    crate::domain::format_date((time::OffsetDateTime::now_utc() - time::Duration::days(n)).date())
+}
+
+/// The sample notices: (from node, notice).
+fn samples() -> Vec<(usize, pb::Notice)> {
+    use pb::notice::Details;
+    let n = |dest: &str, kind: NoticeKind, category: Category, subject, details| pb::Notice {
+        destination: dest.into(),
+        kind: kind as i32,
+        category: category as i32,
+        subject,
+        details: Some(details),
+        ..Default::default()
+    };
+    vec![
+        (
+            LUOHU,
+            n(
+                "510116",
+                NoticeKind::Birth,
+                Category::Notification,
+                person(id("51011619950312002"), "王芳", "510116", "440303"),
+                Details::Birth(pb::BirthDetails {
+                    born_on: days_ago(12),
+                    child_sex: Sex::Male as i32,
+                    birth_order: 1,
+                    child_name: "李明".into(),
+                    place_of_delivery: "罗湖区人民医院".into(),
+                }),
+            ),
+        ),
+        (
+            LUOHU,
+            n(
+                "510116",
+                NoticeKind::Pregnancy,
+                Category::VerificationRequest,
+                person(id("51011619970705004"), "陈静", "510116", "440303"),
+                Details::Pregnancy(pb::PregnancyDetails {
+                    confirmed_on: days_ago(5),
+                    gestational_weeks: 9,
+                    expected_delivery_on: crate::domain::format_date(
+                        (time::OffsetDateTime::now_utc() + time::Duration::days(215)).date(),
+                    ),
+                    within_policy: Some(true),
+                }),
+            ),
+        ),
+        (
+            LUOHU,
+            n(
+                "411302",
+                NoticeKind::Marriage,
+                Category::Notification,
+                person(id("41130219930101003"), "张伟", "411302", "440303"),
+                Details::Marriage(pb::MarriageDetails {
+                    registered_on: days_ago(20),
+                    spouse_id_number: id("44030319940220002"),
+                    spouse_name: "刘丽".into(),
+                    registry_office: "深圳市罗湖区民政局婚姻登记处".into(),
+                }),
+            ),
+        ),
+        (
+            SHUANGLIU,
+            n(
+                "440303",
+                NoticeKind::Contraception,
+                Category::Notification,
+                person(id("44030319900808002"), "黄敏", "440303", "510116"),
+                Details::Contraception(pb::ContraceptionDetails {
+                    method: ContraceptionMethod::IudInsertion as i32,
+                    performed_on: days_ago(8),
+                    provider: "双流区妇幼保健院".into(),
+                }),
+            ),
+        ),
+        (
+            SHUANGLIU,
+            n(
+                "440303",
+                NoticeKind::Birth,
+                Category::VerificationRequest,
+                person(id("44030319920115004"), "周燕", "440303", "510116"),
+                Details::Birth(pb::BirthDetails {
+                    born_on: days_ago(30),
+                    child_sex: Sex::Female as i32,
+                    birth_order: 2,
+                    child_name: String::new(),
+                    place_of_delivery: "双流区第一人民医院".into(),
+                }),
+            ),
+        ),
+        (
+            WANCHENG,
+            n(
+                "440303",
+                NoticeKind::Marriage,
+                Category::VerificationRequest,
+                person(id("44030319880404001"), "吴强", "440303", "411302"),
+                Details::Marriage(pb::MarriageDetails {
+                    registered_on: days_ago(40),
+                    spouse_id_number: id("41130219900606002"),
+                    spouse_name: "赵娜".into(),
+                    registry_office: "南阳市宛城区婚姻登记处".into(),
+                }),
+            ),
+        ),
+        (
+            WANCHENG,
+            n(
+                "510116",
+                NoticeKind::Contraception,
+                Category::VerificationRequest,
+                person(id("51011619851010003"), "孙涛", "510116", "411302"),
+                Details::Contraception(pb::ContraceptionDetails {
+                    method: ContraceptionMethod::MaleSterilization as i32,
+                    performed_on: days_ago(15),
+                    provider: "宛城区计生服务站".into(),
+                }),
+            ),
+        ),
+        (
+            SHUANGLIU,
+            n(
+                "411302",
+                NoticeKind::Pregnancy,
+                Category::Notification,
+                person(id("41130219960909006"), "郑洁", "411302", "510116"),
+                Details::Pregnancy(pb::PregnancyDetails {
+                    confirmed_on: days_ago(3),
+                    gestational_weeks: 12,
+                    expected_delivery_on: crate::domain::format_date(
+                        (time::OffsetDateTime::now_utc() + time::Duration::days(190)).date(),
+                    ),
+                    within_policy: None,
+                }),
+            ),
+        ),
+    ]
+}
+
+/// Polls `get` until `done` holds or `limit` passes.
+async fn wait_for(
+    net: &LocalNetwork,
+    node: usize,
+    id: &str,
+    done: impl Fn(&pb::Notice) -> bool,
+    limit: Duration,
+) -> Result<pb::Notice> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut desk = net.desk(node).await?;
+    loop {
+        if let Ok(r) = desk
+            .get_notice(pb::GetNoticeRequest { id: id.into() })
+            .await
+        {
+            let n = r.into_inner();
+            if done(&n) {
+                return Ok(n);
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("notice {id} did not reach the expected state within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn place(code: &str) -> String {
+    format!("{code} {}", crate::domain::county_name(code).unwrap_or(""))
+}
+
+pub async fn run(a: DemoArgs) -> Result<()> {
+    super::init_tracing("warn");
+    let (dir, _keep) = match a.dir {
+        Some(d) => (d, None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("migrex-demo-")
+                .tempdir()
+                .context("creating a temporary folder")?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    let delivery = Delivery {
+        backoff_initial_ms: 100,
+        backoff_max_ms: 2000,
+        idle_poll_ms: 1000,
+        ..Delivery::default()
+    };
+    let mut net = LocalNetwork::create(&dir, &DISTRICTS, delivery).await?;
+    for i in 0..DISTRICTS.len() {
+        net.start_node(i, Arc::new(SystemClock)).await?;
+    }
+    println!(
+        "migrex demo: three district nodes on loopback, folder {}\n",
+        dir.display()
+    );
+    for n in &net.nodes {
+        println!(
+            "  {}  exchange {}  desk {}  ops {}",
+            place(n.district.as_str()),
+            n.exchange_url,
+            n.desk_url,
+            n.ops_url
+        );
+    }
+
+    println!("\n1. Staff register notices (登记通报/协查); each is committed, then delivered:");
+    let mut sent = Vec::new();
+    for (from, notice) in samples() {
+        let n = net
+            .desk(from)
+            .await?
+            .submit_notice(pb::SubmitNoticeRequest {
+                notice: Some(notice),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .into_inner();
+        println!(
+            "  {} → {}  {:<13} {:<20} {}",
+            place(&n.origin),
+            place(&n.destination),
+            kind_name(n.kind),
+            Category::try_from(n.category)
+                .map(|c| c.as_str_name())
+                .unwrap_or("?"),
+            n.id
+        );
+        sent.push((from, n));
+    }
+    let index_of = |code: &str| {
+        DISTRICTS
+            .iter()
+            .position(|d| *d == code)
+            .expect("demo district")
+    };
+    for (from, n) in &sent {
+        wait_for(
+            &net,
+            *from,
+            &n.id,
+            |x| x.received_at.is_some(),
+            Duration::from_secs(20),
+        )
+        .await?;
+    }
+    println!(
+        "  all {} delivered: each destination stamped received_at and due_at (时限)",
+        sent.len()
+    );
+
+    println!(
+        "\n2. Destination clerks sign for notices (签收) and answer verification requests (核查反馈):"
+    );
+    let results = [
+        FeedbackResult::Confirmed,
+        FeedbackResult::Corrected,
+        FeedbackResult::NotFound,
+        FeedbackResult::NotResponsible,
+    ];
+    let mut next_result = 0;
+    let mut withdrawn = None;
+    for (i, (_, n)) in sent.iter().enumerate() {
+        let dest = index_of(&n.destination);
+        let mut desk = net.desk(dest).await?;
+        if n.reply_required == pb::ReplySort::Feedback as i32 {
+            if i == sent.len() - 2 && withdrawn.is_none() {
+                withdrawn = Some(n.id.clone());
+                continue;
+            }
+            let result = results[next_result % results.len()];
+            next_result += 1;
+            let mut fb = pb::Feedback {
+                result: result as i32,
+                remarks: "入户核查".into(),
+                ..Default::default()
+            };
+            match result {
+                FeedbackResult::Corrected => {
+                    fb.corrections
+                        .insert("subject.name".into(), "王芳芳".into());
+                }
+                FeedbackResult::NotResponsible => fb.responsible_district = "510104".into(),
+                _ => {}
+            }
+            desk.submit_feedback(pb::SubmitFeedbackRequest {
+                id: n.id.clone(),
+                feedback: Some(fb),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+            println!(
+                "  {} answers …{} with {}",
+                place(&n.destination),
+                short(&n.id),
+                result.as_str_name()
+            );
+        } else if i % 4 != 3 {
+            desk.acknowledge_notice(pb::AcknowledgeNoticeRequest { id: n.id.clone() })
+                .await
+                .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+            println!("  {} signs for …{}", place(&n.destination), short(&n.id));
+        } else {
+            println!(
+                "  {} leaves …{} pending for now",
+                place(&n.destination),
+                short(&n.id)
+            );
+        }
+    }
+    if let Some(id) = &withdrawn {
+        let (from, _) = sent.iter().find(|(_, n)| &n.id == id).expect("sent");
+        net.desk(*from)
+            .await?
+            .withdraw_notice(pb::WithdrawNoticeRequest {
+                id: id.clone(),
+                reason: "登记有误".into(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+        println!(
+            "  the origin withdraws …{} (撤回) before it is answered",
+            short(id)
+        );
+    }
+
+    println!("\n3. Each notice's journey, as its origin sees it once the replies came back:");
+    for (from, n) in &sent {
+        let want_status = |x: &pb::Notice| {
+            let s = NoticeStatus::try_from(x.status).unwrap_or(NoticeStatus::Unspecified);
+            match s {
+                NoticeStatus::Answered | NoticeStatus::Withdrawn => true,
+                NoticeStatus::Acknowledged => x.reply_required != pb::ReplySort::Feedback as i32,
+                _ => false,
+            }
+        };
+        let fin = match wait_for(&net, *from, &n.id, want_status, Duration::from_secs(3)).await {
+            Ok(x) => x,
+            Err(_) => net
+                .desk(*from)
+                .await?
+                .get_notice(pb::GetNoticeRequest { id: n.id.clone() })
+                .await?
+                .into_inner(),
+        };
+        let fmt = |t: &Option<prost_types::Timestamp>| {
+            t.as_ref()
+                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+                .map(|d| {
+                    d.to_offset(time::macros::offset!(+8))
+                        .format(time::macros::format_description!(
+                            "[month]-[day] [hour]:[minute]:[second]"
+                        ))
+                        .unwrap_or_default()
+                })
+                .unwrap_or_else(|| "-".into())
+        };
+        println!(
+            "  …{} {:<13} {} → {}: queued {} | received {} | due {} | signed {} | {}",
+            short(&fin.id),
+            kind_name(fin.kind),
+            fin.origin,
+            fin.destination,
+            fmt(&fin.created_at),
+            fmt(&fin.received_at),
+            fmt(&fin.due_at).get(..5).unwrap_or("-"),
+            fmt(&fin.acknowledged_at),
+            match &fin.feedback {
+                Some(f) => format!(
+                    "feedback {} ({})",
+                    result_name(f.result),
+                    status_name(fin.status)
+                ),
+                None => status_name(fin.status).to_string(),
+            }
+        );
+    }
+
+    println!("\n4. Pending lists (待办) now:");
+    for (i, n) in net.nodes.iter().enumerate() {
+        let p = net
+            .desk(i)
+            .await?
+            .list_pending(pb::ListPendingRequest::default())
+            .await?
+            .into_inner();
+        println!(
+            "  {}: {} pending",
+            place(n.district.as_str()),
+            p.notices.len()
+        );
+    }
+
+    if a.no_wait {
+        net.stop_all().await;
+        return Ok(());
+    }
+    println!("\nThe nodes keep serving. Try, in another terminal:");
+    let n0 = &net.nodes[LUOHU];
+    println!("  export MIGREX_TOKEN={}", n0.admin_token);
+    println!("  migrex pending --config {}", n0.config_path.display());
+    println!("  migrex notices --config {}", n0.config_path.display());
+    println!("  curl {}/readyz", n0.ops_url);
+    for n in &net.nodes[1..] {
+        println!(
+            "  ({}: config {}, token {})",
+            n.district,
+            n.config_path.display(),
+            n.admin_token
+        );
+    }
+    println!("\nCtrl-C stops the demo.");
+    super::wait_for_signal().await;
+    println!("stopping …");
+    net.stop_all().await;
+    Ok(())
+}
+
+/// The last 8 characters of an id: enough to tell the demo's notices apart.
+fn short(id: &str) -> &str {
+    &id[id.len().saturating_sub(8)..]
+}

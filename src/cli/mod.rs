@@ -1,0 +1,345 @@
+//! The `migrex` command line: setting a node up (`init`, `ca issue`,
+//! `peer add`, `token create`), running it (`serve`, `demo`), and the staff
+//! commands that talk to a running node's desk listener (see `staff`).
+
+mod demo;
+pub mod notice_fields;
+mod staff;
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::desk::Role;
+use crate::domain::{DistrictCode, RoutePrefix};
+use crate::identity;
+use crate::node::Node;
+use crate::setup::{create_token, init_node, open_store};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "migrex",
+    version,
+    about = "District node of the migrant-population information exchange network (流动人口信息交换)",
+    long_about = "Each district runs one migrex node. Nodes exchange notices (通报) and verification requests (协查) \
+about marriage, pregnancy, birth and contraception over mutual TLS, answer them with receipts (签收) and \
+verification feedback (核查反馈), and track every deadline (时限).",
+    after_help = "Examples:\n  migrex demo\n  migrex init --district 440303 --dir ./luohu --ca-dir ./ca\n  migrex serve --config ./luohu/migrex.toml\n  migrex pending --config ./luohu/migrex.toml --token $MIGREX_TOKEN"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run three nodes on loopback, exchange sample notices and feedback, keep serving until Ctrl-C.
+    Demo(demo::DemoArgs),
+    /// Create a node folder: config, key and certificate (and a development CA if none exists), database, admin token.
+    #[command(
+        after_help = "Example:\n  migrex init --district 440303 --dir ./luohu --ca-dir ./ca --listen 127.0.0.1:7401 --desk-listen 127.0.0.1:7402 --ops-listen 127.0.0.1:7403"
+    )]
+    Init(InitArgs),
+    /// Certificate authority commands.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Routes to peer nodes.
+    #[command(subcommand)]
+    Peer(PeerCommand),
+    /// Run the node until SIGTERM or Ctrl-C.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Staff tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Send, show or withdraw notices (通报/协查).
+    #[command(subcommand)]
+    Notice(staff::NoticeCommand),
+    /// List notices of both directions.
+    Notices(staff::NoticesArgs),
+    /// List inbound notices waiting for our receipt or feedback (待办), oldest deadline first.
+    Pending(staff::PendingArgs),
+    /// Sign for an inbound notice (签收).
+    Ack(staff::AckArgs),
+    /// Answer an inbound notice with verification feedback (核查反馈).
+    Feedback(staff::FeedbackArgs),
+}
+
+#[derive(Args, Debug)]
+struct InitArgs {
+    /// This node's district code (6, 9 or 12 digits).
+    #[arg(long)]
+    district: String,
+    /// The node's folder (created).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Exchange listener address (peers).
+    #[arg(long, default_value = "127.0.0.1:7401")]
+    listen: String,
+    /// Desk listener address (staff).
+    #[arg(long, default_value = "127.0.0.1:7402")]
+    desk_listen: String,
+    /// Ops listener address (/healthz, /readyz).
+    #[arg(long, default_value = "127.0.0.1:7403")]
+    ops_listen: String,
+    /// CA folder; a development CA is created there if it holds none. Default: DIR/../ca.
+    #[arg(long)]
+    ca_dir: Option<PathBuf>,
+    /// Extra host names or IP addresses for the node's certificate (repeatable).
+    #[arg(long = "host")]
+    hosts: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum CaCommand {
+    /// Issue a node certificate for a district from the CA (for a node set up on another machine).
+    #[command(
+        after_help = "Example:\n  migrex ca issue --ca-dir ./ca --district 510116 --out ./shuangliu-certs --host node.shuangliu.example"
+    )]
+    Issue {
+        #[arg(long)]
+        ca_dir: PathBuf,
+        #[arg(long)]
+        district: String,
+        /// Folder for node.crt, node.key and a copy of ca.crt.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PeerCommand {
+    /// Add a route, or change its endpoint: destinations starting with DISTRICT go to ENDPOINT.
+    #[command(
+        after_help = "Example:\n  migrex peer add --config ./luohu/migrex.toml --district 510116 --endpoint https://127.0.0.1:7411"
+    )]
+    Add {
+        #[arg(long)]
+        config: PathBuf,
+        /// A district code or prefix (2-12 digits); the longest matching prefix wins.
+        #[arg(long)]
+        district: String,
+        /// The peer's exchange listener, https://HOST:PORT.
+        #[arg(long)]
+        endpoint: String,
+    },
+    /// List the routes.
+    List {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Create a staff token and print it once (only its hash is stored).
+    #[command(
+        after_help = "Example:\n  migrex token create --config ./luohu/migrex.toml --role clerk --name zhang.wei"
+    )]
+    Create {
+        #[arg(long)]
+        config: PathBuf,
+        /// clerk, supervisor, monitor or admin.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Logs go to stderr; `MIGREX_LOG` sets the filter (default `info`),
+/// `MIGREX_LOG_FORMAT=json` gives one JSON object per line.
+pub fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MIGREX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("MIGREX_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo(a) => demo::run(a).await,
+        Command::Init(a) => init(a).await,
+        Command::Ca(CaCommand::Issue {
+            ca_dir,
+            district,
+            out,
+            hosts,
+        }) => {
+            let district = DistrictCode::parse("--district", &district)?;
+            if !identity::ca_paths(&ca_dir).0.exists() {
+                bail!(
+                    "--ca-dir: no ca.crt in {}; create one with `migrex init --ca-dir {}`",
+                    ca_dir.display(),
+                    ca_dir.display()
+                );
+            }
+            identity::issue_node_cert(
+                &ca_dir,
+                &district,
+                &hosts,
+                &out.join("node.crt"),
+                &out.join("node.key"),
+            )?;
+            std::fs::copy(identity::ca_paths(&ca_dir).0, out.join("ca.crt"))
+                .context("copying ca.crt")?;
+            println!(
+                "issued a certificate for {district} ({}) in {}",
+                district.county_name(),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Peer(PeerCommand::Add {
+            config,
+            district,
+            endpoint,
+        }) => {
+            let (mut c, _) = Config::load(&config)?;
+            let prefix = RoutePrefix::parse("--district", &district)?;
+            if !endpoint.starts_with("https://") {
+                bail!("--endpoint: must be an https:// URL, got '{endpoint}'");
+            }
+            c.upsert_peer(&prefix, &endpoint);
+            c.save(&config)?;
+            println!(
+                "route {prefix} → {endpoint} saved in {} (restart `migrex serve` to use it)",
+                config.display()
+            );
+            Ok(())
+        }
+        Command::Peer(PeerCommand::List { config, json }) => {
+            let (c, _) = Config::load(&config)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c.peers)?);
+            } else {
+                for p in &c.peers {
+                    println!("{:<12} {}", p.prefix, p.endpoint);
+                }
+            }
+            Ok(())
+        }
+        Command::Serve { config } => serve(&config).await,
+        Command::Token(TokenCommand::Create {
+            config,
+            role,
+            name,
+            json,
+        }) => {
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let (c, base) = Config::load(&config)?;
+            let store = open_store(&c, &base)
+                .await
+                .with_context(|| format!("opening the database of {}", config.display()))?;
+            let name = name.unwrap_or_else(|| role.as_str().to_string());
+            let token = create_token(&store, &name, role).await?;
+            store.close().await;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"name": name, "role": role.as_str(), "token": token})
+                );
+            } else {
+                println!("{token}");
+                eprintln!(
+                    "token for {name} ({}); it is shown only this once",
+                    role.as_str()
+                );
+            }
+            Ok(())
+        }
+        Command::Notice(c) => staff::notice(c).await,
+        Command::Notices(a) => staff::notices(a).await,
+        Command::Pending(a) => staff::pending(a).await,
+        Command::Ack(a) => staff::ack(a).await,
+        Command::Feedback(a) => staff::feedback(a).await,
+    }
+}
+
+async fn init(a: InitArgs) -> Result<()> {
+    let district = DistrictCode::parse("--district", &a.district)?;
+    let ca_dir = a
+        .ca_dir
+        .clone()
+        .unwrap_or_else(|| a.dir.join("..").join("ca"));
+    let (config_path, token, created_ca) = init_node(
+        &district,
+        &a.dir,
+        &ca_dir,
+        [&a.listen, &a.desk_listen, &a.ops_listen],
+        &a.hosts,
+    )
+    .await?;
+    if created_ca {
+        eprintln!(
+            "created a development CA in {} (keep ca.key private)",
+            ca_dir.display()
+        );
+    }
+    println!(
+        "node {district} ({}) initialised: {}",
+        district.county_name(),
+        config_path.display()
+    );
+    println!("admin token (shown only this once): {token}");
+    println!(
+        "next: migrex peer add --config {} --district <code> --endpoint https://<host:port>",
+        config_path.display()
+    );
+    println!("      migrex serve --config {}", config_path.display());
+    Ok(())
+}
+
+async fn serve(config_path: &Path) -> Result<()> {
+    init_tracing("info");
+    let (config, base) = Config::load(config_path)?;
+    let node = Node::bind(config, &base, Arc::new(SystemClock))
+        .await?
+        .start()
+        .await?;
+    println!(
+        "serving district {} ({}): exchange {} desk {} ops http://{}",
+        node.ctx.district,
+        node.ctx.district.county_name(),
+        node.exchange_addr,
+        node.desk_addr,
+        node.ops_addr
+    );
+    let stop = node.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping: finishing in-flight work");
+        stop.cancel();
+    });
+    node.run_until_stopped().await;
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

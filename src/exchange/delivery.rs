@@ -1,0 +1,240 @@
+//! Delivery from the transactional outbox: one worker per peer (route).
+//!
+//! A worker takes the oldest waiting items of its route in order of
+//! creation, sends a batch over its one long-lived connection, and records
+//! the peer's acks in one transaction that also removes the delivered items.
+//! A failed call leaves every item where it was, notes the attempt and the
+//! error, and waits an exponentially growing, jittered, capped delay; one
+//! dead peer only ever slows its own worker. Nothing is dropped: items the
+//! peer refuses for good stay in the outbox, marked refused, with the reason.
+
+use super::is_final;
+use crate::config::Route;
+use crate::domain::ts_from_pb;
+use crate::node::NodeCtx;
+use crate::pb;
+use crate::pb::exchange_client::ExchangeClient;
+use crate::store::{ItemKind, OutboxItem, Settled};
+use prost::Message;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+/// The wait after the `failures`th failure in a row: doubling from
+/// `initial`, capped at `cap`, with jitter drawn from its upper half so that
+/// peers coming back are not hit by every node at the same instant.
+pub fn backoff_delay(failures: u32, initial: Duration, cap: Duration) -> Duration {
+    let exp = initial.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+    let d = exp.min(cap);
+    let half = d / 2;
+    half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos() as u64))
+}
+
+fn connect(
+    ctx: &NodeCtx,
+    route: &Route,
+) -> Result<ExchangeClient<Channel>, tonic::transport::Error> {
+    let channel = Endpoint::from_shared(route.endpoint.clone())?
+        .tls_config(ctx.tls.peer_client_config())?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true)
+        .connect_lazy();
+    Ok(ExchangeClient::new(channel)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20))
+}
+
+/// Sends one run of same-kind items; returns how each one ended, or the
+/// reason the whole call failed.
+async fn send(
+    client: &mut ExchangeClient<Channel>,
+    items: &[OutboxItem],
+) -> Result<Vec<Option<Settled>>, String> {
+    let decode_err = |e: prost::DecodeError| format!("stored outbox payload is damaged: {e}");
+    match items[0].kind {
+        ItemKind::Notice => {
+            let notices = items
+                .iter()
+                .map(|i| pb::Notice::decode(i.payload.as_slice()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(decode_err)?;
+            let acks = client
+                .deliver_notices(pb::DeliverNoticesRequest { notices })
+                .await
+                .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+                .into_inner()
+                .acks;
+            Ok(items
+                .iter()
+                .map(|item| {
+                    let ack = acks.iter().find(|a| a.notice_id == item.notice_id)?;
+                    Some(match &ack.error {
+                        Some(e) if is_final(e.code) => Settled::Refused {
+                            seq: item.seq,
+                            error: format!("refused by {}: {}", item.target, e.message),
+                        },
+                        Some(_) => return None,
+                        None => Settled::NoticeDelivered {
+                            seq: item.seq,
+                            notice_id: item.notice_id.clone(),
+                            received_at: ts_from_pb("received_at", ack.received_at.as_ref())
+                                .ok()?,
+                            due_at: ts_from_pb("due_at", ack.due_at.as_ref()).ok()?,
+                        },
+                    })
+                })
+                .collect())
+        }
+        ItemKind::Reply => {
+            let replies = items
+                .iter()
+                .map(|i| pb::Reply::decode(i.payload.as_slice()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(decode_err)?;
+            let acks = client
+                .deliver_replies(pb::DeliverRepliesRequest { replies })
+                .await
+                .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+                .into_inner()
+                .acks;
+            Ok(items
+                .iter()
+                .map(|item| {
+                    let reply_id = item.reply_id.clone()?;
+                    let ack = acks.iter().find(|a| a.reply_id == reply_id)?;
+                    Some(match &ack.error {
+                        Some(e) if is_final(e.code) => Settled::Refused {
+                            seq: item.seq,
+                            error: format!("refused by {}: {}", item.target, e.message),
+                        },
+                        Some(_) => return None,
+                        None => Settled::ReplyDelivered {
+                            seq: item.seq,
+                            reply_id,
+                        },
+                    })
+                })
+                .collect())
+        }
+    }
+}
+
+/// Runs the delivery worker of one route until `shutdown`.
+pub async fn run(ctx: Arc<NodeCtx>, route: Route, wake: Arc<Notify>, shutdown: CancellationToken) {
+    let prefix = route.prefix.to_string();
+    let d = ctx.delivery.clone();
+    let (initial, cap) = (
+        Duration::from_millis(d.backoff_initial_ms),
+        Duration::from_millis(d.backoff_max_ms),
+    );
+    let mut client = match connect(&ctx, &route) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(route = %prefix, endpoint = %route.endpoint, error = %e, "cannot use this peer endpoint; nothing will be delivered to it");
+            return;
+        }
+    };
+    let mut failures: u32 = 0;
+    let mut alerted = false;
+    while !shutdown.is_cancelled() {
+        let batch = match ctx.store.outbox_batch(&prefix, d.batch_size.max(1)).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(route = %prefix, error = %e, "cannot read the outbox");
+                failures += 1;
+                tokio::select! { _ = tokio::time::sleep(backoff_delay(failures, initial, cap)) => {}, _ = shutdown.cancelled() => break }
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = wake.notified() => {},
+                _ = tokio::time::sleep(Duration::from_millis(d.idle_poll_ms)) => {},
+                _ = shutdown.cancelled() => break,
+            }
+            continue;
+        }
+        // One call carries one kind; order of creation is kept across calls.
+        let run_len = batch.iter().take_while(|i| i.kind == batch[0].kind).count();
+        let items = &batch[..run_len];
+        let outcome = send(&mut client, items).await;
+        let now = ctx.now();
+        match outcome {
+            Ok(results) => {
+                let settled: Vec<Settled> = results.iter().flatten().cloned().collect();
+                for s in &settled {
+                    if let Settled::Refused { error, .. } = s {
+                        tracing::error!(route = %prefix, error = %error, "peer refused an item for good; it stays in the outbox, marked refused");
+                    }
+                }
+                if let Err(e) = ctx.store.settle(&settled, now).await {
+                    tracing::error!(route = %prefix, error = %e, "cannot record delivery; the items will be sent again");
+                }
+                let unsettled: Vec<i64> = items
+                    .iter()
+                    .zip(&results)
+                    .filter(|(_, r)| r.is_none())
+                    .map(|(i, _)| i.seq)
+                    .collect();
+                if unsettled.is_empty() {
+                    if failures > 0 || alerted {
+                        tracing::info!(route = %prefix, "peer reachable again; delivering");
+                    }
+                    failures = 0;
+                    alerted = false;
+                    continue;
+                }
+                failures += 1;
+                let delay = backoff_delay(failures, initial, cap);
+                let _ = ctx
+                    .store
+                    .outbox_failed(
+                        &unsettled,
+                        "peer could not store the item; will retry",
+                        now + delay,
+                    )
+                    .await;
+                tokio::select! { _ = tokio::time::sleep(delay) => {}, _ = shutdown.cancelled() => break }
+            }
+            Err(error) => {
+                failures += 1;
+                let delay = backoff_delay(failures, initial, cap);
+                let seqs: Vec<i64> = items.iter().map(|i| i.seq).collect();
+                if let Err(e) = ctx.store.outbox_failed(&seqs, &error, now + delay).await {
+                    tracing::error!(route = %prefix, error = %e, "cannot record the failed attempt");
+                }
+                let age = now - items[0].created_at;
+                if age.whole_seconds() as u64 >= d.undelivered_alert_secs && !alerted {
+                    alerted = true;
+                    tracing::error!(route = %prefix, endpoint = %route.endpoint, waiting = batch.len(), oldest_age_secs = age.whole_seconds(), attempts = items[0].attempts + 1, error = %error, "UNDELIVERED: peer unreachable past the alert threshold; retries go on");
+                } else {
+                    tracing::warn!(route = %prefix, endpoint = %route.endpoint, attempt = failures, retry_in_ms = delay.as_millis() as u64, error = %error, "delivery failed; will retry");
+                }
+                tokio::select! { _ = tokio::time::sleep(delay) => {}, _ = shutdown.cancelled() => break }
+            }
+        }
+    }
+    tracing::debug!(route = %prefix, "delivery worker stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() {
+        let (i, cap) = (Duration::from_millis(100), Duration::from_secs(5));
+        for _ in 0..100 {
+            let d1 = backoff_delay(1, i, cap);
+            assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100));
+            let d4 = backoff_delay(4, i, cap);
+            assert!(d4 >= Duration::from_millis(400) && d4 <= Duration::from_millis(800));
+            let d30 = backoff_delay(30, i, cap);
+            assert!(d30 >= Duration::from_millis(2500) && d30 <= cap);
+        }
+    }
+}

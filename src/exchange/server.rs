@@ -1,0 +1,279 @@
+//! `migrex.v1.Exchange`: notices and replies arriving from peers.
+//!
+//! Every item is checked against the caller's certificate identity, parsed,
+//! and stored in one transaction per batch; the acks go out only after that
+//! transaction committed. Receipt is idempotent by notice id and reply id
+//! (same content → the original ack; other content → ALREADY_EXISTS).
+
+use super::{invalid, item_error};
+use crate::domain::{
+    Direction, DistrictCode, NoticeContent, NoticeStatus, ParseContext, Reply, ReplyBody,
+    ReplySort, ts_to_pb,
+};
+use crate::identity::peer_district;
+use crate::node::NodeCtx;
+use crate::pb;
+use crate::store::{StoreError, Tx};
+use std::sync::Arc;
+use time::{Duration, OffsetDateTime};
+use tonic::{Code, Request, Response, Status};
+
+pub struct ExchangeService {
+    pub ctx: Arc<NodeCtx>,
+}
+
+pub fn internal(e: StoreError) -> Status {
+    tracing::error!(error = %e, "store failure");
+    Status::internal("the node could not store this; retry later")
+}
+
+impl ExchangeService {
+    async fn receive_notice(
+        &self,
+        tx: &mut Tx,
+        peer: &DistrictCode,
+        n: &pb::Notice,
+        now: OffsetDateTime,
+    ) -> Result<pb::NoticeAck, StoreError> {
+        let refuse = |error| pb::NoticeAck {
+            notice_id: n.id.clone(),
+            error: Some(error),
+            ..Default::default()
+        };
+        // A day of tolerance for clocks of two nodes on either side of midnight.
+        let today = self.ctx.deadlines.local_date(now) + Duration::days(1);
+        let content = match NoticeContent::parse(n, &ParseContext { today }) {
+            Ok(c) => c,
+            Err(e) => return Ok(refuse(invalid(e))),
+        };
+        if !peer.covers(&content.origin) {
+            return Ok(refuse(item_error(
+                Code::PermissionDenied,
+                format!(
+                    "notice.origin {} is not the calling peer's district {peer}",
+                    content.origin
+                ),
+                "notice.origin",
+            )));
+        }
+        if !self.ctx.district.covers(&content.destination) {
+            return Ok(refuse(item_error(
+                Code::FailedPrecondition,
+                format!(
+                    "notice.destination {} is not served by this node ({})",
+                    content.destination, self.ctx.district
+                ),
+                "notice.destination",
+            )));
+        }
+        let id = content.id.to_string();
+        if let Some((hash, received_at, due_at)) = tx.notice_receipt(&id).await? {
+            if hash != content.content_hash() {
+                return Ok(refuse(item_error(
+                    Code::AlreadyExists,
+                    format!("notice {id} was received before with other content"),
+                    "notice.id",
+                )));
+            }
+            return Ok(pb::NoticeAck {
+                notice_id: id,
+                received_at: received_at.map(ts_to_pb),
+                due_at: due_at.map(ts_to_pb),
+                error: None,
+            });
+        }
+        let rule =
+            self.ctx
+                .deadlines
+                .policy
+                .rule_for(content.category, content.kind(), content.urgency);
+        let due_at = self.ctx.deadlines.due_at(now, rule);
+        let duplicate_of = tx.open_event(&content).await?;
+        if let Some(first) = &duplicate_of {
+            tracing::info!(notice = %id, duplicate_of = %first, subject = %content.subject.id_number.masked(), "same event reported again; flagged as duplicate");
+        }
+        tx.insert_notice(
+            &content,
+            Direction::Inbound,
+            NoticeStatus::Pending,
+            Some((now, due_at, duplicate_of)),
+        )
+        .await?;
+        Ok(pb::NoticeAck {
+            notice_id: id,
+            received_at: Some(ts_to_pb(now)),
+            due_at: Some(ts_to_pb(due_at)),
+            error: None,
+        })
+    }
+
+    async fn receive_reply(
+        &self,
+        tx: &mut Tx,
+        peer: &DistrictCode,
+        r: &pb::Reply,
+        now: OffsetDateTime,
+    ) -> Result<pb::ReplyAck, StoreError> {
+        let refuse = |error| pb::ReplyAck {
+            reply_id: r.reply_id.clone(),
+            error: Some(error),
+        };
+        let reply = match Reply::parse(r) {
+            Ok(x) => x,
+            Err(e) => return Ok(refuse(invalid(e))),
+        };
+        if !peer.covers(&reply.author) {
+            return Ok(refuse(item_error(
+                Code::PermissionDenied,
+                format!(
+                    "reply.author {} is not the calling peer's district {peer}",
+                    reply.author
+                ),
+                "reply.author",
+            )));
+        }
+        let ok = pb::ReplyAck {
+            reply_id: reply.reply_id.to_string(),
+            error: None,
+        };
+        if let Some(hash) = tx.reply_hash(&reply.reply_id.to_string()).await? {
+            return Ok(if hash == reply.content_hash() {
+                ok
+            } else {
+                refuse(item_error(
+                    Code::AlreadyExists,
+                    "this reply id was received before with other content",
+                    "reply.reply_id",
+                ))
+            });
+        }
+        let notice_id = reply.notice_id.to_string();
+        let Some(notice) = tx.get_notice(&notice_id).await? else {
+            return Ok(refuse(item_error(
+                Code::NotFound,
+                format!("notice {notice_id} is not known here"),
+                "reply.notice_id",
+            )));
+        };
+        let destination = DistrictCode::parse("d", &notice.content.destination).ok();
+        let origin = DistrictCode::parse("d", &notice.content.origin).ok();
+        let from_destination =
+            notice.direction == Direction::Outbound && destination.is_some_and(|d| peer.covers(&d));
+        let from_origin =
+            notice.direction == Direction::Inbound && origin.is_some_and(|o| peer.covers(&o));
+        match &reply.body {
+            ReplyBody::Receipt {
+                acknowledged_at,
+                acknowledged_by,
+            } => {
+                if !from_destination {
+                    return Ok(refuse(item_error(
+                        Code::PermissionDenied,
+                        "only the notice's destination may sign for it",
+                        "reply.notice_id",
+                    )));
+                }
+                tx.set_acknowledged(&notice_id, *acknowledged_at, acknowledged_by)
+                    .await?;
+            }
+            ReplyBody::Feedback(f) => {
+                if !from_destination {
+                    return Ok(refuse(item_error(
+                        Code::PermissionDenied,
+                        "only the notice's destination may answer it",
+                        "reply.notice_id",
+                    )));
+                }
+                if notice.reply_required != ReplySort::Feedback {
+                    return Ok(refuse(item_error(
+                        Code::FailedPrecondition,
+                        "this notice needs only a receipt, not feedback",
+                        "reply.feedback",
+                    )));
+                }
+                tx.set_answered(&notice_id, &f.to_wire(), f.answered_at)
+                    .await?;
+            }
+            ReplyBody::Withdrawal {
+                withdrawn_at,
+                reason,
+            } => {
+                if !from_origin {
+                    return Ok(refuse(item_error(
+                        Code::PermissionDenied,
+                        "only the notice's origin may withdraw it",
+                        "reply.notice_id",
+                    )));
+                }
+                if notice.status == NoticeStatus::Answered {
+                    return Ok(refuse(item_error(
+                        Code::FailedPrecondition,
+                        "the notice was already answered",
+                        "reply.withdrawal",
+                    )));
+                }
+                tx.set_withdrawn(&notice_id, *withdrawn_at, reason).await?;
+            }
+        }
+        tx.insert_reply(&reply, Direction::Inbound, now).await?;
+        Ok(ok)
+    }
+
+    fn check_batch(&self, len: usize) -> Result<(), Status> {
+        let max = self.ctx.delivery.max_batch;
+        if len > max {
+            return Err(Status::resource_exhausted(format!(
+                "batch of {len} items is larger than this node's limit of {max}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl pb::exchange_server::Exchange for ExchangeService {
+    async fn deliver_notices(
+        &self,
+        req: Request<pb::DeliverNoticesRequest>,
+    ) -> Result<Response<pb::DeliverNoticesResponse>, Status> {
+        let peer = peer_district(&req)?;
+        let notices = req.into_inner().notices;
+        self.check_batch(notices.len())?;
+        let now = self.ctx.now();
+        let mut tx = self.ctx.store.begin().await.map_err(internal)?;
+        let mut acks = Vec::with_capacity(notices.len());
+        for n in &notices {
+            acks.push(
+                self.receive_notice(&mut tx, &peer, n, now)
+                    .await
+                    .map_err(internal)?,
+            );
+        }
+        tx.commit().await.map_err(internal)?;
+        let refused = acks.iter().filter(|a| a.error.is_some()).count();
+        tracing::debug!(peer = %peer, items = acks.len(), refused, "notices received");
+        Ok(Response::new(pb::DeliverNoticesResponse { acks }))
+    }
+
+    async fn deliver_replies(
+        &self,
+        req: Request<pb::DeliverRepliesRequest>,
+    ) -> Result<Response<pb::DeliverRepliesResponse>, Status> {
+        let peer = peer_district(&req)?;
+        let replies = req.into_inner().replies;
+        self.check_batch(replies.len())?;
+        let now = self.ctx.now();
+        let mut tx = self.ctx.store.begin().await.map_err(internal)?;
+        let mut acks = Vec::with_capacity(replies.len());
+        for r in &replies {
+            acks.push(
+                self.receive_reply(&mut tx, &peer, r, now)
+                    .await
+                    .map_err(internal)?,
+            );
+        }
+        tx.commit().await.map_err(internal)?;
+        tracing::debug!(peer = %peer, items = acks.len(), "replies received");
+        Ok(Response::new(pb::DeliverRepliesResponse { acks }))
+    }
+}

@@ -1,0 +1,233 @@
+//! Setting nodes up: a node folder (`migrex init`), and a whole network of
+//! nodes on loopback in one folder (`migrex demo` and the integration tests).
+
+use crate::clock::SharedClock;
+use crate::config::{Config, Delivery, TlsFiles};
+use crate::desk::{Role, hash_token, new_token};
+use crate::domain::DistrictCode;
+use crate::identity;
+use crate::node::{Node, NodeError, RunningNode};
+use crate::store::Store;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("--dir: {0} already holds a node (migrex.toml exists)")]
+    Exists(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Field(#[from] crate::domain::FieldError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SetupError + '_ {
+    move |source| SetupError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Opens the database a config names (a path relative to the config, or a URL).
+pub async fn open_store(c: &Config, base: &Path) -> Result<Store, crate::store::StoreError> {
+    Store::open(&c.database_location(base)).await
+}
+
+/// Creates a staff token in the node's database; returns the token (shown once).
+pub async fn create_token(
+    store: &Store,
+    name: &str,
+    role: Role,
+) -> Result<String, crate::store::StoreError> {
+    let token = new_token();
+    store
+        .insert_token(
+            name,
+            role.as_str(),
+            &hash_token(&token),
+            time::OffsetDateTime::now_utc(),
+        )
+        .await?;
+    Ok(token)
+}
+
+/// Writes a node folder: migrex.toml, node.crt/node.key signed by the CA in
+/// `ca_dir` (created if missing), a copy of ca.crt, the database with an
+/// admin token. Returns the config path, the admin token, and whether the CA was created.
+pub async fn init_node(
+    district: &DistrictCode,
+    dir: &Path,
+    ca_dir: &Path,
+    listens: [&str; 3],
+    hosts: &[String],
+) -> Result<(PathBuf, String, bool), SetupError> {
+    let config_path = dir.join("migrex.toml");
+    if config_path.exists() {
+        return Err(SetupError::Exists(dir.display().to_string()));
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let created_ca = identity::ensure_ca(ca_dir, "migrex development CA")?;
+    identity::issue_node_cert(
+        ca_dir,
+        district,
+        hosts,
+        &dir.join("node.crt"),
+        &dir.join("node.key"),
+    )?;
+    let ca_crt = identity::ca_paths(ca_dir).0;
+    std::fs::copy(&ca_crt, dir.join("ca.crt")).map_err(io(&ca_crt))?;
+    let config = Config {
+        district: district.to_string(),
+        timezone: "Asia/Shanghai".into(),
+        database: "migrex.db".into(),
+        listen: listens[0].into(),
+        desk_listen: listens[1].into(),
+        ops_listen: listens[2].into(),
+        calendar_file: None,
+        tls: TlsFiles {
+            ca_cert: "ca.crt".into(),
+            cert: "node.crt".into(),
+            key: "node.key".into(),
+        },
+        delivery: Delivery::default(),
+        peers: vec![],
+        reply_policy: vec![],
+    };
+    config.save(&config_path)?;
+    let store = open_store(&config, dir).await?;
+    let token = create_token(&store, "admin", Role::Admin).await?;
+    store.close().await;
+    Ok((config_path, token, created_ca))
+}
+
+/// One node of a `LocalNetwork`.
+pub struct LocalNode {
+    pub district: DistrictCode,
+    pub config_path: PathBuf,
+    pub admin_token: String,
+    pub exchange_url: String,
+    pub desk_url: String,
+    pub ops_url: String,
+    pub running: Option<RunningNode>,
+}
+
+/// Several nodes on 127.0.0.1 in one folder, all trusting one CA, each
+/// routing to every other. Ports are picked free at creation and written to
+/// each config, so a node can be stopped and started again (or run as a
+/// separate `migrex serve` process) on the same addresses.
+pub struct LocalNetwork {
+    pub dir: PathBuf,
+    pub ca_pem: String,
+    pub nodes: Vec<LocalNode>,
+}
+
+impl LocalNetwork {
+    /// Creates the folders and configs; starts no node.
+    pub async fn create(
+        dir: &Path,
+        districts: &[&str],
+        delivery: Delivery,
+    ) -> Result<Self, SetupError> {
+        let ca_dir = dir.join("ca");
+        let mut nodes = Vec::new();
+        let mut configs = Vec::new();
+        for code in districts {
+            let district = DistrictCode::parse("district", code)?;
+            let ports: Vec<u16> = (0..3)
+                .map(|_| free_port())
+                .collect::<Result<_, _>>()
+                .map_err(io(dir))?;
+            let listens = ports
+                .iter()
+                .map(|p| format!("127.0.0.1:{p}"))
+                .collect::<Vec<_>>();
+            let (config_path, admin_token, _) = init_node(
+                &district,
+                &dir.join(code),
+                &ca_dir,
+                [&listens[0], &listens[1], &listens[2]],
+                &[],
+            )
+            .await?;
+            nodes.push(LocalNode {
+                district,
+                config_path: config_path.clone(),
+                admin_token,
+                exchange_url: format!("https://{}", listens[0]),
+                desk_url: format!("https://{}", listens[1]),
+                ops_url: format!("http://{}", listens[2]),
+                running: None,
+            });
+            configs.push(config_path);
+        }
+        for (i, path) in configs.iter().enumerate() {
+            let (mut c, _) = Config::load(path)?;
+            c.delivery = delivery.clone();
+            for (j, other) in nodes.iter().enumerate() {
+                if i != j {
+                    let prefix =
+                        crate::domain::RoutePrefix::parse("district", other.district.as_str())?;
+                    c.upsert_peer(&prefix, &other.exchange_url);
+                }
+            }
+            c.save(path)?;
+        }
+        let ca_pem = std::fs::read_to_string(identity::ca_paths(&ca_dir).0).map_err(io(&ca_dir))?;
+        Ok(LocalNetwork {
+            dir: dir.to_path_buf(),
+            ca_pem,
+            nodes,
+        })
+    }
+
+    /// Starts node `i` in this process with `clock`.
+    pub async fn start_node(&mut self, i: usize, clock: SharedClock) -> Result<(), SetupError> {
+        let node = &mut self.nodes[i];
+        let (config, base) = Config::load(&node.config_path)?;
+        node.running = Some(Node::bind(config, &base, clock).await?.start().await?);
+        Ok(())
+    }
+
+    /// Stops node `i` gracefully.
+    pub async fn stop_node(&mut self, i: usize) {
+        if let Some(n) = self.nodes[i].running.take() {
+            n.shutdown().await;
+        }
+    }
+
+    pub async fn stop_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.stop_node(i).await;
+        }
+    }
+
+    /// A desk client of node `i` with its admin token.
+    pub async fn desk(
+        &self,
+        i: usize,
+    ) -> Result<crate::desk::client::Desk, crate::desk::client::ConnectError> {
+        crate::desk::client::connect(
+            &self.nodes[i].desk_url,
+            &self.ca_pem,
+            &self.nodes[i].admin_token,
+        )
+        .await
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}

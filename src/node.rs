@@ -58,8 +58,12 @@ pub struct NodeCtx {
 }
 
 impl NodeCtx {
+    /// Now, to the microsecond: the precision the store keeps, so that an
+    /// instant read back equals the one that was acknowledged.
     pub fn now(&self) -> OffsetDateTime {
-        self.clock.now()
+        let t = self.clock.now();
+        t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+            .expect("valid nanosecond")
     }
 
     /// The route for a district code, by longest prefix.

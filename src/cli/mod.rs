@@ -59,7 +59,7 @@ enum Command {
     Token(TokenCommand),
     /// Send, show or withdraw notices (通报/协查).
     #[command(subcommand)]
-    Notice(staff::NoticeCommand),
+    Notice(Box<staff::NoticeCommand>),
     /// List notices of both directions.
     Notices(staff::NoticesArgs),
     /// List inbound notices waiting for our receipt or feedback (待办), oldest deadline first.
@@ -265,7 +265,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Notice(c) => staff::notice(c).await,
+        Command::Notice(c) => staff::notice(*c).await,
         Command::Notices(a) => staff::notices(a).await,
         Command::Pending(a) => staff::pending(a).await,
         Command::Ack(a) => staff::ack(a).await,

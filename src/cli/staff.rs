@@ -74,7 +74,7 @@ pub enum NoticeCommand {
     #[command(
         after_help = "Examples:\n  migrex notice send --config n/migrex.toml --destination 510116 --kind BIRTH --category NOTIFICATION \\\n      --id-number 510116199001010026 --name 王芳 --hukou 510116 --residence 440303 \\\n      --event-date 2026-10-03 --child-sex MALE --birth-order 1 --place-of-delivery 罗湖医院\n  migrex notice send --config n/migrex.toml --file notices.csv\n\nCSV columns (header row, any order): id, destination, kind, category, urgency, reply_required, id_number, name,\nhukou_district, residence_district, event_date, spouse_id_number, spouse_name, registry_office, gestational_weeks,\nexpected_delivery_on, within_policy, child_sex, birth_order, child_name, place_of_delivery, method, provider, remarks"
     )]
-    Send(SendArgs),
+    Send(Box<SendArgs>),
     /// Show one notice with its whole journey.
     Show {
         id: String,
@@ -254,7 +254,7 @@ const KIND_NAMES: &[&str] = &["MARRIAGE", "PREGNANCY", "BIRTH", "CONTRACEPTION"]
 
 pub async fn notice(cmd: NoticeCommand) -> Result<()> {
     match cmd {
-        NoticeCommand::Send(a) => send(a).await,
+        NoticeCommand::Send(a) => send(*a).await,
         NoticeCommand::Show { id, conn } => {
             let n = conn
                 .desk()

@@ -111,10 +111,10 @@ pub fn enum_from_name<E>(
     names: &[&str],
 ) -> Result<E, FieldError> {
     let upper = s.trim().to_ascii_uppercase().replace(['-', ' '], "_");
-    if !upper.ends_with("UNSPECIFIED") {
-        if let Some(v) = from(&upper) {
-            return Ok(v);
-        }
+    if !upper.ends_with("UNSPECIFIED")
+        && let Some(v) = from(&upper)
+    {
+        return Ok(v);
     }
     Err(FieldError::new(
         field,

@@ -1,0 +1,259 @@
+//! Test helpers: a network of real nodes on 127.0.0.1 (real TLS, real SQLite
+//! files) in one line, notices of each kind, and polling with a deadline.
+#![allow(dead_code)]
+
+use migrex::clock::{Clock, ManualClock, SharedClock, SystemClock};
+use migrex::config::Delivery;
+use migrex::domain::{Category, ContraceptionMethod, NoticeKind, Sex};
+use migrex::pb;
+use migrex::pb::exchange_client::ExchangeClient;
+use migrex::setup::LocalNetwork;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+pub const LUOHU: &str = "440303";
+pub const SHUANGLIU: &str = "510116";
+pub const WANCHENG: &str = "411302";
+
+pub struct Net {
+    pub net: LocalNetwork,
+    pub dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Net {
+    type Target = LocalNetwork;
+    fn deref(&self) -> &LocalNetwork {
+        &self.net
+    }
+}
+impl std::ops::DerefMut for Net {
+    fn deref_mut(&mut self) -> &mut LocalNetwork {
+        &mut self.net
+    }
+}
+
+/// Quick retries so that outage tests run many retry rounds in little time.
+pub fn fast_delivery() -> Delivery {
+    Delivery {
+        batch_size: 100,
+        backoff_initial_ms: 20,
+        backoff_max_ms: 200,
+        idle_poll_ms: 200,
+        ..Delivery::default()
+    }
+}
+
+/// Creates the nodes' folders; starts none.
+pub async fn create(districts: &[&str], delivery: Delivery) -> Net {
+    let dir = tempfile::tempdir().unwrap();
+    let net = LocalNetwork::create(dir.path(), districts, delivery)
+        .await
+        .unwrap();
+    Net { net, dir }
+}
+
+/// Creates and starts every node, all on `clock` (the system clock if None).
+pub async fn network(districts: &[&str], clock: Option<ManualClock>) -> Net {
+    let mut net = create(districts, fast_delivery()).await;
+    for i in 0..districts.len() {
+        let c: SharedClock = match &clock {
+            Some(m) => Arc::new(m.clone()),
+            None => Arc::new(SystemClock),
+        };
+        net.start_node(i, c).await.unwrap();
+    }
+    net
+}
+
+/// Polls `check` until it yields Some, or panics naming `what` after `limit`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A valid 18-character ID number from its first 17 digits.
+pub fn id(first17: &str) -> String {
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = first17
+        .bytes()
+        .zip(W)
+        .map(|(d, w)| u32::from(d - b'0') * w)
+        .sum();
+    format!("{first17}{}", b"10X98765432"[(sum % 11) as usize] as char)
+}
+
+pub fn woman(n: u32) -> String {
+    id(&format!("51011619900101{:02}{}", n % 100, 2 * (n % 5)))
+}
+
+pub fn man(n: u32) -> String {
+    id(&format!("51011619880202{:02}{}", n % 100, 2 * (n % 5) + 1))
+}
+
+fn person(id_number: String, hukou: &str, residence: &str) -> Option<pb::Person> {
+    Some(pb::Person {
+        id_number,
+        name: "王芳".into(),
+        hukou_district: hukou.into(),
+        residence_district: residence.into(),
+        ..Default::default()
+    })
+}
+
+pub fn notice(
+    dest: &str,
+    kind: NoticeKind,
+    category: Category,
+    subject: String,
+    details: pb::notice::Details,
+) -> pb::Notice {
+    pb::Notice {
+        destination: dest.into(),
+        kind: kind as i32,
+        category: category as i32,
+        subject: person(subject, dest, "440303"),
+        details: Some(details),
+        remarks: "测试 remarks".into(),
+        ..Default::default()
+    }
+}
+
+pub fn birth(dest: &str, subject: String, born_on: &str) -> pb::Notice {
+    notice(
+        dest,
+        NoticeKind::Birth,
+        Category::Notification,
+        subject,
+        pb::notice::Details::Birth(pb::BirthDetails {
+            born_on: born_on.into(),
+            child_sex: Sex::Female as i32,
+            birth_order: 2,
+            child_name: "李小红".into(),
+            place_of_delivery: "罗湖区人民医院".into(),
+        }),
+    )
+}
+
+pub fn pregnancy(dest: &str, subject: String, confirmed_on: &str) -> pb::Notice {
+    notice(
+        dest,
+        NoticeKind::Pregnancy,
+        Category::VerificationRequest,
+        subject,
+        pb::notice::Details::Pregnancy(pb::PregnancyDetails {
+            confirmed_on: confirmed_on.into(),
+            gestational_weeks: 10,
+            expected_delivery_on: "2027-06-01".into(),
+            within_policy: Some(false),
+        }),
+    )
+}
+
+pub fn marriage(dest: &str, subject: String, registered_on: &str) -> pb::Notice {
+    notice(
+        dest,
+        NoticeKind::Marriage,
+        Category::Notification,
+        subject,
+        pb::notice::Details::Marriage(pb::MarriageDetails {
+            registered_on: registered_on.into(),
+            spouse_id_number: man(77),
+            spouse_name: "李强".into(),
+            registry_office: "罗湖区婚姻登记处".into(),
+        }),
+    )
+}
+
+pub fn contraception(dest: &str, subject: String, performed_on: &str) -> pb::Notice {
+    notice(
+        dest,
+        NoticeKind::Contraception,
+        Category::VerificationRequest,
+        subject,
+        pb::notice::Details::Contraception(pb::ContraceptionDetails {
+            method: ContraceptionMethod::IudInsertion as i32,
+            performed_on: performed_on.into(),
+            provider: "妇幼保健院".into(),
+        }),
+    )
+}
+
+/// Submits through node `i`'s desk and returns the stored notice.
+pub async fn submit(net: &LocalNetwork, i: usize, n: pb::Notice) -> pb::Notice {
+    net.desk(i)
+        .await
+        .unwrap()
+        .submit_notice(pb::SubmitNoticeRequest { notice: Some(n) })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+pub async fn get(net: &LocalNetwork, i: usize, id: &str) -> Option<pb::Notice> {
+    net.desk(i)
+        .await
+        .unwrap()
+        .get_notice(pb::GetNoticeRequest { id: id.into() })
+        .await
+        .ok()
+        .map(|r| r.into_inner())
+}
+
+/// Waits until node `i` holds notice `id` in a state `done` accepts.
+pub async fn wait_notice(
+    net: &LocalNetwork,
+    i: usize,
+    id: &str,
+    done: impl Fn(&pb::Notice) -> bool,
+) -> pb::Notice {
+    eventually(
+        &format!("notice {id} on node {i}"),
+        Duration::from_secs(20),
+        || async { get(net, i, id).await.filter(|n| done(n)) },
+    )
+    .await
+}
+
+/// An Exchange client that presents node `from`'s certificate to node `to`.
+pub async fn exchange_as(net: &LocalNetwork, from: usize, to: usize) -> ExchangeClient<Channel> {
+    let dir = net.nodes[from].config_path.parent().unwrap();
+    let tls = migrex::identity::TlsMaterial::load(
+        &dir.join("ca.crt"),
+        &dir.join("node.crt"),
+        &dir.join("node.key"),
+    )
+    .unwrap();
+    let channel = Endpoint::from_shared(net.nodes[to].exchange_url.clone())
+        .unwrap()
+        .tls_config(tls.peer_client_config())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    ExchangeClient::new(channel)
+}
+
+/// A complete wire notice as an origin node would send it.
+pub fn wire(mut n: pb::Notice, origin: &str, clock: &dyn Clock) -> pb::Notice {
+    n.id = uuid::Uuid::new_v4().to_string();
+    n.origin = origin.into();
+    n.urgency = migrex::domain::Urgency::Normal as i32;
+    n.reply_required = migrex::domain::ReplySort::Feedback as i32;
+    n.created_at = Some(migrex::domain::ts_to_pb(clock.now()));
+    n
+}

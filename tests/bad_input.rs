@@ -1,0 +1,356 @@
+//! SPEC.md section 6: every malformed or disallowed request gets a precise
+//! status that names the field, and changes nothing.
+
+mod common;
+
+use common::*;
+use migrex::clock::SystemClock;
+use migrex::desk::Role;
+use migrex::domain::{Direction, FeedbackResult};
+use migrex::pb;
+use tonic::Code;
+
+fn with_subject(mut n: pb::Notice, f: impl FnOnce(&mut pb::Person)) -> pb::Notice {
+    f(n.subject.as_mut().unwrap());
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_notices_are_refused_with_the_field_named_and_nothing_stored() {
+    let net = network(&[LUOHU, SHUANGLIU], None).await;
+    let mut desk = net.desk(0).await.unwrap();
+    let mut bad_check = woman(1);
+    bad_check.replace_range(17.., if bad_check.ends_with('0') { "1" } else { "0" });
+    let tomorrow = migrex::domain::format_date(
+        (time::OffsetDateTime::now_utc() + time::Duration::days(2)).date(),
+    );
+    let cases: Vec<(&str, pb::Notice, Code, &str)> = vec![
+        (
+            "bad ID check character",
+            with_subject(birth(SHUANGLIU, woman(1), "2026-10-03"), |p| {
+                p.id_number = bad_check.clone()
+            }),
+            Code::InvalidArgument,
+            "notice.subject.id_number",
+        ),
+        (
+            "unknown district code",
+            birth("999999", woman(1), "2026-10-03"),
+            Code::InvalidArgument,
+            "notice.destination",
+        ),
+        (
+            "malformed district code",
+            birth("51011", woman(1), "2026-10-03"),
+            Code::InvalidArgument,
+            "notice.destination",
+        ),
+        (
+            "unknown hukou district",
+            with_subject(birth(SHUANGLIU, woman(1), "2026-10-03"), |p| {
+                p.hukou_district = "990000".into()
+            }),
+            Code::InvalidArgument,
+            "notice.subject.hukou_district",
+        ),
+        (
+            "destination equal to origin",
+            birth(LUOHU, woman(1), "2026-10-03"),
+            Code::InvalidArgument,
+            "notice.destination",
+        ),
+        (
+            "birth notice about a man",
+            birth(SHUANGLIU, man(1), "2026-10-03"),
+            Code::InvalidArgument,
+            "notice.subject.id_number",
+        ),
+        (
+            "pregnancy notice about a man",
+            pregnancy(SHUANGLIU, man(2), "2026-10-03"),
+            Code::InvalidArgument,
+            "notice.subject.id_number",
+        ),
+        (
+            "future event date",
+            birth(SHUANGLIU, woman(1), &tomorrow),
+            Code::InvalidArgument,
+            "notice.birth.born_on",
+        ),
+        (
+            "stated sex contradicts the ID number",
+            with_subject(birth(SHUANGLIU, woman(1), "2026-10-03"), |p| {
+                p.sex = migrex::domain::Sex::Male as i32
+            }),
+            Code::InvalidArgument,
+            "notice.subject.sex",
+        ),
+        (
+            "origin other than this node",
+            pb::Notice {
+                origin: WANCHENG.into(),
+                ..birth(SHUANGLIU, woman(1), "2026-10-03")
+            },
+            Code::InvalidArgument,
+            "notice.origin",
+        ),
+        (
+            "a district no route reaches",
+            birth(WANCHENG, woman(1), "2026-10-03"),
+            Code::InvalidArgument,
+            "notice.destination",
+        ),
+        (
+            "receipt where the policy wants feedback",
+            pb::Notice {
+                reply_required: migrex::domain::ReplySort::Receipt as i32,
+                ..birth(SHUANGLIU, woman(1), "2026-10-03")
+            },
+            Code::InvalidArgument,
+            "notice.reply_required",
+        ),
+    ];
+    for (what, notice, code, field) in cases {
+        let err = desk
+            .submit_notice(pb::SubmitNoticeRequest {
+                notice: Some(notice),
+            })
+            .await
+            .expect_err(what);
+        assert_eq!(err.code(), code, "{what}: {}", err.message());
+        assert!(
+            err.message().starts_with(&format!("{field}:")),
+            "{what}: message '{}' should name {field}",
+            err.message()
+        );
+    }
+    let store = net.nodes[0].running.as_ref().unwrap().ctx.store.clone();
+    assert_eq!(
+        store.count_notices(Direction::Outbound).await.unwrap(),
+        0,
+        "nothing stored"
+    );
+
+    // A batch with one bad row stores none of its rows.
+    let batch = vec![
+        birth(SHUANGLIU, woman(1), "2026-10-03"),
+        birth(SHUANGLIU, man(1), "2026-10-03"),
+        marriage(SHUANGLIU, woman(3), "2026-10-01"),
+    ];
+    let r = desk
+        .submit_notices(pb::SubmitNoticesRequest {
+            notices: batch,
+            validate_only: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.committed);
+    assert_eq!((r.accepted, r.refused), (2, 1));
+    assert_eq!(
+        r.results[1].error.as_ref().unwrap().field,
+        "notice.subject.id_number"
+    );
+    assert_eq!(
+        store.count_notices(Direction::Outbound).await.unwrap(),
+        0,
+        "nothing half-imported"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_that_are_not_ours_to_give_are_refused() {
+    let net = network(&[LUOHU, SHUANGLIU], None).await;
+    let receipt_only = submit(&net, 0, marriage(SHUANGLIU, woman(1), "2026-10-01")).await;
+    let needs_feedback = submit(&net, 0, birth(SHUANGLIU, woman(2), "2026-10-03")).await;
+    wait_notice(&net, 1, &needs_feedback.id, |n| n.received_at.is_some()).await;
+    wait_notice(&net, 1, &receipt_only.id, |n| n.received_at.is_some()).await;
+    let fb = |result: FeedbackResult| {
+        Some(pb::Feedback {
+            result: result as i32,
+            ..Default::default()
+        })
+    };
+
+    // The origin cannot sign for or answer its own notice.
+    let mut origin = net.desk(0).await.unwrap();
+    let e = origin
+        .acknowledge_notice(pb::AcknowledgeNoticeRequest {
+            id: needs_feedback.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = origin
+        .submit_feedback(pb::SubmitFeedbackRequest {
+            id: needs_feedback.id.clone(),
+            feedback: fb(FeedbackResult::Confirmed),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+
+    let mut dest = net.desk(1).await.unwrap();
+    // Feedback on a notice that needs only a receipt.
+    let e = dest
+        .submit_feedback(pb::SubmitFeedbackRequest {
+            id: receipt_only.id.clone(),
+            feedback: fb(FeedbackResult::Confirmed),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    // Feedback without a result, and CORRECTED without corrections.
+    let e = dest
+        .submit_feedback(pb::SubmitFeedbackRequest {
+            id: needs_feedback.id.clone(),
+            feedback: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().starts_with("feedback.result:"),
+        "{}",
+        e.message()
+    );
+    let e = dest
+        .submit_feedback(pb::SubmitFeedbackRequest {
+            id: needs_feedback.id.clone(),
+            feedback: fb(FeedbackResult::Corrected),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().starts_with("feedback.corrections:"),
+        "{}",
+        e.message()
+    );
+    // The destination cannot withdraw; an unknown id is NOT_FOUND; a bad id INVALID_ARGUMENT.
+    let e = dest
+        .withdraw_notice(pb::WithdrawNoticeRequest {
+            id: needs_feedback.id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = dest
+        .get_notice(pb::GetNoticeRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = dest
+        .get_notice(pb::GetNoticeRequest {
+            id: "not-a-uuid".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
+    let unchanged = get(&net, 1, &needs_feedback.id).await.unwrap();
+    assert!(
+        unchanged.feedback.is_none() && unchanged.acknowledged_at.is_none(),
+        "nothing changed"
+    );
+
+    // An answered notice can no longer be withdrawn.
+    dest.submit_feedback(pb::SubmitFeedbackRequest {
+        id: needs_feedback.id.clone(),
+        feedback: fb(FeedbackResult::NotFound),
+    })
+    .await
+    .unwrap();
+    wait_notice(&net, 0, &needs_feedback.id, |n| n.feedback.is_some()).await;
+    let e = origin
+        .withdraw_notice(pb::WithdrawNoticeRequest {
+            id: needs_feedback.id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    let e = dest
+        .submit_feedback(pb::SubmitFeedbackRequest {
+            id: needs_feedback.id.clone(),
+            feedback: fb(FeedbackResult::Confirmed),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "answered once only");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_required_and_roles_enforced() {
+    let net = network(&[LUOHU, SHUANGLIU], None).await;
+    let url = &net.nodes[0].desk_url;
+    let channel = migrex::desk::client::channel(url, &net.ca_pem)
+        .await
+        .unwrap();
+    let mut anonymous = pb::desk_client::DeskClient::new(channel);
+    let e = anonymous
+        .list_pending(pb::ListPendingRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let mut wrong = migrex::desk::client::connect(url, &net.ca_pem, "mgx_not_a_real_token")
+        .await
+        .unwrap();
+    let e = wrong
+        .list_pending(pb::ListPendingRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+
+    let store = net.nodes[0].running.as_ref().unwrap().ctx.store.clone();
+    let token = migrex::setup::create_token(&store, "monitor-1", Role::Monitor)
+        .await
+        .unwrap();
+    let mut monitor = migrex::desk::client::connect(url, &net.ca_pem, &token)
+        .await
+        .unwrap();
+    monitor
+        .list_notices(pb::ListNoticesRequest::default())
+        .await
+        .expect("monitors read");
+    let e = monitor
+        .submit_notice(pb::SubmitNoticeRequest {
+            notice: Some(birth(SHUANGLIU, woman(1), "2026-10-03")),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert_eq!(store.count_notices(Direction::Outbound).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_batch_is_resource_exhausted() {
+    let net = network(&[LUOHU, SHUANGLIU], None).await;
+    let mut peer = exchange_as(&net, 0, 1).await;
+    let notices: Vec<pb::Notice> = (0..1001)
+        .map(|i| {
+            wire(
+                birth(SHUANGLIU, woman(i), "2026-10-03"),
+                LUOHU,
+                &SystemClock,
+            )
+        })
+        .collect();
+    let e = peer
+        .deliver_notices(pb::DeliverNoticesRequest { notices })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    let stored = net.nodes[1]
+        .running
+        .as_ref()
+        .unwrap()
+        .ctx
+        .store
+        .count_notices(Direction::Inbound)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+}

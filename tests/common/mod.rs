@@ -257,3 +257,69 @@ pub fn wire(mut n: pb::Notice, origin: &str, clock: &dyn Clock) -> pb::Notice {
     n.created_at = Some(migrex::domain::ts_to_pb(clock.now()));
     n
 }
+
+/// A child process that is killed when the test lets go of it, so that a
+/// failing test leaves no node running.
+pub struct Serve(pub std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Serve {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+impl std::ops::DerefMut for Serve {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+/// `migrex serve --config PATH` as its own process, the way operators run it.
+pub fn spawn_serve(config: &std::path::Path) -> Serve {
+    Serve(
+        std::process::Command::new(env!("CARGO_BIN_EXE_migrex"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("MIGREX_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start migrex serve"),
+    )
+}
+
+/// GETs a path of an ops listener; Some(status line) when it answered.
+pub async fn http_get(ops_url: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = ops_url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    Some(out)
+}
+
+/// Waits until the node behind `ops_url` answers /readyz with 200.
+pub async fn wait_ready(ops_url: &str) {
+    eventually(
+        &format!("{ops_url}/readyz"),
+        Duration::from_secs(30),
+        || async {
+            http_get(ops_url, "/readyz")
+                .await
+                .filter(|r| r.starts_with("HTTP/1.1 200"))
+        },
+    )
+    .await;
+}

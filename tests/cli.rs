@@ -1,0 +1,382 @@
+//! The README's walk-through, as a user runs it: `migrex init` and
+//! `peer add` for two districts in two folders, `serve` for both, then
+//! `notice send` on one and `pending` / `ack` / `feedback` on the other,
+//! CSV imports that are all or nothing, and one-line errors.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+async fn migrex(args: Vec<String>, token: Option<&str>) -> Output {
+    let token = token.map(str::to_string);
+    tokio::task::spawn_blocking(move || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_migrex"));
+        c.args(&args)
+            .env_remove("MIGREX_TOKEN")
+            .env("MIGREX_LOG", "warn");
+        if let Some(t) = token {
+            c.env("MIGREX_TOKEN", t);
+        }
+        c.output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn args(s: &[&str]) -> Vec<String> {
+    s.iter().map(|x| x.to_string()).collect()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_str(&ok(o)).expect("JSON output")
+}
+
+struct Node {
+    config: PathBuf,
+    token: String,
+    exchange: String,
+    ops: String,
+}
+
+async fn init(root: &Path, district: &str) -> Node {
+    let p: Vec<u16> = (0..3)
+        .map(|_| migrex::setup::free_port().unwrap())
+        .collect();
+    let dir = root.join(district);
+    let out = migrex(
+        args(&[
+            "init",
+            "--district",
+            district,
+            "--dir",
+            dir.to_str().unwrap(),
+            "--ca-dir",
+            root.join("ca").to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{}", p[0]),
+            "--desk-listen",
+            &format!("127.0.0.1:{}", p[1]),
+            "--ops-listen",
+            &format!("127.0.0.1:{}", p[2]),
+        ]),
+        None,
+    )
+    .await;
+    let text = ok(&out);
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("admin token (shown only this once): "))
+        .expect("admin token printed")
+        .to_string();
+    Node {
+        config: dir.join("migrex.toml"),
+        token,
+        exchange: format!("https://127.0.0.1:{}", p[0]),
+        ops: format!("http://127.0.0.1:{}", p[2]),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_districts_set_up_and_worked_from_the_command_line() {
+    let root = tempfile::tempdir().unwrap();
+    let a = init(root.path(), LUOHU).await;
+    let b = init(root.path(), SHUANGLIU).await;
+    let cfg = |n: &Node| n.config.to_str().unwrap().to_string();
+    ok(&migrex(
+        args(&[
+            "peer",
+            "add",
+            "--config",
+            &cfg(&a),
+            "--district",
+            SHUANGLIU,
+            "--endpoint",
+            &b.exchange,
+        ]),
+        None,
+    )
+    .await);
+    ok(&migrex(
+        args(&[
+            "peer",
+            "add",
+            "--config",
+            &cfg(&b),
+            "--district",
+            LUOHU,
+            "--endpoint",
+            &a.exchange,
+        ]),
+        None,
+    )
+    .await);
+    let mut serve_a = spawn_serve(&a.config);
+    let mut serve_b = spawn_serve(&b.config);
+    wait_ready(&a.ops).await;
+    wait_ready(&b.ops).await;
+    assert!(
+        http_get(&a.ops, "/healthz")
+            .await
+            .unwrap()
+            .starts_with("HTTP/1.1 200")
+    );
+
+    // A clerk token for Shuangliu.
+    let clerk = json(
+        &migrex(
+            args(&[
+                "token",
+                "create",
+                "--config",
+                &cfg(&b),
+                "--role",
+                "clerk",
+                "--name",
+                "li.na",
+                "--json",
+            ]),
+            None,
+        )
+        .await,
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let subject = woman(1);
+    let sent = json(
+        &migrex(
+            args(&[
+                "notice",
+                "send",
+                "--config",
+                &cfg(&a),
+                "--destination",
+                SHUANGLIU,
+                "--kind",
+                "birth",
+                "--category",
+                "notification",
+                "--id-number",
+                &subject,
+                "--name",
+                "王芳",
+                "--hukou",
+                SHUANGLIU,
+                "--residence",
+                LUOHU,
+                "--event-date",
+                "2026-10-03",
+                "--child-sex",
+                "female",
+                "--birth-order",
+                "1",
+                "--place-of-delivery",
+                "罗湖区人民医院",
+                "--json",
+            ]),
+            Some(&a.token),
+        )
+        .await,
+    );
+    let id = sent["id"].as_str().unwrap().to_string();
+    assert_eq!(sent["status"], "QUEUED");
+    assert_eq!(sent["reply_required"], "FEEDBACK");
+
+    let pending = eventually(
+        "the notice in Shuangliu's pending list",
+        Duration::from_secs(20),
+        || {
+            let (c, t, id) = (cfg(&b), clerk.clone(), id.clone());
+            async move {
+                let v = json(&migrex(args(&["pending", "--config", &c, "--json"]), Some(&t)).await);
+                v["notices"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|n| n["id"] == id.as_str())
+                    .then_some(v)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        pending["notices"][0]["subject"]["id_number"],
+        subject.as_str()
+    );
+    let table = ok(&migrex(args(&["pending", "--config", &cfg(&b)]), Some(&clerk)).await);
+    assert!(table.contains(&id) && table.contains("BIRTH"), "{table}");
+
+    let signed = json(
+        &migrex(
+            args(&["ack", &id, "--config", &cfg(&b), "--json"]),
+            Some(&clerk),
+        )
+        .await,
+    );
+    assert_eq!(signed["status"], "ACKNOWLEDGED");
+    assert_eq!(signed["acknowledged_by"], "li.na");
+    let answered = json(
+        &migrex(
+            args(&[
+                "feedback",
+                &id,
+                "--result",
+                "corrected",
+                "--correct",
+                "birth.birth_order=2",
+                "--remarks",
+                "二孩",
+                "--config",
+                &cfg(&b),
+                "--json",
+            ]),
+            Some(&clerk),
+        )
+        .await,
+    );
+    assert_eq!(answered["status"], "ANSWERED");
+
+    let shown = eventually("feedback back at Luohu", Duration::from_secs(20), || {
+        let (c, t, id) = (cfg(&a), a.token.clone(), id.clone());
+        async move {
+            let v = json(
+                &migrex(
+                    args(&["notice", "show", &id, "--config", &c, "--json"]),
+                    Some(&t),
+                )
+                .await,
+            );
+            (v["status"] == "ANSWERED").then_some(v)
+        }
+    })
+    .await;
+    assert_eq!(shown["feedback"]["result"], "CORRECTED");
+    assert_eq!(shown["feedback"]["corrections"]["birth.birth_order"], "2");
+    assert_eq!(shown["feedback"]["answered_by"], "li.na");
+    assert_eq!(shown["timely"], true);
+
+    // CSV: one bad row → nothing imported, the row named; then a good file.
+    let csv = root.path().join("notices.csv");
+    let header = "destination,kind,category,id_number,name,hukou_district,residence_district,event_date,spouse_id_number,spouse_name,registry_office,method,provider\n";
+    let good1 = format!(
+        "{SHUANGLIU},MARRIAGE,NOTIFICATION,{},张丽,{SHUANGLIU},{LUOHU},2026-09-01,{},李强,罗湖区婚姻登记处,,\n",
+        woman(2),
+        man(3)
+    );
+    let good2 = format!(
+        "{SHUANGLIU},CONTRACEPTION,VERIFICATION_REQUEST,{},赵敏,{SHUANGLIU},{LUOHU},2026-09-02,,,,IUD_INSERTION,妇幼保健院\n",
+        woman(4)
+    );
+    let bad = format!(
+        "{SHUANGLIU},MARRIAGE,NOTIFICATION,{},钱芳,{SHUANGLIU},{LUOHU},2026-09-01,{},李强,,,\n",
+        woman(5),
+        man(6)
+    );
+    std::fs::write(&csv, format!("\u{feff}{header}{good1}{bad}{good2}")).unwrap();
+    let count_out = || async {
+        json(
+            &migrex(
+                args(&[
+                    "notices",
+                    "--direction",
+                    "out",
+                    "--config",
+                    &cfg(&a),
+                    "--json",
+                ]),
+                Some(&a.token),
+            )
+            .await,
+        )["notices"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count_out().await, 1);
+    let refused = migrex(
+        args(&[
+            "notice",
+            "send",
+            "--file",
+            csv.to_str().unwrap(),
+            "--config",
+            &cfg(&a),
+        ]),
+        Some(&a.token),
+    )
+    .await;
+    assert!(!refused.status.success());
+    let out = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        out.contains("line 3: refused: notice.marriage.registry_office: is required"),
+        "{out}"
+    );
+    assert!(out.contains("nothing was sent"), "{out}");
+    assert_eq!(count_out().await, 1, "nothing half-imported");
+    std::fs::write(&csv, format!("{header}{good1}{good2}")).unwrap();
+    let imported = json(
+        &migrex(
+            args(&[
+                "notice",
+                "send",
+                "--file",
+                csv.to_str().unwrap(),
+                "--config",
+                &cfg(&a),
+                "--json",
+            ]),
+            Some(&a.token),
+        )
+        .await,
+    );
+    assert_eq!(imported["committed"], true);
+    assert_eq!(imported["accepted"], 2);
+    assert_eq!(count_out().await, 3);
+
+    // Errors: non-zero exit, one line naming what to fix.
+    let bad_id = migrex(
+        args(&[
+            "notices",
+            "--config",
+            &cfg(&a),
+            "--subject",
+            "110105194912310021",
+        ]),
+        Some(&a.token),
+    )
+    .await;
+    assert!(!bad_id.status.success());
+    let err = String::from_utf8_lossy(&bad_id.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("subject_id_number") && err.contains("check character"),
+        "{err}"
+    );
+    let no_token = migrex(args(&["pending", "--config", &cfg(&b)]), None).await;
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("--token"));
+    let wrong_token = migrex(args(&["pending", "--config", &cfg(&b)]), Some("mgx_wrong")).await;
+    assert!(String::from_utf8_lossy(&wrong_token.stderr).contains("Unauthenticated"));
+
+    for child in [&mut serve_a, &mut serve_b] {
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+}

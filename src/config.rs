@@ -334,6 +334,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_in_deploy_parses() {
+        let c: Config = toml::from_str(include_str!("../deploy/migrex.example.toml")).unwrap();
+        c.district().unwrap();
+        assert_eq!(c.routes().unwrap().len(), 2);
+        assert_eq!(c.reply_policy().unwrap().rules.len(), 4);
+    }
+
+    #[test]
     fn a_policy_in_the_config_replaces_the_default() {
         let text = r#"
 district = "440303"

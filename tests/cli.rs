@@ -372,6 +372,30 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
     let wrong_token = migrex(args(&["pending", "--config", &cfg(&b)]), Some("mgx_wrong")).await;
     assert!(String::from_utf8_lossy(&wrong_token.stderr).contains("Unauthenticated"));
 
+    // A certificate for a third district, issued from the same CA.
+    let certs = root.path().join("wancheng-certs");
+    ok(&migrex(
+        args(&[
+            "ca",
+            "issue",
+            "--ca-dir",
+            root.path().join("ca").to_str().unwrap(),
+            "--district",
+            WANCHENG,
+            "--out",
+            certs.to_str().unwrap(),
+        ]),
+        None,
+    )
+    .await);
+    let issued = migrex::identity::TlsMaterial::load(
+        &certs.join("ca.crt"),
+        &certs.join("node.crt"),
+        &certs.join("node.key"),
+    )
+    .unwrap();
+    assert_eq!(issued.own_district().unwrap().as_str(), WANCHENG);
+
     for child in [&mut serve_a, &mut serve_b] {
         std::process::Command::new("kill")
             .args(["-TERM", &child.id().to_string()])

@@ -417,3 +417,83 @@ async fn a_certificate_from_another_ca_is_refused_at_the_handshake() {
         .unwrap();
     assert_eq!(stored, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_reflection_answer_on_both_grpc_listeners() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let net = network(&[LUOHU, SHUANGLIU], None).await;
+    let desk = migrex::desk::client::channel(&net.nodes[0].desk_url, &net.ca_pem)
+        .await
+        .unwrap();
+    let dir = net.nodes[1].config_path.parent().unwrap();
+    let tls = migrex::identity::TlsMaterial::load(
+        &dir.join("ca.crt"),
+        &dir.join("node.crt"),
+        &dir.join("node.key"),
+    )
+    .unwrap();
+    let exchange = tonic::transport::Endpoint::from_shared(net.nodes[0].exchange_url.clone())
+        .unwrap()
+        .tls_config(tls.peer_client_config())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+
+    for (channel, service) in [
+        (desk.clone(), "migrex.v1.Desk"),
+        (desk.clone(), "migrex.v1.Stats"),
+        (exchange.clone(), "migrex.v1.Exchange"),
+    ] {
+        let r = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.status, ServingStatus::Serving as i32, "{service}");
+    }
+    for (channel, expected) in [(desk, "migrex.v1.Desk"), (exchange, "migrex.v1.Exchange")] {
+        let req = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut stream = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter(vec![req]))
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(MessageResponse::ListServicesResponse(list)) =
+            stream.message().await.unwrap().unwrap().message_response
+        else {
+            panic!("no service list");
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        assert!(names.iter().any(|n| n == expected), "{names:?}");
+        assert!(
+            names.iter().any(|n| n == "grpc.health.v1.Health"),
+            "{names:?}"
+        );
+    }
+    // Stats is there but not built yet: it says so instead of returning empty figures.
+    let token = &net.nodes[0].admin_token;
+    let channel = migrex::desk::client::channel(&net.nodes[0].desk_url, &net.ca_pem)
+        .await
+        .unwrap();
+    let mut stats = pb::stats_client::StatsClient::with_interceptor(
+        channel,
+        migrex::desk::client::bearer(token).unwrap(),
+    );
+    let e = stats
+        .get_timeliness(pb::GetTimelinessRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unimplemented);
+}

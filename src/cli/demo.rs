@@ -31,13 +31,7 @@ const DISTRICTS: [&str; 3] = ["440303", "510116", "411302"];
 
 /// A valid 18-character ID number from its first 17 digits.
 fn id(first17: &str) -> String {
-    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = first17
-        .bytes()
-        .zip(W)
-        .map(|(d, w)| u32::from(d - b'0') * w)
-        .sum();
-    format!("{first17}{}", b"10X98765432"[(sum % 11) as usize] as char)
+    crate::domain::IdNumber::complete(first17)
 }
 
 fn person(id_number: String, name: &str, hukou: &str, residence: &str) -> Option<pb::Person> {

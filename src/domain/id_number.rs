@@ -26,6 +26,16 @@ fn check_char(first17: &[u8]) -> u8 {
 }
 
 impl IdNumber {
+    /// An 18-character number from its first 17 digits, with the check
+    /// character computed (for sample data and tests).
+    pub fn complete(first17: &str) -> String {
+        assert!(
+            first17.len() == 17 && first17.bytes().all(|b| b.is_ascii_digit()),
+            "17 digits expected"
+        );
+        format!("{first17}{}", check_char(first17.as_bytes()) as char)
+    }
+
     pub fn parse(field: &str, s: &str) -> Result<Self, FieldError> {
         let s = s.trim().to_ascii_uppercase();
         let bytes = s.as_bytes();
@@ -131,8 +141,7 @@ pub(crate) mod tests {
 
     /// Builds a valid 18-character number from its first 17 digits.
     pub fn with_check(first17: &str) -> String {
-        let c = check_char(first17.as_bytes()) as char;
-        format!("{first17}{c}")
+        IdNumber::complete(first17)
     }
 
     #[test]

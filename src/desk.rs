@@ -109,7 +109,7 @@ fn filter_enum<E: TryFrom<i32> + Copy + Into<i32>>(
         .map_err(field_status)
 }
 
-fn page(size: u32, token: &str) -> Result<(u32, u64), Status> {
+pub fn page(size: u32, token: &str) -> Result<(u32, u64), Status> {
     let limit = if size == 0 { 50 } else { size.min(1000) };
     let offset = if token.is_empty() {
         0
@@ -121,7 +121,7 @@ fn page(size: u32, token: &str) -> Result<(u32, u64), Status> {
     Ok((limit, offset))
 }
 
-fn next_token(got: usize, limit: u32, offset: u64) -> String {
+pub fn next_token(got: usize, limit: u32, offset: u64) -> String {
     if got as u32 == limit {
         (offset + u64::from(limit)).to_string()
     } else {
@@ -137,7 +137,8 @@ impl DeskService {
         }
     }
 
-    async fn caller<T>(&self, req: &Request<T>, write: bool) -> Result<Caller, Status> {
+    /// Who is calling, from the bearer token; `write` demands a role that may change things.
+    pub async fn caller<T>(&self, req: &Request<T>, write: bool) -> Result<Caller, Status> {
         let header = req
             .metadata()
             .get("authorization")
@@ -365,6 +366,7 @@ impl pb::desk_server::Desk for DeskService {
         let now = self.ctx.now();
         let mut results = Vec::with_capacity(r.notices.len());
         let mut ready = Vec::with_capacity(r.notices.len());
+        let mut seen = std::collections::HashSet::with_capacity(r.notices.len());
         for (i, n) in r.notices.into_iter().enumerate() {
             let mut result = pb::SubmitResult {
                 index: i as u32,
@@ -373,10 +375,7 @@ impl pb::desk_server::Desk for DeskService {
             match self.prepare(n, now) {
                 Ok((c, route)) => {
                     result.notice_id = c.id.to_string();
-                    if ready
-                        .iter()
-                        .any(|(x, _): &(NoticeContent, String)| x.id == c.id)
-                    {
+                    if !seen.insert(c.id) {
                         result.error = Some(crate::exchange::item_error(
                             tonic::Code::AlreadyExists,
                             "notice.id: appears twice in this batch",
@@ -704,6 +703,17 @@ pub mod client {
 
     pub async fn connect(url: &str, ca_pem: &str, token: &str) -> Result<Desk, ConnectError> {
         Ok(DeskClient::with_interceptor(
+            channel(url, ca_pem).await?,
+            bearer(token)?,
+        ))
+    }
+
+    pub async fn connect_stats(
+        url: &str,
+        ca_pem: &str,
+        token: &str,
+    ) -> Result<Stats, ConnectError> {
+        Ok(crate::pb::stats_client::StatsClient::with_interceptor(
             channel(url, ca_pem).await?,
             bearer(token)?,
         ))

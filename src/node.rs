@@ -229,13 +229,16 @@ impl BoundNode {
             }
         });
 
-        let desk_service = crate::desk::DeskService::new(ctx.clone());
+        let desk_service = Arc::new(crate::desk::DeskService::new(ctx.clone()));
         let desk = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection()?)
-            .add_service(pb::desk_server::DeskServer::new(desk_service))
+            .add_service(pb::desk_server::DeskServer::from_arc(desk_service.clone()))
             .add_service(pb::stats_server::StatsServer::new(
-                crate::stats::StatsService { ctx: ctx.clone() },
+                crate::stats::StatsService {
+                    ctx: ctx.clone(),
+                    desk: desk_service,
+                },
             ))
             .serve_with_incoming_shutdown(
                 tls_incoming(self.desk, tls.desk_server_config()?),

@@ -225,6 +225,21 @@ impl LocalNetwork {
     }
 }
 
+impl LocalNetwork {
+    /// A stats client of node `i` with its admin token.
+    pub async fn stats(
+        &self,
+        i: usize,
+    ) -> Result<crate::desk::client::Stats, crate::desk::client::ConnectError> {
+        crate::desk::client::connect_stats(
+            &self.nodes[i].desk_url,
+            &self.ca_pem,
+            &self.nodes[i].admin_token,
+        )
+        .await
+    }
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

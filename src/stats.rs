@@ -1,32 +1,436 @@
-//! `migrex.v1.Stats`: timeliness figures for monitors. Not built yet (a
-//! later issue); both calls answer UNIMPLEMENTED so clients learn that
-//! plainly instead of reading empty figures as real ones.
+//! Timeliness (SPEC.md section 4): receipt and feedback rates, how many of
+//! them were on time, what is overdue, reply latency and delivery lag, for
+//! the notices received within a period, by peer and/or kind; and the
+//! `migrex.v1.Stats` service that serves them.
+//!
+//! `figures` is a pure function of the cohort's stored instants and the
+//! report time T: every figure can be recomputed from the stored notices,
+//! which is what a later fast path (roll-ups) must agree with.
 
+use crate::domain::{Direction, FieldError, NoticeKind, ReplySort, format_date};
+use crate::exchange::server::internal;
 use crate::node::NodeCtx;
 use crate::pb;
+use crate::store::CohortRow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use time::{Date, Duration, Month, OffsetDateTime};
+use time_tz::PrimitiveDateTimeExt;
 use tonic::{Request, Response, Status};
+
+/// A reporting period: whole local days, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub first: Date,
+    pub last: Date,
+}
+
+impl Period {
+    /// `2026-10`, `2026-Q3`, `2026`, or `2026-10-01..2026-10-31`.
+    pub fn parse(field: &str, s: &str) -> Result<Self, FieldError> {
+        let s = s.trim();
+        let bad = || {
+            FieldError::new(
+                field,
+                format!(
+                    "'{s}' is not a period (2026-10, 2026-Q3, 2026, or 2026-10-01..2026-10-31)"
+                ),
+            )
+        };
+        let month_start = |y: i32, m: u8| {
+            Month::try_from(m)
+                .ok()
+                .and_then(|m| Date::from_calendar_date(y, m, 1).ok())
+        };
+        let period = if let Some((a, b)) = s.split_once("..") {
+            let p = Period {
+                first: crate::domain::parse_date(field, a)?,
+                last: crate::domain::parse_date(field, b)?,
+            };
+            if p.last < p.first {
+                return Err(FieldError::new(field, "the range ends before it starts"));
+            }
+            p
+        } else if let Some((y, q)) = s.split_once("-Q").or_else(|| s.split_once("-q")) {
+            let (y, q): (i32, u8) = (y.parse().map_err(|_| bad())?, q.parse().map_err(|_| bad())?);
+            if !(1..=4).contains(&q) {
+                return Err(bad());
+            }
+            let first = month_start(y, 3 * q - 2).ok_or_else(bad)?;
+            let next = if q == 4 {
+                month_start(y + 1, 1)
+            } else {
+                month_start(y, 3 * q + 1)
+            }
+            .ok_or_else(bad)?;
+            Period {
+                first,
+                last: next.previous_day().ok_or_else(bad)?,
+            }
+        } else if let Some((y, m)) = s.split_once('-') {
+            let (y, m): (i32, u8) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+            let first = month_start(y, m).ok_or_else(bad)?;
+            let next = if m == 12 {
+                month_start(y + 1, 1)
+            } else {
+                month_start(y, m + 1)
+            }
+            .ok_or_else(bad)?;
+            Period {
+                first,
+                last: next.previous_day().ok_or_else(bad)?,
+            }
+        } else {
+            let y: i32 = s.parse().map_err(|_| bad())?;
+            Period {
+                first: month_start(y, 1).ok_or_else(bad)?,
+                last: month_start(y, 12)
+                    .ok_or_else(bad)?
+                    .replace_day(31)
+                    .map_err(|_| bad())?,
+            }
+        };
+        if period.first.year() < 2000 || period.last.year() > 9000 {
+            return Err(bad());
+        }
+        Ok(period)
+    }
+
+    /// The instants `[start, end)` the period covers in `tz`.
+    pub fn bounds(&self, tz: &'static time_tz::Tz) -> (OffsetDateTime, OffsetDateTime) {
+        let midnight = |d: Date| {
+            d.midnight()
+                .assume_timezone(tz)
+                .take_first()
+                .expect("midnight exists in every supported timezone")
+        };
+        (
+            midnight(self.first),
+            midnight(self.last + Duration::days(1)),
+        )
+    }
+}
+
+/// The figures of one group, as SPEC.md section 4 defines them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Figures {
+    pub received: u64,
+    pub receipt_expected: u64,
+    pub acknowledged: u64,
+    pub acknowledged_timely: u64,
+    pub feedback_expected: u64,
+    pub answered: u64,
+    pub answered_timely: u64,
+    pub overdue_open: u64,
+    pub not_yet_due: u64,
+    /// Days from received_at to the reply each notice needs, for those replied.
+    pub reply_latency_days: Vec<f64>,
+    /// Seconds from creation at the origin to received_at.
+    pub delivery_lag_seconds: Vec<f64>,
+}
+
+/// A rate, absent when its denominator is empty (never 0% or 100% then).
+pub fn rate(num: u64, den: u64) -> Option<f64> {
+    (den > 0).then(|| num as f64 / den as f64)
+}
+
+/// The nearest-rank percentile (`p` in 0..=1) of `values`; None when empty.
+pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1])
+}
+
+impl Figures {
+    /// Adds one cohort notice, as things stand at report time `t`.
+    pub fn add(&mut self, n: &CohortRow, t: OffsetDateTime) {
+        let upto = |x: Option<OffsetDateTime>| x.filter(|x| *x <= t);
+        let answered = upto(n.answered_at);
+        // Feedback counts as receipt.
+        let acknowledged = upto(n.acknowledged_at).or(answered);
+        let due = n.due_at <= t;
+        self.received += 1;
+        if acknowledged.is_some() || due {
+            self.receipt_expected += 1;
+        }
+        if let Some(a) = acknowledged {
+            self.acknowledged += 1;
+            if a <= n.due_at {
+                self.acknowledged_timely += 1;
+            }
+        }
+        let needs_feedback = n.reply_required == ReplySort::Feedback;
+        if needs_feedback && (answered.is_some() || due) {
+            self.feedback_expected += 1;
+        }
+        if let Some(a) = answered {
+            self.answered += 1;
+            if a <= n.due_at {
+                self.answered_timely += 1;
+            }
+        }
+        let reply = if needs_feedback {
+            answered
+        } else {
+            acknowledged
+        };
+        match reply {
+            Some(r) => self
+                .reply_latency_days
+                .push((r - n.received_at).as_seconds_f64() / 86_400.0),
+            None if due => self.overdue_open += 1,
+            None => self.not_yet_due += 1,
+        }
+        self.delivery_lag_seconds
+            .push((n.received_at - n.created_at).as_seconds_f64());
+    }
+
+    pub fn to_row(&self, peer: String, kind: i32) -> pb::TimelinessRow {
+        pb::TimelinessRow {
+            peer,
+            kind,
+            received: self.received,
+            receipt_expected: self.receipt_expected,
+            acknowledged: self.acknowledged,
+            acknowledged_timely: self.acknowledged_timely,
+            receipt_rate: rate(self.acknowledged, self.receipt_expected),
+            timely_receipt_rate: rate(self.acknowledged_timely, self.receipt_expected),
+            feedback_expected: self.feedback_expected,
+            answered: self.answered,
+            answered_timely: self.answered_timely,
+            feedback_rate: rate(self.answered, self.feedback_expected),
+            timely_feedback_rate: rate(self.answered_timely, self.feedback_expected),
+            overdue_open: self.overdue_open,
+            not_yet_due: self.not_yet_due,
+            reply_latency_median_days: percentile(&self.reply_latency_days, 0.5),
+            reply_latency_p90_days: percentile(&self.reply_latency_days, 0.9),
+            delivery_lag_median_seconds: percentile(&self.delivery_lag_seconds, 0.5),
+            delivery_lag_p90_seconds: percentile(&self.delivery_lag_seconds, 0.9),
+        }
+    }
+}
+
+/// The rows of a report: one per group (peer and/or kind), in order of peer
+/// then kind; a single row when not grouped, even for an empty cohort.
+pub fn figures(
+    cohort: &[CohortRow],
+    t: OffsetDateTime,
+    by_peer: bool,
+    by_kind: bool,
+) -> Vec<pb::TimelinessRow> {
+    let mut groups: BTreeMap<(String, i32), Figures> = BTreeMap::new();
+    if !by_peer && !by_kind {
+        groups.insert((String::new(), 0), Figures::default());
+    }
+    for n in cohort {
+        let key = (
+            if by_peer {
+                n.peer.clone()
+            } else {
+                String::new()
+            },
+            if by_kind { n.kind } else { 0 },
+        );
+        groups.entry(key).or_default().add(n, t);
+    }
+    groups
+        .into_iter()
+        .map(|((peer, kind), f)| f.to_row(peer, kind))
+        .collect()
+}
 
 pub struct StatsService {
     pub ctx: Arc<NodeCtx>,
+    pub desk: Arc<crate::desk::DeskService>,
 }
 
 #[tonic::async_trait]
 impl pb::stats_server::Stats for StatsService {
     async fn get_timeliness(
         &self,
-        _req: Request<pb::GetTimelinessRequest>,
+        req: Request<pb::GetTimelinessRequest>,
     ) -> Result<Response<pb::GetTimelinessResponse>, Status> {
-        let _ = &self.ctx;
-        Err(Status::unimplemented(
-            "timeliness statistics are not built yet",
-        ))
+        self.desk.caller(&req, false).await?;
+        let r = req.into_inner();
+        let period = Period::parse("period", &r.period)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let direction = match r.direction {
+            0 => Direction::Inbound,
+            d => crate::domain::enum_from_wire::<Direction>("direction", d)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?,
+        };
+        let t = self.ctx.now();
+        let (from, to) = period.bounds(self.ctx.deadlines.tz);
+        let cohort = self
+            .ctx
+            .store
+            .cohort(direction, from, to)
+            .await
+            .map_err(internal)?;
+        Ok(Response::new(pb::GetTimelinessResponse {
+            first_day: format_date(period.first),
+            last_day: format_date(period.last),
+            as_of: Some(crate::domain::ts_to_pb(t)),
+            direction: direction as i32,
+            rows: figures(&cohort, t, r.by_peer, r.by_kind),
+        }))
     }
 
     async fn list_overdue(
         &self,
-        _req: Request<pb::ListOverdueRequest>,
-    ) -> Result<Response<pb::ListNoticesResponse>, Status> {
-        Err(Status::unimplemented("the overdue list is not built yet"))
+        req: Request<pb::ListOverdueRequest>,
+    ) -> Result<Response<pb::ListOverdueResponse>, Status> {
+        self.desk.caller(&req, false).await?;
+        let r = req.into_inner();
+        let direction = match r.direction {
+            0 => None,
+            d => Some(
+                crate::domain::enum_from_wire::<Direction>("direction", d)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?,
+            ),
+        };
+        let (limit, offset) = crate::desk::page(r.page_size, &r.page_token)?;
+        let now = self.ctx.now();
+        let recs = self
+            .ctx
+            .store
+            .overdue(direction, now, limit, offset)
+            .await
+            .map_err(internal)?;
+        Ok(Response::new(pb::ListOverdueResponse {
+            next_page_token: crate::desk::next_token(recs.len(), limit, offset),
+            notices: recs
+                .iter()
+                .map(|n| pb::OverdueNotice {
+                    days_late: n
+                        .due_at
+                        .map(|d| (now - d).whole_days().max(0) as u32)
+                        .unwrap_or(0),
+                    notice: Some(n.to_pb(now)),
+                })
+                .collect(),
+        }))
+    }
+}
+
+/// The kind's name in a report, or "all".
+pub fn kind_label(kind: i32) -> &'static str {
+    if kind == 0 {
+        "all"
+    } else {
+        NoticeKind::try_from(kind)
+            .map(|k| k.as_str_name())
+            .unwrap_or("?")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::{date, datetime};
+
+    #[test]
+    fn periods_parse_to_whole_days() {
+        let p = |s| Period::parse("period", s).unwrap();
+        assert_eq!(
+            p("2026-10"),
+            Period {
+                first: date!(2026 - 10 - 01),
+                last: date!(2026 - 10 - 31)
+            }
+        );
+        assert_eq!(
+            p("2026-02"),
+            Period {
+                first: date!(2026 - 02 - 01),
+                last: date!(2026 - 02 - 28)
+            }
+        );
+        assert_eq!(
+            p("2026-12"),
+            Period {
+                first: date!(2026 - 12 - 01),
+                last: date!(2026 - 12 - 31)
+            }
+        );
+        assert_eq!(
+            p("2026-Q3"),
+            Period {
+                first: date!(2026 - 07 - 01),
+                last: date!(2026 - 09 - 30)
+            }
+        );
+        assert_eq!(
+            p("2026-Q4"),
+            Period {
+                first: date!(2026 - 10 - 01),
+                last: date!(2026 - 12 - 31)
+            }
+        );
+        assert_eq!(
+            p("2026"),
+            Period {
+                first: date!(2026 - 01 - 01),
+                last: date!(2026 - 12 - 31)
+            }
+        );
+        assert_eq!(
+            p("2026-10-05..2026-10-09"),
+            Period {
+                first: date!(2026 - 10 - 05),
+                last: date!(2026 - 10 - 09)
+            }
+        );
+        for bad in [
+            "2026-13",
+            "2026-Q5",
+            "10/2026",
+            "2026-10-09..2026-10-01",
+            "",
+        ] {
+            assert_eq!(
+                Period::parse("period", bad).unwrap_err().field,
+                "period",
+                "{bad}"
+            );
+        }
+        let tz = time_tz::timezones::get_by_name("Asia/Shanghai").unwrap();
+        let (from, to) = p("2026-10").bounds(tz);
+        assert_eq!(
+            (from, to),
+            (
+                datetime!(2026-10-01 00:00 +8),
+                datetime!(2026-11-01 00:00 +8)
+            )
+        );
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let v = [5.0, 1.0, 3.0, 2.0, 4.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+        assert_eq!(percentile(&v, 0.5), Some(5.0));
+        assert_eq!(percentile(&v, 0.9), Some(9.0));
+        assert_eq!(percentile(&[2.5], 0.9), Some(2.5));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn an_empty_denominator_gives_no_rate() {
+        let rows = figures(&[], datetime!(2026-11-01 00:00 UTC), false, false);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].received, 0);
+        assert_eq!(
+            (
+                rows[0].receipt_rate,
+                rows[0].feedback_rate,
+                rows[0].timely_feedback_rate
+            ),
+            (None, None, None)
+        );
+        assert_eq!(rows[0].reply_latency_median_days, None);
     }
 }

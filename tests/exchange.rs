@@ -482,18 +482,21 @@ async fn health_and_reflection_answer_on_both_grpc_listeners() {
             "{names:?}"
         );
     }
-    // Stats is there but not built yet: it says so instead of returning empty figures.
-    let token = &net.nodes[0].admin_token;
-    let channel = migrex::desk::client::channel(&net.nodes[0].desk_url, &net.ca_pem)
-        .await
-        .unwrap();
-    let mut stats = pb::stats_client::StatsClient::with_interceptor(
-        channel,
-        migrex::desk::client::bearer(token).unwrap(),
-    );
+    // Stats answers on the desk listener, behind the token.
+    let mut stats = net.stats(0).await.unwrap();
     let e = stats
         .get_timeliness(pb::GetTimelinessRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::Unimplemented);
+    assert_eq!(e.code(), Code::InvalidArgument, "a period is required");
+    assert!(e.message().starts_with("period:"), "{}", e.message());
+    let r = stats
+        .get_timeliness(pb::GetTimelinessRequest {
+            period: "2026".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.rows.len(), 1);
 }

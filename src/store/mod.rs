@@ -94,7 +94,7 @@ impl NoticeRecord {
     pub fn overdue(&self, now: OffsetDateTime) -> bool {
         self.status != NoticeStatus::Withdrawn
             && self.replied_at().is_none()
-            && self.due_at.is_some_and(|d| d < now)
+            && self.due_at.is_some_and(|d| d <= now)
     }
 
     pub fn to_pb(&self, now: OffsetDateTime) -> pb::Notice {
@@ -212,6 +212,19 @@ pub struct NoticeFilter {
     pub created_to: Option<OffsetDateTime>,
     pub limit: u32,
     pub offset: u64,
+}
+
+/// What the timeliness figures need of one notice of a cohort.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CohortRow {
+    pub peer: String,
+    pub kind: i32,
+    pub reply_required: ReplySort,
+    pub created_at: OffsetDateTime,
+    pub received_at: OffsetDateTime,
+    pub due_at: OffsetDateTime,
+    pub acknowledged_at: Option<OffsetDateTime>,
+    pub answered_at: Option<OffsetDateTime>,
 }
 
 /// A staff token's record (never the token itself).
@@ -358,7 +371,7 @@ impl Store {
             q.push(" AND n.urgency = ").push_bind(u);
         }
         if f.overdue_only {
-            q.push(" AND n.due_at < ").push_bind(micros(now));
+            q.push(" AND n.due_at <= ").push_bind(micros(now));
         }
         if let Some(before) = f.due_before {
             q.push(" AND n.due_at <= ").push_bind(micros(before));
@@ -426,6 +439,66 @@ impl Store {
                 .await?
                 .get(0),
         )
+    }
+
+    // --- statistics ---
+
+    /// The notices of `direction` received in `[from, to)`, withdrawn ones excluded.
+    pub async fn cohort(
+        &self,
+        direction: Direction,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Vec<CohortRow>> {
+        let rows = sqlx::query(
+            "SELECT peer, kind, reply_required, created_at, received_at, due_at, acknowledged_at, answered_at FROM notices \
+             WHERE direction = ? AND received_at >= ? AND received_at < ? AND status <> 6",
+        )
+        .bind(direction as i32)
+        .bind(micros(from))
+        .bind(micros(to))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CohortRow {
+                    peer: r.get("peer"),
+                    kind: r.get("kind"),
+                    reply_required: ReplySort::try_from(r.get::<i32, _>("reply_required"))
+                        .map_err(|_| StoreError::Corrupt("reply_required".into()))?,
+                    created_at: from_micros(r.get("created_at")),
+                    received_at: from_micros(r.get("received_at")),
+                    due_at: from_micros(r.get("due_at")),
+                    acknowledged_at: r.get::<Option<i64>, _>("acknowledged_at").map(from_micros),
+                    answered_at: r.get::<Option<i64>, _>("answered_at").map(from_micros),
+                })
+            })
+            .collect()
+    }
+
+    /// Notices still without the reply they need at `now`, past their
+    /// deadline, oldest deadline first; `direction` None means both.
+    pub async fn overdue(
+        &self,
+        direction: Option<Direction>,
+        now: OffsetDateTime,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<NoticeRecord>> {
+        let mut q = QueryBuilder::<Sqlite>::new(NOTICE_COLUMNS);
+        q.push(" WHERE n.status <> 6 AND n.due_at <= ")
+            .push_bind(micros(now));
+        q.push(
+            " AND n.answered_at IS NULL AND (n.reply_required = 2 OR n.acknowledged_at IS NULL)",
+        );
+        if let Some(d) = direction {
+            q.push(" AND n.direction = ").push_bind(d as i32);
+        }
+        q.push(" ORDER BY n.due_at, n.id LIMIT ")
+            .push_bind(i64::from(limit));
+        q.push(" OFFSET ").push_bind(offset as i64);
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter().map(NoticeRecord::from_row).collect()
     }
 
     // --- outbox ---

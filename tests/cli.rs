@@ -270,6 +270,77 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
     assert_eq!(shown["feedback"]["answered_by"], "li.na");
     assert_eq!(shown["timely"], true);
 
+    // Monitors: the figures of both sides agree on this one notice.
+    let all_time = "2000-01-01..2100-12-31";
+    let inbound = json(
+        &migrex(
+            args(&[
+                "stats",
+                "--config",
+                &cfg(&b),
+                "--period",
+                all_time,
+                "--by",
+                "peer",
+                "--json",
+            ]),
+            Some(&clerk),
+        )
+        .await,
+    );
+    let row = &inbound["rows"][0];
+    assert_eq!(
+        (
+            row["peer"].as_str(),
+            row["received"].as_u64(),
+            row["answered"].as_u64()
+        ),
+        (Some(LUOHU), Some(1), Some(1))
+    );
+    assert_eq!(row["timely_feedback_rate"], 1.0);
+    let outbound = json(
+        &migrex(
+            args(&[
+                "stats",
+                "--config",
+                &cfg(&a),
+                "--period",
+                all_time,
+                "--direction",
+                "outbound",
+                "--json",
+            ]),
+            Some(&a.token),
+        )
+        .await,
+    );
+    assert_eq!(outbound["rows"][0]["timely_feedback_rate"], 1.0);
+    let table = ok(&migrex(
+        args(&["stats", "--config", &cfg(&b), "--period", all_time]),
+        Some(&clerk),
+    )
+    .await);
+    assert!(
+        table.contains("反馈及时率") && table.contains("timely fb") && table.contains("100.0%"),
+        "{table}"
+    );
+    let overdue = json(
+        &migrex(
+            args(&["overdue", "--config", &cfg(&b), "--json"]),
+            Some(&clerk),
+        )
+        .await,
+    );
+    assert_eq!(overdue["notices"].as_array().unwrap().len(), 0);
+    let bad_period = migrex(
+        args(&["stats", "--config", &cfg(&b), "--period", "2026-13"]),
+        Some(&clerk),
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&bad_period.stderr).contains("period: '2026-13' is not a period")
+    );
+
     // CSV: one bad row → nothing imported, the row named; then a good file.
     let csv = root.path().join("notices.csv");
     let header = "destination,kind,category,id_number,name,hukou_district,residence_district,event_date,spouse_id_number,spouse_name,registry_office,method,provider\n";

@@ -441,6 +441,32 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         );
     }
 
+    let month = {
+        let today = time::OffsetDateTime::now_utc()
+            .to_offset(time::macros::offset!(+8))
+            .date();
+        format!("{}-{:02}", today.year(), today.month() as u8)
+    };
+    println!(
+        "\n5. Timeliness this month ({month}), as each district is assessed (INBOUND: how it answers its peers):"
+    );
+    for (i, n) in net.nodes.iter().enumerate() {
+        let r = net
+            .stats(i)
+            .await?
+            .get_timeliness(pb::GetTimelinessRequest {
+                period: month.clone(),
+                direction: crate::domain::Direction::Inbound as i32,
+                by_peer: true,
+                by_kind: false,
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .into_inner();
+        println!("\n  {}", place(n.district.as_str()));
+        super::monitor::print_table(&r.rows);
+    }
+
     if a.no_wait {
         net.stop_all().await;
         return Ok(());
@@ -450,6 +476,11 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     println!("  export MIGREX_TOKEN={}", n0.admin_token);
     println!("  migrex pending --config {}", n0.config_path.display());
     println!("  migrex notices --config {}", n0.config_path.display());
+    println!(
+        "  migrex stats --config {} --period {month} --by peer,kind",
+        n0.config_path.display()
+    );
+    println!("  migrex overdue --config {}", n0.config_path.display());
     println!("  curl {}/readyz", n0.ops_url);
     for n in &net.nodes[1..] {
         println!(

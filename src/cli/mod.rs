@@ -3,6 +3,7 @@
 //! commands that talk to a running node's desk listener (see `staff`).
 
 mod demo;
+mod monitor;
 pub mod notice_fields;
 mod staff;
 
@@ -68,6 +69,10 @@ enum Command {
     Ack(staff::AckArgs),
     /// Answer an inbound notice with verification feedback (核查反馈).
     Feedback(staff::FeedbackArgs),
+    /// Timeliness figures for a period (接收率, 反馈率, 及时率), by peer and/or kind.
+    Stats(monitor::StatsArgs),
+    /// Notices still without their reply past their deadline (超时未复), both directions.
+    Overdue(monitor::OverdueArgs),
 }
 
 #[derive(Args, Debug)]
@@ -270,6 +275,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Pending(a) => staff::pending(a).await,
         Command::Ack(a) => staff::ack(a).await,
         Command::Feedback(a) => staff::feedback(a).await,
+        Command::Stats(a) => monitor::stats(a).await,
+        Command::Overdue(a) => monitor::overdue(a).await,
     }
 }
 

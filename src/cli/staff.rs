@@ -36,7 +36,22 @@ pub struct Conn {
 }
 
 impl Conn {
-    async fn desk(&self) -> Result<Desk> {
+    pub(super) async fn desk(&self) -> Result<Desk> {
+        let (node, ca_pem, token) = self.target()?;
+        Ok(client::connect(&node, &ca_pem, &token).await?)
+    }
+
+    pub(super) async fn stats(&self) -> Result<client::Stats> {
+        let (node, ca_pem, token) = self.target()?;
+        Ok(client::connect_stats(&node, &ca_pem, &token).await?)
+    }
+
+    pub(super) fn json(&self) -> bool {
+        self.json
+    }
+
+    /// The desk URL, the CA certificate (PEM) and the token.
+    fn target(&self) -> Result<(String, String, String)> {
         let (mut node, mut ca) = (self.node.clone(), self.ca.clone());
         if let Some(path) = &self.config {
             let (c, base) = Config::load(path)?;
@@ -59,12 +74,12 @@ impl Conn {
             .ok_or_else(|| anyhow!("--token: a staff token is required (or set MIGREX_TOKEN)"))?;
         let ca_pem = std::fs::read_to_string(&ca)
             .with_context(|| format!("--ca: cannot read {}", ca.display()))?;
-        Ok(client::connect(&node, &ca_pem, &token).await?)
+        Ok((node, ca_pem, token))
     }
 }
 
 /// A gRPC refusal as one line: the code and the node's message (which names the field).
-fn status(s: tonic::Status) -> anyhow::Error {
+pub(super) fn status(s: tonic::Status) -> anyhow::Error {
     anyhow!("{:?}: {}", s.code(), s.message())
 }
 
@@ -72,7 +87,7 @@ fn status(s: tonic::Status) -> anyhow::Error {
 pub enum NoticeCommand {
     /// Send a notice, or every row of a CSV file (all or nothing).
     #[command(
-        after_help = "Examples:\n  migrex notice send --config n/migrex.toml --destination 510116 --kind BIRTH --category NOTIFICATION \\\n      --id-number 510116199001010026 --name 王芳 --hukou 510116 --residence 440303 \\\n      --event-date 2026-10-03 --child-sex MALE --birth-order 1 --place-of-delivery 罗湖医院\n  migrex notice send --config n/migrex.toml --file notices.csv\n\nCSV columns (header row, any order): id, destination, kind, category, urgency, reply_required, id_number, name,\nhukou_district, residence_district, event_date, spouse_id_number, spouse_name, registry_office, gestational_weeks,\nexpected_delivery_on, within_policy, child_sex, birth_order, child_name, place_of_delivery, method, provider, remarks"
+        after_help = "Examples:\n  migrex notice send --config n/migrex.toml --destination 510116 --kind BIRTH --category NOTIFICATION \\\n      --id-number 510116199503120029 --name 王芳 --hukou 510116 --residence 440303 \\\n      --event-date 2026-10-03 --child-sex MALE --birth-order 1 --place-of-delivery 罗湖医院\n  migrex notice send --config n/migrex.toml --file notices.csv\n\nCSV columns (header row, any order): id, destination, kind, category, urgency, reply_required, id_number, name,\nhukou_district, residence_district, event_date, spouse_id_number, spouse_name, registry_office, gestational_weeks,\nexpected_delivery_on, within_policy, child_sex, birth_order, child_name, place_of_delivery, method, provider, remarks"
     )]
     Send(Box<SendArgs>),
     /// Show one notice with its whole journey.
@@ -782,7 +797,7 @@ fn print_list(r: &pb::ListNoticesResponse, as_json: bool) {
         if !n.duplicate_of.is_empty() {
             flags.push(format!(
                 "DUP-OF {}",
-                &n.duplicate_of[..8.min(n.duplicate_of.len())]
+                &n.duplicate_of[n.duplicate_of.len().saturating_sub(8)..]
             ));
         }
         if !n.last_error.is_empty() {
@@ -793,17 +808,20 @@ fn print_list(r: &pb::ListNoticesResponse, as_json: bool) {
             .unwrap_or_default();
         flags.insert(0, due);
         println!(
-            "{:<36}  {:<3}  {:<13}  {:<6}  {:<12}  {:<10}  {:<20}  {:<12}  {}",
+            "{:<36}  {:<3}  {:<13}  {}  {:<12}  {}  {:<20}  {:<12}  {}",
             n.id,
             dir,
             kind_name(n.kind),
-            if n.category == Category::VerificationRequest as i32 {
-                "协查"
-            } else {
-                "通报"
-            },
+            super::monitor::pad(
+                if n.category == Category::VerificationRequest as i32 {
+                    "协查"
+                } else {
+                    "通报"
+                },
+                6
+            ),
             peer,
-            s.name,
+            super::monitor::pad(&s.name, 10),
             mask_id(&s.id_number),
             status_name(n.status),
             flags.join(" ")

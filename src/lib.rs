@@ -9,6 +9,7 @@ pub mod desk;
 pub mod domain;
 pub mod exchange;
 pub mod identity;
+pub mod metrics;
 pub mod node;
 pub mod ops;
 pub mod setup;

@@ -54,6 +54,7 @@ pub struct NodeCtx {
     pub routes: Vec<Route>,
     pub delivery: Delivery,
     pub tls: TlsMaterial,
+    pub metrics: Arc<crate::metrics::Metrics>,
     wakers: HashMap<String, Arc<Notify>>,
 }
 
@@ -188,6 +189,7 @@ impl BoundNode {
             routes: routes.clone(),
             delivery: c.delivery.clone(),
             tls: tls.clone(),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
             wakers,
         });
         let shutdown = CancellationToken::new();
@@ -210,6 +212,7 @@ impl BoundNode {
         };
 
         let exchange = tonic::transport::Server::builder()
+            .layer(crate::metrics::RpcMetricsLayer(ctx.metrics.clone()))
             .add_service(health_service.clone())
             .add_service(reflection()?)
             .add_service(
@@ -231,6 +234,7 @@ impl BoundNode {
 
         let desk_service = Arc::new(crate::desk::DeskService::new(ctx.clone()));
         let desk = tonic::transport::Server::builder()
+            .layer(crate::metrics::RpcMetricsLayer(ctx.metrics.clone()))
             .add_service(health_service)
             .add_service(reflection()?)
             .add_service(pb::desk_server::DeskServer::from_arc(desk_service.clone()))

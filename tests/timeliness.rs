@@ -55,6 +55,12 @@ async fn report(
         .rows
 }
 
+/// The value of one sample in an exposition text, by its name and labels.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// Counts of a row: received, receipt expected, acknowledged, timely, feedback expected, answered, timely, overdue, not yet due.
 fn counts(r: &pb::TimelinessRow) -> [u64; 9] {
     [
@@ -222,6 +228,56 @@ async fn figures_for_a_hand_worked_month_in_both_directions_and_every_grouping()
         close(wancheng.timely_feedback_rate, 0.0),
         "a measured 0% is 0, not absent"
     );
+
+    // /metrics shows this month's figures, the same as Stats.
+    let text = http_get(&net.nodes[1].ops_url, "/metrics")
+        .await
+        .expect("metrics answer");
+    for row in &by_peer {
+        let l = format!("{{direction=\"inbound\",peer=\"{}\"}}", row.peer);
+        let figures = [
+            ("received", row.received),
+            ("receipt_expected", row.receipt_expected),
+            ("acknowledged_timely", row.acknowledged_timely),
+            ("feedback_expected", row.feedback_expected),
+            ("answered", row.answered),
+            ("answered_timely", row.answered_timely),
+            ("not_yet_due", row.not_yet_due),
+        ];
+        for (name, value) in figures {
+            assert_eq!(
+                metric(&text, &format!("migrex_month_{name}{l}")),
+                Some(value as f64),
+                "{name} {l}"
+            );
+        }
+        assert_eq!(
+            metric(&text, &format!("migrex_month_timely_feedback_rate{l}")),
+            row.timely_feedback_rate,
+            "{l}"
+        );
+    }
+    assert_eq!(
+        metric(
+            &text,
+            "migrex_notices{direction=\"inbound\",kind=\"CONTRACEPTION\",peer=\"440303\",status=\"ANSWERED\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "migrex_notices{direction=\"inbound\",kind=\"MARRIAGE\",peer=\"440303\",status=\"WITHDRAWN\"}"
+        ),
+        Some(1.0)
+    );
+    assert!(
+        text.contains(
+            "migrex_rpc_requests_total{method=\"/migrex.v1.Desk/SubmitFeedback\",code=\"OK\"}"
+        ),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("# EOF"));
 
     let by_kind = report(&net, 1, "2026-09", Direction::Inbound, false, true).await;
     let kind = |k: NoticeKind| by_kind.iter().find(|r| r.kind == k as i32).unwrap();

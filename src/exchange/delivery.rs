@@ -162,6 +162,7 @@ pub async fn run(ctx: Arc<NodeCtx>, route: Route, wake: Arc<Notify>, shutdown: C
         let run_len = batch.iter().take_while(|i| i.kind == batch[0].kind).count();
         let items = &batch[..run_len];
         let outcome = send(&mut client, items).await;
+        ctx.metrics.delivery_attempt(&prefix, outcome.is_err());
         let now = ctx.now();
         match outcome {
             Ok(results) => {

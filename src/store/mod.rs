@@ -501,6 +501,55 @@ impl Store {
         rows.iter().map(NoticeRecord::from_row).collect()
     }
 
+    // --- metrics ---
+
+    /// Notices per (direction, kind, peer, status), from the trigger-kept table.
+    pub async fn notice_counts(&self) -> Result<Vec<(i32, i32, String, i32, i64)>> {
+        let rows =
+            sqlx::query("SELECT direction, kind, peer, status, n FROM notice_counts WHERE n > 0")
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect())
+    }
+
+    /// Notices without their reply past their deadline at `now`, per (direction, peer).
+    pub async fn overdue_counts(&self, now: OffsetDateTime) -> Result<Vec<(i32, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT direction, peer, COUNT(*) FROM notices WHERE status IN (1, 2, 3, 4) AND due_at <= ? \
+             AND answered_at IS NULL AND (reply_required = 2 OR acknowledged_at IS NULL) GROUP BY direction, peer",
+        )
+        .bind(micros(now))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    /// Per route: items waiting, items refused for good, creation time of the oldest waiting.
+    pub async fn outbox_stats(&self) -> Result<Vec<(String, i64, i64, Option<OffsetDateTime>)>> {
+        let rows = sqlx::query(
+            "SELECT route, SUM(refused = 0), SUM(refused = 1), MIN(CASE WHEN refused = 0 THEN created_at END) FROM outbox GROUP BY route",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get::<Option<i64>, _>(3).map(from_micros),
+                )
+            })
+            .collect())
+    }
+
     // --- outbox ---
 
     /// The oldest items waiting for `route`, in order of creation.

@@ -1,0 +1,384 @@
+//! Prometheus metrics on the ops listener's `/metrics` (OpenMetrics text).
+//!
+//! Two kinds: counters the process keeps (delivery attempts and failures per
+//! peer, gRPC requests per method and status, their latency), and figures
+//! read from the store at each scrape (notices by direction, kind, peer and
+//! status; overdue open; the outbox per peer; this month's timeliness
+//! figures from `stats::figures`, the same code `Stats.GetTimeliness` runs,
+//! so the two always agree). Label values are bounded: peers are districts,
+//! methods are the known gRPC methods; no ID number or notice id is a label.
+
+use crate::domain::{Direction, NoticeKind, NoticeStatus};
+use crate::node::NodeCtx;
+use crate::store::StoreError;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::task::{Context, Poll};
+
+type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The gRPC methods that may appear as a label; anything else is "other".
+const METHODS: &[&str] = &[
+    "/migrex.v1.Exchange/DeliverNotices",
+    "/migrex.v1.Exchange/DeliverReplies",
+    "/migrex.v1.Desk/SubmitNotice",
+    "/migrex.v1.Desk/SubmitNotices",
+    "/migrex.v1.Desk/GetNotice",
+    "/migrex.v1.Desk/ListPending",
+    "/migrex.v1.Desk/AcknowledgeNotice",
+    "/migrex.v1.Desk/SubmitFeedback",
+    "/migrex.v1.Desk/ListNotices",
+    "/migrex.v1.Desk/WithdrawNotice",
+    "/migrex.v1.Stats/GetTimeliness",
+    "/migrex.v1.Stats/ListOverdue",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+];
+
+pub struct Metrics {
+    registry: Registry,
+    delivery_attempts: Family<Labels, Counter>,
+    delivery_failures: Family<Labels, Counter>,
+    rpc_requests: Family<Labels, Counter>,
+    rpc_duration: Family<Labels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("migrex");
+        let delivery_attempts = Family::<Labels, Counter>::default();
+        let delivery_failures = Family::<Labels, Counter>::default();
+        let rpc_requests = Family::<Labels, Counter>::default();
+        let rpc_duration: Family<Labels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16)));
+        registry.register(
+            "delivery_attempts",
+            "Calls made to deliver a batch to a peer",
+            delivery_attempts.clone(),
+        );
+        registry.register(
+            "delivery_failures",
+            "Delivery calls to a peer that failed (retried)",
+            delivery_failures.clone(),
+        );
+        registry.register(
+            "rpc_requests",
+            "gRPC requests served, by method and status code",
+            rpc_requests.clone(),
+        );
+        registry.register(
+            "rpc_duration_seconds",
+            "Time to serve a gRPC request, by method",
+            rpc_duration.clone(),
+        );
+        Metrics {
+            registry,
+            delivery_attempts,
+            delivery_failures,
+            rpc_requests,
+            rpc_duration,
+        }
+    }
+}
+
+fn direction_name(d: i32) -> &'static str {
+    if d == Direction::Inbound as i32 {
+        "inbound"
+    } else {
+        "outbound"
+    }
+}
+
+impl Metrics {
+    pub fn delivery_attempt(&self, route: &str, failed: bool) {
+        let l = labels(&[("peer", route)]);
+        self.delivery_attempts.get_or_create(&l).inc();
+        if failed {
+            self.delivery_failures.get_or_create(&l).inc();
+        }
+    }
+
+    fn rpc(&self, path: &str, code: &str, seconds: f64) {
+        let method = if METHODS.contains(&path) {
+            path
+        } else {
+            "other"
+        };
+        self.rpc_requests
+            .get_or_create(&labels(&[("method", method), ("code", code)]))
+            .inc();
+        self.rpc_duration
+            .get_or_create(&labels(&[("method", method)]))
+            .observe(seconds);
+    }
+
+    /// The exposition text: the process's counters and the store's figures now.
+    pub async fn render(&self, ctx: &NodeCtx) -> Result<String, StoreError> {
+        let now = ctx.now();
+        let mut scrape = Registry::with_prefix("migrex");
+
+        let notices = Family::<Labels, Gauge>::default();
+        for (direction, kind, peer, status, n) in ctx.store.notice_counts().await? {
+            let kind = NoticeKind::try_from(kind)
+                .map(|k| k.as_str_name())
+                .unwrap_or("UNKNOWN");
+            let status = NoticeStatus::try_from(status)
+                .map(|s| s.as_str_name())
+                .unwrap_or("UNKNOWN");
+            notices
+                .get_or_create(&labels(&[
+                    ("direction", direction_name(direction)),
+                    ("kind", kind),
+                    ("peer", &peer),
+                    ("status", status),
+                ]))
+                .set(n);
+        }
+        scrape.register(
+            "notices",
+            "Notices stored, by direction, kind, peer and status",
+            notices,
+        );
+
+        let overdue = Family::<Labels, Gauge>::default();
+        for (direction, peer, n) in ctx.store.overdue_counts(now).await? {
+            overdue
+                .get_or_create(&labels(&[
+                    ("direction", direction_name(direction)),
+                    ("peer", &peer),
+                ]))
+                .set(n);
+        }
+        scrape.register(
+            "overdue_open",
+            "Notices without their reply past their deadline (all time)",
+            overdue,
+        );
+
+        let (backlog, refused, oldest) = (
+            Family::<Labels, Gauge>::default(),
+            Family::<Labels, Gauge>::default(),
+            Family::<Labels, Gauge>::default(),
+        );
+        for (route, waiting, refused_n, oldest_at) in ctx.store.outbox_stats().await? {
+            let l = labels(&[("peer", &route)]);
+            backlog.get_or_create(&l).set(waiting);
+            refused.get_or_create(&l).set(refused_n);
+            oldest
+                .get_or_create(&l)
+                .set(oldest_at.map(|t| (now - t).whole_seconds()).unwrap_or(0));
+        }
+        scrape.register(
+            "outbox_backlog",
+            "Items waiting for delivery, per peer route",
+            backlog,
+        );
+        scrape.register(
+            "outbox_refused",
+            "Items a peer refused for good, per peer route",
+            refused,
+        );
+        scrape.register(
+            "outbox_oldest_age_seconds",
+            "Age of the oldest item waiting for delivery, per peer route (0: none waiting)",
+            oldest,
+        );
+
+        // This month's timeliness figures, exactly as Stats.GetTimeliness computes them.
+        let today = ctx.deadlines.local_date(now);
+        let month = crate::stats::Period::parse(
+            "period",
+            &format!("{}-{:02}", today.year(), today.month() as u8),
+        )
+        .expect("a valid month");
+        let (from, to) = month.bounds(ctx.deadlines.tz);
+        let counts: Vec<(&str, &str, Family<Labels, Gauge>)> = [
+            ("month_received", "Notices received this month (the cohort)"),
+            (
+                "month_receipt_expected",
+                "This month's cohort: receipt expected",
+            ),
+            ("month_acknowledged", "This month's cohort: acknowledged"),
+            (
+                "month_acknowledged_timely",
+                "This month's cohort: acknowledged by the deadline",
+            ),
+            (
+                "month_feedback_expected",
+                "This month's cohort: feedback expected",
+            ),
+            ("month_answered", "This month's cohort: answered"),
+            (
+                "month_answered_timely",
+                "This month's cohort: answered by the deadline",
+            ),
+            (
+                "month_overdue_open",
+                "This month's cohort: without their reply past the deadline",
+            ),
+            (
+                "month_not_yet_due",
+                "This month's cohort: without their reply, not yet due",
+            ),
+        ]
+        .into_iter()
+        .map(|(n, h)| (n, h, Family::default()))
+        .collect();
+        let rates: Vec<(&str, &str, Family<Labels, Gauge<f64, AtomicU64>>)> = [
+            (
+                "month_receipt_rate",
+                "This month's receipt rate 接收率 (absent when nothing is expected)",
+            ),
+            (
+                "month_timely_receipt_rate",
+                "This month's timely receipt rate 接收及时率",
+            ),
+            ("month_feedback_rate", "This month's feedback rate 反馈率"),
+            (
+                "month_timely_feedback_rate",
+                "This month's timely feedback rate 反馈及时率",
+            ),
+        ]
+        .into_iter()
+        .map(|(n, h)| (n, h, Family::default()))
+        .collect();
+        for direction in [Direction::Inbound, Direction::Outbound] {
+            let cohort = ctx.store.cohort(direction, from, to).await?;
+            for row in crate::stats::figures(&cohort, now, true, false) {
+                let l = labels(&[
+                    ("direction", direction_name(direction as i32)),
+                    ("peer", &row.peer),
+                ]);
+                let values = [
+                    row.received,
+                    row.receipt_expected,
+                    row.acknowledged,
+                    row.acknowledged_timely,
+                    row.feedback_expected,
+                    row.answered,
+                    row.answered_timely,
+                    row.overdue_open,
+                    row.not_yet_due,
+                ];
+                for ((_, _, f), v) in counts.iter().zip(values) {
+                    f.get_or_create(&l).set(v as i64);
+                }
+                let rate_values = [
+                    row.receipt_rate,
+                    row.timely_receipt_rate,
+                    row.feedback_rate,
+                    row.timely_feedback_rate,
+                ];
+                for ((_, _, f), v) in rates.iter().zip(rate_values) {
+                    if let Some(v) = v {
+                        f.get_or_create(&l).set(v);
+                    }
+                }
+            }
+        }
+        for (name, help, f) in counts {
+            scrape.register(name, help, f);
+        }
+        for (name, help, f) in rates {
+            scrape.register(name, help, f);
+        }
+
+        let mut out = String::new();
+        encode_registry(&mut out, &self.registry).expect("writing to a String");
+        encode_registry(&mut out, &scrape).expect("writing to a String");
+        encode_eof(&mut out).expect("writing to a String");
+        Ok(out)
+    }
+}
+
+/// A tower layer that counts and times every gRPC request.
+#[derive(Clone)]
+pub struct RpcMetricsLayer(pub Arc<Metrics>);
+
+impl<S> tower::Layer<S> for RpcMetricsLayer {
+    type Service = RpcMetricsService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcMetricsService {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RpcMetricsService<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+/// The gRPC status name in a response's headers (errors are trailers-only
+/// responses, so their status is there); a streamed success has none yet: OK.
+fn code_of(headers: &http::HeaderMap) -> &'static str {
+    let code: i32 = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    match tonic::Code::from_i32(code) {
+        tonic::Code::Ok => "OK",
+        tonic::Code::Cancelled => "CANCELLED",
+        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
+        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        tonic::Code::NotFound => "NOT_FOUND",
+        tonic::Code::AlreadyExists => "ALREADY_EXISTS",
+        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
+        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        tonic::Code::FailedPrecondition => "FAILED_PRECONDITION",
+        tonic::Code::Unimplemented => "UNIMPLEMENTED",
+        tonic::Code::Internal => "INTERNAL",
+        tonic::Code::Unavailable => "UNAVAILABLE",
+        tonic::Code::Unauthenticated => "UNAUTHENTICATED",
+        _ => "OTHER",
+    }
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for RpcMetricsService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let path = req.uri().path().to_string();
+        let start = std::time::Instant::now();
+        let fut = self.inner.call(req);
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let res = fut.await;
+            let code = match &res {
+                Ok(r) => code_of(r.headers()),
+                Err(_) => "TRANSPORT_ERROR",
+            };
+            metrics.rpc(&path, code, start.elapsed().as_secs_f64());
+            res
+        })
+    }
+}

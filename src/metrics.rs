@@ -24,6 +24,7 @@ use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 
 type Labels = Vec<(String, String)>;
+type RateFamily = Family<Labels, Gauge<f64, AtomicU64>>;
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
@@ -240,7 +241,7 @@ impl Metrics {
         .into_iter()
         .map(|(n, h)| (n, h, Family::default()))
         .collect();
-        let rates: Vec<(&str, &str, Family<Labels, Gauge<f64, AtomicU64>>)> = [
+        let rates: Vec<(&str, &str, RateFamily)> = [
             (
                 "month_receipt_rate",
                 "This month's receipt rate 接收率 (absent when nothing is expected)",

@@ -324,6 +324,85 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
         table.contains("反馈及时率") && table.contains("timely fb") && table.contains("100.0%"),
         "{table}"
     );
+    // The report's CSV (UTF-8 with BOM for Excel) shows the same figures as `stats` and /metrics.
+    let month = {
+        let today = time::OffsetDateTime::now_utc()
+            .to_offset(time::macros::offset!(+8))
+            .date();
+        format!("{}-{:02}", today.year(), today.month() as u8)
+    };
+    let month_stats = json(
+        &migrex(
+            args(&["stats", "--config", &cfg(&b), "--period", &month, "--json"]),
+            Some(&clerk),
+        )
+        .await,
+    );
+    let csv_path = root.path().join("report.csv");
+    ok(&migrex(
+        args(&[
+            "report",
+            "--config",
+            &cfg(&b),
+            "--period",
+            &month,
+            "--format",
+            "csv",
+            "--out",
+            csv_path.to_str().unwrap(),
+        ]),
+        Some(&clerk),
+    )
+    .await);
+    let csv_text = std::fs::read_to_string(&csv_path).unwrap();
+    assert!(csv_text.starts_with('\u{feff}'), "BOM for Excel");
+    let summary: Vec<&str> = csv_text
+        .lines()
+        .find(|l| l.starts_with("合计 all"))
+        .expect("summary row")
+        .split(',')
+        .collect();
+    let m = &month_stats["rows"][0];
+    let pct = |v: &Value| {
+        v.as_f64()
+            .map(|r| format!("{:.1}%", r * 100.0))
+            .unwrap_or("-".into())
+    };
+    assert_eq!(summary[1], m["received"].to_string());
+    assert_eq!(summary[7], m["answered"].to_string());
+    assert_eq!(summary[9], pct(&m["timely_feedback_rate"]));
+    assert!(csv_text.contains(&format!("{LUOHU} 罗湖区")), "{csv_text}");
+    let metrics = http_get(&b.ops, "/metrics").await.unwrap();
+    let line = format!(
+        "migrex_month_answered{{direction=\"inbound\",peer=\"{LUOHU}\"}} {}",
+        m["answered"]
+    );
+    assert!(metrics.contains(&line), "{line} in {metrics}");
+    let html_path = root.path().join("report.html");
+    ok(&migrex(
+        args(&[
+            "report",
+            "--config",
+            &cfg(&b),
+            "--period",
+            &month,
+            "--out",
+            html_path.to_str().unwrap(),
+        ]),
+        Some(&clerk),
+    )
+    .await);
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("<circle"),
+        "the chart is inline SVG"
+    );
+    assert!(html.contains("反馈及时率") && html.contains("timely feedback"));
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http") && !html.contains("<script"),
+        "self-contained, no network"
+    );
+
     let overdue = json(
         &migrex(
             args(&["overdue", "--config", &cfg(&b), "--json"]),

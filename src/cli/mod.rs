@@ -5,6 +5,7 @@
 mod demo;
 mod monitor;
 pub mod notice_fields;
+mod report;
 mod staff;
 
 use crate::clock::SystemClock;
@@ -73,6 +74,8 @@ enum Command {
     Stats(monitor::StatsArgs),
     /// Notices still without their reply past their deadline (超时未复), both directions.
     Overdue(monitor::OverdueArgs),
+    /// The monthly assessment report (月度通报) as CSV (Excel) or a self-contained HTML page.
+    Report(report::ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -277,6 +280,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Feedback(a) => staff::feedback(a).await,
         Command::Stats(a) => monitor::stats(a).await,
         Command::Overdue(a) => monitor::overdue(a).await,
+        Command::Report(a) => report::report(a).await,
     }
 }
 

@@ -277,6 +277,7 @@ impl pb::stats_server::Stats for StatsService {
             as_of: Some(crate::domain::ts_to_pb(t)),
             direction: direction as i32,
             rows: figures(&cohort, t, r.by_peer, r.by_kind),
+            district: self.ctx.district.to_string(),
         }))
     }
 

@@ -403,6 +403,48 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
         "self-contained, no network"
     );
 
+    // Several districts ranked at once; a node that does not answer is named.
+    let dead = format!("https://127.0.0.1:{}", migrex::setup::free_port().unwrap());
+    let desk_url = |n: &Node| {
+        let (c, _) = migrex::config::Config::load(&n.config).unwrap();
+        format!("https://{}", c.desk_listen)
+    };
+    let nodes_file = root.path().join("nodes.toml");
+    std::fs::write(
+        &nodes_file,
+        format!(
+            "[[nodes]]\nurl = \"{}\"\ntoken = \"{}\"\nca = \"ca/ca.crt\"\n\n[[nodes]]\nurl = \"{}\"\ntoken = \"{}\"\nca = \"ca/ca.crt\"\n\n[[nodes]]\nurl = \"{dead}\"\ntoken = \"x\"\nca = \"ca/ca.crt\"\n",
+            desk_url(&a), a.token, desk_url(&b), clerk
+        ),
+    )
+    .unwrap();
+    let ranking = json(
+        &migrex(
+            args(&[
+                "report",
+                "--nodes",
+                nodes_file.to_str().unwrap(),
+                "--period",
+                all_time,
+                "--json",
+            ]),
+            None,
+        )
+        .await,
+    );
+    let districts: Vec<&str> = ranking["ranking"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["district"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        districts,
+        vec![SHUANGLIU, LUOHU],
+        "Shuangliu answered its one notice on time; Luohu had nothing to answer"
+    );
+    assert_eq!(ranking["no_answer"][0]["url"], dead.as_str());
+
     let overdue = json(
         &migrex(
             args(&["overdue", "--config", &cfg(&b), "--json"]),

@@ -4,7 +4,7 @@
 //! peer, gRPC requests per method and status, their latency), and figures
 //! read from the store at each scrape (notices by direction, kind, peer and
 //! status; overdue open; the outbox per peer; this month's timeliness
-//! figures from `stats::figures`, the same code `Stats.GetTimeliness` runs,
+//! figures from `Store::timeliness`, the same query `Stats.GetTimeliness` runs,
 //! so the two always agree). Label values are bounded: peers are districts,
 //! methods are the known gRPC methods; no ID number or notice id is a label.
 
@@ -260,8 +260,11 @@ impl Metrics {
         .map(|(n, h)| (n, h, Family::default()))
         .collect();
         for direction in [Direction::Inbound, Direction::Outbound] {
-            let cohort = ctx.store.cohort(direction, from, to).await?;
-            for row in crate::stats::figures(&cohort, now, true, false) {
+            let groups = ctx
+                .store
+                .timeliness(direction, from, to, now, true, false)
+                .await?;
+            for row in crate::stats::rows(&groups, true, false) {
                 let l = labels(&[
                     ("direction", direction_name(direction as i32)),
                     ("peer", &row.peer),

@@ -3,15 +3,15 @@
 //! the notices received within a period, by peer and/or kind; and the
 //! `migrex.v1.Stats` service that serves them.
 //!
-//! `figures` is a pure function of the cohort's stored instants and the
-//! report time T: every figure can be recomputed from the stored notices,
-//! which is what a later fast path (roll-ups) must agree with.
+//! `Store::timeliness` computes the figures in SQL from a covering index
+//! (the fast path); `figures` recounts them notice by notice from the raw
+//! cohort (the reference). A randomized test holds the two to exact agreement.
 
 use crate::domain::{Direction, FieldError, NoticeKind, ReplySort, format_date};
 use crate::exchange::server::internal;
 use crate::node::NodeCtx;
 use crate::pb;
-use crate::store::CohortRow;
+use crate::store::{CohortRow, GroupCounts, micros};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use time::{Date, Duration, Month, OffsetDateTime};
@@ -111,22 +111,16 @@ impl Period {
     }
 }
 
-/// The figures of one group, as SPEC.md section 4 defines them.
+/// The figures of one group, as SPEC.md section 4 defines them, counted
+/// notice by notice: the reference that `Store::timeliness` (the SQL fast
+/// path) must agree with exactly.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {
-    pub received: u64,
-    pub receipt_expected: u64,
-    pub acknowledged: u64,
-    pub acknowledged_timely: u64,
-    pub feedback_expected: u64,
-    pub answered: u64,
-    pub answered_timely: u64,
-    pub overdue_open: u64,
-    pub not_yet_due: u64,
-    /// Days from received_at to the reply each notice needs, for those replied.
-    pub reply_latency_days: Vec<f64>,
-    /// Seconds from creation at the origin to received_at.
-    pub delivery_lag_seconds: Vec<f64>,
+    counts: GroupCounts,
+    /// Microseconds from received_at to the reply each notice needs, for those replied.
+    reply_latency_us: Vec<i64>,
+    /// Microseconds from creation at the origin to received_at.
+    delivery_lag_us: Vec<i64>,
 }
 
 /// A rate, absent when its denominator is empty (never 0% or 100% then).
@@ -134,43 +128,46 @@ pub fn rate(num: u64, den: u64) -> Option<f64> {
     (den > 0).then(|| num as f64 / den as f64)
 }
 
-/// The nearest-rank percentile (`p` in 0..=1) of `values`; None when empty.
-pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
+/// The nearest-rank percentile `num/den` of `values` (rank ⌈n·num/den⌉,
+/// in integers so that SQL computes the very same rank); None when empty.
+pub fn percentile(values: &[i64], num: i64, den: i64) -> Option<i64> {
     if values.is_empty() {
         return None;
     }
     let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    Some(v[rank - 1])
+    v.sort_unstable();
+    let n = v.len() as i64;
+    let rank = ((n * num + den - 1) / den).clamp(1, n);
+    Some(v[(rank - 1) as usize])
 }
 
 impl Figures {
     /// Adds one cohort notice, as things stand at report time `t`.
     pub fn add(&mut self, n: &CohortRow, t: OffsetDateTime) {
+        let c = &mut self.counts;
         let upto = |x: Option<OffsetDateTime>| x.filter(|x| *x <= t);
         let answered = upto(n.answered_at);
         // Feedback counts as receipt.
         let acknowledged = upto(n.acknowledged_at).or(answered);
         let due = n.due_at <= t;
-        self.received += 1;
+        c.received += 1;
         if acknowledged.is_some() || due {
-            self.receipt_expected += 1;
+            c.receipt_expected += 1;
         }
         if let Some(a) = acknowledged {
-            self.acknowledged += 1;
+            c.acknowledged += 1;
             if a <= n.due_at {
-                self.acknowledged_timely += 1;
+                c.acknowledged_timely += 1;
             }
         }
         let needs_feedback = n.reply_required == ReplySort::Feedback;
         if needs_feedback && (answered.is_some() || due) {
-            self.feedback_expected += 1;
+            c.feedback_expected += 1;
         }
         if let Some(a) = answered {
-            self.answered += 1;
+            c.answered += 1;
             if a <= n.due_at {
-                self.answered_timely += 1;
+                c.answered_timely += 1;
             }
         }
         let reply = if needs_feedback {
@@ -180,52 +177,36 @@ impl Figures {
         };
         match reply {
             Some(r) => self
-                .reply_latency_days
-                .push((r - n.received_at).as_seconds_f64() / 86_400.0),
-            None if due => self.overdue_open += 1,
-            None => self.not_yet_due += 1,
+                .reply_latency_us
+                .push(micros(r) - micros(n.received_at)),
+            None if due => c.overdue_open += 1,
+            None => c.not_yet_due += 1,
         }
-        self.delivery_lag_seconds
-            .push((n.received_at - n.created_at).as_seconds_f64());
+        self.delivery_lag_us
+            .push(micros(n.received_at) - micros(n.created_at));
     }
 
-    pub fn to_row(&self, peer: String, kind: i32) -> pb::TimelinessRow {
-        pb::TimelinessRow {
+    pub fn finish(mut self, peer: String, kind: i32) -> GroupCounts {
+        let p = |v: &[i64]| [percentile(v, 1, 2), percentile(v, 9, 10)];
+        self.counts.reply_latency_us = p(&self.reply_latency_us);
+        self.counts.delivery_lag_us = p(&self.delivery_lag_us);
+        GroupCounts {
             peer,
             kind,
-            received: self.received,
-            receipt_expected: self.receipt_expected,
-            acknowledged: self.acknowledged,
-            acknowledged_timely: self.acknowledged_timely,
-            receipt_rate: rate(self.acknowledged, self.receipt_expected),
-            timely_receipt_rate: rate(self.acknowledged_timely, self.receipt_expected),
-            feedback_expected: self.feedback_expected,
-            answered: self.answered,
-            answered_timely: self.answered_timely,
-            feedback_rate: rate(self.answered, self.feedback_expected),
-            timely_feedback_rate: rate(self.answered_timely, self.feedback_expected),
-            overdue_open: self.overdue_open,
-            not_yet_due: self.not_yet_due,
-            reply_latency_median_days: percentile(&self.reply_latency_days, 0.5),
-            reply_latency_p90_days: percentile(&self.reply_latency_days, 0.9),
-            delivery_lag_median_seconds: percentile(&self.delivery_lag_seconds, 0.5),
-            delivery_lag_p90_seconds: percentile(&self.delivery_lag_seconds, 0.9),
+            ..self.counts
         }
     }
 }
 
-/// The rows of a report: one per group (peer and/or kind), in order of peer
-/// then kind; a single row when not grouped, even for an empty cohort.
+/// The groups of a report counted notice by notice from a cohort (the raw
+/// recount), in order of peer then kind.
 pub fn figures(
     cohort: &[CohortRow],
     t: OffsetDateTime,
     by_peer: bool,
     by_kind: bool,
-) -> Vec<pb::TimelinessRow> {
+) -> Vec<GroupCounts> {
     let mut groups: BTreeMap<(String, i32), Figures> = BTreeMap::new();
-    if !by_peer && !by_kind {
-        groups.insert((String::new(), 0), Figures::default());
-    }
     for n in cohort {
         let key = (
             if by_peer {
@@ -239,8 +220,42 @@ pub fn figures(
     }
     groups
         .into_iter()
-        .map(|((peer, kind), f)| f.to_row(peer, kind))
+        .map(|((peer, kind), f)| f.finish(peer, kind))
         .collect()
+}
+
+/// The wire rows of a report; a single empty row when not grouped and nothing was received.
+pub fn rows(groups: &[GroupCounts], by_peer: bool, by_kind: bool) -> Vec<pb::TimelinessRow> {
+    if groups.is_empty() && !by_peer && !by_kind {
+        return vec![row(&GroupCounts::default())];
+    }
+    groups.iter().map(row).collect()
+}
+
+fn row(g: &GroupCounts) -> pb::TimelinessRow {
+    let days = |us: Option<i64>| us.map(|v| v as f64 / 86_400_000_000.0);
+    let seconds = |us: Option<i64>| us.map(|v| v as f64 / 1_000_000.0);
+    pb::TimelinessRow {
+        peer: g.peer.clone(),
+        kind: g.kind,
+        received: g.received,
+        receipt_expected: g.receipt_expected,
+        acknowledged: g.acknowledged,
+        acknowledged_timely: g.acknowledged_timely,
+        receipt_rate: rate(g.acknowledged, g.receipt_expected),
+        timely_receipt_rate: rate(g.acknowledged_timely, g.receipt_expected),
+        feedback_expected: g.feedback_expected,
+        answered: g.answered,
+        answered_timely: g.answered_timely,
+        feedback_rate: rate(g.answered, g.feedback_expected),
+        timely_feedback_rate: rate(g.answered_timely, g.feedback_expected),
+        overdue_open: g.overdue_open,
+        not_yet_due: g.not_yet_due,
+        reply_latency_median_days: days(g.reply_latency_us[0]),
+        reply_latency_p90_days: days(g.reply_latency_us[1]),
+        delivery_lag_median_seconds: seconds(g.delivery_lag_us[0]),
+        delivery_lag_p90_seconds: seconds(g.delivery_lag_us[1]),
+    }
 }
 
 pub struct StatsService {
@@ -265,10 +280,10 @@ impl pb::stats_server::Stats for StatsService {
         };
         let t = self.ctx.now();
         let (from, to) = period.bounds(self.ctx.deadlines.tz);
-        let cohort = self
+        let groups = self
             .ctx
             .store
-            .cohort(direction, from, to)
+            .timeliness(direction, from, to, t, r.by_peer, r.by_kind)
             .await
             .map_err(internal)?;
         Ok(Response::new(pb::GetTimelinessResponse {
@@ -276,7 +291,7 @@ impl pb::stats_server::Stats for StatsService {
             last_day: format_date(period.last),
             as_of: Some(crate::domain::ts_to_pb(t)),
             direction: direction as i32,
-            rows: figures(&cohort, t, r.by_peer, r.by_kind),
+            rows: rows(&groups, r.by_peer, r.by_kind),
             district: self.ctx.district.to_string(),
         }))
     }
@@ -412,16 +427,22 @@ mod tests {
 
     #[test]
     fn percentiles_use_the_nearest_rank() {
-        let v = [5.0, 1.0, 3.0, 2.0, 4.0, 6.0, 7.0, 8.0, 9.0, 10.0];
-        assert_eq!(percentile(&v, 0.5), Some(5.0));
-        assert_eq!(percentile(&v, 0.9), Some(9.0));
-        assert_eq!(percentile(&[2.5], 0.9), Some(2.5));
-        assert_eq!(percentile(&[], 0.5), None);
+        let v = [5, 1, 3, 2, 4, 6, 7, 8, 9, 10];
+        assert_eq!(percentile(&v, 1, 2), Some(5));
+        assert_eq!(percentile(&v, 9, 10), Some(9));
+        assert_eq!(percentile(&v[..9], 1, 2), Some(5), "rank ⌈4.5⌉ = 5");
+        assert_eq!(percentile(&v[..9], 9, 10), Some(9), "rank ⌈8.1⌉ = 9");
+        assert_eq!(percentile(&[25], 9, 10), Some(25));
+        assert_eq!(percentile(&[], 1, 2), None);
     }
 
     #[test]
     fn an_empty_denominator_gives_no_rate() {
-        let rows = figures(&[], datetime!(2026-11-01 00:00 UTC), false, false);
+        let rows = rows(
+            &figures(&[], datetime!(2026-11-01 00:00 UTC), false, false),
+            false,
+            false,
+        );
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].received, 0);
         assert_eq!(

@@ -227,6 +227,42 @@ pub struct CohortRow {
     pub answered_at: Option<OffsetDateTime>,
 }
 
+/// The timeliness counts of one group (peer and/or kind) of a cohort, and
+/// the nearest-rank percentiles (50th, 90th) of reply latency and delivery
+/// lag in microseconds. Computed in SQL by `Store::timeliness` and in Rust
+/// by `stats::Figures`; the two agree exactly.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupCounts {
+    pub peer: String,
+    pub kind: i32,
+    pub received: u64,
+    pub receipt_expected: u64,
+    pub acknowledged: u64,
+    pub acknowledged_timely: u64,
+    pub feedback_expected: u64,
+    pub answered: u64,
+    pub answered_timely: u64,
+    pub overdue_open: u64,
+    pub not_yet_due: u64,
+    pub reply_latency_us: [Option<i64>; 2],
+    pub delivery_lag_us: [Option<i64>; 2],
+}
+
+/// The cohort of a timeliness report with each notice's replies as they
+/// stood at ?4 (T), and its grouping columns g1 (peer) and g2 (kind).
+/// Parameters: ?1 direction, ?2 and ?3 the received_at range, ?4 T.
+fn cohort_sql(by_peer: bool, by_kind: bool) -> String {
+    format!(
+        "WITH c0 AS (SELECT {g1} AS g1, {g2} AS g2, reply_required AS rr, created_at, received_at, due_at, \
+           CASE WHEN acknowledged_at <= ?4 THEN acknowledged_at END AS ack, \
+           CASE WHEN answered_at <= ?4 THEN answered_at END AS ans \
+         FROM notices INDEXED BY notices_cohort WHERE direction = ?1 AND received_at >= ?2 AND received_at < ?3 AND status <> 6), \
+         c AS (SELECT *, COALESCE(ack, ans) AS acked, CASE WHEN rr = 2 THEN ans ELSE COALESCE(ack, ans) END AS reply FROM c0)",
+        g1 = if by_peer { "peer" } else { "''" },
+        g2 = if by_kind { "kind" } else { "0" },
+    )
+}
+
 /// A staff token's record (never the token itself).
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
@@ -499,6 +535,85 @@ impl Store {
         q.push(" OFFSET ").push_bind(offset as i64);
         let rows = q.build().fetch_all(&self.reader).await?;
         rows.iter().map(NoticeRecord::from_row).collect()
+    }
+
+    /// The timeliness counts and percentiles of the notices of `direction`
+    /// received in `[from, to)` (withdrawn excluded), as they stand at `t`,
+    /// grouped by peer and/or kind, in order of peer then kind. Reads only
+    /// the covering index `notices_cohort`: its cost follows the period,
+    /// not the history.
+    pub async fn timeliness(
+        &self,
+        direction: Direction,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        t: OffsetDateTime,
+        by_peer: bool,
+        by_kind: bool,
+    ) -> Result<Vec<GroupCounts>> {
+        let counts = format!(
+            "{} SELECT g1, g2, COUNT(*), \
+               SUM(acked IS NOT NULL OR due_at <= ?4), SUM(acked IS NOT NULL), SUM(acked <= due_at), \
+               SUM(rr = 2 AND (ans IS NOT NULL OR due_at <= ?4)), SUM(ans IS NOT NULL), SUM(ans <= due_at), \
+               SUM(reply IS NULL AND due_at <= ?4), SUM(reply IS NULL AND due_at > ?4) \
+             FROM c GROUP BY g1, g2 ORDER BY g1, g2",
+            cohort_sql(by_peer, by_kind)
+        );
+        let bind = |sql: String| {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(direction as i32)
+                .bind(micros(from))
+                .bind(micros(to))
+                .bind(micros(t))
+        };
+        let n = |r: &SqliteRow, i: usize| r.get::<Option<i64>, _>(i).unwrap_or(0) as u64;
+        let mut groups: Vec<GroupCounts> = bind(counts)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|r| GroupCounts {
+                peer: r.get(0),
+                kind: r.get(1),
+                received: n(r, 2),
+                receipt_expected: n(r, 3),
+                acknowledged: n(r, 4),
+                acknowledged_timely: n(r, 5),
+                feedback_expected: n(r, 6),
+                answered: n(r, 7),
+                answered_timely: n(r, 8),
+                overdue_open: n(r, 9),
+                not_yet_due: n(r, 10),
+                ..Default::default()
+            })
+            .collect();
+        for (metric, value) in [(0, "reply - received_at"), (1, "received_at - created_at")] {
+            let sql = format!(
+                "{}, vals AS (SELECT g1, g2, {value} AS v FROM c WHERE {value} IS NOT NULL) \
+                 SELECT g1, g2, v, rn, cnt FROM (SELECT g1, g2, v, ROW_NUMBER() OVER (PARTITION BY g1, g2 ORDER BY v) AS rn, \
+                   COUNT(*) OVER (PARTITION BY g1, g2) AS cnt FROM vals) \
+                 WHERE rn = MAX(1, (cnt + 1) / 2) OR rn = MAX(1, (9 * cnt + 9) / 10)",
+                cohort_sql(by_peer, by_kind)
+            );
+            for r in bind(sql).fetch_all(&self.reader).await? {
+                let (peer, kind, v, rn, cnt): (String, i32, i64, i64, i64) =
+                    (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+                let Some(g) = groups.iter_mut().find(|g| g.peer == peer && g.kind == kind) else {
+                    continue;
+                };
+                let slot = if metric == 0 {
+                    &mut g.reply_latency_us
+                } else {
+                    &mut g.delivery_lag_us
+                };
+                if rn == ((cnt + 1) / 2).max(1) {
+                    slot[0] = Some(v);
+                }
+                if rn == ((9 * cnt + 9) / 10).max(1) {
+                    slot[1] = Some(v);
+                }
+            }
+        }
+        Ok(groups)
     }
 
     // --- metrics ---

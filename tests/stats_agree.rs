@@ -1,0 +1,204 @@
+//! The fast path (`Store::timeliness`, SQL over the covering index) and the
+//! raw recount (`stats::figures`, notice by notice) agree exactly on a
+//! randomized history of 100,000 notices, for every grouping, both
+//! directions, several periods and report times.
+
+use migrex::domain::{Direction, IdNumber, NoticeContent, NoticeStatus, ParseContext};
+use migrex::pb;
+use migrex::stats::{Period, figures};
+use migrex::store::Store;
+use time::macros::{date, datetime};
+use time::{Duration, OffsetDateTime};
+
+const N: usize = 100_000;
+
+fn content(rng: &mut fastrand::Rng, i: usize, created_at: OffsetDateTime) -> NoticeContent {
+    let peers = ["440303", "411302", "110101"];
+    let subject = IdNumber::complete(&format!("51011619900101{:02}{}", i % 100, 2 * (i % 5)));
+    let (kind, details) = match rng.u8(0..4) {
+        0 => (
+            pb::NoticeKind::Marriage,
+            pb::notice::Details::Marriage(pb::MarriageDetails {
+                registered_on: "2025-06-01".into(),
+                spouse_id_number: IdNumber::complete("51011619880202001"),
+                spouse_name: "李强".into(),
+                registry_office: "登记处".into(),
+            }),
+        ),
+        1 => (
+            pb::NoticeKind::Pregnancy,
+            pb::notice::Details::Pregnancy(pb::PregnancyDetails {
+                confirmed_on: "2025-06-01".into(),
+                gestational_weeks: 8,
+                expected_delivery_on: "2026-01-10".into(),
+                within_policy: None,
+            }),
+        ),
+        2 => (
+            pb::NoticeKind::Birth,
+            pb::notice::Details::Birth(pb::BirthDetails {
+                born_on: "2025-06-01".into(),
+                child_sex: 1,
+                birth_order: 1,
+                child_name: String::new(),
+                place_of_delivery: "医院".into(),
+            }),
+        ),
+        _ => (
+            pb::NoticeKind::Contraception,
+            pb::notice::Details::Contraception(pb::ContraceptionDetails {
+                method: 1,
+                performed_on: "2025-06-01".into(),
+                provider: "站".into(),
+            }),
+        ),
+    };
+    let peer = peers[rng.usize(0..peers.len())];
+    let n = pb::Notice {
+        id: uuid::Uuid::from_u128(rng.u128(..)).to_string(),
+        origin: peer.into(),
+        destination: "510116".into(),
+        kind: kind as i32,
+        category: 1 + rng.i32(0..2),
+        subject: Some(pb::Person {
+            id_number: subject,
+            name: "王芳".into(),
+            hukou_district: "510116".into(),
+            residence_district: peer.into(),
+            ..Default::default()
+        }),
+        urgency: 1 + rng.i32(0..2),
+        reply_required: 1 + rng.i32(0..2),
+        details: Some(details),
+        created_at: Some(migrex::domain::ts_to_pb(created_at)),
+        ..Default::default()
+    };
+    NoticeContent::parse(
+        &n,
+        &ParseContext {
+            today: date!(2030 - 01 - 01),
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_path_and_raw_recount_agree_on_a_random_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let mut rng = fastrand::Rng::with_seed(20261122);
+    let start = datetime!(2026-01-01 00:00 +8);
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..N {
+        // Whole microseconds, received over 2026, due 1..40 days later at a random time of day.
+        let received = start + Duration::microseconds(rng.i64(0..365 * 86_400_000_000));
+        let created = received - Duration::microseconds(rng.i64(0..600_000_000));
+        let due = received + Duration::microseconds(rng.i64(86_400_000_000..40 * 86_400_000_000));
+        let c = content(&mut rng, i, created);
+        let direction = if rng.bool() {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
+        };
+        let status = if direction == Direction::Inbound {
+            NoticeStatus::Pending
+        } else {
+            NoticeStatus::Delivered
+        };
+        tx.insert_notice(&c, direction, status, Some((received, due, None)))
+            .await
+            .unwrap();
+        let id = c.id.to_string();
+        if rng.u8(0..100) < 65 {
+            let acked = received + Duration::microseconds(rng.i64(0..50 * 86_400_000_000));
+            tx.set_acknowledged(&id, acked, "clerk").await.unwrap();
+            if rng.bool() {
+                let answered = acked + Duration::microseconds(rng.i64(0..10 * 86_400_000_000));
+                let fb = pb::Feedback {
+                    result: 1,
+                    answered_by: "clerk".into(),
+                    answered_at: Some(migrex::domain::ts_to_pb(answered)),
+                    ..Default::default()
+                };
+                tx.set_answered(&id, &fb, answered).await.unwrap();
+            }
+        } else if rng.u8(0..100) < 8 {
+            tx.set_withdrawn(&id, received, "").await.unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+
+    let tz = time_tz::timezones::get_by_name("Asia/Shanghai").unwrap();
+    let mut compared = 0;
+    let mut seen_overdue = false;
+    let mut seen_latency = false;
+    for period in [
+        "2026-03",
+        "2026-07",
+        "2026-12",
+        "2026-Q2",
+        "2026",
+        "2026-02-10..2026-02-20",
+        "2025-06",
+    ] {
+        let (from, to) = Period::parse("period", period).unwrap().bounds(tz);
+        for t in [
+            datetime!(2026-04-15 12:00 +8),
+            datetime!(2026-08-01 00:00 +8),
+            datetime!(2027-06-01 00:00 +8),
+        ] {
+            for direction in [Direction::Inbound, Direction::Outbound] {
+                let cohort = store.cohort(direction, from, to).await.unwrap();
+                for (by_peer, by_kind) in
+                    [(false, false), (true, false), (false, true), (true, true)]
+                {
+                    let fast = store
+                        .timeliness(direction, from, to, t, by_peer, by_kind)
+                        .await
+                        .unwrap();
+                    let raw = figures(&cohort, t, by_peer, by_kind);
+                    assert_eq!(
+                        fast, raw,
+                        "{period} at {t} {direction:?} by_peer={by_peer} by_kind={by_kind}"
+                    );
+                    seen_overdue |= raw.iter().any(|g| g.overdue_open > 0 && g.not_yet_due > 0);
+                    seen_latency |= raw.iter().any(|g| {
+                        g.reply_latency_us[1].is_some()
+                            && g.answered_timely > 0
+                            && g.answered_timely < g.answered
+                    });
+                    compared += raw.iter().map(|g| g.received).sum::<u64>();
+                }
+            }
+        }
+    }
+    assert!(
+        seen_overdue && seen_latency,
+        "the random history exercises every figure"
+    );
+    assert!(compared > 1_000_000, "compared {compared} notice-figures");
+    let year = store
+        .cohort(
+            Direction::Inbound,
+            datetime!(2026-01-01 00:00 +8),
+            datetime!(2027-01-01 00:00 +8),
+        )
+        .await
+        .unwrap()
+        .len()
+        + store
+            .cohort(
+                Direction::Outbound,
+                datetime!(2026-01-01 00:00 +8),
+                datetime!(2027-01-01 00:00 +8),
+            )
+            .await
+            .unwrap()
+            .len();
+    assert!(
+        year > N * 9 / 10 && year < N,
+        "withdrawn notices are out of the cohort: {year}"
+    );
+}

@@ -1,0 +1,217 @@
+//! Benchmark (not a test): fills one node's SQLite store with N notices
+//! received over three years (default 10 million), starts the node, and
+//! times `Stats.GetTimeliness` for one month grouped by peer and kind over
+//! gRPC with TLS, as a monitor calls it.
+//!
+//!     cargo run --release --example bench_timeliness -- [NOTICES] [FOLDER]
+//!
+//! The folder is kept, so a second run with the same folder skips the fill.
+
+use migrex::clock::SystemClock;
+use migrex::config::Delivery;
+use migrex::domain::{Direction, IdNumber, NoticeContent, NoticeStatus, ParseContext};
+use migrex::pb;
+use migrex::setup::LocalNetwork;
+use migrex::store::Store;
+use std::sync::Arc;
+use std::time::Instant;
+use time::macros::{date, datetime};
+use time::{Duration, OffsetDateTime};
+
+fn template(i: usize) -> NoticeContent {
+    let peers = [
+        "440303", "411302", "110101", "310104", "440106", "320102", "330106", "420102",
+    ];
+    let peer = peers[i % peers.len()];
+    let n = pb::Notice {
+        id: uuid::Uuid::new_v4().to_string(),
+        origin: peer.into(),
+        destination: "510116".into(),
+        kind: (1 + i % 4) as i32,
+        category: (1 + i % 2) as i32,
+        subject: Some(pb::Person {
+            id_number: IdNumber::complete(&format!("51011619900101{:02}{}", i % 100, 2 * (i % 5))),
+            name: "王芳".into(),
+            hukou_district: "510116".into(),
+            residence_district: peer.into(),
+            ..Default::default()
+        }),
+        urgency: 1,
+        reply_required: (1 + i % 2) as i32,
+        details: Some(match i % 4 {
+            0 => pb::notice::Details::Marriage(pb::MarriageDetails {
+                registered_on: "2023-06-01".into(),
+                spouse_id_number: IdNumber::complete("51011619880202001"),
+                spouse_name: "李强".into(),
+                registry_office: "登记处".into(),
+            }),
+            1 => pb::notice::Details::Pregnancy(pb::PregnancyDetails {
+                confirmed_on: "2023-06-01".into(),
+                gestational_weeks: 8,
+                expected_delivery_on: "2024-01-10".into(),
+                within_policy: None,
+            }),
+            2 => pb::notice::Details::Birth(pb::BirthDetails {
+                born_on: "2023-06-01".into(),
+                child_sex: 1,
+                birth_order: 1,
+                child_name: String::new(),
+                place_of_delivery: "医院".into(),
+            }),
+            _ => pb::notice::Details::Contraception(pb::ContraceptionDetails {
+                method: 1,
+                performed_on: "2023-06-01".into(),
+                provider: "站".into(),
+            }),
+        }),
+        created_at: Some(migrex::domain::ts_to_pb(datetime!(2023-06-02 00:00 UTC))),
+        ..Default::default()
+    };
+    NoticeContent::parse(
+        &n,
+        &ParseContext {
+            today: date!(2030 - 01 - 01),
+        },
+    )
+    .expect("valid template")
+}
+
+async fn fill(store: &Store, total: usize) {
+    let templates: Vec<NoticeContent> = (0..64).map(template).collect();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let start = datetime!(2024-01-01 00:00 +8);
+    let span = 3 * 365 * 86_400_000_000i64;
+    let t0 = Instant::now();
+    let batch = 50_000;
+    for b in 0..total.div_ceil(batch) {
+        let mut tx = store.begin().await.expect("begin");
+        for _ in 0..batch.min(total - b * batch) {
+            let mut c = templates[rng.usize(0..templates.len())].clone();
+            c.id = uuid::Uuid::from_u128(rng.u128(..));
+            let received = start + Duration::microseconds(rng.i64(0..span));
+            c.created_at = received - Duration::seconds(rng.i64(0..600));
+            let due = received + Duration::days(if rng.bool() { 15 } else { 30 });
+            let direction = if rng.u8(0..10) < 7 {
+                Direction::Inbound
+            } else {
+                Direction::Outbound
+            };
+            let status = if direction == Direction::Inbound {
+                NoticeStatus::Pending
+            } else {
+                NoticeStatus::Delivered
+            };
+            tx.insert_notice(&c, direction, status, Some((received, due, None)))
+                .await
+                .expect("insert");
+            if rng.u8(0..10) < 8 {
+                let id = c.id.to_string();
+                let acked = received + Duration::hours(rng.i64(1..24 * 40));
+                tx.set_acknowledged(&id, acked, "clerk").await.expect("ack");
+                if rng.bool() {
+                    let fb = pb::Feedback {
+                        result: 1,
+                        answered_by: "clerk".into(),
+                        answered_at: Some(migrex::domain::ts_to_pb(acked)),
+                        ..Default::default()
+                    };
+                    tx.set_answered(&id, &fb, acked).await.expect("answer");
+                }
+            }
+        }
+        tx.commit().await.expect("commit");
+        let done = ((b + 1) * batch).min(total);
+        eprintln!(
+            "filled {done} of {total} notices ({:.0}/s)",
+            done as f64 / t0.elapsed().as_secs_f64()
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let total: usize = args
+        .get(1)
+        .map(|s| s.parse().expect("NOTICES is a number"))
+        .unwrap_or(10_000_000);
+    let folder = std::path::PathBuf::from(
+        args.get(2)
+            .cloned()
+            .unwrap_or_else(|| "target/bench-timeliness".into()),
+    );
+    let mut net = if folder.join("510116/migrex.toml").exists() {
+        eprintln!("re-using {}", folder.display());
+        let (c, _) =
+            migrex::config::Config::load(&folder.join("510116/migrex.toml")).expect("config");
+        let store = Store::open(folder.join("510116/migrex.db").to_str().expect("path"))
+            .await
+            .expect("store");
+        let token = migrex::setup::create_token(&store, "bench", migrex::desk::Role::Monitor)
+            .await
+            .expect("token");
+        store.close().await;
+        LocalNetwork {
+            dir: folder.clone(),
+            ca_pem: std::fs::read_to_string(folder.join("ca/ca.crt")).expect("ca"),
+            nodes: vec![migrex::setup::LocalNode {
+                district: migrex::domain::DistrictCode::parse("d", "510116").expect("code"),
+                config_path: folder.join("510116/migrex.toml"),
+                admin_token: token,
+                exchange_url: format!("https://{}", c.listen),
+                desk_url: format!("https://{}", c.desk_listen),
+                ops_url: format!("http://{}", c.ops_listen),
+                running: None,
+            }],
+        }
+    } else {
+        std::fs::create_dir_all(&folder).expect("folder");
+        let net = LocalNetwork::create(&folder, &["510116"], Delivery::default())
+            .await
+            .expect("node");
+        let store = Store::open(folder.join("510116/migrex.db").to_str().expect("path"))
+            .await
+            .expect("store");
+        fill(&store, total).await;
+        store.close().await;
+        net
+    };
+    net.start_node(0, Arc::new(SystemClock))
+        .await
+        .expect("start");
+    let mut stats = net.stats(0).await.expect("stats client");
+    let ask = || pb::GetTimelinessRequest {
+        period: "2025-10".into(),
+        direction: Direction::Inbound as i32,
+        by_peer: true,
+        by_kind: true,
+    };
+    let mut times = Vec::new();
+    let mut rows = 0;
+    let mut received = 0;
+    for i in 0..31 {
+        let t = Instant::now();
+        let r = stats
+            .get_timeliness(ask())
+            .await
+            .expect("GetTimeliness")
+            .into_inner();
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if i > 0 {
+            times.push(ms); // the first call warms the page cache
+        }
+        rows = r.rows.len();
+        received = r.rows.iter().map(|r| r.received).sum::<u64>();
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "GetTimeliness 2025-10 INBOUND by peer and kind: {rows} rows over {received} notices of the month; {} calls: min {:.1} ms, median {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+        times.len(),
+        times[0],
+        times[times.len() / 2],
+        times[times.len() * 9 / 10],
+        times[times.len() - 1]
+    );
+    let _ = OffsetDateTime::now_utc();
+    net.stop_all().await;
+}

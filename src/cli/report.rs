@@ -288,10 +288,16 @@ fn chart(months: &[(String, Option<f64>, Option<f64>)]) -> String {
                 path.join(" ")
             );
         }
+        // Feedback points hollow and larger, so that equal rates do not hide each other.
+        let (radius, fill) = if pick == 1 {
+            (3.5, color)
+        } else {
+            (5.5, "none")
+        };
         for (a, b) in &points {
             let _ = write!(
                 svg,
-                "<circle cx=\"{a:.1}\" cy=\"{b:.1}\" r=\"3.5\" fill=\"{color}\"><title>{series}</title></circle>"
+                "<circle cx=\"{a:.1}\" cy=\"{b:.1}\" r=\"{radius}\" fill=\"{fill}\" stroke=\"{color}\" stroke-width=\"2\"><title>{series}</title></circle>"
             );
         }
         let ly = h - 6.0;

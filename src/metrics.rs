@@ -177,6 +177,13 @@ impl Metrics {
             Family::<Labels, Gauge>::default(),
             Family::<Labels, Gauge>::default(),
         );
+        // Every configured peer shows, at zero when nothing waits for it.
+        for r in &ctx.routes {
+            let l = labels(&[("peer", r.prefix.as_str())]);
+            backlog.get_or_create(&l).set(0);
+            refused.get_or_create(&l).set(0);
+            oldest.get_or_create(&l).set(0);
+        }
         for (route, waiting, refused_n, oldest_at) in ctx.store.outbox_stats().await? {
             let l = labels(&[("peer", &route)]);
             backlog.get_or_create(&l).set(waiting);

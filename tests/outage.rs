@@ -73,6 +73,24 @@ async fn a_peer_back_from_a_long_outage_receives_its_backlog_in_order() {
     assert_eq!(stuck.status, NoticeStatus::Queued as i32);
     assert!(!stuck.last_error.is_empty(), "the last error is shown");
 
+    // Prometheus sees the backlog and the failures while they last.
+    let text = http_get(&net.nodes[0].ops_url, "/metrics").await.unwrap();
+    let value = |series: &str| {
+        text.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    assert_eq!(
+        value("migrex_outbox_backlog{peer=\"510116\"}"),
+        Some(to_shuangliu.len() as f64)
+    );
+    assert_eq!(value("migrex_outbox_backlog{peer=\"411302\"}"), Some(0.0));
+    assert!(value("migrex_delivery_failures_total{peer=\"510116\"}").unwrap() >= 10.0);
+    assert!(value("migrex_outbox_oldest_age_seconds{peer=\"510116\"}").is_some());
+
     net.start_node(1, Arc::new(SystemClock)).await.unwrap();
     let shuangliu_store = net.nodes[1].running.as_ref().unwrap().ctx.store.clone();
     eventually("the whole backlog", Duration::from_secs(30), || async {

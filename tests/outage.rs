@@ -75,14 +75,7 @@ async fn a_peer_back_from_a_long_outage_receives_its_backlog_in_order() {
 
     // Prometheus sees the backlog and the failures while they last.
     let text = http_get(&net.nodes[0].ops_url, "/metrics").await.unwrap();
-    let value = |series: &str| {
-        text.lines().find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .parse::<f64>()
-                .ok()
-        })
-    };
+    let value = |series: &str| metric(&text, series);
     assert_eq!(
         value("migrex_outbox_backlog{peer=\"510116\"}"),
         Some(to_shuangliu.len() as f64)

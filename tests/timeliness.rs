@@ -55,12 +55,6 @@ async fn report(
         .rows
 }
 
-/// The value of one sample in an exposition text, by its name and labels.
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// Counts of a row: received, receipt expected, acknowledged, timely, feedback expected, answered, timely, overdue, not yet due.
 fn counts(r: &pb::TimelinessRow) -> [u64; 9] {
     [

@@ -317,3 +317,9 @@ pub async fn wait_ready(ops_url: &str) {
     )
     .await;
 }
+
+/// The value of one sample in a /metrics text, by its name and labels.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}

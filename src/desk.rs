@@ -669,20 +669,25 @@ pub mod client {
         Url(String),
         #[error("--token: not a valid token")]
         Token,
-        #[error("cannot reach {url}: {source}")]
-        Transport {
-            url: String,
-            source: tonic::transport::Error,
-        },
+        /// `reason` is the innermost cause (e.g. "Connection refused"), not the
+        /// whole chain of wrappers that repeat each other.
+        #[error("cannot reach {url}: {reason}")]
+        Transport { url: String, reason: String },
     }
 
     pub async fn channel(url: &str, ca_pem: &str) -> Result<Channel, ConnectError> {
         if !url.starts_with("https://") {
             return Err(ConnectError::Url(url.into()));
         }
-        let t = |source| ConnectError::Transport {
-            url: url.to_string(),
-            source,
+        let t = |e: tonic::transport::Error| {
+            let mut cause: &dyn std::error::Error = &e;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            ConnectError::Transport {
+                url: url.to_string(),
+                reason: cause.to_string(),
+            }
         };
         Endpoint::from_shared(url.to_string())
             .map_err(|_| ConnectError::Url(url.into()))?

@@ -256,7 +256,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             let store = open_store(&c, &base)
                 .await
                 .with_context(|| format!("opening the database of {}", config.display()))?;
-            let name = name.unwrap_or_else(|| role.as_str().to_string());
+            // The name signs receipts and feedback that peers receive: it must be usable there.
+            let name = crate::domain::required_text(
+                "--name",
+                &name.unwrap_or_else(|| role.as_str().to_string()),
+                100,
+            )?;
             let token = create_token(&store, &name, role).await?;
             store.close().await;
             if json {

@@ -588,6 +588,42 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
     .unwrap();
     assert_eq!(issued.own_district().unwrap().as_str(), WANCHENG);
 
+    // An online backup of a running node holds its notices.
+    let backup = root.path().join("luohu-backup.db");
+    ok(&migrex(
+        args(&[
+            "backup",
+            "--config",
+            &cfg(&a),
+            "--out",
+            backup.to_str().unwrap(),
+        ]),
+        None,
+    )
+    .await);
+    let copy = migrex::store::Store::open(backup.to_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        copy.count_notices(migrex::domain::Direction::Outbound)
+            .await
+            .unwrap(),
+        3
+    );
+    copy.close().await;
+    let again = migrex(
+        args(&[
+            "backup",
+            "--config",
+            &cfg(&a),
+            "--out",
+            backup.to_str().unwrap(),
+        ]),
+        None,
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+
     for child in [&mut serve_a, &mut serve_b] {
         std::process::Command::new("kill")
             .args(["-TERM", &child.id().to_string()])

@@ -59,6 +59,17 @@ enum Command {
     /// Staff tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Copy the node's database to a file while it runs (online backup).
+    #[command(
+        after_help = "Example:\n  migrex backup --config luohu/migrex.toml --out /var/backups/migrex-$(date +%F).db\n\nRestore: stop the node, put the copy in place of the database file named in migrex.toml, start it."
+    )]
+    Backup {
+        #[arg(long)]
+        config: PathBuf,
+        /// The file to write; it must not exist yet.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Send, show or withdraw notices (通报/协查).
     #[command(subcommand)]
     Notice(Box<staff::NoticeCommand>),
@@ -245,6 +256,25 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Serve { config } => serve(&config).await,
+        Command::Backup { config, out } => {
+            if out.exists() {
+                bail!("--out: {} exists already; name a new file", out.display());
+            }
+            let (c, base) = Config::load(&config)?;
+            let store = open_store(&c, &base)
+                .await
+                .with_context(|| format!("opening the database of {}", config.display()))?;
+            let path = out
+                .to_str()
+                .ok_or_else(|| anyhow::anyhow!("--out: the path must be UTF-8"))?;
+            store
+                .backup(path)
+                .await
+                .with_context(|| format!("--out: writing {}", out.display()))?;
+            store.close().await;
+            println!("database of {} copied to {}", c.district, out.display());
+            Ok(())
+        }
         Command::Token(TokenCommand::Create {
             config,
             role,

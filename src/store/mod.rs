@@ -311,6 +311,16 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a consistent copy of the whole database to `path` while the
+    /// node keeps running (SQLite `VACUUM INTO`); `path` must not exist.
+    pub async fn backup(&self, path: &str) -> Result<()> {
+        sqlx::query("VACUUM INTO ?")
+            .bind(path)
+            .execute(&self.reader)
+            .await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;

@@ -351,56 +351,26 @@ mod tests {
 
     #[test]
     fn periods_parse_to_whole_days() {
-        let p = |s| Period::parse("period", s).unwrap();
-        assert_eq!(
-            p("2026-10"),
-            Period {
-                first: date!(2026 - 10 - 01),
-                last: date!(2026 - 10 - 31)
-            }
-        );
-        assert_eq!(
-            p("2026-02"),
-            Period {
-                first: date!(2026 - 02 - 01),
-                last: date!(2026 - 02 - 28)
-            }
-        );
-        assert_eq!(
-            p("2026-12"),
-            Period {
-                first: date!(2026 - 12 - 01),
-                last: date!(2026 - 12 - 31)
-            }
-        );
-        assert_eq!(
-            p("2026-Q3"),
-            Period {
-                first: date!(2026 - 07 - 01),
-                last: date!(2026 - 09 - 30)
-            }
-        );
-        assert_eq!(
-            p("2026-Q4"),
-            Period {
-                first: date!(2026 - 10 - 01),
-                last: date!(2026 - 12 - 31)
-            }
-        );
-        assert_eq!(
-            p("2026"),
-            Period {
-                first: date!(2026 - 01 - 01),
-                last: date!(2026 - 12 - 31)
-            }
-        );
-        assert_eq!(
-            p("2026-10-05..2026-10-09"),
-            Period {
-                first: date!(2026 - 10 - 05),
-                last: date!(2026 - 10 - 09)
-            }
-        );
+        let cases = [
+            ("2026-10", date!(2026 - 10 - 01), date!(2026 - 10 - 31)),
+            ("2026-02", date!(2026 - 02 - 01), date!(2026 - 02 - 28)),
+            ("2026-12", date!(2026 - 12 - 01), date!(2026 - 12 - 31)),
+            ("2026-Q3", date!(2026 - 07 - 01), date!(2026 - 09 - 30)),
+            ("2026-Q4", date!(2026 - 10 - 01), date!(2026 - 12 - 31)),
+            ("2026", date!(2026 - 01 - 01), date!(2026 - 12 - 31)),
+            (
+                "2026-10-05..2026-10-09",
+                date!(2026 - 10 - 05),
+                date!(2026 - 10 - 09),
+            ),
+        ];
+        for (input, first, last) in cases {
+            assert_eq!(
+                Period::parse("period", input).unwrap(),
+                Period { first, last },
+                "{input}"
+            );
+        }
         for bad in [
             "2026-13",
             "2026-Q5",
@@ -415,7 +385,7 @@ mod tests {
             );
         }
         let tz = time_tz::timezones::get_by_name("Asia/Shanghai").unwrap();
-        let (from, to) = p("2026-10").bounds(tz);
+        let (from, to) = Period::parse("period", "2026-10").unwrap().bounds(tz);
         assert_eq!(
             (from, to),
             (

@@ -62,7 +62,25 @@ pub fn pad(s: &str, w: usize) -> String {
     format!("{s}{}", " ".repeat(w.saturating_sub(width(s))))
 }
 
-fn pct(r: Option<f64>) -> String {
+/// The figures of a row from "received" to "not yet due", as shown in tables and reports.
+pub fn figure_cells(r: &pb::TimelinessRow) -> Vec<String> {
+    vec![
+        r.received.to_string(),
+        r.receipt_expected.to_string(),
+        r.acknowledged.to_string(),
+        pct(r.receipt_rate),
+        pct(r.timely_receipt_rate),
+        r.feedback_expected.to_string(),
+        r.answered.to_string(),
+        pct(r.feedback_rate),
+        pct(r.timely_feedback_rate),
+        r.overdue_open.to_string(),
+        r.not_yet_due.to_string(),
+    ]
+}
+
+/// A rate as a percentage, "-" when absent.
+pub fn pct(r: Option<f64>) -> String {
     r.map(|r| format!("{:.1}%", r * 100.0))
         .unwrap_or_else(|| "-".into())
 }
@@ -124,17 +142,10 @@ pub fn print_table(rows: &[pb::TimelinessRow]) {
                     format!("{} {}", r.peer, county_name(&r.peer).unwrap_or(""))
                 },
                 kind_label(r.kind).to_string(),
-                r.received.to_string(),
-                r.receipt_expected.to_string(),
-                r.acknowledged.to_string(),
-                pct(r.receipt_rate),
-                pct(r.timely_receipt_rate),
-                r.feedback_expected.to_string(),
-                r.answered.to_string(),
-                pct(r.feedback_rate),
-                pct(r.timely_feedback_rate),
-                r.overdue_open.to_string(),
-                r.not_yet_due.to_string(),
+            ]
+            .into_iter()
+            .chain(figure_cells(r))
+            .chain([
                 format!(
                     "{}/{}",
                     num(r.reply_latency_median_days, 1),
@@ -145,7 +156,8 @@ pub fn print_table(rows: &[pb::TimelinessRow]) {
                     num(r.delivery_lag_median_seconds, 3),
                     num(r.delivery_lag_p90_seconds, 3)
                 ),
-            ]
+            ])
+            .collect::<Vec<String>>()
         })
         .collect();
     let widths: Vec<usize> = (0..headers.len())

@@ -3,7 +3,7 @@
 //! self-contained HTML page (inline SVG chart, no network), built from the
 //! node's `Stats` answers — the same figures as `migrex stats` and `/metrics`.
 
-use super::monitor::row_json;
+use super::monitor::{figure_cells, pct, row_json};
 use super::staff::{Conn, kind_name, status};
 use crate::domain::{Direction, county_name, format_date};
 use crate::pb;
@@ -44,11 +44,6 @@ struct Report {
     overdue: Vec<pb::OverdueNotice>,
 }
 
-fn pct(r: Option<f64>) -> String {
-    r.map(|r| format!("{:.1}%", r * 100.0))
-        .unwrap_or_else(|| "-".into())
-}
-
 fn place(code: &str) -> String {
     format!("{code} {}", county_name(code).unwrap_or(""))
 }
@@ -69,20 +64,7 @@ const COLUMNS: [&str; 12] = [
 ];
 
 fn cells(r: &pb::TimelinessRow, peer: &str) -> Vec<String> {
-    vec![
-        peer.to_string(),
-        r.received.to_string(),
-        r.receipt_expected.to_string(),
-        r.acknowledged.to_string(),
-        pct(r.receipt_rate),
-        pct(r.timely_receipt_rate),
-        r.feedback_expected.to_string(),
-        r.answered.to_string(),
-        pct(r.feedback_rate),
-        pct(r.timely_feedback_rate),
-        r.overdue_open.to_string(),
-        r.not_yet_due.to_string(),
-    ]
+    [vec![peer.to_string()], figure_cells(r)].concat()
 }
 
 async fn gather(a: &ReportArgs) -> Result<Report> {

@@ -48,74 +48,93 @@ fn connect(
         .max_encoding_message_size(64 << 20))
 }
 
+fn decode_all<M: Message + Default>(items: &[OutboxItem]) -> Result<Vec<M>, String> {
+    items
+        .iter()
+        .map(|i| M::decode(i.payload.as_slice()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("stored outbox payload is damaged: {e}"))
+}
+
+fn call_failed(s: tonic::Status) -> String {
+    format!("{:?}: {}", s.code(), s.message())
+}
+
+/// The ack of the `i`th item: peers answer in request order, so the same
+/// position is checked first and a search is only the fallback.
+fn ack_for<'a, A>(acks: &'a [A], i: usize, id: &str, id_of: impl Fn(&A) -> &str) -> Option<&'a A> {
+    acks.get(i)
+        .filter(|a| id_of(a) == id)
+        .or_else(|| acks.iter().find(|a| id_of(a) == id))
+}
+
+/// How one item ended: refused for good, to be retried (None), or delivered.
+fn outcome(
+    item: &OutboxItem,
+    error: Option<&pb::ItemError>,
+    delivered: impl FnOnce() -> Option<Settled>,
+) -> Option<Settled> {
+    match error {
+        Some(e) if is_final(e.code) => Some(Settled::Refused {
+            seq: item.seq,
+            error: format!("refused by {}: {}", item.target, e.message),
+        }),
+        Some(_) => None,
+        None => delivered(),
+    }
+}
+
 /// Sends one run of same-kind items; returns how each one ended, or the
 /// reason the whole call failed.
 async fn send(
     client: &mut ExchangeClient<Channel>,
     items: &[OutboxItem],
 ) -> Result<Vec<Option<Settled>>, String> {
-    let decode_err = |e: prost::DecodeError| format!("stored outbox payload is damaged: {e}");
     match items[0].kind {
         ItemKind::Notice => {
-            let notices = items
-                .iter()
-                .map(|i| pb::Notice::decode(i.payload.as_slice()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(decode_err)?;
+            let notices = decode_all(items)?;
             let acks = client
                 .deliver_notices(pb::DeliverNoticesRequest { notices })
                 .await
-                .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+                .map_err(call_failed)?
                 .into_inner()
                 .acks;
             Ok(items
                 .iter()
-                .map(|item| {
-                    let ack = acks.iter().find(|a| a.notice_id == item.notice_id)?;
-                    Some(match &ack.error {
-                        Some(e) if is_final(e.code) => Settled::Refused {
-                            seq: item.seq,
-                            error: format!("refused by {}: {}", item.target, e.message),
-                        },
-                        Some(_) => return None,
-                        None => Settled::NoticeDelivered {
+                .enumerate()
+                .map(|(i, item)| {
+                    let ack = ack_for(&acks, i, &item.notice_id, |a| &a.notice_id)?;
+                    outcome(item, ack.error.as_ref(), || {
+                        Some(Settled::NoticeDelivered {
                             seq: item.seq,
                             notice_id: item.notice_id.clone(),
                             received_at: ts_from_pb("received_at", ack.received_at.as_ref())
                                 .ok()?,
                             due_at: ts_from_pb("due_at", ack.due_at.as_ref()).ok()?,
-                        },
+                        })
                     })
                 })
                 .collect())
         }
         ItemKind::Reply => {
-            let replies = items
-                .iter()
-                .map(|i| pb::Reply::decode(i.payload.as_slice()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(decode_err)?;
+            let replies = decode_all(items)?;
             let acks = client
                 .deliver_replies(pb::DeliverRepliesRequest { replies })
                 .await
-                .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+                .map_err(call_failed)?
                 .into_inner()
                 .acks;
             Ok(items
                 .iter()
-                .map(|item| {
+                .enumerate()
+                .map(|(i, item)| {
                     let reply_id = item.reply_id.clone()?;
-                    let ack = acks.iter().find(|a| a.reply_id == reply_id)?;
-                    Some(match &ack.error {
-                        Some(e) if is_final(e.code) => Settled::Refused {
+                    let ack = ack_for(&acks, i, &reply_id, |a| &a.reply_id)?;
+                    outcome(item, ack.error.as_ref(), || {
+                        Some(Settled::ReplyDelivered {
                             seq: item.seq,
-                            error: format!("refused by {}: {}", item.target, e.message),
-                        },
-                        Some(_) => return None,
-                        None => Settled::ReplyDelivered {
-                            seq: item.seq,
-                            reply_id,
-                        },
+                            reply_id: reply_id.clone(),
+                        })
                     })
                 })
                 .collect())

@@ -226,6 +226,17 @@ impl LocalNetwork {
 }
 
 impl LocalNetwork {
+    /// The store of running node `i`.
+    pub fn store(&self, i: usize) -> Store {
+        self.nodes[i]
+            .running
+            .as_ref()
+            .expect("node is running")
+            .ctx
+            .store
+            .clone()
+    }
+
     /// A stats client of node `i` with its admin token.
     pub async fn stats(
         &self,

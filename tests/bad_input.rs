@@ -124,7 +124,7 @@ async fn bad_notices_are_refused_with_the_field_named_and_nothing_stored() {
             err.message()
         );
     }
-    let store = net.nodes[0].running.as_ref().unwrap().ctx.store.clone();
+    let store = net.store(0);
     assert_eq!(
         store.count_notices(Direction::Outbound).await.unwrap(),
         0,
@@ -304,7 +304,7 @@ async fn tokens_are_required_and_roles_enforced() {
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
 
-    let store = net.nodes[0].running.as_ref().unwrap().ctx.store.clone();
+    let store = net.store(0);
     let token = migrex::setup::create_token(&store, "monitor-1", Role::Monitor)
         .await
         .unwrap();
@@ -343,12 +343,8 @@ async fn an_oversized_batch_is_resource_exhausted() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted);
-    let stored = net.nodes[1]
-        .running
-        .as_ref()
-        .unwrap()
-        .ctx
-        .store
+    let stored = net
+        .store(1)
         .count_notices(Direction::Inbound)
         .await
         .unwrap();

@@ -76,7 +76,7 @@ async fn an_origin_killed_mid_delivery_delivers_every_notice_exactly_once() {
     );
 
     net.start_node(1, Arc::new(SystemClock)).await.unwrap();
-    let dest = net.nodes[1].running.as_ref().unwrap().ctx.store.clone();
+    let dest = net.store(1);
     let before_kill = eventually(
         "the first batches to arrive",
         Duration::from_secs(30),

@@ -283,12 +283,8 @@ async fn redelivery_is_idempotent_conflicts_are_refused_and_duplicate_events_fla
             .is_empty()
     );
 
-    let stored = net.nodes[1]
-        .running
-        .as_ref()
-        .unwrap()
-        .ctx
-        .store
+    let stored = net
+        .store(1)
         .count_notices(Direction::Inbound)
         .await
         .unwrap();
@@ -369,13 +365,7 @@ async fn a_peer_speaks_only_for_its_own_district() {
 async fn a_certificate_from_another_ca_is_refused_at_the_handshake() {
     let net = network(&[LUOHU, SHUANGLIU], None).await;
     let other = create(&[LUOHU], fast_delivery()).await; // its own, different CA
-    let dir = other.nodes[0].config_path.parent().unwrap();
-    let rogue = migrex::identity::TlsMaterial::load(
-        &dir.join("ca.crt"),
-        &dir.join("node.crt"),
-        &dir.join("node.key"),
-    )
-    .unwrap();
+    let rogue = node_tls(&other, 0);
     // Trust the real network's CA so that only our client certificate is wrong.
     let tls = tonic::transport::ClientTlsConfig::new()
         .ca_certificate(tonic::transport::Certificate::from_pem(&net.ca_pem))
@@ -406,12 +396,8 @@ async fn a_certificate_from_another_ca_is_refused_at_the_handshake() {
         result.is_err(),
         "a client certificate from another CA must not get through"
     );
-    let stored = net.nodes[1]
-        .running
-        .as_ref()
-        .unwrap()
-        .ctx
-        .store
+    let stored = net
+        .store(1)
         .count_notices(Direction::Inbound)
         .await
         .unwrap();
@@ -431,13 +417,7 @@ async fn health_and_reflection_answer_on_both_grpc_listeners() {
     let desk = migrex::desk::client::channel(&net.nodes[0].desk_url, &net.ca_pem)
         .await
         .unwrap();
-    let dir = net.nodes[1].config_path.parent().unwrap();
-    let tls = migrex::identity::TlsMaterial::load(
-        &dir.join("ca.crt"),
-        &dir.join("node.crt"),
-        &dir.join("node.key"),
-    )
-    .unwrap();
+    let tls = node_tls(&net, 1);
     let exchange = tonic::transport::Endpoint::from_shared(net.nodes[0].exchange_url.clone())
         .unwrap()
         .tls_config(tls.peer_client_config())

@@ -43,7 +43,7 @@ async fn a_peer_back_from_a_long_outage_receives_its_backlog_in_order() {
     }
 
     // Wancheng gets everything promptly although Shuangliu is unreachable.
-    let wancheng_store = net.nodes[2].running.as_ref().unwrap().ctx.store.clone();
+    let wancheng_store = net.store(2);
     eventually("Wancheng's notices", Duration::from_secs(10), || async {
         (wancheng_store
             .count_notices(Direction::Inbound)
@@ -85,7 +85,7 @@ async fn a_peer_back_from_a_long_outage_receives_its_backlog_in_order() {
     assert!(value("migrex_outbox_oldest_age_seconds{peer=\"510116\"}").is_some());
 
     net.start_node(1, Arc::new(SystemClock)).await.unwrap();
-    let shuangliu_store = net.nodes[1].running.as_ref().unwrap().ctx.store.clone();
+    let shuangliu_store = net.store(1);
     eventually("the whole backlog", Duration::from_secs(30), || async {
         (shuangliu_store
             .count_notices(Direction::Inbound)
@@ -105,7 +105,7 @@ async fn a_peer_back_from_a_long_outage_receives_its_backlog_in_order() {
         );
         last = received;
     }
-    let origin = net.nodes[0].running.as_ref().unwrap().ctx.store.clone();
+    let origin = net.store(0);
     eventually(
         "all marked delivered at the origin",
         Duration::from_secs(10),

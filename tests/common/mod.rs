@@ -223,15 +223,20 @@ pub async fn wait_notice(
     .await
 }
 
-/// An Exchange client that presents node `from`'s certificate to node `to`.
-pub async fn exchange_as(net: &LocalNetwork, from: usize, to: usize) -> ExchangeClient<Channel> {
-    let dir = net.nodes[from].config_path.parent().unwrap();
-    let tls = migrex::identity::TlsMaterial::load(
+/// The CA, certificate and key in node `i`'s folder.
+pub fn node_tls(net: &LocalNetwork, i: usize) -> migrex::identity::TlsMaterial {
+    let dir = net.nodes[i].config_path.parent().unwrap();
+    migrex::identity::TlsMaterial::load(
         &dir.join("ca.crt"),
         &dir.join("node.crt"),
         &dir.join("node.key"),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// An Exchange client that presents node `from`'s certificate to node `to`.
+pub async fn exchange_as(net: &LocalNetwork, from: usize, to: usize) -> ExchangeClient<Channel> {
+    let tls = node_tls(net, from);
     let channel = Endpoint::from_shared(net.nodes[to].exchange_url.clone())
         .unwrap()
         .tls_config(tls.peer_client_config())

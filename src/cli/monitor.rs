@@ -273,11 +273,7 @@ pub async fn overdue(a: OverdueArgs) -> Result<()> {
         let n = o.notice.as_ref().expect("notice");
         let inbound = n.direction == Direction::Inbound as i32;
         let peer = if inbound { &n.origin } else { &n.destination };
-        let due = n
-            .due_at
-            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-            .map(|d| crate::domain::format_date(d.to_offset(time::macros::offset!(+8)).date()))
-            .unwrap_or_default();
+        let due = super::staff::local_day(&n.due_at);
         println!(
             "{}  {}  {}  {}  {}  {}",
             pad(&n.id, 36),

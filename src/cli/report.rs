@@ -5,7 +5,7 @@
 
 use super::monitor::{figure_cells, pct, row_json};
 use super::staff::{Conn, kind_name, status};
-use crate::domain::{Direction, county_name, format_date};
+use crate::domain::{Direction, county_name};
 use crate::pb;
 use crate::stats::Period;
 use anyhow::{Context, Result, bail};
@@ -150,11 +150,7 @@ fn csv_line(out: &mut String, cells: &[String]) {
 
 fn overdue_cells(o: &pb::OverdueNotice) -> Vec<String> {
     let n = o.notice.clone().unwrap_or_default();
-    let due = n
-        .due_at
-        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-        .map(|d| format_date(d.to_offset(time::macros::offset!(+8)).date()))
-        .unwrap_or_default();
+    let due = super::staff::local_day(&n.due_at);
     vec![
         n.id,
         place(&n.origin),

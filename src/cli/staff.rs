@@ -602,15 +602,28 @@ pub async fn feedback(a: FeedbackArgs) -> Result<()> {
 
 // --- output ---
 
+/// An instant as staff read it: Beijing time (UTC+8), the timezone of the network.
+pub fn local(t: &Option<prost_types::Timestamp>) -> Option<OffsetDateTime> {
+    Some(
+        OffsetDateTime::from_unix_timestamp(t.as_ref()?.seconds)
+            .ok()?
+            .to_offset(time::macros::offset!(+8)),
+    )
+}
+
+/// The local calendar date of an instant, or "" when absent.
+pub fn local_day(t: &Option<prost_types::Timestamp>) -> String {
+    local(t)
+        .map(|d| crate::domain::format_date(d.date()))
+        .unwrap_or_default()
+}
+
 fn ts(t: &Option<prost_types::Timestamp>) -> Option<String> {
-    let t = t.as_ref()?;
-    let dt = OffsetDateTime::from_unix_timestamp(t.seconds)
-        .ok()?
-        .to_offset(time::macros::offset!(+8));
-    dt.format(time::macros::format_description!(
-        "[year]-[month]-[day] [hour]:[minute]:[second]+08"
-    ))
-    .ok()
+    local(t)?
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second]+08"
+        ))
+        .ok()
 }
 
 fn name_of<E: TryFrom<i32>>(v: i32, f: fn(&E) -> &'static str) -> &'static str {

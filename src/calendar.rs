@@ -198,6 +198,18 @@ impl ReplyPolicy {
     }
 }
 
+/// The IANA timezone of that name.
+pub fn timezone(name: &str) -> Result<&'static Tz, CalendarError> {
+    time_tz::timezones::get_by_name(name)
+        .ok_or_else(|| CalendarError::UnknownTimezone(name.to_string()))
+}
+
+/// The local month of an instant as `YYYYMM` (the key of the timeliness roll-ups).
+pub fn month_key(tz: &'static Tz, t: OffsetDateTime) -> i64 {
+    let d = t.to_timezone(tz).date();
+    i64::from(d.year()) * 100 + i64::from(u8::from(d.month()))
+}
+
 /// The node's view of time: its timezone and working-day calendar.
 #[derive(Debug, Clone)]
 pub struct Deadlines {
@@ -212,8 +224,7 @@ impl Deadlines {
         calendar: Calendar,
         policy: ReplyPolicy,
     ) -> Result<Self, CalendarError> {
-        let tz = time_tz::timezones::get_by_name(tz_name)
-            .ok_or_else(|| CalendarError::UnknownTimezone(tz_name.to_string()))?;
+        let tz = timezone(tz_name)?;
         Ok(Deadlines {
             tz,
             calendar,

@@ -275,6 +275,11 @@ impl Config {
         Ok(ReplyPolicy { rules })
     }
 
+    /// The node's timezone.
+    pub fn tz(&self) -> Result<&'static time_tz::Tz, ConfigError> {
+        Ok(crate::calendar::timezone(&self.timezone)?)
+    }
+
     pub fn deadlines(&self, base: &Path) -> Result<Deadlines, ConfigError> {
         let calendar = match &self.calendar_file {
             Some(f) => Calendar::with_file(&resolve(base, f))?,

@@ -4,7 +4,7 @@
 //! peer, gRPC requests per method and status, their latency), and figures
 //! read from the store at each scrape (notices by direction, kind, peer and
 //! status; overdue open; the outbox per peer; this month's timeliness
-//! figures from `Store::timeliness`, the same query `Stats.GetTimeliness` runs,
+//! figures from `stats::timeliness`, the same path `Stats.GetTimeliness` runs,
 //! so the two always agree). Label values are bounded: peers are districts,
 //! methods are the known gRPC methods; no ID number or notice id is a label.
 
@@ -215,7 +215,6 @@ impl Metrics {
             &format!("{}-{:02}", today.year(), today.month() as u8),
         )
         .expect("a valid month");
-        let (from, to) = month.bounds(ctx.deadlines.tz);
         let counts: Vec<(&str, &str, Family<Labels, Gauge>)> = [
             ("month_received", "Notices received this month (the cohort)"),
             (
@@ -267,10 +266,8 @@ impl Metrics {
         .map(|(n, h)| (n, h, Family::default()))
         .collect();
         for direction in [Direction::Inbound, Direction::Outbound] {
-            let groups = ctx
-                .store
-                .timeliness(direction, from, to, now, true, false)
-                .await?;
+            let groups =
+                crate::stats::timeliness(&ctx.store, month, direction, now, true, false).await?;
             for row in crate::stats::rows(&groups, true, false) {
                 let l = labels(&[
                     ("direction", direction_name(direction as i32)),

@@ -119,7 +119,7 @@ impl Node {
         base: &Path,
         clock: SharedClock,
     ) -> Result<BoundNode, NodeError> {
-        let store = Store::open(&config.database_location(base)).await?;
+        let store = Store::open(&config.database_location(base), config.tz()?).await?;
         Ok(BoundNode {
             exchange: bind("exchange", &config.listen).await?,
             desk: bind("desk", &config.desk_listen).await?,

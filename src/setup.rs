@@ -39,8 +39,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SetupError + '_ {
 }
 
 /// Opens the database a config names (a path relative to the config, or a URL).
-pub async fn open_store(c: &Config, base: &Path) -> Result<Store, crate::store::StoreError> {
-    Store::open(&c.database_location(base)).await
+pub async fn open_store(c: &Config, base: &Path) -> Result<Store, SetupError> {
+    Ok(Store::open(&c.database_location(base), c.tz()?).await?)
 }
 
 /// Creates a staff token in the node's database; returns the token (shown once).

@@ -3,15 +3,16 @@
 //! the notices received within a period, by peer and/or kind; and the
 //! `migrex.v1.Stats` service that serves them.
 //!
-//! `Store::timeliness` computes the figures in SQL from a covering index
-//! (the fast path); `figures` recounts them notice by notice from the raw
-//! cohort (the reference). A randomized test holds the two to exact agreement.
+//! `timeliness` assembles the figures from trigger-kept roll-ups (the fast
+//! path, ARCHITECTURE.md "Timeliness figures"); `figures` recounts them
+//! notice by notice from the raw cohort (the reference). A randomized test
+//! holds the two to exact agreement.
 
 use crate::domain::{Direction, FieldError, NoticeKind, ReplySort, format_date};
 use crate::exchange::server::internal;
 use crate::node::NodeCtx;
 use crate::pb;
-use crate::store::{CohortRow, GroupCounts, micros};
+use crate::store::{CohortRow, GroupCounts, Store, StoreError, micros};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use time::{Date, Duration, Month, OffsetDateTime};
@@ -96,6 +97,13 @@ impl Period {
         Ok(period)
     }
 
+    /// The first and last month (YYYYMM) when the period is whole months.
+    pub fn months(&self) -> Option<(i64, i64)> {
+        let key = |d: Date| i64::from(d.year()) * 100 + i64::from(u8::from(d.month()));
+        (self.first.day() == 1 && (self.last + Duration::days(1)).day() == 1)
+            .then(|| (key(self.first), key(self.last)))
+    }
+
     /// The instants `[start, end)` the period covers in `tz`.
     pub fn bounds(&self, tz: &'static time_tz::Tz) -> (OffsetDateTime, OffsetDateTime) {
         let midnight = |d: Date| {
@@ -111,16 +119,49 @@ impl Period {
     }
 }
 
+/// Latencies are reported at the resolution the roll-ups keep them:
+/// reply latency truncated to tenths of a day, delivery lag truncated to two
+/// significant digits of milliseconds. The same buckets are used by the raw
+/// recount, so both paths give the same percentiles.
+pub mod buckets {
+    /// A tenth of a day in microseconds.
+    pub const TENTH_US: i64 = 8_640_000_000;
+
+    /// Reply latency (µs) → tenths of a day, truncated toward zero (SQL `/`).
+    pub fn reply(us: i64) -> i64 {
+        us / TENTH_US
+    }
+
+    /// Delivery lag (µs) → milliseconds truncated to two significant digits.
+    pub fn lag(us: i64) -> i64 {
+        let ms = us / 1000;
+        let mut step = 1i64;
+        while step < 10_000_000_000 && ms.abs() >= 100 * step {
+            step *= 10;
+        }
+        ms / step * step
+    }
+
+    /// A bucket of `metric` (1 reply, 2 lag) back in microseconds.
+    pub fn micros(metric: i32, bucket: i64) -> i64 {
+        if metric == 1 {
+            bucket * TENTH_US
+        } else {
+            bucket * 1000
+        }
+    }
+}
+
 /// The figures of one group, as SPEC.md section 4 defines them, counted
-/// notice by notice: the reference that `Store::timeliness` (the SQL fast
-/// path) must agree with exactly.
+/// notice by notice: the reference that the roll-up fast path must agree
+/// with exactly.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {
     counts: GroupCounts,
-    /// Microseconds from received_at to the reply each notice needs, for those replied.
-    reply_latency_us: Vec<i64>,
-    /// Microseconds from creation at the origin to received_at.
-    delivery_lag_us: Vec<i64>,
+    /// Reply latency buckets (tenths of a day) of the notices replied.
+    reply_latency: Vec<i64>,
+    /// Delivery lag buckets (milliseconds, two significant digits).
+    delivery_lag: Vec<i64>,
 }
 
 /// A rate, absent when its denominator is empty (never 0% or 100% then).
@@ -129,7 +170,7 @@ pub fn rate(num: u64, den: u64) -> Option<f64> {
 }
 
 /// The nearest-rank percentile `num/den` of `values` (rank ⌈n·num/den⌉,
-/// in integers so that SQL computes the very same rank); None when empty.
+/// in integers so that the histogram walk picks the very same rank); None when empty.
 pub fn percentile(values: &[i64], num: i64, den: i64) -> Option<i64> {
     if values.is_empty() {
         return None;
@@ -137,19 +178,42 @@ pub fn percentile(values: &[i64], num: i64, den: i64) -> Option<i64> {
     let mut v = values.to_vec();
     v.sort_unstable();
     let n = v.len() as i64;
-    let rank = ((n * num + den - 1) / den).clamp(1, n);
-    Some(v[(rank - 1) as usize])
+    Some(v[(rank(n, num, den) - 1) as usize])
+}
+
+fn rank(n: i64, num: i64, den: i64) -> i64 {
+    ((n * num + den - 1) / den).clamp(1, n)
+}
+
+/// The nearest-rank percentile of a histogram (bucket → count, ascending).
+fn histogram_percentile(h: &BTreeMap<i64, i64>, num: i64, den: i64) -> Option<i64> {
+    let n: i64 = h.values().sum();
+    if n <= 0 {
+        return None;
+    }
+    let want = rank(n, num, den);
+    let mut seen = 0;
+    h.iter().find_map(|(b, c)| {
+        seen += c;
+        (seen >= want).then_some(*b)
+    })
 }
 
 impl Figures {
     /// Adds one cohort notice, as things stand at report time `t`.
     pub fn add(&mut self, n: &CohortRow, t: OffsetDateTime) {
+        self.add_at(n, t, t)
+    }
+
+    /// Adds one cohort notice with deadlines judged at `t_due` and replies
+    /// counted when made by `t_reply`.
+    fn add_at(&mut self, n: &CohortRow, t_due: OffsetDateTime, t_reply: OffsetDateTime) {
         let c = &mut self.counts;
-        let upto = |x: Option<OffsetDateTime>| x.filter(|x| *x <= t);
+        let upto = |x: Option<OffsetDateTime>| x.filter(|x| *x <= t_reply);
         let answered = upto(n.answered_at);
         // Feedback counts as receipt.
         let acknowledged = upto(n.acknowledged_at).or(answered);
-        let due = n.due_at <= t;
+        let due = n.due_at <= t_due;
         c.received += 1;
         if acknowledged.is_some() || due {
             c.receipt_expected += 1;
@@ -177,25 +241,117 @@ impl Figures {
         };
         match reply {
             Some(r) => self
-                .reply_latency_us
-                .push(micros(r) - micros(n.received_at)),
+                .reply_latency
+                .push(buckets::reply(micros(r) - micros(n.received_at))),
             None if due => c.overdue_open += 1,
             None => c.not_yet_due += 1,
         }
-        self.delivery_lag_us
-            .push(micros(n.received_at) - micros(n.created_at));
+        self.delivery_lag
+            .push(buckets::lag(micros(n.received_at) - micros(n.created_at)));
     }
 
-    pub fn finish(mut self, peer: String, kind: i32) -> GroupCounts {
-        let p = |v: &[i64]| [percentile(v, 1, 2), percentile(v, 9, 10)];
-        self.counts.reply_latency_us = p(&self.reply_latency_us);
-        self.counts.delivery_lag_us = p(&self.delivery_lag_us);
+    pub fn finish(self, peer: String, kind: i32) -> GroupCounts {
+        let p = |v: &[i64], metric| {
+            [
+                percentile(v, 1, 2).map(|b| buckets::micros(metric, b)),
+                percentile(v, 9, 10).map(|b| buckets::micros(metric, b)),
+            ]
+        };
         GroupCounts {
             peer,
             kind,
+            reply_latency_us: p(&self.reply_latency, 1),
+            delivery_lag_us: p(&self.delivery_lag, 2),
             ..self.counts
         }
     }
+}
+
+/// The figures of `direction` for `period` at report time `t`: from the
+/// roll-ups when the period is made of whole months of the store's timezone
+/// (the fast path), else recounted from the cohort's notices.
+///
+/// The roll-ups count every stored reply; the notices with a reply stamped
+/// after `t` (none when `t` is now) are read one by one and their
+/// contribution swapped for the one they have at `t`.
+pub async fn timeliness(
+    store: &Store,
+    period: Period,
+    direction: Direction,
+    t: OffsetDateTime,
+    by_peer: bool,
+    by_kind: bool,
+) -> Result<Vec<GroupCounts>, StoreError> {
+    let (from, to) = period.bounds(store.timezone());
+    let Some((first, last)) = period.months() else {
+        let cohort = store.cohort(direction, from, to).await?;
+        return Ok(figures(&cohort, t, by_peer, by_kind));
+    };
+    let mut merged: BTreeMap<(String, i32), GroupCounts> = BTreeMap::new();
+    for c in store.rollup_counts(direction, first, last, t).await? {
+        let key = group_key(c.peer.clone(), c.kind, by_peer, by_kind);
+        merged
+            .entry(key.clone())
+            .or_insert_with(|| GroupCounts {
+                peer: key.0,
+                kind: key.1,
+                ..Default::default()
+            })
+            .absorb(&c);
+    }
+    let mut groups: Vec<GroupCounts> = merged.into_values().filter(|g| g.received > 0).collect();
+    let mut hist: BTreeMap<(String, i32), [BTreeMap<i64, i64>; 2]> = BTreeMap::new();
+    for h in store.rollup_latency(direction, first, last).await? {
+        let key = group_key(h.peer, h.kind, by_peer, by_kind);
+        let into = &mut hist.entry(key).or_default()[(h.metric - 1) as usize];
+        for (bucket, n) in h.buckets {
+            *into.entry(bucket).or_default() += n;
+        }
+    }
+    let end_of_time = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+    for n in store.replied_after(direction, from, to, t).await? {
+        let key = group_key(n.peer.clone(), n.kind, by_peer, by_kind);
+        let (mut truth, mut assumed) = (Figures::default(), Figures::default());
+        truth.add_at(&n, t, t);
+        assumed.add_at(&n, t, end_of_time);
+        let Some(g) = groups
+            .iter_mut()
+            .find(|g| (g.peer.as_str(), g.kind) == (key.0.as_str(), key.1))
+        else {
+            return Err(StoreError::Corrupt(format!(
+                "timeliness roll-up lacks the group of peer '{}' kind {}",
+                n.peer, n.kind
+            )));
+        };
+        g.swap(&truth.counts, &assumed.counts);
+        let h = &mut hist.entry(key).or_default()[0];
+        for b in truth.reply_latency {
+            *h.entry(b).or_default() += 1;
+        }
+        for b in assumed.reply_latency {
+            *h.entry(b).or_default() -= 1;
+        }
+    }
+    for g in &mut groups {
+        if let Some([reply, lag]) = hist.get(&(g.peer.clone(), g.kind)) {
+            let p = |h, metric| {
+                [
+                    histogram_percentile(h, 1, 2).map(|b| buckets::micros(metric, b)),
+                    histogram_percentile(h, 9, 10).map(|b| buckets::micros(metric, b)),
+                ]
+            };
+            g.reply_latency_us = p(reply, 1);
+            g.delivery_lag_us = p(lag, 2);
+        }
+    }
+    Ok(groups)
+}
+
+fn group_key(peer: String, kind: i32, by_peer: bool, by_kind: bool) -> (String, i32) {
+    (
+        if by_peer { peer } else { String::new() },
+        if by_kind { kind } else { 0 },
+    )
 }
 
 /// The groups of a report counted notice by notice from a cohort (the raw
@@ -208,15 +364,10 @@ pub fn figures(
 ) -> Vec<GroupCounts> {
     let mut groups: BTreeMap<(String, i32), Figures> = BTreeMap::new();
     for n in cohort {
-        let key = (
-            if by_peer {
-                n.peer.clone()
-            } else {
-                String::new()
-            },
-            if by_kind { n.kind } else { 0 },
-        );
-        groups.entry(key).or_default().add(n, t);
+        groups
+            .entry(group_key(n.peer.clone(), n.kind, by_peer, by_kind))
+            .or_default()
+            .add(n, t);
     }
     groups
         .into_iter()
@@ -279,11 +430,7 @@ impl pb::stats_server::Stats for StatsService {
                 .map_err(|e| Status::invalid_argument(e.to_string()))?,
         };
         let t = self.ctx.now();
-        let (from, to) = period.bounds(self.ctx.deadlines.tz);
-        let groups = self
-            .ctx
-            .store
-            .timeliness(direction, from, to, t, r.by_peer, r.by_kind)
+        let groups = timeliness(&self.ctx.store, period, direction, t, r.by_peer, r.by_kind)
             .await
             .map_err(internal)?;
         Ok(Response::new(pb::GetTimelinessResponse {

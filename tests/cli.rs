@@ -601,9 +601,12 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
         None,
     )
     .await);
-    let copy = migrex::store::Store::open(backup.to_str().unwrap())
-        .await
-        .unwrap();
+    let copy = migrex::store::Store::open(
+        backup.to_str().unwrap(),
+        migrex::calendar::timezone("Asia/Shanghai").unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         copy.count_notices(migrex::domain::Direction::Outbound)
             .await

@@ -7,6 +7,7 @@
 //! through a single-connection pool so that write transactions never race
 //! for the lock; reads use a separate pool.
 
+use crate::calendar::month_key;
 use crate::domain::{Direction, NoticeContent, NoticeStatus, Reply, ReplySort, ts_to_pb};
 use crate::pb;
 use prost::Message;
@@ -18,6 +19,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
+use time_tz::{OffsetDateTimeExt, PrimitiveDateTimeExt, TimeZone, Tz};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -229,8 +231,9 @@ pub struct CohortRow {
 
 /// The timeliness counts of one group (peer and/or kind) of a cohort, and
 /// the nearest-rank percentiles (50th, 90th) of reply latency and delivery
-/// lag in microseconds. Computed in SQL by `Store::timeliness` and in Rust
-/// by `stats::Figures`; the two agree exactly.
+/// lag in microseconds, at the resolution of `stats::buckets`. Assembled
+/// from the roll-ups by `stats::timeliness` and counted notice by notice by
+/// `stats::Figures`; the two agree exactly.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GroupCounts {
     pub peer: String,
@@ -248,19 +251,91 @@ pub struct GroupCounts {
     pub delivery_lag_us: [Option<i64>; 2],
 }
 
-/// The cohort of a timeliness report with each notice's replies as they
-/// stood at ?4 (T), and its grouping columns g1 (peer) and g2 (kind).
-/// Parameters: ?1 direction, ?2 and ?3 the received_at range, ?4 T.
-fn cohort_sql(by_peer: bool, by_kind: bool) -> String {
-    format!(
-        "WITH c0 AS (SELECT {g1} AS g1, {g2} AS g2, reply_required AS rr, created_at, received_at, due_at, \
-           CASE WHEN acknowledged_at <= ?4 THEN acknowledged_at END AS ack, \
-           CASE WHEN answered_at <= ?4 THEN answered_at END AS ans \
-         FROM notices INDEXED BY notices_cohort WHERE direction = ?1 AND received_at >= ?2 AND received_at < ?3 AND status <> 6), \
-         c AS (SELECT *, COALESCE(ack, ans) AS acked, CASE WHEN rr = 2 THEN ans ELSE COALESCE(ack, ans) END AS reply FROM c0)",
-        g1 = if by_peer { "peer" } else { "''" },
-        g2 = if by_kind { "kind" } else { "0" },
-    )
+impl GroupCounts {
+    /// Adds the counts of `other` (latencies are not added).
+    pub fn absorb(&mut self, other: &GroupCounts) {
+        for (mine, more) in [
+            (&mut self.received, other.received),
+            (&mut self.receipt_expected, other.receipt_expected),
+            (&mut self.acknowledged, other.acknowledged),
+            (&mut self.acknowledged_timely, other.acknowledged_timely),
+            (&mut self.feedback_expected, other.feedback_expected),
+            (&mut self.answered, other.answered),
+            (&mut self.answered_timely, other.answered_timely),
+            (&mut self.overdue_open, other.overdue_open),
+            (&mut self.not_yet_due, other.not_yet_due),
+        ] {
+            *mine += more;
+        }
+    }
+
+    /// Replaces the `assumed` contribution of some notices by their `truth`.
+    pub fn swap(&mut self, truth: &GroupCounts, assumed: &GroupCounts) {
+        for (mine, plus, minus) in [
+            (
+                &mut self.receipt_expected,
+                truth.receipt_expected,
+                assumed.receipt_expected,
+            ),
+            (
+                &mut self.acknowledged,
+                truth.acknowledged,
+                assumed.acknowledged,
+            ),
+            (
+                &mut self.acknowledged_timely,
+                truth.acknowledged_timely,
+                assumed.acknowledged_timely,
+            ),
+            (
+                &mut self.feedback_expected,
+                truth.feedback_expected,
+                assumed.feedback_expected,
+            ),
+            (&mut self.answered, truth.answered, assumed.answered),
+            (
+                &mut self.answered_timely,
+                truth.answered_timely,
+                assumed.answered_timely,
+            ),
+            (
+                &mut self.overdue_open,
+                truth.overdue_open,
+                assumed.overdue_open,
+            ),
+            (
+                &mut self.not_yet_due,
+                truth.not_yet_due,
+                assumed.not_yet_due,
+            ),
+        ] {
+            *mine = *mine + plus - minus;
+        }
+    }
+}
+
+/// A notice to insert, with what is already known of its life.
+pub struct NewNotice<'a> {
+    pub content: &'a NoticeContent,
+    pub direction: Direction,
+    pub status: NoticeStatus,
+    /// received_at and due_at, once delivered.
+    pub received: Option<(OffsetDateTime, OffsetDateTime)>,
+    pub duplicate_of: Option<String>,
+    /// Receipt: when and by whom.
+    pub acknowledged: Option<(OffsetDateTime, &'a str)>,
+    pub answered: Option<(OffsetDateTime, &'a pb::Feedback)>,
+}
+
+/// How many cohort notices of a group fall in each latency bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    pub peer: String,
+    pub kind: i32,
+    /// 1: reply latency in tenths of a day; 2: delivery lag in milliseconds, two significant digits.
+    pub metric: i32,
+    /// (bucket, notices).
+    pub buckets: Vec<(i64, i64)>,
 }
 
 /// A staff token's record (never the token itself).
@@ -274,12 +349,17 @@ pub struct TokenRecord {
 pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The node's timezone: it decides the local month of `received_at`
+    /// that the timeliness roll-ups are keyed by.
+    tz: &'static Tz,
 }
 
 impl Store {
     /// Opens (creating if missing) the database at a file path or
-    /// `sqlite://` URL and applies the migrations.
-    pub async fn open(location: &str) -> Result<Self> {
+    /// `sqlite://` URL, applies the migrations, and keys the timeliness
+    /// roll-ups by local months in `tz` (recomputing them when the database
+    /// was last opened with another timezone).
+    pub async fn open(location: &str, tz: &'static Tz) -> Result<Self> {
         let opts = if location.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(location)?
         } else {
@@ -303,7 +383,75 @@ impl Store {
             .max_connections(4)
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(Store { writer, reader })
+        let store = Store { writer, reader, tz };
+        store.key_months_by(tz).await?;
+        Ok(store)
+    }
+
+    /// The timezone the roll-ups are keyed by.
+    pub fn timezone(&self) -> &'static Tz {
+        self.tz
+    }
+
+    /// Sets `received_month` of every received notice to its local month in
+    /// `tz` unless the store already records `tz`; the triggers move the
+    /// roll-ups along. One transaction: a crash leaves the old keys and the
+    /// old recorded timezone, and the next start does it again.
+    async fn key_months_by(&self, tz: &'static Tz) -> Result<()> {
+        let recorded: Option<String> =
+            sqlx::query_scalar("SELECT value FROM store_meta WHERE key = 'timezone'")
+                .fetch_optional(&self.writer)
+                .await?;
+        if recorded.as_deref() == Some(tz.name()) {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await?;
+        let span: (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT MIN(received_at), MAX(received_at) FROM notices")
+                .fetch_one(&mut *tx)
+                .await?;
+        if let (Some(lo), Some(hi)) = span {
+            let (first, last) = (
+                from_micros(lo).to_timezone(tz),
+                from_micros(hi).to_timezone(tz),
+            );
+            let mut month = first.date().replace_day(1).expect("day 1 exists");
+            let midnight = |d: time::Date| {
+                d.midnight()
+                    .assume_timezone(tz)
+                    .take_first()
+                    .expect("midnight exists in every supported timezone")
+            };
+            while month <= last.date() {
+                let next = month
+                    .checked_add(time::Duration::days(31))
+                    .and_then(|d| d.replace_day(1).ok())
+                    .expect("months after a stored instant exist");
+                let key = i64::from(month.year()) * 100 + i64::from(u8::from(month.month()));
+                for direction in [Direction::Outbound, Direction::Inbound] {
+                    sqlx::query(
+                        "UPDATE notices SET received_month = ?1 WHERE direction = ?2 \
+                         AND received_at >= ?3 AND received_at < ?4 AND received_month IS NOT ?1",
+                    )
+                    .bind(key)
+                    .bind(direction as i32)
+                    .bind(micros(midnight(month)))
+                    .bind(micros(midnight(next)))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                month = next;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO store_meta (key, value) VALUES ('timezone', ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(tz.name())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -329,6 +477,7 @@ impl Store {
     pub async fn begin(&self) -> Result<Tx> {
         Ok(Tx {
             tx: self.writer.begin().await?,
+            tz: self.tz,
         })
     }
 
@@ -500,15 +649,52 @@ impl Store {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> Result<Vec<CohortRow>> {
-        let rows = sqlx::query(
-            "SELECT peer, kind, reply_required, created_at, received_at, due_at, acknowledged_at, answered_at FROM notices \
-             WHERE direction = ? AND received_at >= ? AND received_at < ? AND status <> 6",
+        self.cohort_where(direction, from, to, "notices", "", None)
+            .await
+    }
+
+    /// The cohort notices with a receipt or feedback stamped after `t`.
+    pub async fn replied_after(
+        &self,
+        direction: Direction,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        t: OffsetDateTime,
+    ) -> Result<Vec<CohortRow>> {
+        // Left to itself the planner reads the whole cohort by received_at;
+        // the expression index finds the (normally no) late-stamped replies.
+        self.cohort_where(
+            direction,
+            from,
+            to,
+            "notices INDEXED BY notices_last_reply",
+            "AND max(COALESCE(acknowledged_at, 0), COALESCE(answered_at, 0)) > ?4",
+            Some(t),
         )
-        .bind(direction as i32)
-        .bind(micros(from))
-        .bind(micros(to))
-        .fetch_all(&self.reader)
-        .await?;
+        .await
+    }
+
+    async fn cohort_where(
+        &self,
+        direction: Direction,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        table: &str,
+        and: &str,
+        t: Option<OffsetDateTime>,
+    ) -> Result<Vec<CohortRow>> {
+        let sql = format!(
+            "SELECT peer, kind, reply_required, created_at, received_at, due_at, acknowledged_at, answered_at \
+             FROM {table} WHERE direction = ?1 AND received_at >= ?2 AND received_at < ?3 AND status <> 6 {and}"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(direction as i32)
+            .bind(micros(from))
+            .bind(micros(to));
+        if let Some(t) = t {
+            q = q.bind(micros(t));
+        }
+        let rows = q.fetch_all(&self.reader).await?;
         rows.iter()
             .map(|r| {
                 Ok(CohortRow {
@@ -556,34 +742,36 @@ impl Store {
     /// grouped by peer and/or kind, in order of peer then kind. Reads only
     /// the covering index `notices_cohort`: its cost follows the period,
     /// not the history.
-    pub async fn timeliness(
+    /// The roll-up counts of the cohorts of the local months `first..=last`
+    /// (YYYYMM) at report time `t`, as if every stored reply had been made
+    /// by `t`; a row per (month, peer, kind), latencies left empty. Grouped
+    /// in the order of the primary key, so SQLite streams instead of sorting.
+    pub async fn rollup_counts(
         &self,
         direction: Direction,
-        from: OffsetDateTime,
-        to: OffsetDateTime,
+        first: i64,
+        last: i64,
         t: OffsetDateTime,
-        by_peer: bool,
-        by_kind: bool,
     ) -> Result<Vec<GroupCounts>> {
-        let counts = format!(
-            "{} SELECT g1, g2, COUNT(*), \
-               SUM(acked IS NOT NULL OR due_at <= ?4), SUM(acked IS NOT NULL), SUM(acked <= due_at), \
-               SUM(rr = 2 AND (ans IS NOT NULL OR due_at <= ?4)), SUM(ans IS NOT NULL), SUM(ans <= due_at), \
-               SUM(reply IS NULL AND due_at <= ?4), SUM(reply IS NULL AND due_at > ?4) \
-             FROM c GROUP BY g1, g2 ORDER BY g1, g2",
-            cohort_sql(by_peer, by_kind)
-        );
-        let bind = |sql: String| {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(direction as i32)
-                .bind(micros(from))
-                .bind(micros(to))
-                .bind(micros(t))
-        };
-        let n = |r: &SqliteRow, i: usize| r.get::<Option<i64>, _>(i).unwrap_or(0) as u64;
-        let mut groups: Vec<GroupCounts> = bind(counts)
-            .fetch_all(&self.reader)
-            .await?
+        let rows = sqlx::query(
+            "SELECT peer, kind, SUM(received), \
+               SUM(CASE WHEN due_at <= ?4 THEN received ELSE acknowledged END), \
+               SUM(acknowledged), SUM(acknowledged_timely), \
+               SUM(CASE WHEN due_at <= ?4 THEN needs_feedback ELSE needs_feedback_answered END), \
+               SUM(answered), SUM(answered_timely), \
+               SUM(CASE WHEN due_at <= ?4 THEN received - replied ELSE 0 END), \
+               SUM(CASE WHEN due_at <= ?4 THEN 0 ELSE received - replied END) \
+             FROM timeliness_counts WHERE direction = ?1 AND month >= ?2 AND month <= ?3 \
+             GROUP BY month, peer, kind",
+        )
+        .bind(direction as i32)
+        .bind(first)
+        .bind(last)
+        .bind(micros(t))
+        .fetch_all(&self.reader)
+        .await?;
+        let n = |r: &SqliteRow, i: usize| r.get::<i64, _>(i) as u64;
+        Ok(rows
             .iter()
             .map(|r| GroupCounts {
                 peer: r.get(0),
@@ -599,39 +787,45 @@ impl Store {
                 not_yet_due: n(r, 10),
                 ..Default::default()
             })
-            .collect();
-        // Percentiles: the values in order, per group; the nearest rank is picked here
-        // (SQLite's window functions were four times slower than this).
-        for (metric, value) in [(0, "reply - received_at"), (1, "received_at - created_at")] {
-            let sql = format!(
-                "{} SELECT g1, g2, {value} AS v FROM c WHERE v IS NOT NULL ORDER BY g1, g2, v",
-                cohort_sql(by_peer, by_kind)
-            );
-            let rows = bind(sql).fetch_all(&self.reader).await?;
-            let mut i = 0;
-            while i < rows.len() {
-                let (peer, kind): (String, i32) = (rows[i].get(0), rows[i].get(1));
-                let end = i + rows[i..]
-                    .iter()
-                    .take_while(|r| r.get::<String, _>(0) == peer && r.get::<i32, _>(1) == kind)
-                    .count();
-                let n = (end - i) as i64;
-                let pick = |num: i64, den: i64| {
-                    rows[i + (((n * num + den - 1) / den).clamp(1, n) - 1) as usize]
-                        .get::<i64, _>(2)
-                };
-                if let Some(g) = groups.iter_mut().find(|g| g.peer == peer && g.kind == kind) {
-                    let slot = if metric == 0 {
-                        &mut g.reply_latency_us
-                    } else {
-                        &mut g.delivery_lag_us
-                    };
-                    *slot = [Some(pick(1, 2)), Some(pick(9, 10))];
-                }
-                i = end;
-            }
-        }
-        Ok(groups)
+            .collect())
+    }
+
+    /// The latency histograms of the cohorts of the local months
+    /// `first..=last`, every stored reply counted; one per (month, peer,
+    /// kind, metric). A histogram travels as one text ("bucket count bucket
+    /// count …"): a row per bucket would cost more to decode than the query.
+    pub async fn rollup_latency(
+        &self,
+        direction: Direction,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<LatencyHistogram>> {
+        let rows = sqlx::query(
+            "SELECT peer, kind, metric, group_concat(bucket || ' ' || n, ' ') FROM timeliness_latency \
+             WHERE direction = ?1 AND month >= ?2 AND month <= ?3 AND n <> 0 \
+             GROUP BY month, peer, kind, metric",
+        )
+        .bind(direction as i32)
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let text: String = r.get(3);
+                let numbers = text
+                    .split(' ')
+                    .map(|v| v.parse::<i64>())
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|_| StoreError::Corrupt("timeliness_latency".into()))?;
+                Ok(LatencyHistogram {
+                    peer: r.get(0),
+                    kind: r.get(1),
+                    metric: r.get(2),
+                    buckets: numbers.chunks_exact(2).map(|p| (p[0], p[1])).collect(),
+                })
+            })
+            .collect()
     }
 
     // --- metrics ---
@@ -728,11 +922,12 @@ impl Store {
                     due_at,
                 } => {
                     sqlx::query(
-                        "UPDATE notices SET received_at = ?, due_at = ?, \
+                        "UPDATE notices SET received_at = ?, due_at = ?, received_month = ?, \
                          status = CASE WHEN status = 1 THEN 2 ELSE status END WHERE id = ?",
                     )
                     .bind(micros(*received_at))
                     .bind(micros(*due_at))
+                    .bind(month_key(self.tz, *received_at))
                     .bind(notice_id)
                     .execute(&mut *tx.tx)
                     .await?;
@@ -812,6 +1007,7 @@ impl Store {
 /// anyone, before `commit` returns.
 pub struct Tx {
     tx: sqlx::Transaction<'static, Sqlite>,
+    tz: &'static Tz,
 }
 
 impl Tx {
@@ -860,47 +1056,94 @@ impl Tx {
         status: NoticeStatus,
         received: Option<(OffsetDateTime, OffsetDateTime, Option<String>)>,
     ) -> Result<()> {
-        let peer = match direction {
-            Direction::Inbound => c.origin.as_str(),
-            _ => c.destination.as_str(),
+        let (received, duplicate_of) = match received {
+            Some((r, d, dup)) => (Some((r, d)), dup),
+            None => (None, None),
         };
-        let (received_at, due_at, duplicate_of) = match received {
-            Some((r, d, dup)) => (Some(micros(r)), Some(micros(d)), dup),
-            None => (None, None, None),
-        };
-        let id = c.id.to_string();
-        let res = sqlx::query(
-            "INSERT INTO notices (id, direction, peer, origin, destination, kind, category, urgency, reply_required, \
-             subject_id, event_date, content, content_hash, status, created_at, received_at, due_at, duplicate_of) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(direction as i32)
-        .bind(peer)
-        .bind(c.origin.as_str())
-        .bind(c.destination.as_str())
-        .bind(c.kind() as i32)
-        .bind(c.category as i32)
-        .bind(c.urgency as i32)
-        .bind(c.reply_required as i32)
-        .bind(c.subject.id_number.as_str())
-        .bind(crate::domain::format_date(c.event_date()))
-        .bind(c.to_wire().encode_to_vec())
-        .bind(c.content_hash())
-        .bind(status as i32)
-        .bind(micros(c.created_at))
-        .bind(received_at)
-        .bind(due_at)
-        .bind(duplicate_of)
-        .execute(&mut *self.tx)
-        .await;
-        match res {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::Conflict(id))
+        self.insert_notices(&[NewNotice {
+            content: c,
+            direction,
+            status,
+            received,
+            duplicate_of,
+            acknowledged: None,
+            answered: None,
+        }])
+        .await
+    }
+
+    /// Inserts notices with multi-row statements; an id already stored
+    /// fails the call with `Conflict` naming that id.
+    pub async fn insert_notices(&mut self, rows: &[NewNotice<'_>]) -> Result<()> {
+        // SQLite allows 32,766 parameters per statement; a row binds 23.
+        for chunk in rows.chunks(1000) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO notices (id, direction, peer, origin, destination, kind, category, urgency, \
+                 reply_required, subject_id, event_date, content, content_hash, status, created_at, \
+                 received_at, due_at, duplicate_of, received_month, acknowledged_at, acknowledged_by, \
+                 answered_at, feedback) ",
+            );
+            q.push_values(chunk, |mut b, n| {
+                let c = n.content;
+                let peer = match n.direction {
+                    Direction::Inbound => c.origin.as_str(),
+                    _ => c.destination.as_str(),
+                };
+                b.push_bind(c.id.to_string())
+                    .push_bind(n.direction as i32)
+                    .push_bind(peer.to_string())
+                    .push_bind(c.origin.as_str().to_string())
+                    .push_bind(c.destination.as_str().to_string())
+                    .push_bind(c.kind() as i32)
+                    .push_bind(c.category as i32)
+                    .push_bind(c.urgency as i32)
+                    .push_bind(c.reply_required as i32)
+                    .push_bind(c.subject.id_number.as_str().to_string())
+                    .push_bind(crate::domain::format_date(c.event_date()))
+                    .push_bind(c.to_wire().encode_to_vec())
+                    .push_bind(c.content_hash())
+                    .push_bind(n.status as i32)
+                    .push_bind(micros(c.created_at))
+                    .push_bind(n.received.map(|(r, _)| micros(r)))
+                    .push_bind(n.received.map(|(_, d)| micros(d)))
+                    .push_bind(n.duplicate_of.clone())
+                    .push_bind(n.received.map(|(r, _)| month_key(self.tz, r)))
+                    .push_bind(n.acknowledged.map(|(at, _)| micros(at)))
+                    .push_bind(n.acknowledged.map(|(_, by)| by.to_string()))
+                    .push_bind(n.answered.map(|(at, _)| micros(at)))
+                    .push_bind(n.answered.map(|(_, fb)| fb.encode_to_vec()));
+            });
+            match q.build().execute(&mut *self.tx).await {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    // The failed statement left the transaction as it was: find the culprit.
+                    let mut find =
+                        QueryBuilder::<Sqlite>::new("SELECT id FROM notices WHERE id IN (");
+                    let mut ids = find.separated(", ");
+                    for n in chunk {
+                        ids.push_bind(n.content.id.to_string());
+                    }
+                    find.push(") LIMIT 1");
+                    let id: Option<String> = find
+                        .build_query_scalar()
+                        .fetch_optional(&mut *self.tx)
+                        .await?;
+                    let twice = || {
+                        let mut seen = std::collections::HashSet::new();
+                        chunk
+                            .iter()
+                            .map(|n| n.content.id.to_string())
+                            .find(|id| !seen.insert(id.clone()))
+                    };
+                    return Err(StoreError::Conflict(
+                        id.or_else(twice)
+                            .unwrap_or_else(|| chunk[0].content.id.to_string()),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+                Ok(_) => {}
             }
-            Err(e) => Err(e.into()),
-            Ok(_) => Ok(()),
         }
+        Ok(())
     }
 
     pub async fn get_notice(&mut self, id: &str) -> Result<Option<NoticeRecord>> {

@@ -6,6 +6,15 @@ use clap::Parser;
 #[tokio::main]
 async fn main() {
     let cli = migrex::cli::Cli::parse();
+    if !cli.serves() {
+        // A command that prints data ends quietly when its reader goes away
+        // (`migrex stats | head`), as Unix tools do, instead of panicking on
+        // the broken pipe. Long-running commands keep Rust's default (ignored).
+        // SAFETY: called before any other thread writes or handles signals.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     if let Err(e) = migrex::cli::run(cli).await {
         let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
         eprintln!("error: {}", chain.join(": "));

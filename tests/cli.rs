@@ -635,3 +635,24 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
         assert!(child.wait().unwrap().success());
     }
 }
+
+#[tokio::test]
+async fn a_reader_that_goes_away_ends_a_command_quietly() {
+    let root = tempfile::tempdir().unwrap();
+    let a = init(root.path(), LUOHU).await;
+    // `migrex peer list | head -0`: the reader is gone before anything is written.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_migrex"))
+        .args(["peer", "list", "--config", a.config.to_str().unwrap()])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "ended like `cat`");
+}

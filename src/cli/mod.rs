@@ -53,6 +53,7 @@ enum Command {
     Peer(PeerCommand),
     /// Run the node until SIGTERM or Ctrl-C.
     Serve {
+        /// The node's migrex.toml.
         #[arg(long)]
         config: PathBuf,
     },
@@ -64,6 +65,7 @@ enum Command {
         after_help = "Example:\n  migrex backup --config luohu/migrex.toml --out /var/backups/migrex-$(date +%F).db\n\nRestore: stop the node, put the copy in place of the database file named in migrex.toml, start it."
     )]
     Backup {
+        /// The node's migrex.toml.
         #[arg(long)]
         config: PathBuf,
         /// The file to write; it must not exist yet.
@@ -121,13 +123,16 @@ enum CaCommand {
         after_help = "Example:\n  migrex ca issue --ca-dir ./ca --district 510116 --out ./shuangliu-certs --host node.shuangliu.example"
     )]
     Issue {
+        /// The CA folder (ca.crt, ca.key).
         #[arg(long)]
         ca_dir: PathBuf,
+        /// The district the certificate is for (6, 9 or 12 digits).
         #[arg(long)]
         district: String,
         /// Folder for node.crt, node.key and a copy of ca.crt.
         #[arg(long)]
         out: PathBuf,
+        /// Host names or IP addresses the node is reached at (repeatable).
         #[arg(long = "host")]
         hosts: Vec<String>,
     },
@@ -140,6 +145,7 @@ enum PeerCommand {
         after_help = "Example:\n  migrex peer add --config ./luohu/migrex.toml --district 510116 --endpoint https://127.0.0.1:7411"
     )]
     Add {
+        /// The node's migrex.toml.
         #[arg(long)]
         config: PathBuf,
         /// A district code or prefix (2-12 digits); the longest matching prefix wins.
@@ -150,9 +156,12 @@ enum PeerCommand {
         endpoint: String,
     },
     /// List the routes.
+    #[command(after_help = "Example:\n  migrex peer list --config ./luohu/migrex.toml --json")]
     List {
+        /// The node's migrex.toml.
         #[arg(long)]
         config: PathBuf,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -165,13 +174,16 @@ enum TokenCommand {
         after_help = "Example:\n  migrex token create --config ./luohu/migrex.toml --role clerk --name zhang.wei"
     )]
     Create {
+        /// The node's migrex.toml.
         #[arg(long)]
         config: PathBuf,
         /// clerk, supervisor, monitor or admin.
         #[arg(long)]
         role: String,
+        /// Who holds it (it signs their receipts and feedback); default: the role.
         #[arg(long)]
         name: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -190,6 +202,13 @@ pub fn init_tracing(default: &str) {
     } else {
         builder.try_init()
     };
+}
+
+impl Cli {
+    /// Whether the command keeps listeners open (these keep SIGPIPE ignored).
+    pub fn serves(&self) -> bool {
+        matches!(self.command, Command::Demo(_) | Command::Serve { .. })
+    }
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -248,7 +267,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             let (c, _) = Config::load(&config)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&c.peers)?);
+            } else if c.peers.is_empty() {
+                println!("no peers (对端) yet; add one with `migrex peer add`");
             } else {
+                println!("{:<12} endpoint", "prefix");
                 for p in &c.peers {
                     println!("{:<12} {}", p.prefix, p.endpoint);
                 }

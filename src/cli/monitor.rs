@@ -32,8 +32,10 @@ pub struct OverdueArgs {
     /// inbound, outbound, or both (default).
     #[arg(long, default_value = "both")]
     direction: String,
+    /// How many to list (one page).
     #[arg(long, default_value_t = 100)]
     limit: u32,
+    /// Continue a listing: the next-page token the previous page printed.
     #[arg(long, default_value = "")]
     page_token: String,
     #[command(flatten)]

@@ -99,6 +99,7 @@ pub enum NoticeCommand {
     /// Withdraw a notice this node sent (撤回), until it is answered.
     Withdraw {
         id: String,
+        /// Why it is withdrawn (shown to the destination).
         #[arg(long, default_value = "")]
         reason: String,
         #[command(flatten)]
@@ -114,6 +115,7 @@ pub struct SendArgs {
     /// Check every row and report, store nothing.
     #[arg(long)]
     dry_run: bool,
+    /// The district the notice goes to (6, 9 or 12 digits).
     #[arg(long)]
     destination: Option<String>,
     /// MARRIAGE, PREGNANCY, BIRTH or CONTRACEPTION.
@@ -128,8 +130,10 @@ pub struct SendArgs {
     /// RECEIPT or FEEDBACK (default: the reply policy).
     #[arg(long)]
     reply_required: Option<String>,
+    /// The person's 18-character citizen ID number (身份证号).
     #[arg(long)]
     id_number: Option<String>,
+    /// The person's name (姓名).
     #[arg(long)]
     name: Option<String>,
     /// Hukou district (户籍地).
@@ -141,31 +145,43 @@ pub struct SendArgs {
     /// The event's date: registered_on, confirmed_on, born_on or performed_on.
     #[arg(long)]
     event_date: Option<String>,
+    /// Marriage: the spouse's ID number.
     #[arg(long)]
     spouse_id_number: Option<String>,
+    /// Marriage: the spouse's name.
     #[arg(long)]
     spouse_name: Option<String>,
+    /// Marriage: the registry office (登记机关).
     #[arg(long)]
     registry_office: Option<String>,
+    /// Pregnancy: weeks of gestation (孕周).
     #[arg(long)]
     gestational_weeks: Option<String>,
+    /// Pregnancy: expected delivery date, YYYY-MM-DD.
     #[arg(long)]
     expected_delivery_on: Option<String>,
+    /// Pregnancy: true or false (政策内).
     #[arg(long)]
     within_policy: Option<String>,
+    /// Birth: MALE or FEMALE.
     #[arg(long)]
     child_sex: Option<String>,
+    /// Birth: 1 for the first child, 2 for the second …
     #[arg(long)]
     birth_order: Option<String>,
+    /// Birth: the child's name, if given.
     #[arg(long)]
     child_name: Option<String>,
+    /// Birth: where the child was born.
     #[arg(long)]
     place_of_delivery: Option<String>,
     /// Contraception method, e.g. IUD_INSERTION.
     #[arg(long)]
     method: Option<String>,
+    /// Contraception: who performed it.
     #[arg(long)]
     provider: Option<String>,
+    /// Free text (备注).
     #[arg(long)]
     remarks: Option<String>,
     #[command(flatten)]
@@ -180,6 +196,7 @@ pub struct NoticesArgs {
     /// QUEUED, DELIVERED, PENDING, ACKNOWLEDGED, ANSWERED or WITHDRAWN.
     #[arg(long)]
     status: Option<String>,
+    /// MARRIAGE, PREGNANCY, BIRTH or CONTRACEPTION.
     #[arg(long)]
     kind: Option<String>,
     /// The other district, or a prefix of it.
@@ -188,8 +205,10 @@ pub struct NoticesArgs {
     /// A person's ID number: their history.
     #[arg(long)]
     subject: Option<String>,
+    /// How many to list (one page).
     #[arg(long, default_value_t = 50)]
     limit: u32,
+    /// Continue a listing: the next-page token the previous page printed.
     #[arg(long, default_value = "")]
     page_token: String,
     #[command(flatten)]
@@ -201,10 +220,13 @@ pub struct NoticesArgs {
     after_help = "Example:\n  migrex pending --config n/migrex.toml --overdue\n  migrex pending --node https://10.1.2.3:7402 --ca ca.crt --due-within 3 --json"
 )]
 pub struct PendingArgs {
+    /// MARRIAGE, PREGNANCY, BIRTH or CONTRACEPTION.
     #[arg(long)]
     kind: Option<String>,
+    /// NOTIFICATION (通报) or VERIFICATION_REQUEST (协查).
     #[arg(long)]
     category: Option<String>,
+    /// NORMAL or URGENT.
     #[arg(long)]
     urgency: Option<String>,
     /// Only notices past their deadline (超时).
@@ -213,8 +235,10 @@ pub struct PendingArgs {
     /// Only notices due within this many days.
     #[arg(long, default_value_t = 0)]
     due_within: u32,
+    /// How many to list (one page).
     #[arg(long, default_value_t = 50)]
     limit: u32,
+    /// Continue a listing: the next-page token the previous page printed.
     #[arg(long, default_value = "")]
     page_token: String,
     #[command(flatten)]
@@ -239,6 +263,7 @@ pub struct FeedbackArgs {
     /// confirmed (核实无误), corrected (核实有误), not-found (查无此人), not-responsible (不属本辖区).
     #[arg(long)]
     result: String,
+    /// Free text (备注).
     #[arg(long, default_value = "")]
     remarks: String,
     /// A corrected field, FIELD=VALUE (repeatable; for --result corrected).

@@ -430,8 +430,8 @@ impl Store {
                 let key = i64::from(month.year()) * 100 + i64::from(u8::from(month.month()));
                 for direction in [Direction::Outbound, Direction::Inbound] {
                     sqlx::query(
-                        "UPDATE notices SET received_month = ?1 WHERE direction = ?2 \
-                         AND received_at >= ?3 AND received_at < ?4 AND received_month IS NOT ?1",
+                        "UPDATE notices SET received_month = $1 WHERE direction = $2 \
+                         AND received_at >= $3 AND received_at < $4 AND received_month IS NOT $1",
                     )
                     .bind(key)
                     .bind(direction as i32)
@@ -444,7 +444,7 @@ impl Store {
             }
         }
         sqlx::query(
-            "INSERT INTO store_meta (key, value) VALUES ('timezone', ?) \
+            "INSERT INTO store_meta (key, value) VALUES ('timezone', $1) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(tz.name())
@@ -462,7 +462,7 @@ impl Store {
     /// Writes a consistent copy of the whole database to `path` while the
     /// node keeps running (SQLite `VACUUM INTO`); `path` must not exist.
     pub async fn backup(&self, path: &str) -> Result<()> {
-        sqlx::query("VACUUM INTO ?")
+        sqlx::query("VACUUM INTO $1")
             .bind(path)
             .execute(&self.reader)
             .await?;
@@ -490,19 +490,21 @@ impl Store {
         token_hash: &str,
         now: OffsetDateTime,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO tokens (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)")
-            .bind(name)
-            .bind(role)
-            .bind(token_hash)
-            .bind(micros(now))
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(
+            "INSERT INTO tokens (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(name)
+        .bind(role)
+        .bind(token_hash)
+        .bind(micros(now))
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
     pub async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
         let row = sqlx::query(
-            "SELECT name, role FROM tokens WHERE token_hash = ? AND revoked_at IS NULL",
+            "SELECT name, role FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL",
         )
         .bind(token_hash)
         .fetch_optional(&self.reader)
@@ -542,7 +544,7 @@ impl Store {
 
     pub async fn get_notice(&self, id: &str) -> Result<Option<NoticeRecord>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{NOTICE_COLUMNS} WHERE n.id = ?"
+            "{NOTICE_COLUMNS} WHERE n.id = $1"
         )))
         .bind(id)
         .fetch_optional(&self.reader)
@@ -617,7 +619,7 @@ impl Store {
     /// How many notices of a direction are stored (tests and the demo count rows).
     pub async fn count_notices(&self, direction: Direction) -> Result<i64> {
         Ok(
-            sqlx::query("SELECT COUNT(*) FROM notices WHERE direction = ?")
+            sqlx::query("SELECT COUNT(*) FROM notices WHERE direction = $1")
                 .bind(direction as i32)
                 .fetch_one(&self.reader)
                 .await?
@@ -631,7 +633,7 @@ impl Store {
         status: NoticeStatus,
     ) -> Result<i64> {
         Ok(
-            sqlx::query("SELECT COUNT(*) FROM notices WHERE direction = ? AND status = ?")
+            sqlx::query("SELECT COUNT(*) FROM notices WHERE direction = $1 AND status = $2")
                 .bind(direction as i32)
                 .bind(status as i32)
                 .fetch_one(&self.reader)
@@ -668,7 +670,7 @@ impl Store {
             from,
             to,
             "notices INDEXED BY notices_last_reply",
-            "AND max(COALESCE(acknowledged_at, 0), COALESCE(answered_at, 0)) > ?4",
+            "AND max(COALESCE(acknowledged_at, 0), COALESCE(answered_at, 0)) > $4",
             Some(t),
         )
         .await
@@ -685,7 +687,7 @@ impl Store {
     ) -> Result<Vec<CohortRow>> {
         let sql = format!(
             "SELECT peer, kind, reply_required, created_at, received_at, due_at, acknowledged_at, answered_at \
-             FROM {table} WHERE direction = ?1 AND received_at >= ?2 AND received_at < ?3 AND status <> 6 {and}"
+             FROM {table} WHERE direction = $1 AND received_at >= $2 AND received_at < $3 AND status <> 6 {and}"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(direction as i32)
@@ -755,13 +757,13 @@ impl Store {
     ) -> Result<Vec<GroupCounts>> {
         let rows = sqlx::query(
             "SELECT peer, kind, SUM(received), \
-               SUM(CASE WHEN due_at <= ?4 THEN received ELSE acknowledged END), \
+               SUM(CASE WHEN due_at <= $4 THEN received ELSE acknowledged END), \
                SUM(acknowledged), SUM(acknowledged_timely), \
-               SUM(CASE WHEN due_at <= ?4 THEN needs_feedback ELSE needs_feedback_answered END), \
+               SUM(CASE WHEN due_at <= $4 THEN needs_feedback ELSE needs_feedback_answered END), \
                SUM(answered), SUM(answered_timely), \
-               SUM(CASE WHEN due_at <= ?4 THEN received - replied ELSE 0 END), \
-               SUM(CASE WHEN due_at <= ?4 THEN 0 ELSE received - replied END) \
-             FROM timeliness_counts WHERE direction = ?1 AND month >= ?2 AND month <= ?3 \
+               SUM(CASE WHEN due_at <= $4 THEN received - replied ELSE 0 END), \
+               SUM(CASE WHEN due_at <= $4 THEN 0 ELSE received - replied END) \
+             FROM timeliness_counts WHERE direction = $1 AND month >= $2 AND month <= $3 \
              GROUP BY month, peer, kind",
         )
         .bind(direction as i32)
@@ -802,7 +804,7 @@ impl Store {
     ) -> Result<Vec<LatencyHistogram>> {
         let rows = sqlx::query(
             "SELECT peer, kind, metric, group_concat(bucket || ' ' || n, ' ') FROM timeliness_latency \
-             WHERE direction = ?1 AND month >= ?2 AND month <= ?3 AND n <> 0 \
+             WHERE direction = $1 AND month >= $2 AND month <= $3 AND n <> 0 \
              GROUP BY month, peer, kind, metric",
         )
         .bind(direction as i32)
@@ -845,7 +847,7 @@ impl Store {
     /// Notices without their reply past their deadline at `now`, per (direction, peer).
     pub async fn overdue_counts(&self, now: OffsetDateTime) -> Result<Vec<(i32, String, i64)>> {
         let rows = sqlx::query(
-            "SELECT direction, peer, COUNT(*) FROM notices WHERE status IN (1, 2, 3, 4) AND due_at <= ? \
+            "SELECT direction, peer, COUNT(*) FROM notices WHERE status IN (1, 2, 3, 4) AND due_at <= $1 \
              AND answered_at IS NULL AND (reply_required = 2 OR acknowledged_at IS NULL) GROUP BY direction, peer",
         )
         .bind(micros(now))
@@ -883,7 +885,7 @@ impl Store {
     pub async fn outbox_batch(&self, route: &str, limit: usize) -> Result<Vec<OutboxItem>> {
         let rows = sqlx::query(
             "SELECT seq, item, target, notice_id, reply_id, payload, created_at, attempts FROM outbox \
-             WHERE route = ? AND refused = 0 ORDER BY seq LIMIT ?",
+             WHERE route = $1 AND refused = 0 ORDER BY seq LIMIT $2",
         )
         .bind(route)
         .bind(limit as i64)
@@ -922,8 +924,8 @@ impl Store {
                     due_at,
                 } => {
                     sqlx::query(
-                        "UPDATE notices SET received_at = ?, due_at = ?, received_month = ?, \
-                         status = CASE WHEN status = 1 THEN 2 ELSE status END WHERE id = ?",
+                        "UPDATE notices SET received_at = $1, due_at = $2, received_month = $3, \
+                         status = CASE WHEN status = 1 THEN 2 ELSE status END WHERE id = $4",
                     )
                     .bind(micros(*received_at))
                     .bind(micros(*due_at))
@@ -934,7 +936,7 @@ impl Store {
                     tx.delete_outbox(*seq).await?;
                 }
                 Settled::ReplyDelivered { seq, reply_id } => {
-                    sqlx::query("UPDATE replies SET delivered_at = ? WHERE reply_id = ?")
+                    sqlx::query("UPDATE replies SET delivered_at = $1 WHERE reply_id = $2")
                         .bind(micros(now))
                         .bind(reply_id)
                         .execute(&mut *tx.tx)
@@ -942,7 +944,7 @@ impl Store {
                     tx.delete_outbox(*seq).await?;
                 }
                 Settled::Refused { seq, error } => {
-                    sqlx::query("UPDATE outbox SET refused = 1, attempts = attempts + 1, last_error = ? WHERE seq = ?")
+                    sqlx::query("UPDATE outbox SET refused = 1, attempts = attempts + 1, last_error = $1 WHERE seq = $2")
                         .bind(error)
                         .bind(seq)
                         .execute(&mut *tx.tx)
@@ -962,7 +964,7 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         for seq in seqs {
-            sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE seq = ?")
+            sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE seq = $3")
                 .bind(error)
                 .bind(micros(next_attempt_at))
                 .bind(seq)
@@ -985,7 +987,7 @@ impl Store {
 
     /// Moves the waiting items for `target` to another route (routes changed in the config).
     pub async fn reroute(&self, target: &str, route: &str) -> Result<()> {
-        sqlx::query("UPDATE outbox SET route = ? WHERE target = ? AND refused = 0")
+        sqlx::query("UPDATE outbox SET route = $1 WHERE target = $2 AND refused = 0")
             .bind(route)
             .bind(target)
             .execute(&self.writer)
@@ -995,10 +997,11 @@ impl Store {
 
     /// Creation time of the oldest item still waiting for `route`.
     pub async fn oldest_waiting(&self, route: &str) -> Result<Option<OffsetDateTime>> {
-        let row = sqlx::query("SELECT MIN(created_at) FROM outbox WHERE route = ? AND refused = 0")
-            .bind(route)
-            .fetch_one(&self.writer)
-            .await?;
+        let row =
+            sqlx::query("SELECT MIN(created_at) FROM outbox WHERE route = $1 AND refused = 0")
+                .bind(route)
+                .fetch_one(&self.writer)
+                .await?;
         Ok(row.get::<Option<i64>, _>(0).map(from_micros))
     }
 }
@@ -1021,10 +1024,11 @@ impl Tx {
         &mut self,
         id: &str,
     ) -> Result<Option<(Vec<u8>, Option<OffsetDateTime>, Option<OffsetDateTime>)>> {
-        let row = sqlx::query("SELECT content_hash, received_at, due_at FROM notices WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
+        let row =
+            sqlx::query("SELECT content_hash, received_at, due_at FROM notices WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
         Ok(row.map(|r| {
             (
                 r.get("content_hash"),
@@ -1037,8 +1041,8 @@ impl Tx {
     /// The earliest still-open inbound notice about the same event.
     pub async fn open_event(&mut self, content: &NoticeContent) -> Result<Option<String>> {
         let row = sqlx::query(
-            "SELECT id FROM notices WHERE subject_id = ? AND kind = ? AND event_date = ? AND direction = 2 \
-             AND status IN (3, 4) AND id <> ? ORDER BY received_at LIMIT 1",
+            "SELECT id FROM notices WHERE subject_id = $1 AND kind = $2 AND event_date = $3 AND direction = 2 \
+             AND status IN (3, 4) AND id <> $4 ORDER BY received_at LIMIT 1",
         )
         .bind(content.subject.id_number.as_str())
         .bind(content.kind() as i32)
@@ -1148,7 +1152,7 @@ impl Tx {
 
     pub async fn get_notice(&mut self, id: &str) -> Result<Option<NoticeRecord>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{NOTICE_COLUMNS} WHERE n.id = ?"
+            "{NOTICE_COLUMNS} WHERE n.id = $1"
         )))
         .bind(id)
         .fetch_optional(&mut *self.tx)
@@ -1158,7 +1162,7 @@ impl Tx {
 
     /// The stored hash of a reply, if this reply id is known.
     pub async fn reply_hash(&mut self, reply_id: &str) -> Result<Option<Vec<u8>>> {
-        let row = sqlx::query("SELECT content_hash FROM replies WHERE reply_id = ?")
+        let row = sqlx::query("SELECT content_hash FROM replies WHERE reply_id = $1")
             .bind(reply_id)
             .fetch_optional(&mut *self.tx)
             .await?;
@@ -1174,7 +1178,7 @@ impl Tx {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO replies (reply_id, notice_id, direction, sort, content, content_hash, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(reply.reply_id.to_string())
         .bind(reply.notice_id.to_string())
@@ -1190,8 +1194,8 @@ impl Tx {
 
     pub async fn set_acknowledged(&mut self, id: &str, at: OffsetDateTime, by: &str) -> Result<()> {
         sqlx::query(
-            "UPDATE notices SET acknowledged_at = COALESCE(acknowledged_at, ?), acknowledged_by = COALESCE(acknowledged_by, ?), \
-             status = CASE WHEN status IN (1, 2, 3) THEN 4 ELSE status END WHERE id = ?",
+            "UPDATE notices SET acknowledged_at = COALESCE(acknowledged_at, $1), acknowledged_by = COALESCE(acknowledged_by, $2), \
+             status = CASE WHEN status IN (1, 2, 3) THEN 4 ELSE status END WHERE id = $3",
         )
         .bind(micros(at))
         .bind(by)
@@ -1209,8 +1213,8 @@ impl Tx {
         at: OffsetDateTime,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE notices SET answered_at = ?, feedback = ?, status = 5, \
-             acknowledged_at = COALESCE(acknowledged_at, ?), acknowledged_by = COALESCE(acknowledged_by, ?) WHERE id = ?",
+            "UPDATE notices SET answered_at = $1, feedback = $2, status = 5, \
+             acknowledged_at = COALESCE(acknowledged_at, $3), acknowledged_by = COALESCE(acknowledged_by, $4) WHERE id = $5",
         )
         .bind(micros(at))
         .bind(feedback.encode_to_vec())
@@ -1229,7 +1233,7 @@ impl Tx {
         reason: &str,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE notices SET status = 6, withdrawn_at = ?, withdraw_reason = ? WHERE id = ?",
+            "UPDATE notices SET status = 6, withdrawn_at = $1, withdraw_reason = $2 WHERE id = $3",
         )
         .bind(micros(at))
         .bind(reason)
@@ -1252,7 +1256,7 @@ impl Tx {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO outbox (route, target, item, notice_id, reply_id, payload, created_at, next_attempt_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(route)
         .bind(target)
@@ -1268,7 +1272,7 @@ impl Tx {
     }
 
     async fn delete_outbox(&mut self, seq: i64) -> Result<()> {
-        sqlx::query("DELETE FROM outbox WHERE seq = ?")
+        sqlx::query("DELETE FROM outbox WHERE seq = $1")
             .bind(seq)
             .execute(&mut *self.tx)
             .await?;

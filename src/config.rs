@@ -36,7 +36,8 @@ pub struct Config {
     pub district: String,
     #[serde(default = "default_tz")]
     pub timezone: String,
-    /// SQLite file path (relative to this file) or `sqlite://` URL.
+    /// SQLite file path (relative to this file), `sqlite://` URL, or
+    /// `postgres://` URL (several replicas of a node share one PostgreSQL database).
     pub database: String,
     /// Exchange listener (peers, mutual TLS).
     pub listen: String,

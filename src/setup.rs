@@ -70,6 +70,7 @@ pub async fn init_node(
     ca_dir: &Path,
     listens: [&str; 3],
     hosts: &[String],
+    database: &str,
 ) -> Result<(PathBuf, String, bool), SetupError> {
     let config_path = dir.join("migrex.toml");
     if config_path.exists() {
@@ -89,7 +90,7 @@ pub async fn init_node(
     let config = Config {
         district: district.to_string(),
         timezone: "Asia/Shanghai".into(),
-        database: "migrex.db".into(),
+        database: database.into(),
         listen: listens[0].into(),
         desk_listen: listens[1].into(),
         ops_listen: listens[2].into(),
@@ -131,12 +132,64 @@ pub struct LocalNetwork {
     pub nodes: Vec<LocalNode>,
 }
 
+/// Where the nodes of a `LocalNetwork` keep their state.
+#[derive(Debug, Clone, Default)]
+pub enum StoreChoice {
+    /// A SQLite file in each node's folder.
+    #[default]
+    Sqlite,
+    /// A new PostgreSQL database per node, created through the maintenance
+    /// database at `admin_url` (a role allowed to create databases).
+    Postgres { admin_url: String },
+}
+
+/// Creates an empty PostgreSQL database named after `label` and a random
+/// suffix through `admin_url`; returns its URL.
+pub async fn create_postgres_database(admin_url: &str, label: &str) -> Result<String, SetupError> {
+    use sqlx::Connection;
+    let name = format!(
+        "migrex_{label}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    admin
+        .close()
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    let (base, query) = match admin_url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin_url, String::new()),
+    };
+    let server = base
+        .rsplit_once('/')
+        .filter(|(head, _)| head.contains("//") && !head.ends_with('/'))
+        .map(|(head, _)| head)
+        .unwrap_or(base);
+    Ok(format!("{server}/{name}{query}"))
+}
+
 impl LocalNetwork {
-    /// Creates the folders and configs; starts no node.
+    /// Creates the folders and configs, SQLite stores; starts no node.
     pub async fn create(
         dir: &Path,
         districts: &[&str],
         delivery: Delivery,
+    ) -> Result<Self, SetupError> {
+        Self::create_with(dir, districts, delivery, &StoreChoice::Sqlite).await
+    }
+
+    /// Creates the folders and configs with the stores `store` says; starts no node.
+    pub async fn create_with(
+        dir: &Path,
+        districts: &[&str],
+        delivery: Delivery,
+        store: &StoreChoice,
     ) -> Result<Self, SetupError> {
         let ca_dir = dir.join("ca");
         let mut nodes = Vec::new();
@@ -151,12 +204,19 @@ impl LocalNetwork {
                 .iter()
                 .map(|p| format!("127.0.0.1:{p}"))
                 .collect::<Vec<_>>();
+            let database = match store {
+                StoreChoice::Sqlite => "migrex.db".to_string(),
+                StoreChoice::Postgres { admin_url } => {
+                    create_postgres_database(admin_url, code).await?
+                }
+            };
             let (config_path, admin_token, _) = init_node(
                 &district,
                 &dir.join(code),
                 &ca_dir,
                 [&listens[0], &listens[1], &listens[2]],
                 &[],
+                &database,
             )
             .await?;
             nodes.push(LocalNode {

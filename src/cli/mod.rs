@@ -114,6 +114,10 @@ struct InitArgs {
     /// Extra host names or IP addresses for the node's certificate (repeatable).
     #[arg(long = "host")]
     hosts: Vec<String>,
+    /// The store: a SQLite file (relative to DIR) or the postgres://USER:PASSWORD@HOST/DB
+    /// URL of an existing, empty PostgreSQL database.
+    #[arg(long, default_value = "migrex.db")]
+    database: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -353,6 +357,7 @@ async fn init(a: InitArgs) -> Result<()> {
         &ca_dir,
         [&a.listen, &a.desk_listen, &a.ops_listen],
         &a.hosts,
+        &a.database,
     )
     .await?;
     if created_ca {

@@ -11,17 +11,128 @@ use crate::calendar::month_key;
 use crate::domain::{Direction, NoticeContent, NoticeStatus, Reply, ReplySort, ts_to_pb};
 use crate::pb;
 use prost::Message;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
 use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
 use time_tz::{OffsetDateTimeExt, PrimitiveDateTimeExt, TimeZone, Tz};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Runs `$body` once per backend with `$pool` the pool to use (`read`: the
+/// read pool; `write`: the single-writer pool on SQLite, the pool on
+/// PostgreSQL) and `$db` naming the sqlx database type, so that one piece of
+/// code, written once, is compiled for both stores.
+macro_rules! with_pool {
+    ($store:expr, $which:ident, |$pool:ident, $db:ident| $body:expr) => {{
+        match &$store.backend {
+            Backend::Sqlite {
+                writer: _writer,
+                reader: _reader,
+            } => {
+                #[allow(unused)]
+                type $db = sqlx::Sqlite;
+                let $pool = with_pool!(@pick $which, _writer, _reader);
+                $body
+            }
+            Backend::Postgres { pool } => {
+                #[allow(unused)]
+                type $db = sqlx::Postgres;
+                let $pool = pool;
+                $body
+            }
+        }
+    }};
+    (@pick read, $w:ident, $r:ident) => {
+        $r
+    };
+    (@pick write, $w:ident, $r:ident) => {
+        $w
+    };
+}
+
+/// Like `with_pool!`, on the connection of a write transaction.
+macro_rules! with_tx {
+    ($tx:expr, |$conn:ident, $db:ident| $body:expr) => {{
+        match &mut $tx.inner {
+            TxInner::Sqlite(t) => {
+                #[allow(unused)]
+                type $db = sqlx::Sqlite;
+                let $conn = &mut **t;
+                $body
+            }
+            TxInner::Postgres(t) => {
+                #[allow(unused)]
+                type $db = sqlx::Postgres;
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    }};
+}
+
+/// What differs between the two SQL dialects, beyond what both accept.
+trait Dialect {
+    /// The larger of two values.
+    const GREATEST: &'static str;
+    /// The notices table read for replies stamped after a report time.
+    const BY_LAST_REPLY: &'static str;
+}
+
+impl Dialect for Sqlite {
+    const GREATEST: &'static str = "max";
+    // Left to itself the planner reads the whole cohort by received_at.
+    const BY_LAST_REPLY: &'static str = "notices INDEXED BY notices_last_reply";
+}
+
+impl Dialect for Postgres {
+    const GREATEST: &'static str = "GREATEST";
+    const BY_LAST_REPLY: &'static str = "notices";
+}
+
+/// Column access by name on either backend's rows.
+trait Cols {
+    fn int(&self, col: &str) -> i64;
+    fn opt_int(&self, col: &str) -> Option<i64>;
+    fn text(&self, col: &str) -> String;
+    fn opt_text(&self, col: &str) -> Option<String>;
+    fn bytes(&self, col: &str) -> Vec<u8>;
+    fn opt_bytes(&self, col: &str) -> Option<Vec<u8>>;
+}
+
+macro_rules! cols_for {
+    ($row:ty) => {
+        impl Cols for $row {
+            fn int(&self, col: &str) -> i64 {
+                self.get(col)
+            }
+            fn opt_int(&self, col: &str) -> Option<i64> {
+                self.get(col)
+            }
+            fn text(&self, col: &str) -> String {
+                self.get(col)
+            }
+            fn opt_text(&self, col: &str) -> Option<String> {
+                self.get(col)
+            }
+            fn bytes(&self, col: &str) -> Vec<u8> {
+                self.get(col)
+            }
+            fn opt_bytes(&self, col: &str) -> Option<Vec<u8>> {
+                self.get(col)
+            }
+        }
+    };
+}
+
+cols_for!(SqliteRow);
+cols_for!(PgRow);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -33,6 +144,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -118,38 +231,36 @@ impl NoticeRecord {
         n
     }
 
-    fn from_row(row: &SqliteRow) -> Result<Self> {
-        let corrupt = |what: &str| {
-            StoreError::Corrupt(format!("notice {}: {what}", row.get::<String, _>("id")))
-        };
-        let content = pb::Notice::decode(row.get::<Vec<u8>, _>("content").as_slice())
-            .map_err(|_| corrupt("content"))?;
+    fn from_row<R: Cols>(row: &R) -> Result<Self> {
+        let corrupt =
+            |what: &str| StoreError::Corrupt(format!("notice {}: {what}", row.text("id")));
+        let content =
+            pb::Notice::decode(row.bytes("content").as_slice()).map_err(|_| corrupt("content"))?;
         let feedback = row
-            .get::<Option<Vec<u8>>, _>("feedback")
+            .opt_bytes("feedback")
             .map(|b| pb::Feedback::decode(b.as_slice()))
             .transpose()
             .map_err(|_| corrupt("feedback"))?;
-        let ts = |col: &str| row.get::<Option<i64>, _>(col).map(from_micros);
+        let ts = |col: &str| row.opt_int(col).map(from_micros);
+        let code = |col: &str| row.int(col) as i32;
         Ok(NoticeRecord {
             content,
-            direction: Direction::try_from(row.get::<i32, _>("direction"))
-                .map_err(|_| corrupt("direction"))?,
-            status: NoticeStatus::try_from(row.get::<i32, _>("status"))
-                .map_err(|_| corrupt("status"))?,
-            peer: row.get("peer"),
-            reply_required: ReplySort::try_from(row.get::<i32, _>("reply_required"))
+            direction: Direction::try_from(code("direction")).map_err(|_| corrupt("direction"))?,
+            status: NoticeStatus::try_from(code("status")).map_err(|_| corrupt("status"))?,
+            peer: row.text("peer"),
+            reply_required: ReplySort::try_from(code("reply_required"))
                 .map_err(|_| corrupt("reply_required"))?,
             received_at: ts("received_at"),
             due_at: ts("due_at"),
             acknowledged_at: ts("acknowledged_at"),
-            acknowledged_by: row.get("acknowledged_by"),
+            acknowledged_by: row.opt_text("acknowledged_by"),
             answered_at: ts("answered_at"),
             feedback,
             withdrawn_at: ts("withdrawn_at"),
-            withdraw_reason: row.get("withdraw_reason"),
-            duplicate_of: row.get("duplicate_of"),
-            delivery_attempts: row.get::<Option<i64>, _>("attempts").unwrap_or(0) as u32,
-            last_error: row.get("last_error"),
+            withdraw_reason: row.opt_text("withdraw_reason"),
+            duplicate_of: row.opt_text("duplicate_of"),
+            delivery_attempts: row.opt_int("attempts").unwrap_or(0) as u32,
+            last_error: row.opt_text("last_error"),
         })
     }
 }
@@ -346,9 +457,19 @@ pub struct TokenRecord {
 }
 
 #[derive(Clone, Debug)]
+enum Backend {
+    /// The embedded default: one writer connection, a pool of readers.
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    /// A PostgreSQL server, shared by every replica of the node.
+    Postgres { pool: PgPool },
+}
+
+#[derive(Clone, Debug)]
 pub struct Store {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    backend: Backend,
     /// The node's timezone: it decides the local month of `received_at`
     /// that the timeliness roll-ups are keyed by.
     tz: &'static Tz,
@@ -360,6 +481,22 @@ impl Store {
     /// roll-ups by local months in `tz` (recomputing them when the database
     /// was last opened with another timezone).
     pub async fn open(location: &str, tz: &'static Tz) -> Result<Self> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(location)
+                .await?;
+            // sqlx holds an advisory lock while migrating: replicas starting
+            // together apply each migration once.
+            POSTGRES_MIGRATOR.run(&pool).await?;
+            let store = Store {
+                backend: Backend::Postgres { pool },
+                tz,
+            };
+            store.key_months_by(tz).await?;
+            return Ok(store);
+        }
         let opts = if location.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(location)?
         } else {
@@ -378,12 +515,15 @@ impl Store {
             .max_connections(1)
             .connect_with(opts.clone())
             .await?;
-        MIGRATOR.run(&writer).await?;
+        SQLITE_MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts.read_only(true))
             .await?;
-        let store = Store { writer, reader, tz };
+        let store = Store {
+            backend: Backend::Sqlite { writer, reader },
+            tz,
+        };
         store.key_months_by(tz).await?;
         Ok(store)
     }
@@ -398,87 +538,109 @@ impl Store {
     /// roll-ups along. One transaction: a crash leaves the old keys and the
     /// old recorded timezone, and the next start does it again.
     async fn key_months_by(&self, tz: &'static Tz) -> Result<()> {
-        let recorded: Option<String> =
-            sqlx::query_scalar("SELECT value FROM store_meta WHERE key = 'timezone'")
-                .fetch_optional(&self.writer)
-                .await?;
-        if recorded.as_deref() == Some(tz.name()) {
-            return Ok(());
-        }
-        let mut tx = self.writer.begin().await?;
-        let span: (Option<i64>, Option<i64>) =
-            sqlx::query_as("SELECT MIN(received_at), MAX(received_at) FROM notices")
-                .fetch_one(&mut *tx)
-                .await?;
-        if let (Some(lo), Some(hi)) = span {
-            let (first, last) = (
-                from_micros(lo).to_timezone(tz),
-                from_micros(hi).to_timezone(tz),
-            );
-            let mut month = first.date().replace_day(1).expect("day 1 exists");
-            let midnight = |d: time::Date| {
-                d.midnight()
-                    .assume_timezone(tz)
-                    .take_first()
-                    .expect("midnight exists in every supported timezone")
-            };
-            while month <= last.date() {
-                let next = month
-                    .checked_add(time::Duration::days(31))
-                    .and_then(|d| d.replace_day(1).ok())
-                    .expect("months after a stored instant exist");
-                let key = i64::from(month.year()) * 100 + i64::from(u8::from(month.month()));
-                for direction in [Direction::Outbound, Direction::Inbound] {
-                    sqlx::query(
-                        "UPDATE notices SET received_month = $1 WHERE direction = $2 \
-                         AND received_at >= $3 AND received_at < $4 AND received_month IS NOT $1",
-                    )
-                    .bind(key)
-                    .bind(direction as i32)
-                    .bind(micros(midnight(month)))
-                    .bind(micros(midnight(next)))
-                    .execute(&mut *tx)
+        with_pool!(self, write, |pool, Db| {
+            let recorded: Option<String> =
+                sqlx::query_scalar("SELECT value FROM store_meta WHERE key = 'timezone'")
+                    .fetch_optional(pool)
                     .await?;
-                }
-                month = next;
+            if recorded.as_deref() == Some(tz.name()) {
+                return Ok(());
             }
-        }
-        sqlx::query(
-            "INSERT INTO store_meta (key, value) VALUES ('timezone', $1) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(tz.name())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+            let mut tx = pool.begin().await?;
+            let span: (Option<i64>, Option<i64>) =
+                sqlx::query_as("SELECT MIN(received_at), MAX(received_at) FROM notices")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if let (Some(lo), Some(hi)) = span {
+                let (first, last) = (
+                    from_micros(lo).to_timezone(tz),
+                    from_micros(hi).to_timezone(tz),
+                );
+                let mut month = first.date().replace_day(1).expect("day 1 exists");
+                let midnight = |d: time::Date| {
+                    d.midnight()
+                        .assume_timezone(tz)
+                        .take_first()
+                        .expect("midnight exists in every supported timezone")
+                };
+                while month <= last.date() {
+                    let next = month
+                        .checked_add(time::Duration::days(31))
+                        .and_then(|d| d.replace_day(1).ok())
+                        .expect("months after a stored instant exist");
+                    let key = i64::from(month.year()) * 100 + i64::from(u8::from(month.month()));
+                    for direction in [Direction::Outbound, Direction::Inbound] {
+                        sqlx::query(
+                            "UPDATE notices SET received_month = $1 WHERE direction = $2 \
+                             AND received_at >= $3 AND received_at < $4 AND received_month IS DISTINCT FROM $1",
+                        )
+                        .bind(key)
+                        .bind(direction as i32)
+                        .bind(micros(midnight(month)))
+                        .bind(micros(midnight(next)))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    month = next;
+                }
+            }
+            sqlx::query(
+                "INSERT INTO store_meta (key, value) VALUES ('timezone', $1) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(tz.name())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
+        with_pool!(self, read, |pool, Db| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+            Ok(())
+        })
     }
 
     /// Writes a consistent copy of the whole database to `path` while the
     /// node keeps running (SQLite `VACUUM INTO`); `path` must not exist.
     pub async fn backup(&self, path: &str) -> Result<()> {
-        sqlx::query("VACUUM INTO $1")
-            .bind(path)
-            .execute(&self.reader)
-            .await?;
-        Ok(())
+        match &self.backend {
+            Backend::Sqlite { reader, .. } => {
+                sqlx::query("VACUUM INTO $1")
+                    .bind(path)
+                    .execute(reader)
+                    .await?;
+                Ok(())
+            }
+            Backend::Postgres { .. } => Err(StoreError::Unsupported(
+                "this node's store is PostgreSQL: back it up with pg_dump or pg_basebackup (deploy/README.md)",
+            )),
+        }
+    }
+
+    /// Whether the store is a PostgreSQL server (else the embedded SQLite file).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres { .. })
     }
 
     pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
+        match &self.backend {
+            Backend::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Backend::Postgres { pool } => pool.close().await,
+        }
     }
 
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(Tx {
-            tx: self.writer.begin().await?,
-            tz: self.tz,
-        })
+        let inner = match &self.backend {
+            Backend::Sqlite { writer, .. } => TxInner::Sqlite(writer.begin().await?),
+            Backend::Postgres { pool } => TxInner::Postgres(pool.begin().await?),
+        };
+        Ok(Tx { inner, tz: self.tz })
     }
 
     // --- tokens ---
@@ -490,29 +652,33 @@ impl Store {
         token_hash: &str,
         now: OffsetDateTime,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tokens (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(name)
-        .bind(role)
-        .bind(token_hash)
-        .bind(micros(now))
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        with_pool!(self, write, |pool, Db| {
+            sqlx::query(
+                "INSERT INTO tokens (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(name)
+            .bind(role)
+            .bind(token_hash)
+            .bind(micros(now))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     pub async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
-        let row = sqlx::query(
-            "SELECT name, role FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row.map(|r| TokenRecord {
-            name: r.get("name"),
-            role: r.get("role"),
-        }))
+        with_pool!(self, read, |pool, Db| {
+            let row = sqlx::query(
+                "SELECT name, role FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+            )
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|r| TokenRecord {
+                name: r.get("name"),
+                role: r.get("role"),
+            }))
+        })
     }
 
     // --- notices ---
@@ -543,13 +709,15 @@ impl Store {
     }
 
     pub async fn get_notice(&self, id: &str) -> Result<Option<NoticeRecord>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{NOTICE_COLUMNS} WHERE n.id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.as_ref().map(NoticeRecord::from_row).transpose()
+        with_pool!(self, read, |pool, Db| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{NOTICE_COLUMNS} WHERE n.id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(NoticeRecord::from_row).transpose()
+        })
     }
 
     /// Inbound notices still waiting for their reply, oldest deadline first.
@@ -558,73 +726,79 @@ impl Store {
         f: &PendingFilter,
         now: OffsetDateTime,
     ) -> Result<Vec<NoticeRecord>> {
-        let mut q = QueryBuilder::<Sqlite>::new(NOTICE_COLUMNS);
-        q.push(
-            " WHERE n.direction = 2 AND (n.status = 3 OR (n.status = 4 AND n.reply_required = 2))",
-        );
-        if let Some(k) = f.kind {
-            q.push(" AND n.kind = ").push_bind(k);
-        }
-        if let Some(c) = f.category {
-            q.push(" AND n.category = ").push_bind(c);
-        }
-        if let Some(u) = f.urgency {
-            q.push(" AND n.urgency = ").push_bind(u);
-        }
-        if f.overdue_only {
-            q.push(" AND n.due_at <= ").push_bind(micros(now));
-        }
-        if let Some(before) = f.due_before {
-            q.push(" AND n.due_at <= ").push_bind(micros(before));
-        }
-        q.push(" ORDER BY n.due_at, n.id LIMIT ")
-            .push_bind(i64::from(f.limit));
-        q.push(" OFFSET ").push_bind(f.offset as i64);
-        let rows = q.build().fetch_all(&self.reader).await?;
-        rows.iter().map(NoticeRecord::from_row).collect()
+        with_pool!(self, read, |pool, Db| {
+            let mut q = QueryBuilder::<Db>::new(NOTICE_COLUMNS);
+            q.push(
+                " WHERE n.direction = 2 AND (n.status = 3 OR (n.status = 4 AND n.reply_required = 2))",
+            );
+            if let Some(k) = f.kind {
+                q.push(" AND n.kind = ").push_bind(k);
+            }
+            if let Some(c) = f.category {
+                q.push(" AND n.category = ").push_bind(c);
+            }
+            if let Some(u) = f.urgency {
+                q.push(" AND n.urgency = ").push_bind(u);
+            }
+            if f.overdue_only {
+                q.push(" AND n.due_at <= ").push_bind(micros(now));
+            }
+            if let Some(before) = f.due_before {
+                q.push(" AND n.due_at <= ").push_bind(micros(before));
+            }
+            q.push(" ORDER BY n.due_at, n.id LIMIT ")
+                .push_bind(i64::from(f.limit));
+            q.push(" OFFSET ").push_bind(f.offset as i64);
+            let rows = q.build().fetch_all(pool).await?;
+            rows.iter().map(NoticeRecord::from_row).collect()
+        })
     }
 
     /// Notices of both directions, newest first.
     pub async fn list_notices(&self, f: &NoticeFilter) -> Result<Vec<NoticeRecord>> {
-        let mut q = QueryBuilder::<Sqlite>::new(NOTICE_COLUMNS);
-        q.push(" WHERE 1 = 1");
-        if let Some(d) = f.direction {
-            q.push(" AND n.direction = ").push_bind(d);
-        }
-        if let Some(s) = f.status {
-            q.push(" AND n.status = ").push_bind(s);
-        }
-        if let Some(k) = f.kind {
-            q.push(" AND n.kind = ").push_bind(k);
-        }
-        if let Some(p) = &f.peer_prefix {
-            q.push(" AND n.peer LIKE ").push_bind(format!("{p}%"));
-        }
-        if let Some(s) = &f.subject_id {
-            q.push(" AND n.subject_id = ").push_bind(s.clone());
-        }
-        if let Some(t) = f.created_from {
-            q.push(" AND n.created_at >= ").push_bind(micros(t));
-        }
-        if let Some(t) = f.created_to {
-            q.push(" AND n.created_at < ").push_bind(micros(t));
-        }
-        q.push(" ORDER BY n.created_at DESC, n.id LIMIT ")
-            .push_bind(i64::from(f.limit));
-        q.push(" OFFSET ").push_bind(f.offset as i64);
-        let rows = q.build().fetch_all(&self.reader).await?;
-        rows.iter().map(NoticeRecord::from_row).collect()
+        with_pool!(self, read, |pool, Db| {
+            let mut q = QueryBuilder::<Db>::new(NOTICE_COLUMNS);
+            q.push(" WHERE 1 = 1");
+            if let Some(d) = f.direction {
+                q.push(" AND n.direction = ").push_bind(d);
+            }
+            if let Some(s) = f.status {
+                q.push(" AND n.status = ").push_bind(s);
+            }
+            if let Some(k) = f.kind {
+                q.push(" AND n.kind = ").push_bind(k);
+            }
+            if let Some(p) = &f.peer_prefix {
+                q.push(" AND n.peer LIKE ").push_bind(format!("{p}%"));
+            }
+            if let Some(s) = &f.subject_id {
+                q.push(" AND n.subject_id = ").push_bind(s.clone());
+            }
+            if let Some(t) = f.created_from {
+                q.push(" AND n.created_at >= ").push_bind(micros(t));
+            }
+            if let Some(t) = f.created_to {
+                q.push(" AND n.created_at < ").push_bind(micros(t));
+            }
+            q.push(" ORDER BY n.created_at DESC, n.id LIMIT ")
+                .push_bind(i64::from(f.limit));
+            q.push(" OFFSET ").push_bind(f.offset as i64);
+            let rows = q.build().fetch_all(pool).await?;
+            rows.iter().map(NoticeRecord::from_row).collect()
+        })
     }
 
     /// How many notices of a direction are stored (tests and the demo count rows).
     pub async fn count_notices(&self, direction: Direction) -> Result<i64> {
-        Ok(
-            sqlx::query("SELECT COUNT(*) FROM notices WHERE direction = $1")
-                .bind(direction as i32)
-                .fetch_one(&self.reader)
-                .await?
-                .get(0),
-        )
+        with_pool!(self, read, |pool, Db| {
+            Ok(
+                sqlx::query("SELECT COUNT(*) FROM notices WHERE direction = $1")
+                    .bind(direction as i32)
+                    .fetch_one(pool)
+                    .await?
+                    .get(0),
+            )
+        })
     }
 
     pub async fn count_notices_with_status(
@@ -632,14 +806,16 @@ impl Store {
         direction: Direction,
         status: NoticeStatus,
     ) -> Result<i64> {
-        Ok(
-            sqlx::query("SELECT COUNT(*) FROM notices WHERE direction = $1 AND status = $2")
-                .bind(direction as i32)
-                .bind(status as i32)
-                .fetch_one(&self.reader)
-                .await?
-                .get(0),
-        )
+        with_pool!(self, read, |pool, Db| {
+            Ok(
+                sqlx::query("SELECT COUNT(*) FROM notices WHERE direction = $1 AND status = $2")
+                    .bind(direction as i32)
+                    .bind(status as i32)
+                    .fetch_one(pool)
+                    .await?
+                    .get(0),
+            )
+        })
     }
 
     // --- statistics ---
@@ -651,8 +827,7 @@ impl Store {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> Result<Vec<CohortRow>> {
-        self.cohort_where(direction, from, to, "notices", "", None)
-            .await
+        self.cohort_where(direction, from, to, None).await
     }
 
     /// The cohort notices with a receipt or feedback stamped after `t`.
@@ -663,17 +838,7 @@ impl Store {
         to: OffsetDateTime,
         t: OffsetDateTime,
     ) -> Result<Vec<CohortRow>> {
-        // Left to itself the planner reads the whole cohort by received_at;
-        // the expression index finds the (normally no) late-stamped replies.
-        self.cohort_where(
-            direction,
-            from,
-            to,
-            "notices INDEXED BY notices_last_reply",
-            "AND max(COALESCE(acknowledged_at, 0), COALESCE(answered_at, 0)) > $4",
-            Some(t),
-        )
-        .await
+        self.cohort_where(direction, from, to, Some(t)).await
     }
 
     async fn cohort_where(
@@ -681,37 +846,54 @@ impl Store {
         direction: Direction,
         from: OffsetDateTime,
         to: OffsetDateTime,
-        table: &str,
-        and: &str,
-        t: Option<OffsetDateTime>,
+        replied_after: Option<OffsetDateTime>,
     ) -> Result<Vec<CohortRow>> {
-        let sql = format!(
-            "SELECT peer, kind, reply_required, created_at, received_at, due_at, acknowledged_at, answered_at \
-             FROM {table} WHERE direction = $1 AND received_at >= $2 AND received_at < $3 AND status <> 6 {and}"
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(direction as i32)
-            .bind(micros(from))
-            .bind(micros(to));
-        if let Some(t) = t {
-            q = q.bind(micros(t));
-        }
-        let rows = q.fetch_all(&self.reader).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(CohortRow {
-                    peer: r.get("peer"),
-                    kind: r.get("kind"),
-                    reply_required: ReplySort::try_from(r.get::<i32, _>("reply_required"))
+        with_pool!(self, read, |pool, Db| {
+            // The expression index notices_last_reply finds the (normally no)
+            // notices with a reply stamped after the report time.
+            let (table, and) = match replied_after {
+                None => ("notices", String::new()),
+                Some(_) => (
+                    <Db as Dialect>::BY_LAST_REPLY,
+                    format!(
+                        "AND {}(COALESCE(acknowledged_at, 0), COALESCE(answered_at, 0)) > $4",
+                        <Db as Dialect>::GREATEST
+                    ),
+                ),
+            };
+            let t = replied_after;
+            let sql = format!(
+                "SELECT peer, kind, reply_required, created_at, received_at, due_at, acknowledged_at, answered_at \
+                 FROM {table} WHERE direction = $1 AND received_at >= $2 AND received_at < $3 AND status <> 6 {and}"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(direction as i32)
+                .bind(micros(from))
+                .bind(micros(to));
+            if let Some(t) = t {
+                q = q.bind(micros(t));
+            }
+            let rows = q.fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(CohortRow {
+                        peer: r.get("peer"),
+                        kind: r.get::<i64, _>("kind") as i32,
+                        reply_required: ReplySort::try_from(
+                            r.get::<i64, _>("reply_required") as i32
+                        )
                         .map_err(|_| StoreError::Corrupt("reply_required".into()))?,
-                    created_at: from_micros(r.get("created_at")),
-                    received_at: from_micros(r.get("received_at")),
-                    due_at: from_micros(r.get("due_at")),
-                    acknowledged_at: r.get::<Option<i64>, _>("acknowledged_at").map(from_micros),
-                    answered_at: r.get::<Option<i64>, _>("answered_at").map(from_micros),
+                        created_at: from_micros(r.get("created_at")),
+                        received_at: from_micros(r.get("received_at")),
+                        due_at: from_micros(r.get("due_at")),
+                        acknowledged_at: r
+                            .get::<Option<i64>, _>("acknowledged_at")
+                            .map(from_micros),
+                        answered_at: r.get::<Option<i64>, _>("answered_at").map(from_micros),
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// Notices still without the reply they need at `now`, past their
@@ -723,20 +905,22 @@ impl Store {
         limit: u32,
         offset: u64,
     ) -> Result<Vec<NoticeRecord>> {
-        let mut q = QueryBuilder::<Sqlite>::new(NOTICE_COLUMNS);
-        q.push(" WHERE n.status <> 6 AND n.due_at <= ")
-            .push_bind(micros(now));
-        q.push(
-            " AND n.answered_at IS NULL AND (n.reply_required = 2 OR n.acknowledged_at IS NULL)",
-        );
-        if let Some(d) = direction {
-            q.push(" AND n.direction = ").push_bind(d as i32);
-        }
-        q.push(" ORDER BY n.due_at, n.id LIMIT ")
-            .push_bind(i64::from(limit));
-        q.push(" OFFSET ").push_bind(offset as i64);
-        let rows = q.build().fetch_all(&self.reader).await?;
-        rows.iter().map(NoticeRecord::from_row).collect()
+        with_pool!(self, read, |pool, Db| {
+            let mut q = QueryBuilder::<Db>::new(NOTICE_COLUMNS);
+            q.push(" WHERE n.status <> 6 AND n.due_at <= ")
+                .push_bind(micros(now));
+            q.push(
+                " AND n.answered_at IS NULL AND (n.reply_required = 2 OR n.acknowledged_at IS NULL)",
+            );
+            if let Some(d) = direction {
+                q.push(" AND n.direction = ").push_bind(d as i32);
+            }
+            q.push(" ORDER BY n.due_at, n.id LIMIT ")
+                .push_bind(i64::from(limit));
+            q.push(" OFFSET ").push_bind(offset as i64);
+            let rows = q.build().fetch_all(pool).await?;
+            rows.iter().map(NoticeRecord::from_row).collect()
+        })
     }
 
     /// The timeliness counts and percentiles of the notices of `direction`
@@ -755,41 +939,43 @@ impl Store {
         last: i64,
         t: OffsetDateTime,
     ) -> Result<Vec<GroupCounts>> {
-        let rows = sqlx::query(
-            "SELECT peer, kind, SUM(received), \
-               SUM(CASE WHEN due_at <= $4 THEN received ELSE acknowledged END), \
-               SUM(acknowledged), SUM(acknowledged_timely), \
-               SUM(CASE WHEN due_at <= $4 THEN needs_feedback ELSE needs_feedback_answered END), \
-               SUM(answered), SUM(answered_timely), \
-               SUM(CASE WHEN due_at <= $4 THEN received - replied ELSE 0 END), \
-               SUM(CASE WHEN due_at <= $4 THEN 0 ELSE received - replied END) \
-             FROM timeliness_counts WHERE direction = $1 AND month >= $2 AND month <= $3 \
-             GROUP BY month, peer, kind",
-        )
-        .bind(direction as i32)
-        .bind(first)
-        .bind(last)
-        .bind(micros(t))
-        .fetch_all(&self.reader)
-        .await?;
-        let n = |r: &SqliteRow, i: usize| r.get::<i64, _>(i) as u64;
-        Ok(rows
-            .iter()
-            .map(|r| GroupCounts {
-                peer: r.get(0),
-                kind: r.get(1),
-                received: n(r, 2),
-                receipt_expected: n(r, 3),
-                acknowledged: n(r, 4),
-                acknowledged_timely: n(r, 5),
-                feedback_expected: n(r, 6),
-                answered: n(r, 7),
-                answered_timely: n(r, 8),
-                overdue_open: n(r, 9),
-                not_yet_due: n(r, 10),
-                ..Default::default()
-            })
-            .collect())
+        with_pool!(self, read, |pool, Db| {
+            let rows = sqlx::query(
+                "SELECT peer, kind, CAST(SUM(received) AS BIGINT), \
+                   CAST(SUM(CASE WHEN due_at <= $4 THEN received ELSE acknowledged END) AS BIGINT), \
+                   CAST(SUM(acknowledged) AS BIGINT), CAST(SUM(acknowledged_timely) AS BIGINT), \
+                   CAST(SUM(CASE WHEN due_at <= $4 THEN needs_feedback ELSE needs_feedback_answered END) AS BIGINT), \
+                   CAST(SUM(answered) AS BIGINT), CAST(SUM(answered_timely) AS BIGINT), \
+                   CAST(SUM(CASE WHEN due_at <= $4 THEN received - replied ELSE 0 END) AS BIGINT), \
+                   CAST(SUM(CASE WHEN due_at <= $4 THEN 0 ELSE received - replied END) AS BIGINT) \
+                 FROM timeliness_counts WHERE direction = $1 AND month >= $2 AND month <= $3 \
+                 GROUP BY month, peer, kind",
+            )
+            .bind(direction as i32)
+            .bind(first)
+            .bind(last)
+            .bind(micros(t))
+            .fetch_all(pool)
+            .await?;
+            let n = |r: &<Db as sqlx::Database>::Row, i: usize| r.get::<i64, _>(i) as u64;
+            Ok(rows
+                .iter()
+                .map(|r| GroupCounts {
+                    peer: r.get(0),
+                    kind: r.get::<i64, _>(1) as i32,
+                    received: n(r, 2),
+                    receipt_expected: n(r, 3),
+                    acknowledged: n(r, 4),
+                    acknowledged_timely: n(r, 5),
+                    feedback_expected: n(r, 6),
+                    answered: n(r, 7),
+                    answered_timely: n(r, 8),
+                    overdue_open: n(r, 9),
+                    not_yet_due: n(r, 10),
+                    ..Default::default()
+                })
+                .collect())
+        })
     }
 
     /// The latency histograms of the cohorts of the local months
@@ -802,113 +988,127 @@ impl Store {
         first: i64,
         last: i64,
     ) -> Result<Vec<LatencyHistogram>> {
-        let rows = sqlx::query(
-            "SELECT peer, kind, metric, group_concat(bucket || ' ' || n, ' ') FROM timeliness_latency \
-             WHERE direction = $1 AND month >= $2 AND month <= $3 AND n <> 0 \
-             GROUP BY month, peer, kind, metric",
-        )
-        .bind(direction as i32)
-        .bind(first)
-        .bind(last)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let text: String = r.get(3);
-                let numbers = text
-                    .split(' ')
-                    .map(|v| v.parse::<i64>())
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|_| StoreError::Corrupt("timeliness_latency".into()))?;
-                Ok(LatencyHistogram {
-                    peer: r.get(0),
-                    kind: r.get(1),
-                    metric: r.get(2),
-                    buckets: numbers.chunks_exact(2).map(|p| (p[0], p[1])).collect(),
+        with_pool!(self, read, |pool, Db| {
+            let rows = sqlx::query(
+                "SELECT peer, kind, metric, string_agg(CAST(bucket AS TEXT) || ' ' || CAST(n AS TEXT), ' ') FROM timeliness_latency \
+                 WHERE direction = $1 AND month >= $2 AND month <= $3 AND n <> 0 \
+                 GROUP BY month, peer, kind, metric",
+            )
+            .bind(direction as i32)
+            .bind(first)
+            .bind(last)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let text: String = r.get(3);
+                    let numbers = text
+                        .split(' ')
+                        .map(|v| v.parse::<i64>())
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(|_| StoreError::Corrupt("timeliness_latency".into()))?;
+                    Ok(LatencyHistogram {
+                        peer: r.get(0),
+                        kind: r.get::<i64, _>(1) as i32,
+                        metric: r.get::<i64, _>(2) as i32,
+                        buckets: numbers.chunks_exact(2).map(|p| (p[0], p[1])).collect(),
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     // --- metrics ---
 
     /// Notices per (direction, kind, peer, status), from the trigger-kept table.
     pub async fn notice_counts(&self) -> Result<Vec<(i32, i32, String, i32, i64)>> {
-        let rows =
-            sqlx::query("SELECT direction, kind, peer, status, n FROM notice_counts WHERE n > 0")
-                .fetch_all(&self.reader)
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-            .collect())
+        with_pool!(self, read, |pool, Db| {
+            let rows = sqlx::query(
+                "SELECT direction, kind, peer, status, n FROM notice_counts WHERE n > 0",
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let int = |i| r.get::<i64, _>(i) as i32;
+                    (int(0), int(1), r.get(2), int(3), r.get(4))
+                })
+                .collect())
+        })
     }
 
     /// Notices without their reply past their deadline at `now`, per (direction, peer).
     pub async fn overdue_counts(&self, now: OffsetDateTime) -> Result<Vec<(i32, String, i64)>> {
-        let rows = sqlx::query(
-            "SELECT direction, peer, COUNT(*) FROM notices WHERE status IN (1, 2, 3, 4) AND due_at <= $1 \
-             AND answered_at IS NULL AND (reply_required = 2 OR acknowledged_at IS NULL) GROUP BY direction, peer",
-        )
-        .bind(micros(now))
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+        with_pool!(self, read, |pool, Db| {
+            let rows = sqlx::query(
+                "SELECT direction, peer, COUNT(*) FROM notices WHERE status IN (1, 2, 3, 4) AND due_at <= $1 \
+                 AND answered_at IS NULL AND (reply_required = 2 OR acknowledged_at IS NULL) GROUP BY direction, peer",
+            )
+            .bind(micros(now))
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get::<i64, _>(0) as i32, r.get(1), r.get(2)))
+                .collect())
+        })
     }
 
     /// Per route: items waiting, items refused for good, creation time of the oldest waiting.
     pub async fn outbox_stats(&self) -> Result<Vec<(String, i64, i64, Option<OffsetDateTime>)>> {
-        let rows = sqlx::query(
-            "SELECT route, SUM(refused = 0), SUM(refused = 1), MIN(CASE WHEN refused = 0 THEN created_at END) FROM outbox GROUP BY route",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get(0),
-                    r.get(1),
-                    r.get(2),
-                    r.get::<Option<i64>, _>(3).map(from_micros),
-                )
-            })
-            .collect())
+        with_pool!(self, read, |pool, Db| {
+            let rows = sqlx::query(
+                "SELECT route, CAST(SUM(CASE WHEN refused = 0 THEN 1 ELSE 0 END) AS BIGINT), CAST(SUM(CASE WHEN refused = 1 THEN 1 ELSE 0 END) AS BIGINT), MIN(CASE WHEN refused = 0 THEN created_at END) FROM outbox GROUP BY route",
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get(0),
+                        r.get(1),
+                        r.get(2),
+                        r.get::<Option<i64>, _>(3).map(from_micros),
+                    )
+                })
+                .collect())
+        })
     }
 
     // --- outbox ---
 
     /// The oldest items waiting for `route`, in order of creation.
     pub async fn outbox_batch(&self, route: &str, limit: usize) -> Result<Vec<OutboxItem>> {
-        let rows = sqlx::query(
-            "SELECT seq, item, target, notice_id, reply_id, payload, created_at, attempts FROM outbox \
-             WHERE route = $1 AND refused = 0 ORDER BY seq LIMIT $2",
-        )
-        .bind(route)
-        .bind(limit as i64)
-        .fetch_all(&self.writer)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxItem {
-                    seq: r.get("seq"),
-                    kind: if r.get::<i32, _>("item") == 1 {
-                        ItemKind::Notice
-                    } else {
-                        ItemKind::Reply
-                    },
-                    target: r.get("target"),
-                    notice_id: r.get("notice_id"),
-                    reply_id: r.get("reply_id"),
-                    payload: r.get("payload"),
-                    created_at: from_micros(r.get("created_at")),
-                    attempts: r.get::<i64, _>("attempts") as u32,
+        with_pool!(self, write, |pool, Db| {
+            let rows = sqlx::query(
+                "SELECT seq, item, target, notice_id, reply_id, payload, created_at, attempts FROM outbox \
+                 WHERE route = $1 AND refused = 0 ORDER BY seq LIMIT $2",
+            )
+            .bind(route)
+            .bind(limit as i64)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(OutboxItem {
+                        seq: r.get("seq"),
+                        kind: if r.get::<i64, _>("item") == 1 {
+                            ItemKind::Notice
+                        } else {
+                            ItemKind::Reply
+                        },
+                        target: r.get("target"),
+                        notice_id: r.get("notice_id"),
+                        reply_id: r.get("reply_id"),
+                        payload: r.get("payload"),
+                        created_at: from_micros(r.get("created_at")),
+                        attempts: r.get::<i64, _>("attempts") as u32,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// Records a peer's answers: delivered items leave the outbox in the same
@@ -923,7 +1123,8 @@ impl Store {
                     received_at,
                     due_at,
                 } => {
-                    sqlx::query(
+                    with_tx!(tx, |conn, Db| {
+                        sqlx::query(
                         "UPDATE notices SET received_at = $1, due_at = $2, received_month = $3, \
                          status = CASE WHEN status = 1 THEN 2 ELSE status END WHERE id = $4",
                     )
@@ -931,24 +1132,29 @@ impl Store {
                     .bind(micros(*due_at))
                     .bind(month_key(self.tz, *received_at))
                     .bind(notice_id)
-                    .execute(&mut *tx.tx)
+                    .execute(&mut *conn)
                     .await?;
+                    });
                     tx.delete_outbox(*seq).await?;
                 }
                 Settled::ReplyDelivered { seq, reply_id } => {
-                    sqlx::query("UPDATE replies SET delivered_at = $1 WHERE reply_id = $2")
-                        .bind(micros(now))
-                        .bind(reply_id)
-                        .execute(&mut *tx.tx)
-                        .await?;
+                    with_tx!(tx, |conn, Db| {
+                        sqlx::query("UPDATE replies SET delivered_at = $1 WHERE reply_id = $2")
+                            .bind(micros(now))
+                            .bind(reply_id)
+                            .execute(&mut *conn)
+                            .await?;
+                    });
                     tx.delete_outbox(*seq).await?;
                 }
                 Settled::Refused { seq, error } => {
-                    sqlx::query("UPDATE outbox SET refused = 1, attempts = attempts + 1, last_error = $1 WHERE seq = $2")
+                    with_tx!(tx, |conn, Db| {
+                        sqlx::query("UPDATE outbox SET refused = 1, attempts = attempts + 1, last_error = $1 WHERE seq = $2")
                         .bind(error)
                         .bind(seq)
-                        .execute(&mut *tx.tx)
+                        .execute(&mut *conn)
                         .await?;
+                    });
                 }
             }
         }
@@ -964,58 +1170,74 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         for seq in seqs {
-            sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE seq = $3")
+            with_tx!(tx, |conn, Db| {
+                sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE seq = $3")
                 .bind(error)
                 .bind(micros(next_attempt_at))
                 .bind(seq)
-                .execute(&mut *tx.tx)
+                .execute(&mut *conn)
                 .await?;
+            });
         }
         tx.commit().await
     }
 
     /// Destinations with items waiting, and the route each is queued for.
     pub async fn outbox_targets(&self) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT DISTINCT target, route FROM outbox WHERE refused = 0")
-            .fetch_all(&self.writer)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get("target"), r.get("route")))
-            .collect())
+        with_pool!(self, write, |pool, Db| {
+            let rows = sqlx::query("SELECT DISTINCT target, route FROM outbox WHERE refused = 0")
+                .fetch_all(pool)
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get("target"), r.get("route")))
+                .collect())
+        })
     }
 
     /// Moves the waiting items for `target` to another route (routes changed in the config).
     pub async fn reroute(&self, target: &str, route: &str) -> Result<()> {
-        sqlx::query("UPDATE outbox SET route = $1 WHERE target = $2 AND refused = 0")
-            .bind(route)
-            .bind(target)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        with_pool!(self, write, |pool, Db| {
+            sqlx::query("UPDATE outbox SET route = $1 WHERE target = $2 AND refused = 0")
+                .bind(route)
+                .bind(target)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Creation time of the oldest item still waiting for `route`.
     pub async fn oldest_waiting(&self, route: &str) -> Result<Option<OffsetDateTime>> {
-        let row =
-            sqlx::query("SELECT MIN(created_at) FROM outbox WHERE route = $1 AND refused = 0")
-                .bind(route)
-                .fetch_one(&self.writer)
-                .await?;
-        Ok(row.get::<Option<i64>, _>(0).map(from_micros))
+        with_pool!(self, write, |pool, Db| {
+            let row =
+                sqlx::query("SELECT MIN(created_at) FROM outbox WHERE route = $1 AND refused = 0")
+                    .bind(route)
+                    .fetch_one(pool)
+                    .await?;
+            Ok(row.get::<Option<i64>, _>(0).map(from_micros))
+        })
     }
 }
 
 /// One write transaction. Nothing in it is visible, or acknowledged to
 /// anyone, before `commit` returns.
 pub struct Tx {
-    tx: sqlx::Transaction<'static, Sqlite>,
+    inner: TxInner,
     tz: &'static Tz,
+}
+
+enum TxInner {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
 impl Tx {
     pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
+        match self.inner {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
+        }
         Ok(())
     }
 
@@ -1024,33 +1246,37 @@ impl Tx {
         &mut self,
         id: &str,
     ) -> Result<Option<(Vec<u8>, Option<OffsetDateTime>, Option<OffsetDateTime>)>> {
-        let row =
-            sqlx::query("SELECT content_hash, received_at, due_at FROM notices WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *self.tx)
-                .await?;
-        Ok(row.map(|r| {
-            (
-                r.get("content_hash"),
-                r.get::<Option<i64>, _>("received_at").map(from_micros),
-                r.get::<Option<i64>, _>("due_at").map(from_micros),
-            )
-        }))
+        with_tx!(self, |conn, Db| {
+            let row =
+                sqlx::query("SELECT content_hash, received_at, due_at FROM notices WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            Ok(row.map(|r| {
+                (
+                    r.get("content_hash"),
+                    r.get::<Option<i64>, _>("received_at").map(from_micros),
+                    r.get::<Option<i64>, _>("due_at").map(from_micros),
+                )
+            }))
+        })
     }
 
     /// The earliest still-open inbound notice about the same event.
     pub async fn open_event(&mut self, content: &NoticeContent) -> Result<Option<String>> {
-        let row = sqlx::query(
-            "SELECT id FROM notices WHERE subject_id = $1 AND kind = $2 AND event_date = $3 AND direction = 2 \
-             AND status IN (3, 4) AND id <> $4 ORDER BY received_at LIMIT 1",
-        )
-        .bind(content.subject.id_number.as_str())
-        .bind(content.kind() as i32)
-        .bind(crate::domain::format_date(content.event_date()))
-        .bind(content.id.to_string())
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        Ok(row.map(|r| r.get("id")))
+        with_tx!(self, |conn, Db| {
+            let row = sqlx::query(
+                "SELECT id FROM notices WHERE subject_id = $1 AND kind = $2 AND event_date = $3 AND direction = 2 \
+                 AND status IN (3, 4) AND id <> $4 ORDER BY received_at LIMIT 1",
+            )
+            .bind(content.subject.id_number.as_str())
+            .bind(content.kind() as i32)
+            .bind(crate::domain::format_date(content.event_date()))
+            .bind(content.id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(row.map(|r| r.get("id")))
+        })
     }
 
     pub async fn insert_notice(
@@ -1079,94 +1305,96 @@ impl Tx {
     /// Inserts notices with multi-row statements; an id already stored
     /// fails the call with `Conflict` naming that id.
     pub async fn insert_notices(&mut self, rows: &[NewNotice<'_>]) -> Result<()> {
-        // SQLite allows 32,766 parameters per statement; a row binds 23.
-        for chunk in rows.chunks(1000) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO notices (id, direction, peer, origin, destination, kind, category, urgency, \
-                 reply_required, subject_id, event_date, content, content_hash, status, created_at, \
-                 received_at, due_at, duplicate_of, received_month, acknowledged_at, acknowledged_by, \
-                 answered_at, feedback) ",
-            );
-            q.push_values(chunk, |mut b, n| {
-                let c = n.content;
-                let peer = match n.direction {
-                    Direction::Inbound => c.origin.as_str(),
-                    _ => c.destination.as_str(),
-                };
-                b.push_bind(c.id.to_string())
-                    .push_bind(n.direction as i32)
-                    .push_bind(peer.to_string())
-                    .push_bind(c.origin.as_str().to_string())
-                    .push_bind(c.destination.as_str().to_string())
-                    .push_bind(c.kind() as i32)
-                    .push_bind(c.category as i32)
-                    .push_bind(c.urgency as i32)
-                    .push_bind(c.reply_required as i32)
-                    .push_bind(c.subject.id_number.as_str().to_string())
-                    .push_bind(crate::domain::format_date(c.event_date()))
-                    .push_bind(c.to_wire().encode_to_vec())
-                    .push_bind(c.content_hash())
-                    .push_bind(n.status as i32)
-                    .push_bind(micros(c.created_at))
-                    .push_bind(n.received.map(|(r, _)| micros(r)))
-                    .push_bind(n.received.map(|(_, d)| micros(d)))
-                    .push_bind(n.duplicate_of.clone())
-                    .push_bind(n.received.map(|(r, _)| month_key(self.tz, r)))
-                    .push_bind(n.acknowledged.map(|(at, _)| micros(at)))
-                    .push_bind(n.acknowledged.map(|(_, by)| by.to_string()))
-                    .push_bind(n.answered.map(|(at, _)| micros(at)))
-                    .push_bind(n.answered.map(|(_, fb)| fb.encode_to_vec()));
-            });
-            match q.build().execute(&mut *self.tx).await {
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                    // The failed statement left the transaction as it was: find the culprit.
-                    let mut find =
-                        QueryBuilder::<Sqlite>::new("SELECT id FROM notices WHERE id IN (");
-                    let mut ids = find.separated(", ");
-                    for n in chunk {
-                        ids.push_bind(n.content.id.to_string());
-                    }
-                    find.push(") LIMIT 1");
-                    let id: Option<String> = find
-                        .build_query_scalar()
-                        .fetch_optional(&mut *self.tx)
-                        .await?;
-                    let twice = || {
-                        let mut seen = std::collections::HashSet::new();
-                        chunk
-                            .iter()
-                            .map(|n| n.content.id.to_string())
-                            .find(|id| !seen.insert(id.clone()))
-                    };
-                    return Err(StoreError::Conflict(
-                        id.or_else(twice)
-                            .unwrap_or_else(|| chunk[0].content.id.to_string()),
-                    ));
+        with_tx!(self, |conn, Db| {
+            // SQLite allows 32,766 parameters per statement; a row binds 23.
+            for chunk in rows.chunks(1000) {
+                // Checked before inserting: on PostgreSQL a failed statement
+                // spoils the whole transaction.
+                let mut seen = std::collections::HashSet::new();
+                if let Some(n) = chunk.iter().find(|n| !seen.insert(n.content.id)) {
+                    return Err(StoreError::Conflict(n.content.id.to_string()));
                 }
-                Err(e) => return Err(e.into()),
-                Ok(_) => {}
+                let mut find = QueryBuilder::<Db>::new("SELECT id FROM notices WHERE id IN (");
+                let mut ids = find.separated(", ");
+                for n in chunk {
+                    ids.push_bind(n.content.id.to_string());
+                }
+                find.push(") LIMIT 1");
+                let stored: Option<String> =
+                    find.build_query_scalar().fetch_optional(&mut *conn).await?;
+                if let Some(id) = stored {
+                    return Err(StoreError::Conflict(id));
+                }
+                let mut q = QueryBuilder::<Db>::new(
+                    "INSERT INTO notices (id, direction, peer, origin, destination, kind, category, urgency, \
+                     reply_required, subject_id, event_date, content, content_hash, status, created_at, \
+                     received_at, due_at, duplicate_of, received_month, acknowledged_at, acknowledged_by, \
+                     answered_at, feedback) ",
+                );
+                q.push_values(chunk, |mut b, n| {
+                    let c = n.content;
+                    let peer = match n.direction {
+                        Direction::Inbound => c.origin.as_str(),
+                        _ => c.destination.as_str(),
+                    };
+                    b.push_bind(c.id.to_string())
+                        .push_bind(n.direction as i32)
+                        .push_bind(peer.to_string())
+                        .push_bind(c.origin.as_str().to_string())
+                        .push_bind(c.destination.as_str().to_string())
+                        .push_bind(c.kind() as i32)
+                        .push_bind(c.category as i32)
+                        .push_bind(c.urgency as i32)
+                        .push_bind(c.reply_required as i32)
+                        .push_bind(c.subject.id_number.as_str().to_string())
+                        .push_bind(crate::domain::format_date(c.event_date()))
+                        .push_bind(c.to_wire().encode_to_vec())
+                        .push_bind(c.content_hash())
+                        .push_bind(n.status as i32)
+                        .push_bind(micros(c.created_at))
+                        .push_bind(n.received.map(|(r, _)| micros(r)))
+                        .push_bind(n.received.map(|(_, d)| micros(d)))
+                        .push_bind(n.duplicate_of.clone())
+                        .push_bind(n.received.map(|(r, _)| month_key(self.tz, r)))
+                        .push_bind(n.acknowledged.map(|(at, _)| micros(at)))
+                        .push_bind(n.acknowledged.map(|(_, by)| by.to_string()))
+                        .push_bind(n.answered.map(|(at, _)| micros(at)))
+                        .push_bind(n.answered.map(|(_, fb)| fb.encode_to_vec()));
+                });
+                match q.build().execute(&mut *conn).await {
+                    // Another replica stored one of them since the check above.
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Err(StoreError::Conflict(chunk[0].content.id.to_string()));
+                    }
+                    Err(e) => return Err(e.into()),
+                    Ok(_) => {}
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     pub async fn get_notice(&mut self, id: &str) -> Result<Option<NoticeRecord>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{NOTICE_COLUMNS} WHERE n.id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.as_ref().map(NoticeRecord::from_row).transpose()
+        with_tx!(self, |conn, Db| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{NOTICE_COLUMNS} WHERE n.id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            row.as_ref().map(NoticeRecord::from_row).transpose()
+        })
     }
 
     /// The stored hash of a reply, if this reply id is known.
     pub async fn reply_hash(&mut self, reply_id: &str) -> Result<Option<Vec<u8>>> {
-        let row = sqlx::query("SELECT content_hash FROM replies WHERE reply_id = $1")
-            .bind(reply_id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        Ok(row.map(|r| r.get(0)))
+        with_tx!(self, |conn, Db| {
+            let row = sqlx::query("SELECT content_hash FROM replies WHERE reply_id = $1")
+                .bind(reply_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(row.map(|r| r.get(0)))
+        })
     }
 
     /// Records a reply written here (`Direction::Outbound`) or received.
@@ -1176,33 +1404,37 @@ impl Tx {
         direction: Direction,
         now: OffsetDateTime,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO replies (reply_id, notice_id, direction, sort, content, content_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(reply.reply_id.to_string())
-        .bind(reply.notice_id.to_string())
-        .bind(direction as i32)
-        .bind(reply.body.sort_code())
-        .bind(reply.to_wire().encode_to_vec())
-        .bind(reply.content_hash())
-        .bind(micros(now))
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        with_tx!(self, |conn, Db| {
+            sqlx::query(
+                "INSERT INTO replies (reply_id, notice_id, direction, sort, content, content_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(reply.reply_id.to_string())
+            .bind(reply.notice_id.to_string())
+            .bind(direction as i32)
+            .bind(reply.body.sort_code())
+            .bind(reply.to_wire().encode_to_vec())
+            .bind(reply.content_hash())
+            .bind(micros(now))
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        })
     }
 
     pub async fn set_acknowledged(&mut self, id: &str, at: OffsetDateTime, by: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE notices SET acknowledged_at = COALESCE(acknowledged_at, $1), acknowledged_by = COALESCE(acknowledged_by, $2), \
-             status = CASE WHEN status IN (1, 2, 3) THEN 4 ELSE status END WHERE id = $3",
-        )
-        .bind(micros(at))
-        .bind(by)
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        with_tx!(self, |conn, Db| {
+            sqlx::query(
+                "UPDATE notices SET acknowledged_at = COALESCE(acknowledged_at, $1), acknowledged_by = COALESCE(acknowledged_by, $2), \
+                 status = CASE WHEN status IN (1, 2, 3) THEN 4 ELSE status END WHERE id = $3",
+            )
+            .bind(micros(at))
+            .bind(by)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Stores feedback; it also counts as receipt when none came before.
@@ -1212,18 +1444,20 @@ impl Tx {
         feedback: &pb::Feedback,
         at: OffsetDateTime,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE notices SET answered_at = $1, feedback = $2, status = 5, \
-             acknowledged_at = COALESCE(acknowledged_at, $3), acknowledged_by = COALESCE(acknowledged_by, $4) WHERE id = $5",
-        )
-        .bind(micros(at))
-        .bind(feedback.encode_to_vec())
-        .bind(micros(at))
-        .bind(&feedback.answered_by)
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        with_tx!(self, |conn, Db| {
+            sqlx::query(
+                "UPDATE notices SET answered_at = $1, feedback = $2, status = 5, \
+                 acknowledged_at = COALESCE(acknowledged_at, $3), acknowledged_by = COALESCE(acknowledged_by, $4) WHERE id = $5",
+            )
+            .bind(micros(at))
+            .bind(feedback.encode_to_vec())
+            .bind(micros(at))
+            .bind(&feedback.answered_by)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        })
     }
 
     pub async fn set_withdrawn(
@@ -1232,15 +1466,17 @@ impl Tx {
         at: OffsetDateTime,
         reason: &str,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE notices SET status = 6, withdrawn_at = $1, withdraw_reason = $2 WHERE id = $3",
-        )
-        .bind(micros(at))
-        .bind(reason)
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        with_tx!(self, |conn, Db| {
+            sqlx::query(
+                "UPDATE notices SET status = 6, withdrawn_at = $1, withdraw_reason = $2 WHERE id = $3",
+            )
+            .bind(micros(at))
+            .bind(reason)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1254,28 +1490,32 @@ impl Tx {
         payload: &[u8],
         now: OffsetDateTime,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO outbox (route, target, item, notice_id, reply_id, payload, created_at, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(route)
-        .bind(target)
-        .bind(kind as i32)
-        .bind(notice_id)
-        .bind(reply_id)
-        .bind(payload)
-        .bind(micros(now))
-        .bind(micros(now))
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        with_tx!(self, |conn, Db| {
+            sqlx::query(
+                "INSERT INTO outbox (route, target, item, notice_id, reply_id, payload, created_at, next_attempt_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(route)
+            .bind(target)
+            .bind(kind as i32)
+            .bind(notice_id)
+            .bind(reply_id)
+            .bind(payload)
+            .bind(micros(now))
+            .bind(micros(now))
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        })
     }
 
     async fn delete_outbox(&mut self, seq: i64) -> Result<()> {
-        sqlx::query("DELETE FROM outbox WHERE seq = $1")
-            .bind(seq)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        with_tx!(self, |conn, Db| {
+            sqlx::query("DELETE FROM outbox WHERE seq = $1")
+                .bind(seq)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
     }
 }

@@ -7,7 +7,7 @@ use migrex::config::Delivery;
 use migrex::domain::{Category, ContraceptionMethod, NoticeKind, Sex};
 use migrex::pb;
 use migrex::pb::exchange_client::ExchangeClient;
-use migrex::setup::LocalNetwork;
+pub use migrex::setup::{LocalNetwork, StoreChoice};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,10 +45,37 @@ pub fn fast_delivery() -> Delivery {
     }
 }
 
+/// The store the tests run on: SQLite files, or PostgreSQL databases when
+/// `MIGREX_TEST_STORE=postgres` (scripts/test sets it, with the server's URL
+/// in `MIGREX_TEST_POSTGRES`, for its second pass).
+pub fn store_choice() -> StoreChoice {
+    match std::env::var("MIGREX_TEST_STORE").as_deref() {
+        Ok("postgres") => StoreChoice::Postgres {
+            admin_url: std::env::var("MIGREX_TEST_POSTGRES").expect(
+                "MIGREX_TEST_STORE=postgres needs MIGREX_TEST_POSTGRES (scripts/test sets both)",
+            ),
+        },
+        _ => StoreChoice::Sqlite,
+    }
+}
+
+/// Where a test that opens a store itself keeps it: a file in `dir`, or a
+/// new PostgreSQL database.
+pub async fn store_location(dir: &std::path::Path, label: &str) -> String {
+    match store_choice() {
+        StoreChoice::Sqlite => dir.join(format!("{label}.db")).display().to_string(),
+        StoreChoice::Postgres { admin_url } => {
+            migrex::setup::create_postgres_database(&admin_url, label)
+                .await
+                .unwrap()
+        }
+    }
+}
+
 /// Creates the nodes' folders; starts none.
 pub async fn create(districts: &[&str], delivery: Delivery) -> Net {
     let dir = tempfile::tempdir().unwrap();
-    let net = LocalNetwork::create(dir.path(), districts, delivery)
+    let net = LocalNetwork::create_with(dir.path(), districts, delivery, &store_choice())
         .await
         .unwrap();
     Net { net, dir }

@@ -345,6 +345,9 @@ mod tests {
         c.district().unwrap();
         assert_eq!(c.routes().unwrap().len(), 2);
         assert_eq!(c.reply_policy().unwrap().rules.len(), 4);
+        let pg: Config =
+            toml::from_str(include_str!("../deploy/migrex.postgres.example.toml")).unwrap();
+        assert!(pg.database_location(Path::new("/")).starts_with("postgres://"));
     }
 
     #[test]

@@ -84,6 +84,15 @@ pub struct Delivery {
     pub undelivered_alert_secs: u64,
     /// How often an idle delivery worker looks at the outbox anyway.
     pub idle_poll_ms: u64,
+    /// How long a replica holds a route's delivery without renewing it; a
+    /// replica that dies leaves its routes to the others after this. Each
+    /// call to a peer times out after half of it.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+}
+
+fn default_lease_secs() -> u64 {
+    30
 }
 
 impl Default for Delivery {
@@ -95,6 +104,7 @@ impl Default for Delivery {
             backoff_max_ms: 60_000,
             undelivered_alert_secs: 3600,
             idle_poll_ms: 5000,
+            lease_secs: default_lease_secs(),
         }
     }
 }

@@ -55,6 +55,11 @@ pub struct NodeCtx {
     pub delivery: Delivery,
     pub tls: TlsMaterial,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// This process among the replicas of the node (they share the
+    /// district, certificate and PostgreSQL database): host name and exchange
+    /// address, stable across restarts, so a replica restarted after a crash
+    /// takes its own delivery leases back at once.
+    pub replica: String,
     wakers: HashMap<String, Arc<Notify>>,
 }
 
@@ -190,6 +195,7 @@ impl BoundNode {
             delivery: c.delivery.clone(),
             tls: tls.clone(),
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            replica: format!("{}/{exchange_addr}", host_name()),
             wakers,
         });
         let shutdown = CancellationToken::new();
@@ -266,7 +272,7 @@ impl BoundNode {
             ));
         }
 
-        tracing::info!(district = %ctx.district, name = ctx.district.county_name(), exchange = %exchange_addr, desk = %desk_addr, ops = %ops_addr, "node serving");
+        tracing::info!(district = %ctx.district, name = ctx.district.county_name(), exchange = %exchange_addr, desk = %desk_addr, ops = %ops_addr, replica = %ctx.replica, "node serving");
         Ok(RunningNode {
             ctx,
             exchange_addr,
@@ -275,6 +281,25 @@ impl BoundNode {
             shutdown,
             tasks,
         })
+    }
+}
+
+/// This machine's host name ("localhost" when it has none).
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it or fails.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let name = if rc == 0 {
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
     }
 }
 
@@ -288,6 +313,10 @@ impl RunningNode {
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
+        // The other replicas need not wait for the leases to run out.
+        if let Err(e) = self.ctx.store.release_routes(&self.ctx.replica).await {
+            tracing::warn!(error = %e, "cannot release delivery leases; they run out by themselves");
+        }
         self.ctx.store.close().await;
         tracing::info!(district = %self.ctx.district, "node stopped");
     }

@@ -7,6 +7,12 @@
 //! error, and waits an exponentially growing, jittered, capped delay; one
 //! dead peer only ever slows its own worker. Nothing is dropped: items the
 //! peer refuses for good stay in the outbox, marked refused, with the reason.
+//!
+//! Replicas of a node sharing one database each run a worker per route, but
+//! only the holder of the route's lease (`route_leases`) sends: it renews the
+//! lease before every batch, and a call times out after half the lease, so
+//! no two replicas ever send the same items at once, and the route passes to
+//! another replica within one lease when its holder dies.
 
 use super::is_final;
 use crate::config::Route;
@@ -36,10 +42,11 @@ fn connect(
     ctx: &NodeCtx,
     route: &Route,
 ) -> Result<ExchangeClient<Channel>, tonic::transport::Error> {
+    let call_timeout = Duration::from_secs(ctx.delivery.lease_secs.max(2) / 2);
     let channel = Endpoint::from_shared(route.endpoint.clone())?
         .tls_config(ctx.tls.peer_client_config())?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(5).min(call_timeout))
+        .timeout(call_timeout)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true)
         .connect_lazy();
@@ -159,7 +166,30 @@ pub async fn run(ctx: Arc<NodeCtx>, route: Route, wake: Arc<Notify>, shutdown: C
     };
     let mut failures: u32 = 0;
     let mut alerted = false;
+    let lease = time::Duration::seconds(d.lease_secs.max(2) as i64);
     while !shutdown.is_cancelled() {
+        let now = ctx.now();
+        match ctx
+            .store
+            .claim_route(&prefix, &ctx.replica, now, now + lease)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                // Another replica delivers this route; look again later.
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(d.idle_poll_ms)) => {},
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(route = %prefix, error = %e, "cannot take the delivery lease");
+                failures += 1;
+                tokio::select! { _ = tokio::time::sleep(backoff_delay(failures, initial, cap)) => {}, _ = shutdown.cancelled() => break }
+                continue;
+            }
+        }
         let batch = match ctx.store.outbox_batch(&prefix, d.batch_size.max(1)).await {
             Ok(b) => b,
             Err(e) => {

@@ -1207,6 +1207,43 @@ impl Store {
         })
     }
 
+    /// Takes or renews the delivery lease of `route` for `holder` until
+    /// `until`; false while another holder's lease runs.
+    pub async fn claim_route(
+        &self,
+        route: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool> {
+        with_pool!(self, write, |pool, Db| {
+            let row = sqlx::query(
+                "INSERT INTO route_leases (route, holder, until) VALUES ($1, $2, $3) \
+                 ON CONFLICT (route) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+                 WHERE route_leases.holder = excluded.holder OR route_leases.until < $4 \
+                 RETURNING holder",
+            )
+            .bind(route)
+            .bind(holder)
+            .bind(micros(until))
+            .bind(micros(now))
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.is_some())
+        })
+    }
+
+    /// Gives up `holder`'s leases (a replica stopping cleanly).
+    pub async fn release_routes(&self, holder: &str) -> Result<()> {
+        with_pool!(self, write, |pool, Db| {
+            sqlx::query("DELETE FROM route_leases WHERE holder = $1")
+                .bind(holder)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
     /// Creation time of the oldest item still waiting for `route`.
     pub async fn oldest_waiting(&self, route: &str) -> Result<Option<OffsetDateTime>> {
         with_pool!(self, write, |pool, Db| {

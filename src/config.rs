@@ -357,7 +357,10 @@ mod tests {
         assert_eq!(c.reply_policy().unwrap().rules.len(), 4);
         let pg: Config =
             toml::from_str(include_str!("../deploy/migrex.postgres.example.toml")).unwrap();
-        assert!(pg.database_location(Path::new("/")).starts_with("postgres://"));
+        assert!(
+            pg.database_location(Path::new("/"))
+                .starts_with("postgres://")
+        );
     }
 
     #[test]

@@ -1233,6 +1233,19 @@ impl Store {
         })
     }
 
+    /// Who delivers each route, and until when.
+    pub async fn route_leases(&self) -> Result<Vec<(String, String, OffsetDateTime)>> {
+        with_pool!(self, read, |pool, Db| {
+            let rows = sqlx::query("SELECT route, holder, until FROM route_leases ORDER BY route")
+                .fetch_all(pool)
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get(0), r.get(1), from_micros(r.get(2))))
+                .collect())
+        })
+    }
+
     /// Gives up `holder`'s leases (a replica stopping cleanly).
     pub async fn release_routes(&self, holder: &str) -> Result<()> {
         with_pool!(self, write, |pool, Db| {

@@ -72,6 +72,9 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Store commands: move a district's state between stores.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Send, show or withdraw notices (通报/协查).
     #[command(subcommand)]
     Notice(Box<staff::NoticeCommand>),
@@ -165,6 +168,28 @@ enum PeerCommand {
         /// The node's migrex.toml.
         #[arg(long)]
         config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCommand {
+    /// Copy a node's whole state into an empty store and verify it (counts and a checksum per table).
+    #[command(
+        after_help = "Example (stop the node first; deploy/README.md \"Moving to PostgreSQL\"):\n  migrex store copy --from /var/lib/migrex/migrex.db --to postgres://migrex:PASSWORD@127.0.0.1/migrex"
+    )]
+    Copy {
+        /// The store to copy: a SQLite file, a sqlite:// or a postgres:// URL.
+        #[arg(long)]
+        from: String,
+        /// An empty store to copy into (its schema is created): usually a postgres:// URL.
+        #[arg(long)]
+        to: String,
+        /// The node's timezone (its config's `timezone`).
+        #[arg(long, default_value = "Asia/Shanghai")]
+        timezone: String,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -282,6 +307,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Serve { config } => serve(&config).await,
+        Command::Store(StoreCommand::Copy {
+            from,
+            to,
+            timezone,
+            json,
+        }) => store_copy(&from, &to, &timezone, json).await,
         Command::Backup { config, out } => {
             if out.exists() {
                 bail!("--out: {} exists already; name a new file", out.display());
@@ -343,6 +374,58 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Overdue(a) => monitor::overdue(a).await,
         Command::Report(a) => report::report(a).await,
     }
+}
+
+async fn store_copy(from: &str, to: &str, timezone: &str, json: bool) -> Result<()> {
+    let tz = crate::calendar::timezone(timezone).map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
+    if from == to {
+        bail!("--to: it is the same store as --from");
+    }
+    let is_url = |s: &str| s.contains("://") || s.starts_with("sqlite:");
+    if !is_url(from) && !Path::new(from).exists() {
+        bail!("--from: {from} does not exist");
+    }
+    let source = crate::store::Store::open(from, tz)
+        .await
+        .with_context(|| "--from: cannot open the store")?;
+    let target = crate::store::Store::open(to, tz)
+        .await
+        .with_context(|| "--to: cannot open the store")?;
+    let mut last = String::new();
+    let report = source
+        .copy_into(&target, |table, rows| {
+            if table != last || rows % 50_000 == 0 {
+                eprintln!("copying {table}: {rows} rows");
+                last = table.to_string();
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotEmpty(_) => anyhow::anyhow!("--to: {e}"),
+            e => anyhow::anyhow!(e),
+        })?;
+    source.close().await;
+    target.close().await;
+    if json {
+        let tables: Vec<_> = report
+            .iter()
+            .map(|t| serde_json::json!({"table": t.table, "rows": t.rows, "sha256": t.checksum}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({ "verified": true, "tables": tables })
+        );
+    } else {
+        println!(
+            "{:<12} {:>10}  sha256 (same on both sides)",
+            "table", "rows"
+        );
+        for t in &report {
+            println!("{:<12} {:>10}  {}", t.table, t.rows, t.checksum);
+        }
+        println!("copied and verified; point the node's `database` at the new store and start it");
+    }
+    Ok(())
 }
 
 async fn init(a: InitArgs) -> Result<()> {

@@ -32,7 +32,7 @@ static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 macro_rules! with_pool {
     ($store:expr, $which:ident, |$pool:ident, $db:ident| $body:expr) => {{
         match &$store.backend {
-            Backend::Sqlite {
+            $crate::store::Backend::Sqlite {
                 writer: _writer,
                 reader: _reader,
             } => {
@@ -41,7 +41,7 @@ macro_rules! with_pool {
                 let $pool = with_pool!(@pick $which, _writer, _reader);
                 $body
             }
-            Backend::Postgres { pool } => {
+            $crate::store::Backend::Postgres { pool } => {
                 #[allow(unused)]
                 type $db = sqlx::Postgres;
                 let $pool = pool;
@@ -61,13 +61,13 @@ macro_rules! with_pool {
 macro_rules! with_tx {
     ($tx:expr, |$conn:ident, $db:ident| $body:expr) => {{
         match &mut $tx.inner {
-            TxInner::Sqlite(t) => {
+            $crate::store::TxInner::Sqlite(t) => {
                 #[allow(unused)]
                 type $db = sqlx::Sqlite;
                 let $conn = &mut **t;
                 $body
             }
-            TxInner::Postgres(t) => {
+            $crate::store::TxInner::Postgres(t) => {
                 #[allow(unused)]
                 type $db = sqlx::Postgres;
                 let $conn = &mut **t;
@@ -134,6 +134,9 @@ macro_rules! cols_for {
 cols_for!(SqliteRow);
 cols_for!(PgRow);
 
+mod copy;
+pub use copy::TableCopy;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
@@ -146,6 +149,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Unsupported(&'static str),
+    #[error("the target store is not empty: it holds {0}; copy only into an empty database")]
+    NotEmpty(String),
 }
 
 type Result<T> = std::result::Result<T, StoreError>;

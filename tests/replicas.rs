@@ -103,10 +103,10 @@ async fn two_replicas_survive_the_loss_of_the_one_delivering() {
         .find(|(route, _, _)| route == SHUANGLIU)
         .map(|(_, h, _)| h.clone())
         .expect("a lease on the route");
-    let (victim, survivor_desk) = if holder.ends_with(&exchange1) {
-        (&mut r1, desk2.clone())
+    let (victim, survivor_desk, victim_config, victim_ops) = if holder.ends_with(&exchange1) {
+        (&mut r1, desk2.clone(), config1.clone(), ops1.clone())
     } else {
-        (&mut r2, desk1.clone())
+        (&mut r2, desk1.clone(), config2.clone(), ops2.clone())
     };
     victim.kill().expect("SIGKILL");
     victim.wait().unwrap();
@@ -160,6 +160,51 @@ async fn two_replicas_survive_the_loss_of_the_one_delivering() {
             .iter()
             .all(|(_, waiting, refused, _)| *waiting == 0 && *refused == 0)
     );
+
+    // The killed replica comes back; the peer delivers the same batch to
+    // both replicas at once: stored once, and both answer with the same
+    // acknowledgement.
+    let mut back = spawn_serve(&victim_config);
+    wait_ready(&victim_ops).await;
+    let batch: Vec<pb::Notice> = (0..50)
+        .map(|i| {
+            wire(
+                marriage(LUOHU, woman(5000 + i), "2026-10-01"),
+                SHUANGLIU,
+                &SystemClock,
+            )
+        })
+        .collect();
+    let tls = node_tls(&net, 1);
+    let client = |url: String| {
+        let tls = tls.clone();
+        async move {
+            let channel = tonic::transport::Endpoint::from_shared(url)
+                .unwrap()
+                .tls_config(tls.peer_client_config())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            pb::exchange_client::ExchangeClient::new(channel)
+        }
+    };
+    let exchange2 = format!("https://{}", c.listen);
+    let (mut to1, mut to2) = (
+        client(net.nodes[0].exchange_url.clone()).await,
+        client(exchange2).await,
+    );
+    let req = || pb::DeliverNoticesRequest {
+        notices: batch.clone(),
+    };
+    let (a1, a2) = tokio::join!(to1.deliver_notices(req()), to2.deliver_notices(req()));
+    let (a1, a2) = (a1.unwrap().into_inner().acks, a2.unwrap().into_inner().acks);
+    assert!(a1.iter().chain(&a2).all(|a| a.error.is_none()));
+    assert_eq!(a1, a2, "both replicas give the first acknowledgement");
+    assert_eq!(origin.count_notices(Direction::Inbound).await.unwrap(), 50);
+    drop(back.kill());
+    let _ = back.wait();
+
     origin.close().await;
     for r in [&mut r1, &mut r2] {
         let _ = r.kill();

@@ -219,6 +219,27 @@ impl ExchangeService {
         Ok(ok)
     }
 
+    /// Runs a receiving transaction again when it lost a race: another
+    /// replica of this node stored the same notice or reply between our
+    /// check and our insert. The second run finds it stored and answers with
+    /// the original acknowledgement.
+    async fn retrying_races<T, F, Fut>(&self, attempt: F) -> Result<T, Status>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut tries = 0;
+        loop {
+            match attempt().await {
+                Err(e) if e.is_race() && tries < 3 => {
+                    tries += 1;
+                    tracing::debug!(error = %e, "lost a race with another replica; receiving again");
+                }
+                other => return other.map_err(internal),
+            }
+        }
+    }
+
     fn check_batch(&self, len: usize) -> Result<(), Status> {
         let max = self.ctx.delivery.max_batch;
         if len > max {
@@ -240,16 +261,17 @@ impl pb::exchange_server::Exchange for ExchangeService {
         let notices = req.into_inner().notices;
         self.check_batch(notices.len())?;
         let now = self.ctx.now();
-        let mut tx = self.ctx.store.begin().await.map_err(internal)?;
-        let mut acks = Vec::with_capacity(notices.len());
-        for n in &notices {
-            acks.push(
-                self.receive_notice(&mut tx, &peer, n, now)
-                    .await
-                    .map_err(internal)?,
-            );
-        }
-        tx.commit().await.map_err(internal)?;
+        let acks = self
+            .retrying_races(|| async {
+                let mut tx = self.ctx.store.begin().await?;
+                let mut acks = Vec::with_capacity(notices.len());
+                for n in &notices {
+                    acks.push(self.receive_notice(&mut tx, &peer, n, now).await?);
+                }
+                tx.commit().await?;
+                Ok(acks)
+            })
+            .await?;
         let refused = acks.iter().filter(|a| a.error.is_some()).count();
         tracing::debug!(peer = %peer, items = acks.len(), refused, "notices received");
         Ok(Response::new(pb::DeliverNoticesResponse { acks }))
@@ -263,16 +285,17 @@ impl pb::exchange_server::Exchange for ExchangeService {
         let replies = req.into_inner().replies;
         self.check_batch(replies.len())?;
         let now = self.ctx.now();
-        let mut tx = self.ctx.store.begin().await.map_err(internal)?;
-        let mut acks = Vec::with_capacity(replies.len());
-        for r in &replies {
-            acks.push(
-                self.receive_reply(&mut tx, &peer, r, now)
-                    .await
-                    .map_err(internal)?,
-            );
-        }
-        tx.commit().await.map_err(internal)?;
+        let acks = self
+            .retrying_races(|| async {
+                let mut tx = self.ctx.store.begin().await?;
+                let mut acks = Vec::with_capacity(replies.len());
+                for r in &replies {
+                    acks.push(self.receive_reply(&mut tx, &peer, r, now).await?);
+                }
+                tx.commit().await?;
+                Ok(acks)
+            })
+            .await?;
         tracing::debug!(peer = %peer, items = acks.len(), "replies received");
         Ok(Response::new(pb::DeliverRepliesResponse { acks }))
     }

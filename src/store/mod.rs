@@ -155,6 +155,18 @@ pub enum StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
+impl StoreError {
+    /// A write that lost to a concurrent one with the same key (another
+    /// replica inserting the same notice or reply): worth running again.
+    pub fn is_race(&self) -> bool {
+        match self {
+            StoreError::Conflict(_) => true,
+            StoreError::Db(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            _ => false,
+        }
+    }
+}
+
 pub fn micros(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1000) as i64
 }

@@ -3,7 +3,9 @@
 //! database, each with its own listeners. Both accept notices; the one
 //! holding the route's lease delivers; killed with SIGKILL in the middle of a
 //! backlog, it leaves the route to the other within one lease, and every
-//! notice reaches the peer exactly once. Runs in the PostgreSQL pass of
+//! notice reaches the peer exactly once; brought back, it takes over when
+//! the other one is lost in turn. Both replicas receiving the same batch at
+//! once store it once. Runs in the PostgreSQL pass of
 //! scripts/test: replicas need a database server they can share.
 
 mod common;
@@ -103,11 +105,13 @@ async fn two_replicas_survive_the_loss_of_the_one_delivering() {
         .find(|(route, _, _)| route == SHUANGLIU)
         .map(|(_, h, _)| h.clone())
         .expect("a lease on the route");
-    let (victim, survivor_desk, victim_config, victim_ops) = if holder.ends_with(&exchange1) {
-        (&mut r1, desk2.clone(), config1.clone(), ops1.clone())
+    let victim_is_r1 = holder.ends_with(&exchange1);
+    let (survivor_desk, victim_desk, victim_config, victim_ops) = if victim_is_r1 {
+        (desk2.clone(), desk1.clone(), config1.clone(), ops1.clone())
     } else {
-        (&mut r2, desk1.clone(), config2.clone(), ops2.clone())
+        (desk1.clone(), desk2.clone(), config2.clone(), ops2.clone())
     };
+    let victim = if victim_is_r1 { &mut r1 } else { &mut r2 };
     victim.kill().expect("SIGKILL");
     victim.wait().unwrap();
     let at_kill = dest.count_notices(Direction::Inbound).await.unwrap();
@@ -202,6 +206,33 @@ async fn two_replicas_survive_the_loss_of_the_one_delivering() {
     assert!(a1.iter().chain(&a2).all(|a| a.error.is_none()));
     assert_eq!(a1, a2, "both replicas give the first acknowledgement");
     assert_eq!(origin.count_notices(Direction::Inbound).await.unwrap(), 50);
+
+    // Now the other one is lost: the replica that came back accepts new
+    // notices and takes the route over.
+    submit(&victim_desk, &net, N + 100..N + 200).await;
+    let survivor = if victim_is_r1 { &mut r2 } else { &mut r1 };
+    survivor.kill().expect("SIGKILL");
+    survivor.wait().unwrap();
+    let total = (N + 200) as i64;
+    eventually(
+        "every notice delivered by the remaining replica",
+        Duration::from_secs(60),
+        || async { (dest.count_notices(Direction::Inbound).await.unwrap() == total).then_some(()) },
+    )
+    .await;
+    eventually(
+        "the origin to record every ack",
+        Duration::from_secs(30),
+        || async {
+            (origin
+                .count_notices_with_status(Direction::Outbound, NoticeStatus::Delivered)
+                .await
+                .unwrap()
+                == total)
+                .then_some(())
+        },
+    )
+    .await;
     drop(back.kill());
     let _ = back.wait();
 

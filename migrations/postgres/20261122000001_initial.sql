@@ -182,15 +182,22 @@ $$;
 
 CREATE FUNCTION migrex_notices_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- notice_counts first: concurrent transactions meet on its few rows
+    -- before they lock any roll-up row, which keeps deadlocks rare (the
+    -- receiving side runs a transaction again when one happens).
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        PERFORM migrex_rollup(OLD, -1);
         UPDATE notice_counts SET n = n - 1
             WHERE direction = OLD.direction AND kind = OLD.kind AND peer = OLD.peer AND status = OLD.status;
     END IF;
     IF TG_OP IN ('UPDATE', 'INSERT') THEN
-        PERFORM migrex_rollup(NEW, 1);
         INSERT INTO notice_counts AS c VALUES (NEW.direction, NEW.kind, NEW.peer, NEW.status, 1)
             ON CONFLICT (direction, kind, peer, status) DO UPDATE SET n = c.n + 1;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM migrex_rollup(OLD, -1);
+    END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        PERFORM migrex_rollup(NEW, 1);
     END IF;
     RETURN NULL;
 END;

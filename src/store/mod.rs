@@ -156,12 +156,16 @@ pub enum StoreError {
 type Result<T> = std::result::Result<T, StoreError>;
 
 impl StoreError {
-    /// A write that lost to a concurrent one with the same key (another
-    /// replica inserting the same notice or reply): worth running again.
+    /// A transaction that lost to a concurrent one: the same key inserted
+    /// by another replica, or a deadlock or serialization failure that
+    /// PostgreSQL resolved by aborting this one. Worth running again.
     pub fn is_race(&self) -> bool {
         match self {
             StoreError::Conflict(_) => true,
-            StoreError::Db(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            StoreError::Db(sqlx::Error::Database(e)) => {
+                e.is_unique_violation()
+                    || matches!(e.code().as_deref(), Some("40P01") | Some("40001"))
+            }
             _ => false,
         }
     }
@@ -1329,12 +1333,14 @@ impl Tx {
         })
     }
 
-    /// The earliest still-open inbound notice about the same event.
+    /// The earliest still-open inbound notice about the same event. (The
+    /// `+` keeps SQLite on the event index: ordering by the received_at
+    /// index instead scanned every inbound notice, once per notice received.)
     pub async fn open_event(&mut self, content: &NoticeContent) -> Result<Option<String>> {
         with_tx!(self, |conn, Db| {
             let row = sqlx::query(
                 "SELECT id FROM notices WHERE subject_id = $1 AND kind = $2 AND event_date = $3 AND direction = 2 \
-                 AND status IN (3, 4) AND id <> $4 ORDER BY received_at LIMIT 1",
+                 AND status IN (3, 4) AND id <> $4 ORDER BY +received_at LIMIT 1",
             )
             .bind(content.subject.id_number.as_str())
             .bind(content.kind() as i32)

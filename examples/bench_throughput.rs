@@ -1,0 +1,184 @@
+//! Benchmark (not a test): notices accepted per second by one node — the
+//! receiving side of the exchange, with everything it does per notice
+//! (validation, idempotency check, duplicate-event check, deadline, insert,
+//! commit before the ack) — on SQLite or on PostgreSQL with one or more
+//! replicas sharing the database.
+//!
+//!     cargo run --release --example bench_throughput -- [NOTICES] [sqlite | postgres://ADMIN-URL] [REPLICAS]
+//!
+//! A peer (440303) delivers NOTICES notices (default 200,000) in batches of
+//! 500 over 8 concurrent TLS connections, spread over the replicas; the
+//! clock runs from the first call to the last acknowledgement. With a
+//! PostgreSQL URL, a new database is created through it for the run.
+
+use migrex::clock::SystemClock;
+use migrex::config::{Config, Delivery};
+use migrex::node::Node;
+use migrex::pb;
+use migrex::setup::{LocalNetwork, StoreChoice};
+use std::sync::Arc;
+use std::time::Instant;
+
+const BATCH: usize = 500;
+const CONNECTIONS: usize = 8;
+
+fn notice(i: usize) -> pb::Notice {
+    // A distinct valid ID number per notice: birth dates from 1970 on, a
+    // women's sequence numbers (even) per day, and the check character.
+    let born = time::macros::date!(1970 - 01 - 01) + time::Duration::days((i / 500) as i64);
+    let first17 = format!(
+        "440303{:04}{:02}{:02}{:03}",
+        born.year(),
+        u8::from(born.month()),
+        born.day(),
+        (i % 500) * 2
+    );
+    let subject = migrex::domain::IdNumber::complete(&first17);
+    pb::Notice {
+        id: uuid::Uuid::new_v4().to_string(),
+        origin: "440303".into(),
+        destination: "510116".into(),
+        kind: pb::NoticeKind::Birth as i32,
+        category: pb::Category::Notification as i32,
+        urgency: pb::Urgency::Normal as i32,
+        reply_required: pb::ReplySort::Feedback as i32,
+        subject: Some(pb::Person {
+            id_number: subject,
+            name: "王芳".into(),
+            hukou_district: "510116".into(),
+            residence_district: "440303".into(),
+            ..Default::default()
+        }),
+        details: Some(pb::notice::Details::Birth(pb::BirthDetails {
+            born_on: "2026-10-03".into(),
+            child_sex: 2,
+            birth_order: 1,
+            child_name: String::new(),
+            place_of_delivery: "罗湖区人民医院".into(),
+        })),
+        created_at: Some(migrex::domain::ts_to_pb(time::OffsetDateTime::now_utc())),
+        ..Default::default()
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    migrex::cli::init_tracing("warn");
+    let args: Vec<String> = std::env::args().collect();
+    let total: usize = args
+        .get(1)
+        .map(|s| s.parse().expect("NOTICES"))
+        .unwrap_or(200_000);
+    let store = match args.get(2).map(String::as_str) {
+        None | Some("sqlite") => StoreChoice::Sqlite,
+        Some(url) => StoreChoice::Postgres {
+            admin_url: url.to_string(),
+        },
+    };
+    let replicas: usize = args
+        .get(3)
+        .map(|s| s.parse().expect("REPLICAS"))
+        .unwrap_or(1);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let net = LocalNetwork::create_with(
+        dir.path(),
+        &["440303", "510116"],
+        Delivery::default(),
+        &store,
+    )
+    .await
+    .expect("nodes");
+    // The receiving node, as `replicas` processes' worth of nodes on one store.
+    let (config, base) = Config::load(&net.nodes[1].config_path).expect("config");
+    let mut running = Vec::new();
+    let mut urls = Vec::new();
+    for r in 0..replicas {
+        let mut c = config.clone();
+        if r > 0 {
+            let port = || format!("127.0.0.1:{}", migrex::setup::free_port().expect("port"));
+            (c.listen, c.desk_listen, c.ops_listen) = (port(), port(), port());
+        }
+        urls.push(format!("https://{}", c.listen));
+        let node = Node::bind(c, &base, Arc::new(SystemClock))
+            .await
+            .expect("bind")
+            .start()
+            .await
+            .expect("start");
+        running.push(node);
+    }
+    let tls = {
+        let d = net.nodes[0].config_path.parent().expect("folder");
+        migrex::identity::TlsMaterial::load(
+            &d.join("ca.crt"),
+            &d.join("node.crt"),
+            &d.join("node.key"),
+        )
+        .expect("tls")
+    };
+    let batches: Vec<Vec<pb::Notice>> = (0..total)
+        .map(notice)
+        .collect::<Vec<_>>()
+        .chunks(BATCH)
+        .map(|c| c.to_vec())
+        .collect();
+    let work = Arc::new(std::sync::Mutex::new(batches));
+    let t0 = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..CONNECTIONS {
+        let url = urls[k % urls.len()].clone();
+        let tls = tls.clone();
+        let work = work.clone();
+        tasks.spawn(async move {
+            let channel = tonic::transport::Endpoint::from_shared(url)
+                .expect("url")
+                .tls_config(tls.peer_client_config())
+                .expect("tls")
+                .connect()
+                .await
+                .expect("connect");
+            let mut client = pb::exchange_client::ExchangeClient::new(channel)
+                .max_encoding_message_size(64 << 20);
+            let mut accepted = 0usize;
+            loop {
+                let Some(batch) = work.lock().expect("lock").pop() else {
+                    return accepted;
+                };
+                let acks = client
+                    .deliver_notices(pb::DeliverNoticesRequest { notices: batch })
+                    .await
+                    .expect("DeliverNotices")
+                    .into_inner()
+                    .acks;
+                assert!(
+                    acks.iter().all(|a| a.error.is_none()),
+                    "{:?}",
+                    acks.iter().find(|a| a.error.is_some())
+                );
+                accepted += acks.len();
+            }
+        });
+    }
+    let mut accepted = 0;
+    while let Some(n) = tasks.join_next().await {
+        accepted += n.expect("task");
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let stored = running[0]
+        .ctx
+        .store
+        .count_notices(migrex::domain::Direction::Inbound)
+        .await
+        .expect("count");
+    println!(
+        "{} with {replicas} replica(s): {accepted} notices accepted in {secs:.1} s = {:.0} notices/s ({stored} stored)",
+        match store {
+            StoreChoice::Sqlite => "SQLite",
+            StoreChoice::Postgres { .. } => "PostgreSQL",
+        },
+        accepted as f64 / secs
+    );
+    for r in running {
+        r.shutdown().await;
+    }
+}

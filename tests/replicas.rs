@@ -15,6 +15,7 @@ use migrex::clock::SystemClock;
 use migrex::config::{Config, Delivery};
 use migrex::domain::{Direction, NoticeStatus};
 use migrex::pb;
+use migrex::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,29 @@ async fn submit(desk_url: &str, net: &Net, range: std::ops::Range<u32>) {
         .unwrap()
         .into_inner();
     assert!(r.committed);
+}
+
+/// Waits until the peer holds `total` notices and the origin has every ack.
+async fn all_delivered(dest: &Store, origin: &Store, total: i64) {
+    eventually(
+        "every notice delivered",
+        Duration::from_secs(60),
+        || async { (dest.count_notices(Direction::Inbound).await.unwrap() == total).then_some(()) },
+    )
+    .await;
+    eventually(
+        "the origin to record every ack",
+        Duration::from_secs(30),
+        || async {
+            (origin
+                .count_notices_with_status(Direction::Outbound, NoticeStatus::Delivered)
+                .await
+                .unwrap()
+                == total)
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,25 +148,7 @@ async fn two_replicas_survive_the_loss_of_the_one_delivering() {
     // The survivor takes the route over and keeps accepting notices.
     submit(&survivor_desk, &net, N..N + 100).await;
     let total = (N + 100) as i64;
-    eventually(
-        "every notice delivered",
-        Duration::from_secs(60),
-        || async { (dest.count_notices(Direction::Inbound).await.unwrap() == total).then_some(()) },
-    )
-    .await;
-    eventually(
-        "the origin to record every ack",
-        Duration::from_secs(30),
-        || async {
-            (origin
-                .count_notices_with_status(Direction::Outbound, NoticeStatus::Delivered)
-                .await
-                .unwrap()
-                == total)
-                .then_some(())
-        },
-    )
-    .await;
+    all_delivered(&dest, &origin, total).await;
     let new_holder = origin.route_leases().await.unwrap();
     assert!(
         new_holder
@@ -214,25 +220,7 @@ async fn two_replicas_survive_the_loss_of_the_one_delivering() {
     survivor.kill().expect("SIGKILL");
     survivor.wait().unwrap();
     let total = (N + 200) as i64;
-    eventually(
-        "every notice delivered by the remaining replica",
-        Duration::from_secs(60),
-        || async { (dest.count_notices(Direction::Inbound).await.unwrap() == total).then_some(()) },
-    )
-    .await;
-    eventually(
-        "the origin to record every ack",
-        Duration::from_secs(30),
-        || async {
-            (origin
-                .count_notices_with_status(Direction::Outbound, NoticeStatus::Delivered)
-                .await
-                .unwrap()
-                == total)
-                .then_some(())
-        },
-    )
-    .await;
+    all_delivered(&dest, &origin, total).await;
     drop(back.kill());
     let _ = back.wait();
 

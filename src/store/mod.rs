@@ -882,7 +882,6 @@ impl Store {
                     ),
                 ),
             };
-            let t = replied_after;
             let sql = format!(
                 "SELECT peer, kind, reply_required, created_at, received_at, due_at, acknowledged_at, answered_at \
                  FROM {table} WHERE direction = $1 AND received_at >= $2 AND received_at < $3 AND status <> 6 {and}"
@@ -891,7 +890,7 @@ impl Store {
                 .bind(direction as i32)
                 .bind(micros(from))
                 .bind(micros(to));
-            if let Some(t) = t {
+            if let Some(t) = replied_after {
                 q = q.bind(micros(t));
             }
             let rows = q.fetch_all(pool).await?;

@@ -74,7 +74,10 @@ pub struct Caller {
 
 pub struct DeskService {
     ctx: Arc<NodeCtx>,
-    known: Mutex<HashMap<String, Caller>>,
+    /// Tokens seen, by hash, with when they were looked up: re-checked
+    /// after `TOKEN_RECHECK`, so a revoked token stops working within that
+    /// on every replica without a restart.
+    known: Mutex<HashMap<String, (Caller, OffsetDateTime)>>,
 }
 
 fn field_status(e: FieldError) -> Status {
@@ -129,6 +132,9 @@ pub fn next_token(got: usize, limit: u32, offset: u64) -> String {
     }
 }
 
+/// How long a looked-up token is trusted before the store is asked again.
+const TOKEN_RECHECK: time::Duration = time::Duration::minutes(1);
+
 impl DeskService {
     pub fn new(ctx: Arc<NodeCtx>) -> Self {
         DeskService {
@@ -149,7 +155,14 @@ impl DeskService {
             .strip_prefix("Bearer ")
             .ok_or_else(|| Status::unauthenticated("authorization: expected 'Bearer <token>'"))?;
         let hash = hash_token(token.trim());
-        let cached = self.known.lock().expect("token cache").get(&hash).cloned();
+        let now = self.ctx.now();
+        let cached = self
+            .known
+            .lock()
+            .expect("token cache")
+            .get(&hash)
+            .filter(|(_, seen)| now - *seen < TOKEN_RECHECK)
+            .map(|(c, _)| c.clone());
         let caller = match cached {
             Some(c) => c,
             None => {
@@ -170,7 +183,7 @@ impl DeskService {
                 self.known
                     .lock()
                     .expect("token cache")
-                    .insert(hash, c.clone());
+                    .insert(hash, (c.clone(), now));
                 c
             }
         };

@@ -350,3 +350,52 @@ async fn an_oversized_batch_is_resource_exhausted() {
         .unwrap();
     assert_eq!(stored, 0);
 }
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_within_a_minute() {
+    let clock = migrex::clock::ManualClock::new(time::macros::datetime!(2026-10-05 09:00 +8));
+    let net = network(&[LUOHU], Some(clock.clone())).await;
+    let url = &net.nodes[0].desk_url;
+    let token = migrex::setup::create_token(&net.store(0), "zhang.wei", Role::Clerk)
+        .await
+        .unwrap();
+    let mut clerk = migrex::desk::client::connect(url, &net.ca_pem, &token)
+        .await
+        .unwrap();
+    clerk
+        .list_pending(pb::ListPendingRequest::default())
+        .await
+        .expect("a fresh token works");
+
+    let revoke = |name: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_migrex"))
+            .args(["token", "revoke", "--config"])
+            .arg(&net.nodes[0].config_path)
+            .args(["--name", name])
+            .output()
+            .unwrap()
+    };
+    let out = revoke("zhang.wei");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = revoke("zhang.wei");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).starts_with("error: --name:"));
+
+    clock.advance(time::Duration::seconds(61));
+    let e = clerk
+        .list_pending(pb::ListPendingRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    // The admin token made at set-up is untouched.
+    net.desk(0)
+        .await
+        .unwrap()
+        .list_pending(pb::ListPendingRequest::default())
+        .await
+        .expect("other tokens keep working");
+}

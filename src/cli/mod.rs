@@ -198,6 +198,18 @@ enum StoreCommand {
 
 #[derive(Subcommand, Debug)]
 enum TokenCommand {
+    /// Revoke every token of a holder (running nodes refuse them within a minute).
+    #[command(
+        after_help = "Example:\n  migrex token revoke --config ./luohu/migrex.toml --name zhang.wei"
+    )]
+    Revoke {
+        /// The node's migrex.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// The holder's name, as given to `token create`.
+        #[arg(long)]
+        name: String,
+    },
     /// Create a staff token and print it once (only its hash is stored).
     #[command(
         after_help = "Example:\n  migrex token create --config ./luohu/migrex.toml --role clerk --name zhang.wei"
@@ -330,6 +342,21 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("--out: writing {}", out.display()))?;
             store.close().await;
             println!("database of {} copied to {}", c.district, out.display());
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke { config, name }) => {
+            let (c, base) = Config::load(&config)?;
+            let store = open_store(&c, &base)
+                .await
+                .with_context(|| format!("opening the database of {}", config.display()))?;
+            let n = store
+                .revoke_tokens(&name, time::OffsetDateTime::now_utc())
+                .await?;
+            store.close().await;
+            if n == 0 {
+                bail!("--name: no active token is named '{name}'");
+            }
+            println!("revoked {n} token(s) of {name}; running nodes refuse them within a minute");
             Ok(())
         }
         Command::Token(TokenCommand::Create {

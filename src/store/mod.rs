@@ -687,6 +687,20 @@ impl Store {
         })
     }
 
+    /// Revokes every active token named `name`; returns how many.
+    pub async fn revoke_tokens(&self, name: &str, now: OffsetDateTime) -> Result<u64> {
+        with_pool!(self, write, |pool, Db| {
+            let done = sqlx::query(
+                "UPDATE tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+            )
+            .bind(micros(now))
+            .bind(name)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
     pub async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
         with_pool!(self, read, |pool, Db| {
             let row = sqlx::query(

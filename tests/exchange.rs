@@ -417,14 +417,7 @@ async fn health_and_reflection_answer_on_both_grpc_listeners() {
     let desk = migrex::desk::client::channel(&net.nodes[0].desk_url, &net.ca_pem)
         .await
         .unwrap();
-    let tls = node_tls(&net, 1);
-    let exchange = tonic::transport::Endpoint::from_shared(net.nodes[0].exchange_url.clone())
-        .unwrap()
-        .tls_config(tls.peer_client_config())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let exchange = peer_channel(&node_tls(&net, 1), &net.nodes[0].exchange_url).await;
 
     for (channel, service) in [
         (desk.clone(), "migrex.v1.Desk"),

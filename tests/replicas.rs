@@ -186,23 +186,12 @@ async fn two_replicas_survive_the_loss_of_the_one_delivering() {
         })
         .collect();
     let tls = node_tls(&net, 1);
-    let client = |url: String| {
-        let tls = tls.clone();
-        async move {
-            let channel = tonic::transport::Endpoint::from_shared(url)
-                .unwrap()
-                .tls_config(tls.peer_client_config())
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
-            pb::exchange_client::ExchangeClient::new(channel)
-        }
-    };
     let exchange2 = format!("https://{}", c.listen);
     let (mut to1, mut to2) = (
-        client(net.nodes[0].exchange_url.clone()).await,
-        client(exchange2).await,
+        pb::exchange_client::ExchangeClient::new(
+            peer_channel(&tls, &net.nodes[0].exchange_url).await,
+        ),
+        pb::exchange_client::ExchangeClient::new(peer_channel(&tls, &exchange2).await),
     );
     let req = || pb::DeliverNoticesRequest {
         notices: batch.clone(),

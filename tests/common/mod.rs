@@ -263,15 +263,18 @@ pub fn node_tls(net: &LocalNetwork, i: usize) -> migrex::identity::TlsMaterial {
 
 /// An Exchange client that presents node `from`'s certificate to node `to`.
 pub async fn exchange_as(net: &LocalNetwork, from: usize, to: usize) -> ExchangeClient<Channel> {
-    let tls = node_tls(net, from);
-    let channel = Endpoint::from_shared(net.nodes[to].exchange_url.clone())
+    ExchangeClient::new(peer_channel(&node_tls(net, from), &net.nodes[to].exchange_url).await)
+}
+
+/// A channel to an exchange listener at `url`, presenting `tls`'s certificate.
+pub async fn peer_channel(tls: &migrex::identity::TlsMaterial, url: &str) -> Channel {
+    Endpoint::from_shared(url.to_string())
         .unwrap()
         .tls_config(tls.peer_client_config())
         .unwrap()
         .connect()
         .await
-        .unwrap();
-    ExchangeClient::new(channel)
+        .unwrap()
 }
 
 /// A complete wire notice as an origin node would send it.

@@ -42,6 +42,26 @@ async fn send(net: &Net, from: usize, to: &str, first: u32, n: u32) -> Vec<Strin
     r.results.into_iter().map(|x| x.notice_id).collect()
 }
 
+/// Shuangliu answers Luohu's notice `id`; waits until Luohu holds the answer.
+async fn answer(
+    net: &Net,
+    shuangliu: &mut migrex::desk::client::Desk,
+    id: &str,
+    result: pb::FeedbackResult,
+) {
+    shuangliu
+        .submit_feedback(pb::SubmitFeedbackRequest {
+            id: id.to_string(),
+            feedback: Some(pb::Feedback {
+                result: result as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    wait_notice(net, 0, id, |n| n.status == NoticeStatus::Answered as i32).await;
+}
+
 async fn timeliness(net: &Net, i: usize) -> Vec<pb::TimelinessRow> {
     net.stats(i)
         .await
@@ -85,19 +105,12 @@ async fn a_district_moves_to_another_store_and_keeps_exchanging() {
     })
     .await;
     let mut shuangliu = net.desk(1).await.unwrap();
-    shuangliu
-        .submit_feedback(pb::SubmitFeedbackRequest {
-            id: sent[0].clone(),
-            feedback: Some(pb::Feedback {
-                result: pb::FeedbackResult::Confirmed as i32,
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
-    wait_notice(&net, 0, &sent[0], |n| {
-        n.status == NoticeStatus::Answered as i32
-    })
+    answer(
+        &net,
+        &mut shuangliu,
+        &sent[0],
+        pb::FeedbackResult::Confirmed,
+    )
     .await;
     net.desk(0)
         .await
@@ -168,20 +181,7 @@ async fn a_district_moves_to_another_store_and_keeps_exchanging() {
 
     // It keeps exchanging: a reply to a notice sent before the move comes
     // back to the moved store, new notices go out, the admin token still works.
-    shuangliu
-        .submit_feedback(pb::SubmitFeedbackRequest {
-            id: sent[1].clone(),
-            feedback: Some(pb::Feedback {
-                result: pb::FeedbackResult::NotFound as i32,
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
-    wait_notice(&net, 0, &sent[1], |n| {
-        n.status == NoticeStatus::Answered as i32
-    })
-    .await;
+    answer(&net, &mut shuangliu, &sent[1], pb::FeedbackResult::NotFound).await;
     let later = send(&net, 0, SHUANGLIU, 200, 5).await;
     wait_notice(&net, 0, &later[4], |n| {
         n.status == NoticeStatus::Delivered as i32

@@ -7,9 +7,9 @@
 //! change things; monitors only read.
 
 use crate::domain::{
-    Category, Direction, FeedbackContent, FieldError, NoticeContent, NoticeKind, NoticeStatus,
-    ParseContext, Reply, ReplyBody, ReplySort, Urgency, enum_from_wire, optional_text, ts_from_pb,
-    ts_to_pb,
+    Category, Direction, DomainError, FeedbackContent, FieldError, NoticeContent, NoticeKind,
+    NoticeStatus, ParseContext, Party, Refused, Reply, ReplyBody, ReplySort, Urgency, Verdict,
+    enum_from_wire, optional_text, ts_from_pb, ts_to_pb,
 };
 use crate::exchange::server::internal;
 use crate::node::NodeCtx;
@@ -89,7 +89,23 @@ fn store_status(e: StoreError) -> Status {
         StoreError::Conflict(id) => {
             Status::already_exists(format!("notice.id: notice {id} already exists"))
         }
+        StoreError::Stale(id) => Status::failed_precondition(format!(
+            "id: notice {id} changed meanwhile; look at it again"
+        )),
         other => internal(other),
+    }
+}
+
+fn domain_status(e: DomainError) -> Status {
+    let text = e.to_string();
+    match e.kind {
+        Refused::Invalid => Status::invalid_argument(text),
+        Refused::NotFound => Status::not_found(text),
+        Refused::NotPermitted => Status::permission_denied(text),
+        Refused::WrongState => Status::failed_precondition(text),
+        Refused::Exists => Status::already_exists(text),
+        Refused::TooLarge => Status::resource_exhausted(text),
+        Refused::NotYet => Status::unavailable(text),
     }
 }
 
@@ -306,6 +322,49 @@ impl DeskService {
         Ok(route)
     }
 
+    /// A reply written here (receipt, feedback, withdrawal): checked by the
+    /// reply rules, recorded, and queued for the notice's other node, in one
+    /// transaction.
+    async fn reply(
+        &self,
+        id: &str,
+        body: ReplyBody,
+        now: OffsetDateTime,
+        by: &Caller,
+    ) -> Result<Response<pb::Notice>, Status> {
+        let mut tx = self.ctx.store.begin().await.map_err(internal)?;
+        let rec = self.load(&mut tx, id).await?;
+        let life = &rec.life;
+        match life.check(life.own_party(), &body, now, "id") {
+            Ok(Verdict::Apply) => {}
+            Ok(Verdict::AlreadyDone) => return self.finish(tx, id, None).await,
+            Err(e) => return Err(domain_status(e)),
+        }
+        let target = match life.own_party() {
+            Party::Destination => rec.content.origin.clone(),
+            _ => rec.content.destination.clone(),
+        };
+        match &body {
+            ReplyBody::Receipt {
+                acknowledged_at,
+                acknowledged_by,
+            } => {
+                tx.set_acknowledged(id, *acknowledged_at, acknowledged_by)
+                    .await
+            }
+            ReplyBody::Feedback(f) => tx.set_answered(id, &f.to_wire(), f.answered_at).await,
+            ReplyBody::Withdrawal {
+                withdrawn_at,
+                reason,
+            } => tx.set_withdrawn(id, *withdrawn_at, reason).await,
+        }
+        .map_err(store_status)?;
+        let sort = body.sort_code();
+        let route = self.queue_reply(&mut tx, id, &target, body, now).await?;
+        tracing::info!(notice = %id, sort, by = %by.name, "reply recorded and queued");
+        self.finish(tx, id, Some(route)).await
+    }
+
     async fn load(&self, tx: &mut Tx, id: &str) -> Result<NoticeRecord, Status> {
         tx.get_notice(id)
             .await
@@ -479,33 +538,11 @@ impl pb::desk_server::Desk for DeskService {
         let caller = self.caller(&req, true).await?;
         let id = parse_id("id", &req.get_ref().id)?;
         let now = self.ctx.now();
-        let mut tx = self.ctx.store.begin().await.map_err(internal)?;
-        let rec = self.load(&mut tx, &id).await?;
-        if rec.direction != Direction::Inbound {
-            return Err(Status::permission_denied(
-                "id: only the notice's destination signs for it; this node sent it",
-            ));
-        }
-        if rec.status == NoticeStatus::Withdrawn {
-            return Err(Status::failed_precondition(
-                "id: the origin withdrew this notice",
-            ));
-        }
-        if rec.acknowledged_at.is_some() {
-            return self.finish(tx, &id, None).await;
-        }
-        tx.set_acknowledged(&id, now, &caller.name)
-            .await
-            .map_err(internal)?;
         let body = ReplyBody::Receipt {
             acknowledged_at: now,
             acknowledged_by: caller.name.clone(),
         };
-        let route = self
-            .queue_reply(&mut tx, &id, &rec.content.origin, body, now)
-            .await?;
-        tracing::info!(notice = %id, by = %caller.name, "notice signed for");
-        self.finish(tx, &id, Some(route)).await
+        self.reply(&id, body, now, &caller).await
     }
 
     async fn submit_feedback(
@@ -522,43 +559,8 @@ impl pb::desk_server::Desk for DeskService {
             now,
         )
         .map_err(field_status)?;
-        let mut tx = self.ctx.store.begin().await.map_err(internal)?;
-        let rec = self.load(&mut tx, &id).await?;
-        if rec.direction != Direction::Inbound {
-            return Err(Status::permission_denied(
-                "id: only the notice's destination answers it; this node sent it",
-            ));
-        }
-        if rec.status == NoticeStatus::Withdrawn {
-            return Err(Status::failed_precondition(
-                "id: the origin withdrew this notice",
-            ));
-        }
-        if rec.reply_required != ReplySort::Feedback {
-            return Err(Status::failed_precondition(
-                "id: this notice needs only a receipt (use AcknowledgeNotice / migrex ack)",
-            ));
-        }
-        if rec.status == NoticeStatus::Answered {
-            return Err(Status::failed_precondition(
-                "id: this notice was already answered",
-            ));
-        }
-        tx.set_answered(&id, &feedback.to_wire(), now)
+        self.reply(&id, ReplyBody::Feedback(feedback), now, &caller)
             .await
-            .map_err(internal)?;
-        let result = feedback.result;
-        let route = self
-            .queue_reply(
-                &mut tx,
-                &id,
-                &rec.content.origin,
-                ReplyBody::Feedback(feedback),
-                now,
-            )
-            .await?;
-        tracing::info!(notice = %id, result = result.as_str_name(), by = %caller.name, "feedback given");
-        self.finish(tx, &id, Some(route)).await
     }
 
     async fn list_notices(
@@ -616,39 +618,11 @@ impl pb::desk_server::Desk for DeskService {
         let id = parse_id("id", &r.id)?;
         let reason = optional_text("reason", &r.reason, 500).map_err(field_status)?;
         let now = self.ctx.now();
-        let mut tx = self.ctx.store.begin().await.map_err(internal)?;
-        let rec = self.load(&mut tx, &id).await?;
-        if rec.direction != Direction::Outbound {
-            return Err(Status::permission_denied(
-                "id: only the notice's origin may withdraw it",
-            ));
-        }
-        match rec.status {
-            NoticeStatus::Withdrawn => return self.finish(tx, &id, None).await,
-            NoticeStatus::Answered => {
-                return Err(Status::failed_precondition(
-                    "id: an answered notice cannot be withdrawn",
-                ));
-            }
-            _ => {}
-        }
-        tx.set_withdrawn(&id, now, &reason)
-            .await
-            .map_err(internal)?;
-        let route = self
-            .queue_reply(
-                &mut tx,
-                &id,
-                &rec.content.destination,
-                ReplyBody::Withdrawal {
-                    withdrawn_at: now,
-                    reason,
-                },
-                now,
-            )
-            .await?;
-        tracing::info!(notice = %id, by = %caller.name, "notice withdrawn");
-        self.finish(tx, &id, Some(route)).await
+        let body = ReplyBody::Withdrawal {
+            withdrawn_at: now,
+            reason,
+        };
+        self.reply(&id, body, now, &caller).await
     }
 }
 

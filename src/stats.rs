@@ -470,6 +470,7 @@ impl pb::stats_server::Stats for StatsService {
                 .iter()
                 .map(|n| pb::OverdueNotice {
                     days_late: n
+                        .life
                         .due_at
                         .map(|d| (now - d).whole_days().max(0) as u32)
                         .unwrap_or(0),

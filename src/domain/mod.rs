@@ -10,14 +10,15 @@
 
 mod district;
 mod id_number;
+mod lifecycle;
 mod notice;
+mod reply;
 
 pub use district::{DistrictCode, RoutePrefix, county_name};
 pub use id_number::IdNumber;
-pub use notice::{
-    Details, FeedbackContent, NoticeContent, ParseContext, Person, Reply, ReplyBody, ts_from_pb,
-    ts_to_pb,
-};
+pub use lifecycle::{CLOCK_SKEW, DomainError, Lifecycle, Party, Refused, Verdict};
+pub use notice::{Details, NoticeContent, ParseContext, Person, ts_from_pb, ts_to_pb};
+pub use reply::{FeedbackContent, Reply, ReplyBody};
 
 pub use crate::pb::{
     Category, ContraceptionMethod, Direction, FeedbackResult, NoticeKind, NoticeStatus, ReplySort,

@@ -4,7 +4,7 @@
 pub mod delivery;
 pub mod server;
 
-use crate::domain::FieldError;
+use crate::domain::{DomainError, FieldError, Refused};
 use tonic::Code;
 
 /// A refusal of one batch item, as sent in an ack.
@@ -18,6 +18,20 @@ pub fn item_error(code: Code, message: impl Into<String>, field: &str) -> crate:
 
 pub fn invalid(e: FieldError) -> crate::pb::ItemError {
     item_error(Code::InvalidArgument, e.to_string(), &e.field)
+}
+
+/// A refusal by the domain's rules, as an item error.
+pub fn refusal(e: &DomainError) -> crate::pb::ItemError {
+    let code = match e.kind {
+        Refused::Invalid => Code::InvalidArgument,
+        Refused::NotFound => Code::NotFound,
+        Refused::NotPermitted => Code::PermissionDenied,
+        Refused::WrongState => Code::FailedPrecondition,
+        Refused::Exists => Code::AlreadyExists,
+        Refused::TooLarge => Code::ResourceExhausted,
+        Refused::NotYet => Code::Unavailable,
+    };
+    item_error(code, e.to_string(), &e.field)
 }
 
 /// Whether a per-item refusal from a peer is final: retrying would only get

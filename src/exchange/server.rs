@@ -5,17 +5,17 @@
 //! transaction committed. Receipt is idempotent by notice id and reply id
 //! (same content → the original ack; other content → ALREADY_EXISTS).
 
-use super::{invalid, item_error};
+use super::{invalid, item_error, refusal};
 use crate::domain::{
-    Direction, DistrictCode, NoticeContent, NoticeStatus, ParseContext, Reply, ReplyBody,
-    ReplySort, ts_to_pb,
+    CLOCK_SKEW, Direction, DistrictCode, NoticeContent, NoticeStatus, ParseContext, Party, Reply,
+    ReplyBody, Verdict, ts_to_pb,
 };
 use crate::identity::peer_district;
 use crate::node::NodeCtx;
 use crate::pb;
 use crate::store::{StoreError, Tx};
 use std::sync::Arc;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 use tonic::{Code, Request, Response, Status};
 
 pub struct ExchangeService {
@@ -40,8 +40,8 @@ impl ExchangeService {
             error: Some(error),
             ..Default::default()
         };
-        // A day of tolerance for clocks of two nodes on either side of midnight.
-        let today = self.ctx.deadlines.local_date(now) + Duration::days(1);
+        // Tolerance for clocks of two nodes on either side of midnight.
+        let today = self.ctx.deadlines.local_date(now + CLOCK_SKEW);
         let content = match NoticeContent::parse(n, &ParseContext { today }) {
             Ok(c) => c,
             Err(e) => return Ok(refuse(invalid(e))),
@@ -151,69 +151,51 @@ impl ExchangeService {
         let Some(notice) = tx.get_notice(&notice_id).await? else {
             return Ok(refuse(item_error(
                 Code::NotFound,
-                format!("notice {notice_id} is not known here"),
+                format!("reply.notice_id: notice {notice_id} is not known here"),
                 "reply.notice_id",
             )));
         };
-        let destination = DistrictCode::parse("d", &notice.content.destination).ok();
-        let origin = DistrictCode::parse("d", &notice.content.origin).ok();
-        let from_destination =
-            notice.direction == Direction::Outbound && destination.is_some_and(|d| peer.covers(&d));
-        let from_origin =
-            notice.direction == Direction::Inbound && origin.is_some_and(|o| peer.covers(&o));
+        let covered = |code: &str| {
+            DistrictCode::parse("d", code)
+                .ok()
+                .is_some_and(|d| peer.covers(&d))
+        };
+        // The party the caller is, as far as this node's copy says.
+        let party = match notice.life.direction {
+            Direction::Outbound if covered(&notice.content.destination) => Party::Destination,
+            Direction::Inbound if covered(&notice.content.origin) => Party::Origin,
+            _ => Party::Stranger,
+        };
+        match notice
+            .life
+            .check(party, &reply.body, now, "reply.notice_id")
+        {
+            Ok(Verdict::Apply) => {}
+            Ok(Verdict::AlreadyDone) => {
+                return Ok(refuse(item_error(
+                    Code::FailedPrecondition,
+                    "reply.notice_id: the notice already holds this reply; one per notice",
+                    "reply.notice_id",
+                )));
+            }
+            Err(e) => return Ok(refuse(refusal(&e))),
+        }
         match &reply.body {
             ReplyBody::Receipt {
                 acknowledged_at,
                 acknowledged_by,
             } => {
-                if !from_destination {
-                    return Ok(refuse(item_error(
-                        Code::PermissionDenied,
-                        "only the notice's destination may sign for it",
-                        "reply.notice_id",
-                    )));
-                }
                 tx.set_acknowledged(&notice_id, *acknowledged_at, acknowledged_by)
-                    .await?;
+                    .await?
             }
             ReplyBody::Feedback(f) => {
-                if !from_destination {
-                    return Ok(refuse(item_error(
-                        Code::PermissionDenied,
-                        "only the notice's destination may answer it",
-                        "reply.notice_id",
-                    )));
-                }
-                if notice.reply_required != ReplySort::Feedback {
-                    return Ok(refuse(item_error(
-                        Code::FailedPrecondition,
-                        "this notice needs only a receipt, not feedback",
-                        "reply.feedback",
-                    )));
-                }
                 tx.set_answered(&notice_id, &f.to_wire(), f.answered_at)
-                    .await?;
+                    .await?
             }
             ReplyBody::Withdrawal {
                 withdrawn_at,
                 reason,
-            } => {
-                if !from_origin {
-                    return Ok(refuse(item_error(
-                        Code::PermissionDenied,
-                        "only the notice's origin may withdraw it",
-                        "reply.notice_id",
-                    )));
-                }
-                if notice.status == NoticeStatus::Answered {
-                    return Ok(refuse(item_error(
-                        Code::FailedPrecondition,
-                        "the notice was already answered",
-                        "reply.withdrawal",
-                    )));
-                }
-                tx.set_withdrawn(&notice_id, *withdrawn_at, reason).await?;
-            }
+            } => tx.set_withdrawn(&notice_id, *withdrawn_at, reason).await?,
         }
         tx.insert_reply(&reply, Direction::Inbound, now).await?;
         Ok(ok)

@@ -8,7 +8,9 @@
 //! for the lock; reads use a separate pool.
 
 use crate::calendar::month_key;
-use crate::domain::{Direction, NoticeContent, NoticeStatus, Reply, ReplySort, ts_to_pb};
+use crate::domain::{
+    Direction, Lifecycle, NoticeContent, NoticeStatus, Reply, ReplySort, ts_to_pb,
+};
 use crate::pb;
 use prost::Message;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
@@ -151,6 +153,19 @@ pub enum StoreError {
     Unsupported(&'static str),
     #[error("the target store is not empty: it holds {0}; copy only into an empty database")]
     NotEmpty(String),
+    /// A conditional update found the notice changed since it was read
+    /// (another replica, another request): nothing was written.
+    #[error("notice {0} changed meanwhile")]
+    Stale(String),
+}
+
+/// An update that had to change exactly one row.
+fn stale_unless_one(rows: u64, id: &str) -> Result<()> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Stale(id.to_string()))
+    }
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -161,7 +176,7 @@ impl StoreError {
     /// PostgreSQL resolved by aborting this one. Worth running again.
     pub fn is_race(&self) -> bool {
         match self {
-            StoreError::Conflict(_) => true,
+            StoreError::Conflict(_) | StoreError::Stale(_) => true,
             StoreError::Db(sqlx::Error::Database(e)) => {
                 e.is_unique_violation()
                     || matches!(e.code().as_deref(), Some("40P01") | Some("40001"))
@@ -187,19 +202,14 @@ pub enum ItemKind {
     Reply = 2,
 }
 
-/// A notice as stored, with the state both sides track.
+/// A notice as stored: its content, its life cycle, and what the node
+/// keeps beside them.
 #[derive(Debug, Clone)]
 pub struct NoticeRecord {
     pub content: pb::Notice,
-    pub direction: Direction,
-    pub status: NoticeStatus,
+    pub life: Lifecycle,
     pub peer: String,
-    pub reply_required: ReplySort,
-    pub received_at: Option<OffsetDateTime>,
-    pub due_at: Option<OffsetDateTime>,
-    pub acknowledged_at: Option<OffsetDateTime>,
     pub acknowledged_by: Option<String>,
-    pub answered_at: Option<OffsetDateTime>,
     pub feedback: Option<pb::Feedback>,
     pub withdrawn_at: Option<OffsetDateTime>,
     pub withdraw_reason: Option<String>,
@@ -213,37 +223,18 @@ impl NoticeRecord {
         &self.content.id
     }
 
-    /// When the reply this notice needs was made, if it was.
-    pub fn replied_at(&self) -> Option<OffsetDateTime> {
-        match self.reply_required {
-            ReplySort::Feedback => self.answered_at,
-            _ => self.acknowledged_at.or(self.answered_at),
-        }
-    }
-
-    /// Replied no later than `due_at`; `None` while there is no reply.
-    pub fn timely(&self) -> Option<bool> {
-        Some(self.replied_at()? <= self.due_at?)
-    }
-
-    /// Without its reply and past `due_at` (withdrawn notices are never overdue).
-    pub fn overdue(&self, now: OffsetDateTime) -> bool {
-        self.status != NoticeStatus::Withdrawn
-            && self.replied_at().is_none()
-            && self.due_at.is_some_and(|d| d <= now)
-    }
-
     pub fn to_pb(&self, now: OffsetDateTime) -> pb::Notice {
+        let life = &self.life;
         let mut n = self.content.clone();
-        n.direction = self.direction as i32;
-        n.status = self.status as i32;
-        n.received_at = self.received_at.map(ts_to_pb);
-        n.due_at = self.due_at.map(ts_to_pb);
-        n.acknowledged_at = self.acknowledged_at.map(ts_to_pb);
+        n.direction = life.direction as i32;
+        n.status = life.status as i32;
+        n.received_at = life.received_at.map(ts_to_pb);
+        n.due_at = life.due_at.map(ts_to_pb);
+        n.acknowledged_at = life.acknowledged_at.map(ts_to_pb);
         n.acknowledged_by = self.acknowledged_by.clone().unwrap_or_default();
         n.feedback = self.feedback.clone();
-        n.timely = self.timely();
-        n.overdue = self.overdue(now);
+        n.timely = life.timely();
+        n.overdue = life.overdue(now);
         n.withdrawn_at = self.withdrawn_at.map(ts_to_pb);
         n.withdraw_reason = self.withdraw_reason.clone().unwrap_or_default();
         n.duplicate_of = self.duplicate_of.clone().unwrap_or_default();
@@ -266,16 +257,20 @@ impl NoticeRecord {
         let code = |col: &str| row.int(col) as i32;
         Ok(NoticeRecord {
             content,
-            direction: Direction::try_from(code("direction")).map_err(|_| corrupt("direction"))?,
-            status: NoticeStatus::try_from(code("status")).map_err(|_| corrupt("status"))?,
+            life: Lifecycle {
+                direction: Direction::try_from(code("direction"))
+                    .map_err(|_| corrupt("direction"))?,
+                status: NoticeStatus::try_from(code("status")).map_err(|_| corrupt("status"))?,
+                reply_required: ReplySort::try_from(code("reply_required"))
+                    .map_err(|_| corrupt("reply_required"))?,
+                created_at: from_micros(row.int("created_at")),
+                received_at: ts("received_at"),
+                due_at: ts("due_at"),
+                acknowledged_at: ts("acknowledged_at"),
+                answered_at: ts("answered_at"),
+            },
             peer: row.text("peer"),
-            reply_required: ReplySort::try_from(code("reply_required"))
-                .map_err(|_| corrupt("reply_required"))?,
-            received_at: ts("received_at"),
-            due_at: ts("due_at"),
-            acknowledged_at: ts("acknowledged_at"),
             acknowledged_by: row.opt_text("acknowledged_by"),
-            answered_at: ts("answered_at"),
             feedback,
             withdrawn_at: ts("withdrawn_at"),
             withdraw_reason: row.opt_text("withdraw_reason"),
@@ -1508,61 +1503,81 @@ impl Tx {
         })
     }
 
+    /// Records a receipt, only while the notice has none and is not
+    /// withdrawn (the state `Lifecycle::check` accepted): a concurrent
+    /// change makes it `Stale` instead of overwriting.
     pub async fn set_acknowledged(&mut self, id: &str, at: OffsetDateTime, by: &str) -> Result<()> {
-        with_tx!(self, |conn, Db| {
+        let done = with_tx!(self, |conn, Db| {
             sqlx::query(
-                "UPDATE notices SET acknowledged_at = COALESCE(acknowledged_at, $1), acknowledged_by = COALESCE(acknowledged_by, $2), \
-                 status = CASE WHEN status IN (1, 2, 3) THEN 4 ELSE status END WHERE id = $3",
+                "UPDATE notices SET acknowledged_at = $1, acknowledged_by = $2, \
+                 status = CASE WHEN status IN ($3, $4, $5) THEN $6 ELSE status END \
+                 WHERE id = $7 AND acknowledged_at IS NULL AND status <> $8",
             )
             .bind(micros(at))
             .bind(by)
+            .bind(NoticeStatus::Queued as i32)
+            .bind(NoticeStatus::Delivered as i32)
+            .bind(NoticeStatus::Pending as i32)
+            .bind(NoticeStatus::Acknowledged as i32)
             .bind(id)
+            .bind(NoticeStatus::Withdrawn as i32)
             .execute(&mut *conn)
-            .await?;
-            Ok(())
-        })
+            .await?
+            .rows_affected()
+        });
+        stale_unless_one(done, id)
     }
 
-    /// Stores feedback; it also counts as receipt when none came before.
+    /// Stores feedback (it also counts as receipt when none came before),
+    /// only on a notice that needs feedback, has none and is not withdrawn.
     pub async fn set_answered(
         &mut self,
         id: &str,
         feedback: &pb::Feedback,
         at: OffsetDateTime,
     ) -> Result<()> {
-        with_tx!(self, |conn, Db| {
+        let done = with_tx!(self, |conn, Db| {
             sqlx::query(
-                "UPDATE notices SET answered_at = $1, feedback = $2, status = 5, \
-                 acknowledged_at = COALESCE(acknowledged_at, $3), acknowledged_by = COALESCE(acknowledged_by, $4) WHERE id = $5",
+                "UPDATE notices SET answered_at = $1, feedback = $2, status = $3, \
+                 acknowledged_at = COALESCE(acknowledged_at, $1), acknowledged_by = COALESCE(acknowledged_by, $4) \
+                 WHERE id = $5 AND answered_at IS NULL AND reply_required = $6 AND status <> $7",
             )
             .bind(micros(at))
             .bind(feedback.encode_to_vec())
-            .bind(micros(at))
+            .bind(NoticeStatus::Answered as i32)
             .bind(&feedback.answered_by)
             .bind(id)
+            .bind(ReplySort::Feedback as i32)
+            .bind(NoticeStatus::Withdrawn as i32)
             .execute(&mut *conn)
-            .await?;
-            Ok(())
-        })
+            .await?
+            .rows_affected()
+        });
+        stale_unless_one(done, id)
     }
 
+    /// Withdraws a notice, only while it is neither answered nor withdrawn.
     pub async fn set_withdrawn(
         &mut self,
         id: &str,
         at: OffsetDateTime,
         reason: &str,
     ) -> Result<()> {
-        with_tx!(self, |conn, Db| {
+        let done = with_tx!(self, |conn, Db| {
             sqlx::query(
-                "UPDATE notices SET status = 6, withdrawn_at = $1, withdraw_reason = $2 WHERE id = $3",
+                "UPDATE notices SET status = $1, withdrawn_at = $2, withdraw_reason = $3 \
+                 WHERE id = $4 AND answered_at IS NULL AND status NOT IN ($5, $1)",
             )
+            .bind(NoticeStatus::Withdrawn as i32)
             .bind(micros(at))
             .bind(reason)
             .bind(id)
+            .bind(NoticeStatus::Answered as i32)
             .execute(&mut *conn)
-            .await?;
-            Ok(())
-        })
+            .await?
+            .rows_affected()
+        });
+        stale_unless_one(done, id)
     }
 
     #[allow(clippy::too_many_arguments)]

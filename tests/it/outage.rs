@@ -2,9 +2,7 @@
 //! gets its whole backlog, in order of creation, once it is back; the other
 //! peers are not delayed meanwhile; the failure is visible while it lasts.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use migrex::clock::SystemClock;
 use migrex::domain::{Direction, NoticeStatus};
 use migrex::pb;

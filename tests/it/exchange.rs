@@ -1,9 +1,7 @@
 //! SPEC.md section 3: notices of every kind cross between real nodes and
 //! their replies come back; receipt is idempotent; identity is enforced.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use migrex::clock::SystemClock;
 use migrex::domain::{Direction, FeedbackResult, NoticeStatus, ReplySort};
 use migrex::pb;

@@ -6,9 +6,7 @@
 //! The target is PostgreSQL in scripts/test's PostgreSQL pass, another
 //! SQLite file in the first pass.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use migrex::clock::SystemClock;
 use migrex::config::Config;
 use migrex::domain::{Direction, NoticeStatus};

@@ -1,9 +1,7 @@
 //! SPEC.md section 6: every malformed or disallowed request gets a precise
 //! status that names the field, and changes nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use migrex::clock::SystemClock;
 use migrex::desk::Role;
 use migrex::domain::{Direction, FeedbackResult};

@@ -1,6 +1,5 @@
 //! Test helpers: a network of real nodes on 127.0.0.1 (real TLS, real SQLite
 //! files) in one line, notices of each kind, and polling with a deadline.
-#![allow(dead_code)]
 
 use migrex::clock::{Clock, ManualClock, SharedClock, SystemClock};
 use migrex::config::Delivery;

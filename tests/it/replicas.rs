@@ -8,9 +8,7 @@
 //! once store it once. Runs in the PostgreSQL pass of
 //! scripts/test: replicas need a database server they can share.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use migrex::clock::SystemClock;
 use migrex::config::{Config, Delivery};
 use migrex::domain::{Direction, NoticeStatus};

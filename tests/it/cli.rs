@@ -3,9 +3,7 @@
 //! `notice send` on one and `pending` / `ack` / `feedback` on the other,
 //! CSV imports that are all or nothing, and one-line errors.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -15,9 +15,7 @@
 //! | G | Luohu | marriage notification | 10-01 00:30 (09-30 16:30 UTC) | — | October, not September |
 //! | F | Shuangliu → Luohu | marriage notification, receipt | 09-18 10:00 | 10-18 | signed 09-21 09:00 |
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use migrex::calendar::DayCount;
 use migrex::clock::{ManualClock, SharedClock};
 use migrex::config::{Config, PolicyEntry};

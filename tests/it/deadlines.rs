@@ -3,9 +3,7 @@
 //! National Day, with make-up Saturdays, against dates worked out by hand.
 //! The nodes run on a manual clock; nothing sleeps to move time.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use migrex::calendar::DayCount;
 use migrex::clock::{ManualClock, SharedClock};
 use migrex::config::{Config, PolicyEntry};

@@ -4,8 +4,6 @@
 //! of 100,000 notices, for every grouping, both directions, several periods
 //! and report times; and again after the node's timezone changed.
 
-mod common;
-
 use migrex::domain::{Direction, IdNumber, NoticeContent, NoticeStatus, ParseContext};
 use migrex::pb;
 use migrex::stats::{Period, figures, timeliness};
@@ -17,9 +15,9 @@ use time::{Duration, OffsetDateTime};
 /// on; 20,000 on PostgreSQL, where the same check proves its triggers equal
 /// (a notice at a time over the network makes 100,000 a six-minute test).
 fn history_size() -> usize {
-    match common::store_choice() {
-        common::StoreChoice::Sqlite => 100_000,
-        common::StoreChoice::Postgres { .. } => 20_000,
+    match crate::common::store_choice() {
+        crate::common::StoreChoice::Sqlite => 100_000,
+        crate::common::StoreChoice::Postgres { .. } => 20_000,
     }
 }
 
@@ -96,7 +94,7 @@ fn content(rng: &mut fastrand::Rng, i: usize, created_at: OffsetDateTime) -> Not
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_path_and_raw_recount_agree_on_a_random_history() {
     let dir = tempfile::tempdir().unwrap();
-    let path = common::store_location(dir.path(), "agree").await;
+    let path = crate::common::store_location(dir.path(), "agree").await;
     let shanghai = time_tz::timezones::get_by_name("Asia/Shanghai").unwrap();
     let store = Store::open(&path, shanghai).await.unwrap();
     let mut rng = fastrand::Rng::with_seed(20261122);
@@ -150,7 +148,8 @@ async fn fast_path_and_raw_recount_agree_on_a_random_history() {
         if rng.u8(0..100) < 65 {
             let acked = received + Duration::microseconds(rng.i64(0..50 * 86_400_000_000));
             tx.set_acknowledged(&id, acked, "clerk").await.unwrap();
-            if rng.bool() {
+            // Only notices that need feedback can be answered.
+            if rng.bool() && c.reply_required == migrex::domain::ReplySort::Feedback {
                 let answered = acked + Duration::microseconds(rng.i64(0..10 * 86_400_000_000));
                 let fb = pb::Feedback {
                     result: 1,

@@ -3,9 +3,7 @@
 //! with every notice delivered exactly once, and each with the
 //! acknowledgement the destination gave first.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use migrex::clock::SystemClock;
 use migrex::config::Delivery;
 use migrex::domain::{Direction, NoticeStatus};

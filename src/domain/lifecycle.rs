@@ -1,0 +1,430 @@
+//! The life of a stored notice and the one table of reply rules.
+//!
+//! Who may sign (签收), answer (核查反馈) or withdraw (撤回) a notice, in which
+//! state, and with which instant, is decided here and only here: the desk
+//! (a clerk of this node) and the exchange (a peer node's reply) both call
+//! `Lifecycle::check`. A refusal changes nothing; the store then applies an
+//! accepted reply with an update that is conditional on the same state, so
+//! that a race cannot overwrite an answer either.
+
+use super::{Direction, NoticeStatus, ReplyBody, ReplySort};
+use time::{Duration, OffsetDateTime};
+
+/// How far a peer's clock may run ahead of ours: event dates may lie this
+/// far in our future (two nodes on either side of midnight), and reply
+/// instants this far past our now.
+pub const CLOCK_SKEW: Duration = Duration::days(1);
+
+/// Why a request was refused, in the domain's words; every interface maps
+/// `kind` to its own code (a gRPC status, an item error, an HTTP page).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct DomainError {
+    pub kind: Refused,
+    pub field: String,
+    pub message: String,
+}
+
+/// The sorts of refusal (SPEC.md section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Malformed or against a rule of its own (INVALID_ARGUMENT).
+    Invalid,
+    /// Names something this node does not hold (NOT_FOUND).
+    NotFound,
+    /// The caller may not do this (PERMISSION_DENIED).
+    NotPermitted,
+    /// Not in the notice's present state (FAILED_PRECONDITION).
+    WrongState,
+    /// The same id with other content (ALREADY_EXISTS).
+    Exists,
+    /// More than one request may carry (RESOURCE_EXHAUSTED).
+    TooLarge,
+    /// Not yet possible; the same request may succeed later (UNAVAILABLE).
+    NotYet,
+}
+
+impl DomainError {
+    pub fn new(kind: Refused, field: impl Into<String>, message: impl Into<String>) -> Self {
+        DomainError {
+            kind,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<super::FieldError> for DomainError {
+    fn from(e: super::FieldError) -> Self {
+        DomainError::new(Refused::Invalid, e.field, e.rule)
+    }
+}
+
+/// Which party of a notice a reply comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    /// The district that sent the notice.
+    Origin,
+    /// The district the notice is for.
+    Destination,
+    /// Neither: may not reply at all.
+    Stranger,
+}
+
+/// What an accepted reply does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Record it: the notice moves on.
+    Apply,
+    /// The notice already holds this sort of reply (a clerk signing twice,
+    /// withdrawing twice): nothing to record. Through the desk this answers
+    /// with the notice unchanged; from a peer, under a new reply id, it is
+    /// refused, since one receipt per notice is all there is.
+    AlreadyDone,
+}
+
+/// The state of a stored notice that its replies and its deadline figures read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lifecycle {
+    pub direction: Direction,
+    pub status: NoticeStatus,
+    pub reply_required: ReplySort,
+    pub created_at: OffsetDateTime,
+    pub received_at: Option<OffsetDateTime>,
+    pub due_at: Option<OffsetDateTime>,
+    pub acknowledged_at: Option<OffsetDateTime>,
+    pub answered_at: Option<OffsetDateTime>,
+}
+
+impl Lifecycle {
+    /// The party this node itself is: the destination of what it received.
+    pub fn own_party(&self) -> Party {
+        match self.direction {
+            Direction::Inbound => Party::Destination,
+            _ => Party::Origin,
+        }
+    }
+
+    /// When the reply this notice needs was made, if it was.
+    pub fn replied_at(&self) -> Option<OffsetDateTime> {
+        match self.reply_required {
+            ReplySort::Feedback => self.answered_at,
+            _ => self.acknowledged_at.or(self.answered_at),
+        }
+    }
+
+    /// Replied no later than `due_at`; `None` while there is no reply.
+    pub fn timely(&self) -> Option<bool> {
+        Some(self.replied_at()? <= self.due_at?)
+    }
+
+    /// Overdue: without its reply and past `due_at` at `now`. Withdrawn
+    /// notices are never overdue. (The store's SQL twin is
+    /// `store::notices::OVERDUE`; both say the same.)
+    pub fn overdue(&self, now: OffsetDateTime) -> bool {
+        self.status != NoticeStatus::Withdrawn
+            && self.replied_at().is_none()
+            && self.due_at.is_some_and(|d| d <= now)
+    }
+
+    /// Whether `reply`, from party `by`, may be recorded on this notice at
+    /// the receiver's `now`. `notice_field` names the notice in the caller's
+    /// request (`id` at the desk, `reply.notice_id` on the exchange).
+    pub fn check(
+        &self,
+        by: Party,
+        reply: &ReplyBody,
+        now: OffsetDateTime,
+        notice_field: &str,
+    ) -> Result<Verdict, DomainError> {
+        let refuse = |kind, message: &str| Err(DomainError::new(kind, notice_field, message));
+        let withdrawn = self.status == NoticeStatus::Withdrawn;
+        match reply {
+            ReplyBody::Receipt {
+                acknowledged_at, ..
+            } => {
+                if by != Party::Destination {
+                    return refuse(
+                        Refused::NotPermitted,
+                        "only the notice's destination signs for it",
+                    );
+                }
+                if withdrawn {
+                    return refuse(Refused::WrongState, "the origin withdrew this notice");
+                }
+                if self.acknowledged_at.is_some() {
+                    return Ok(Verdict::AlreadyDone);
+                }
+                self.reply_instant(
+                    "reply.receipt.acknowledged_at",
+                    *acknowledged_at,
+                    self.received_at,
+                    now,
+                )?;
+            }
+            ReplyBody::Feedback(f) => {
+                if by != Party::Destination {
+                    return refuse(
+                        Refused::NotPermitted,
+                        "only the notice's destination answers it",
+                    );
+                }
+                if withdrawn {
+                    return refuse(Refused::WrongState, "the origin withdrew this notice");
+                }
+                if self.reply_required != ReplySort::Feedback {
+                    return refuse(
+                        Refused::WrongState,
+                        "this notice needs only a receipt (签收), not feedback",
+                    );
+                }
+                if self.answered_at.is_some() {
+                    return refuse(Refused::WrongState, "this notice was already answered");
+                }
+                self.reply_instant(
+                    "reply.feedback.answered_at",
+                    f.answered_at,
+                    self.received_at,
+                    now,
+                )?;
+            }
+            ReplyBody::Withdrawal { withdrawn_at, .. } => {
+                if by != Party::Origin {
+                    return refuse(
+                        Refused::NotPermitted,
+                        "only the notice's origin may withdraw it",
+                    );
+                }
+                if self.status == NoticeStatus::Answered || self.answered_at.is_some() {
+                    return refuse(
+                        Refused::WrongState,
+                        "an answered notice cannot be withdrawn",
+                    );
+                }
+                if withdrawn {
+                    return Ok(Verdict::AlreadyDone);
+                }
+                // A notice may be withdrawn before it was delivered.
+                self.reply_instant(
+                    "reply.withdrawal.withdrawn_at",
+                    *withdrawn_at,
+                    Some(self.created_at),
+                    now,
+                )?;
+            }
+        }
+        Ok(Verdict::Apply)
+    }
+
+    /// A reply's instant lies between `earliest` (when the notice reached
+    /// the replying side) and the receiver's `now` plus the skew tolerance.
+    fn reply_instant(
+        &self,
+        field: &str,
+        at: OffsetDateTime,
+        earliest: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<(), DomainError> {
+        let Some(earliest) = earliest else {
+            // The origin has not yet recorded the destination's
+            // acknowledgement of the notice (it is being redelivered): the
+            // reply cannot be checked yet, and will be, when sent again.
+            return Err(DomainError::new(
+                Refused::NotYet,
+                field,
+                "the notice's delivery is not recorded here yet; send the reply again later",
+            ));
+        };
+        if at < earliest {
+            return Err(DomainError::new(
+                Refused::Invalid,
+                field,
+                "is before the notice reached its destination",
+            ));
+        }
+        if at > now + CLOCK_SKEW {
+            return Err(DomainError::new(
+                Refused::Invalid,
+                field,
+                "is in the future (beyond the one-day clock-skew tolerance)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{FeedbackContent, FeedbackResult};
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-20 10:00 UTC);
+
+    fn delivered(reply_required: ReplySort) -> Lifecycle {
+        Lifecycle {
+            direction: Direction::Outbound,
+            status: NoticeStatus::Delivered,
+            reply_required,
+            created_at: datetime!(2026-11-01 08:00 UTC),
+            received_at: Some(datetime!(2026-11-01 09:00 UTC)),
+            due_at: Some(datetime!(2026-12-01 15:59:59 UTC)),
+            acknowledged_at: None,
+            answered_at: None,
+        }
+    }
+
+    fn receipt(at: OffsetDateTime) -> ReplyBody {
+        ReplyBody::Receipt {
+            acknowledged_at: at,
+            acknowledged_by: "clerk".into(),
+        }
+    }
+
+    fn feedback(at: OffsetDateTime) -> ReplyBody {
+        ReplyBody::Feedback(FeedbackContent {
+            result: FeedbackResult::Confirmed,
+            remarks: String::new(),
+            corrections: Default::default(),
+            responsible_district: None,
+            answered_by: "clerk".into(),
+            answered_at: at,
+        })
+    }
+
+    fn withdrawal(at: OffsetDateTime) -> ReplyBody {
+        ReplyBody::Withdrawal {
+            withdrawn_at: at,
+            reason: String::new(),
+        }
+    }
+
+    fn refusal(r: Result<Verdict, DomainError>) -> Refused {
+        r.expect_err("refused").kind
+    }
+
+    #[test]
+    fn the_table_of_reply_rules() {
+        use Party::*;
+        let n = delivered(ReplySort::Feedback);
+        let at = NOW - Duration::days(1);
+        assert_eq!(
+            n.check(Destination, &receipt(at), NOW, "id"),
+            Ok(Verdict::Apply)
+        );
+        assert_eq!(
+            n.check(Destination, &feedback(at), NOW, "id"),
+            Ok(Verdict::Apply)
+        );
+        assert_eq!(
+            n.check(Origin, &withdrawal(at), NOW, "id"),
+            Ok(Verdict::Apply)
+        );
+        // Only the destination replies, only the origin withdraws.
+        for (by, r) in [
+            (Origin, receipt(at)),
+            (Stranger, feedback(at)),
+            (Destination, withdrawal(at)),
+        ] {
+            assert_eq!(refusal(n.check(by, &r, NOW, "id")), Refused::NotPermitted);
+        }
+
+        let mut answered = n.clone();
+        answered.status = NoticeStatus::Answered;
+        answered.acknowledged_at = Some(at);
+        answered.answered_at = Some(at);
+        assert_eq!(
+            refusal(answered.check(Destination, &feedback(at), NOW, "id")),
+            Refused::WrongState,
+            "a second feedback"
+        );
+        assert_eq!(
+            refusal(answered.check(Origin, &withdrawal(at), NOW, "id")),
+            Refused::WrongState,
+            "withdrawal after the answer"
+        );
+        assert_eq!(
+            answered.check(Destination, &receipt(at), NOW, "id"),
+            Ok(Verdict::AlreadyDone),
+            "feedback counts as receipt"
+        );
+
+        let mut withdrawn = n.clone();
+        withdrawn.status = NoticeStatus::Withdrawn;
+        for r in [receipt(at), feedback(at)] {
+            assert_eq!(
+                refusal(withdrawn.check(Destination, &r, NOW, "id")),
+                Refused::WrongState
+            );
+        }
+        assert_eq!(
+            withdrawn.check(Origin, &withdrawal(at), NOW, "id"),
+            Ok(Verdict::AlreadyDone)
+        );
+
+        let receipt_only = delivered(ReplySort::Receipt);
+        assert_eq!(
+            refusal(receipt_only.check(Destination, &feedback(at), NOW, "id")),
+            Refused::WrongState
+        );
+    }
+
+    #[test]
+    fn reply_instants_lie_between_receipt_and_now_plus_skew() {
+        let n = delivered(ReplySort::Feedback);
+        let received = n.received_at.unwrap();
+        let early = received - Duration::microseconds(1);
+        let late = NOW + CLOCK_SKEW + Duration::seconds(1);
+        for r in [
+            receipt(early),
+            feedback(early),
+            receipt(late),
+            feedback(late),
+        ] {
+            let e = n.check(Party::Destination, &r, NOW, "id").unwrap_err();
+            assert_eq!(e.kind, Refused::Invalid);
+            assert!(e.field.starts_with("reply."), "{}", e.field);
+        }
+        assert_eq!(
+            n.check(Party::Destination, &receipt(received), NOW, "id"),
+            Ok(Verdict::Apply)
+        );
+        assert_eq!(
+            n.check(Party::Destination, &feedback(NOW + CLOCK_SKEW), NOW, "id"),
+            Ok(Verdict::Apply)
+        );
+        assert_eq!(
+            refusal(n.check(Party::Origin, &withdrawal(late), NOW, "id")),
+            Refused::Invalid
+        );
+        // A notice withdrawn before delivery: bounded by its creation.
+        let mut queued = n.clone();
+        queued.status = NoticeStatus::Queued;
+        queued.received_at = None;
+        assert_eq!(
+            queued.check(Party::Origin, &withdrawal(n.created_at), NOW, "id"),
+            Ok(Verdict::Apply)
+        );
+        assert_eq!(
+            refusal(queued.check(Party::Destination, &receipt(NOW), NOW, "id")),
+            Refused::NotYet
+        );
+    }
+
+    #[test]
+    fn overdue_and_timely_follow_the_reply_the_notice_needs() {
+        let mut n = delivered(ReplySort::Feedback);
+        let due = n.due_at.unwrap();
+        assert!(!n.overdue(due - Duration::seconds(1)));
+        assert!(n.overdue(due));
+        n.acknowledged_at = Some(due);
+        assert!(n.overdue(due), "a receipt is not the feedback it needs");
+        assert_eq!(n.timely(), None);
+        n.answered_at = Some(due + Duration::seconds(1));
+        assert!(!n.overdue(due + Duration::days(9)));
+        assert_eq!(n.timely(), Some(false));
+        let mut w = delivered(ReplySort::Receipt);
+        w.status = NoticeStatus::Withdrawn;
+        assert!(!w.overdue(due + Duration::days(9)));
+    }
+}

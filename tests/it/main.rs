@@ -1,0 +1,18 @@
+//! The integration suite, one test binary (it links the crate once): real
+//! nodes on 127.0.0.1 with real TLS, on SQLite files or, in `scripts/test`'s
+//! second pass, on a real PostgreSQL; `migrex` processes where a test runs
+//! the binary as operators do. A module per subject.
+
+mod common;
+
+mod bad_input;
+mod cli;
+mod crash;
+mod deadlines;
+mod exchange;
+mod outage;
+mod replicas;
+mod reply_rules;
+mod stats_agree;
+mod store_copy;
+mod timeliness;

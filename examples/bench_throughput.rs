@@ -99,7 +99,9 @@ async fn main() {
             (c.listen, c.desk_listen, c.ops_listen) = (port(), port(), port());
         }
         urls.push(format!("https://{}", c.listen));
-        let node = Node::bind(c, &base, Arc::new(SystemClock))
+        let settings = migrex::config::Settings::from_config(&c, &base, &net.nodes[1].config_path)
+            .expect("settings");
+        let node = Node::bind(settings, Arc::new(SystemClock))
             .await
             .expect("bind")
             .start()

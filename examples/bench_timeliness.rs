@@ -175,7 +175,7 @@ async fn main() {
         let store = Store::open(folder.join("510116/migrex.db").to_str().expect("path"), tz)
             .await
             .expect("store");
-        let token = migrex::setup::create_token(&store, "bench", migrex::desk::Role::Monitor)
+        let token = migrex::setup::create_token(&store, "bench", migrex::auth::Role::Monitor)
             .await
             .expect("token");
         store.close().await;

@@ -196,12 +196,7 @@ impl Config {
             .enumerate()
             .map(|(i, p)| {
                 let prefix = RoutePrefix::parse(&format!("peers[{i}].prefix"), &p.prefix)?;
-                if !p.endpoint.starts_with("https://") {
-                    return Err(FieldError::new(
-                        format!("peers[{i}].endpoint"),
-                        "must be an https:// URL",
-                    ));
-                }
+                check_endpoint(&format!("peers[{i}].endpoint"), &p.endpoint)?;
                 Ok(Route {
                     prefix,
                     endpoint: p.endpoint.clone(),
@@ -301,6 +296,78 @@ impl Config {
             source,
         })?;
         Ok(Deadlines::new(&self.timezone, calendar, policy)?)
+    }
+}
+
+/// A peer's exchange endpoint must be an https:// URL with a host, usable
+/// as it stands: a route nobody can connect to is an error at start, not a
+/// worker that silently delivers nothing.
+pub fn check_endpoint(field: &str, endpoint: &str) -> Result<(), FieldError> {
+    let uri: http::Uri = endpoint
+        .parse()
+        .map_err(|_| FieldError::new(field, format!("'{endpoint}' is not a URL")))?;
+    if uri.scheme_str() != Some("https") || uri.host().is_none_or(str::is_empty) {
+        return Err(FieldError::new(
+            field,
+            format!("'{endpoint}' is not an https://HOST:PORT URL"),
+        ));
+    }
+    Ok(())
+}
+
+/// The node's configuration as the running node uses it: checked once at
+/// start, every value in its domain type, every path absolute.
+pub struct Settings {
+    pub district: DistrictCode,
+    /// The database: a SQLite file path, or a URL.
+    pub database: String,
+    pub listen: String,
+    pub desk_listen: String,
+    pub ops_listen: String,
+    pub tls: TlsPaths,
+    pub delivery: Delivery,
+    pub routes: Vec<Route>,
+    /// The timezone, holiday calendar and reply policy.
+    pub deadlines: Deadlines,
+}
+
+/// The node's certificate files, resolved against the config's folder.
+#[derive(Debug, Clone)]
+pub struct TlsPaths {
+    pub ca_cert: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Settings {
+    /// Reads and checks the config file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let (config, base) = Config::load(path)?;
+        Self::from_config(&config, &base, path)
+    }
+
+    /// Checks `c`, whose relative paths are relative to `base`; `path`
+    /// names the file in errors.
+    pub fn from_config(c: &Config, base: &Path, path: &Path) -> Result<Self, ConfigError> {
+        let field = |source| ConfigError::Field {
+            path: path.display().to_string(),
+            source,
+        };
+        Ok(Settings {
+            district: c.district().map_err(field)?,
+            database: c.database_location(base),
+            listen: c.listen.clone(),
+            desk_listen: c.desk_listen.clone(),
+            ops_listen: c.ops_listen.clone(),
+            tls: TlsPaths {
+                ca_cert: resolve(base, &c.tls.ca_cert),
+                cert: resolve(base, &c.tls.cert),
+                key: resolve(base, &c.tls.key),
+            },
+            delivery: c.delivery.clone(),
+            routes: c.routes().map_err(field)?,
+            deadlines: c.deadlines(base)?,
+        })
     }
 }
 

@@ -1,17 +1,21 @@
 //! migrex: the node software of the migrant-population information exchange
 //! network. See ARCHITECTURE.md for the map of modules.
 
+pub mod auth;
 pub mod calendar;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
-pub mod desk;
+pub mod context;
 pub mod domain;
 pub mod exchange;
+pub mod grpc;
 pub mod identity;
 pub mod metrics;
 pub mod node;
 pub mod ops;
+pub mod service;
 pub mod setup;
 pub mod stats;
 pub mod store;

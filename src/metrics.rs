@@ -8,9 +8,10 @@
 //! so the two always agree). Label values are bounded: peers are districts,
 //! methods are the known gRPC methods; no ID number or notice id is a label.
 
-use crate::domain::{Direction, NoticeKind, NoticeStatus};
-use crate::node::NodeCtx;
-use crate::store::StoreError;
+use crate::config::Route;
+use crate::domain::Direction;
+use crate::stats::{Period, rows, timeliness};
+use crate::store::{Store, StoreError};
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -22,6 +23,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
+use time::OffsetDateTime;
 
 type Labels = Vec<(String, String)>;
 type RateFamily = Family<Labels, Gauge<f64, AtomicU64>>;
@@ -98,8 +100,8 @@ impl Default for Metrics {
     }
 }
 
-fn direction_name(d: i32) -> &'static str {
-    if d == Direction::Inbound as i32 {
+fn direction_name(d: Direction) -> &'static str {
+    if d == Direction::Inbound {
         "inbound"
     } else {
         "outbound"
@@ -129,27 +131,27 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The exposition text: the process's counters and the store's figures now.
-    pub async fn render(&self, ctx: &NodeCtx) -> Result<String, StoreError> {
-        let now = ctx.now();
+    /// The exposition text: the process's counters and the store's figures
+    /// at `now`, with the timeliness figures of `month` (the current one).
+    pub async fn render(
+        &self,
+        store: &Store,
+        routes: &[Route],
+        month: Period,
+        now: OffsetDateTime,
+    ) -> Result<String, StoreError> {
         let mut scrape = Registry::with_prefix("migrex");
 
         let notices = Family::<Labels, Gauge>::default();
-        for (direction, kind, peer, status, n) in ctx.store.notice_counts().await? {
-            let kind = NoticeKind::try_from(kind)
-                .map(|k| k.as_str_name())
-                .unwrap_or("UNKNOWN");
-            let status = NoticeStatus::try_from(status)
-                .map(|s| s.as_str_name())
-                .unwrap_or("UNKNOWN");
+        for c in store.notice_counts().await? {
             notices
                 .get_or_create(&labels(&[
-                    ("direction", direction_name(direction)),
-                    ("kind", kind),
-                    ("peer", &peer),
-                    ("status", status),
+                    ("direction", direction_name(c.direction)),
+                    ("kind", c.kind.as_str_name()),
+                    ("peer", &c.peer),
+                    ("status", c.status.as_str_name()),
                 ]))
-                .set(n);
+                .set(c.notices);
         }
         scrape.register(
             "notices",
@@ -158,13 +160,13 @@ impl Metrics {
         );
 
         let overdue = Family::<Labels, Gauge>::default();
-        for (direction, peer, n) in ctx.store.overdue_counts(now).await? {
+        for c in store.overdue_counts(now).await? {
             overdue
                 .get_or_create(&labels(&[
-                    ("direction", direction_name(direction)),
-                    ("peer", &peer),
+                    ("direction", direction_name(c.direction)),
+                    ("peer", &c.peer),
                 ]))
-                .set(n);
+                .set(c.notices);
         }
         scrape.register(
             "overdue_open",
@@ -178,19 +180,21 @@ impl Metrics {
             Family::<Labels, Gauge>::default(),
         );
         // Every configured peer shows, at zero when nothing waits for it.
-        for r in &ctx.routes {
+        for r in routes {
             let l = labels(&[("peer", r.prefix.as_str())]);
             backlog.get_or_create(&l).set(0);
             refused.get_or_create(&l).set(0);
             oldest.get_or_create(&l).set(0);
         }
-        for (route, waiting, refused_n, oldest_at) in ctx.store.outbox_stats().await? {
-            let l = labels(&[("peer", &route)]);
-            backlog.get_or_create(&l).set(waiting);
-            refused.get_or_create(&l).set(refused_n);
-            oldest
-                .get_or_create(&l)
-                .set(oldest_at.map(|t| (now - t).whole_seconds()).unwrap_or(0));
+        for c in store.outbox_counts().await? {
+            let l = labels(&[("peer", &c.route)]);
+            backlog.get_or_create(&l).set(c.waiting);
+            refused.get_or_create(&l).set(c.refused);
+            oldest.get_or_create(&l).set(
+                c.oldest_waiting
+                    .map(|t| (now - t).whole_seconds())
+                    .unwrap_or(0),
+            );
         }
         scrape.register(
             "outbox_backlog",
@@ -209,12 +213,6 @@ impl Metrics {
         );
 
         // This month's timeliness figures, exactly as Stats.GetTimeliness computes them.
-        let today = ctx.deadlines.local_date(now);
-        let month = crate::stats::Period::parse(
-            "period",
-            &format!("{}-{:02}", today.year(), today.month() as u8),
-        )
-        .expect("a valid month");
         let counts: Vec<(&str, &str, Family<Labels, Gauge>)> = [
             ("month_received", "Notices received this month (the cohort)"),
             (
@@ -266,11 +264,10 @@ impl Metrics {
         .map(|(n, h)| (n, h, Family::default()))
         .collect();
         for direction in [Direction::Inbound, Direction::Outbound] {
-            let groups =
-                crate::stats::timeliness(&ctx.store, month, direction, now, true, false).await?;
-            for row in crate::stats::rows(&groups, true, false) {
+            let groups = timeliness(store, month, direction, now, true, false).await?;
+            for row in rows(&groups, true, false) {
                 let l = labels(&[
-                    ("direction", direction_name(direction as i32)),
+                    ("direction", direction_name(direction)),
                     ("peer", &row.peer),
                 ]);
                 let values = [

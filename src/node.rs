@@ -1,39 +1,37 @@
-//! A running node: its shared context, its three listeners, its delivery
-//! workers, and an orderly shutdown.
+//! Wiring a node together: its listeners, its delivery workers, and an
+//! orderly shutdown. No business rule lives here.
 //!
 //! `Node::bind` opens the store and binds the listeners (port 0 gives a free
-//! port, which tests and the demo use); `BoundNode::start` serves. Shutdown
-//! stops accepting, lets in-flight calls finish their commits, stops the
-//! workers between batches, and closes the store.
+//! port, which tests and the demo use); `BoundNode::start` serves. Every
+//! listener and worker is a supervised task: if one ends while the node is
+//! not stopping, the node reports not ready, stops the rest cleanly and
+//! `RunningNode::run_until_stopped` returns the failure (so `migrex serve`
+//! exits non-zero and systemd restarts it) instead of running half alive.
 
-use crate::calendar::Deadlines;
 use crate::clock::SharedClock;
-use crate::config::{Config, Delivery, Route, resolve, route_for};
-use crate::domain::DistrictCode;
+use crate::config::{Settings, route_for};
+use crate::context::{NodeCtx, Parts};
+use crate::exchange::server::ExchangeService;
+use crate::grpc::desk::DeskService;
+use crate::grpc::stats::StatsService;
 use crate::identity::{TlsMaterial, tls_incoming};
 use crate::pb;
 use crate::store::Store;
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
-use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("config: {0}")]
-    Field(#[from] crate::domain::FieldError),
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    #[error("cannot listen on {addr} ({which}): {source}")]
+    #[error("cannot listen on {addr} ({which})")]
     Bind {
         which: &'static str,
         addr: String,
@@ -43,60 +41,30 @@ pub enum NodeError {
     WrongCertificate { cert: String, config: String },
     #[error("gRPC reflection: {0}")]
     Reflection(String),
-}
-
-/// What every part of a running node shares.
-pub struct NodeCtx {
-    pub district: DistrictCode,
-    pub store: Store,
-    pub clock: SharedClock,
-    pub deadlines: Deadlines,
-    pub routes: Vec<Route>,
-    pub delivery: Delivery,
-    pub tls: TlsMaterial,
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// This process among the replicas of the node (they share the
-    /// district, certificate and PostgreSQL database): host name and exchange
-    /// address, stable across restarts, so a replica restarted after a crash
-    /// takes its own delivery leases back at once.
-    pub replica: String,
-    wakers: HashMap<String, Arc<Notify>>,
-}
-
-impl NodeCtx {
-    /// Now, to the microsecond: the precision the store keeps, so that an
-    /// instant read back equals the one that was acknowledged.
-    pub fn now(&self) -> OffsetDateTime {
-        let t = self.clock.now();
-        t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
-            .expect("valid nanosecond")
-    }
-
-    /// The route for a district code, by longest prefix.
-    pub fn route_for(&self, code: &str) -> Option<&Route> {
-        route_for(&self.routes, code)
-    }
-
-    /// Tells the worker of `route` that new items wait (after their commit).
-    pub fn wake(&self, route: &str) {
-        if let Some(n) = self.wakers.get(route) {
-            n.notify_one();
-        }
-    }
+    #[error("peers[{route}]: cannot use endpoint {endpoint}: {reason}")]
+    Endpoint {
+        route: String,
+        endpoint: String,
+        reason: String,
+    },
+    #[error("the {task} stopped unexpectedly ({reason}); the node stopped with it")]
+    TaskFailed { task: String, reason: String },
 }
 
 pub struct Node;
 
 /// A node whose store is open and whose listeners are bound, not yet serving.
 pub struct BoundNode {
-    pub config: Config,
-    base: std::path::PathBuf,
+    settings: Settings,
     store: Store,
     clock: SharedClock,
     exchange: TcpListener,
     desk: TcpListener,
     ops: TcpListener,
 }
+
+/// What a supervised task says when it ends: its name, and why if it failed.
+type TaskEnd = (String, Result<(), String>);
 
 /// A serving node.
 pub struct RunningNode {
@@ -105,7 +73,9 @@ pub struct RunningNode {
     pub desk_addr: SocketAddr,
     pub ops_addr: SocketAddr,
     shutdown: CancellationToken,
-    tasks: JoinSet<()>,
+    tasks: JoinSet<TaskEnd>,
+    /// The tasks by name, to stop one as a crash would (tests).
+    handles: Vec<(String, AbortHandle)>,
 }
 
 async fn bind(which: &'static str, addr: &str) -> Result<TcpListener, NodeError> {
@@ -119,18 +89,13 @@ async fn bind(which: &'static str, addr: &str) -> Result<TcpListener, NodeError>
 }
 
 impl Node {
-    pub async fn bind(
-        config: Config,
-        base: &Path,
-        clock: SharedClock,
-    ) -> Result<BoundNode, NodeError> {
-        let store = Store::open(&config.database_location(base), config.tz()?).await?;
+    pub async fn bind(settings: Settings, clock: SharedClock) -> Result<BoundNode, NodeError> {
+        let store = Store::open(&settings.database, settings.deadlines.tz).await?;
         Ok(BoundNode {
-            exchange: bind("exchange", &config.listen).await?,
-            desk: bind("desk", &config.desk_listen).await?,
-            ops: bind("ops", &config.ops_listen).await?,
-            config,
-            base: base.to_path_buf(),
+            exchange: bind("exchange", &settings.listen).await?,
+            desk: bind("desk", &settings.desk_listen).await?,
+            ops: bind("ops", &settings.ops_listen).await?,
+            settings,
             store,
             clock,
         })
@@ -149,28 +114,22 @@ impl BoundNode {
     }
 
     pub async fn start(self) -> Result<RunningNode, NodeError> {
-        let c = &self.config;
-        let district = c.district()?;
-        let tls = TlsMaterial::load(
-            &resolve(&self.base, &c.tls.ca_cert),
-            &resolve(&self.base, &c.tls.cert),
-            &resolve(&self.base, &c.tls.key),
-        )?;
+        let s = self.settings;
+        let tls = TlsMaterial::load(&s.tls.ca_cert, &s.tls.cert, &s.tls.key)?;
         let cert_district = tls.own_district()?;
-        if cert_district != district {
+        if cert_district != s.district {
             return Err(NodeError::WrongCertificate {
                 cert: cert_district.to_string(),
-                config: district.to_string(),
+                config: s.district.to_string(),
             });
         }
-        let routes = c.routes()?;
-        let deadlines = c.deadlines(&self.base)?;
-        let (exchange_addr, desk_addr, ops_addr) =
-            (self.exchange_addr(), self.desk_addr(), self.ops_addr());
+        let exchange_addr = self.exchange.local_addr().expect("bound");
+        let desk_addr = self.desk.local_addr().expect("bound");
+        let ops_addr = self.ops.local_addr().expect("bound");
 
         // Items queued under routes that changed since: move them to today's route.
         for (target, queued_route) in self.store.outbox_targets().await? {
-            let now_route = route_for(&routes, &target)
+            let now_route = route_for(&s.routes, &target)
                 .map(|r| r.prefix.to_string())
                 .unwrap_or_default();
             if now_route != queued_route {
@@ -182,32 +141,42 @@ impl BoundNode {
             }
         }
 
-        let wakers = routes
-            .iter()
-            .map(|r| (r.prefix.to_string(), Arc::new(Notify::new())))
-            .collect();
-        let ctx = Arc::new(NodeCtx {
-            district,
+        let ctx = Arc::new(NodeCtx::new(Parts {
+            district: s.district,
             store: self.store.clone(),
             clock: self.clock.clone(),
-            deadlines,
-            routes: routes.clone(),
-            delivery: c.delivery.clone(),
+            deadlines: s.deadlines,
+            routes: s.routes.clone(),
+            delivery: s.delivery,
             tls: tls.clone(),
-            metrics: Arc::new(crate::metrics::Metrics::default()),
             replica: format!("{}/{exchange_addr}", host_name()),
-            wakers,
-        });
+        }));
+        // Every peer's client is made before anything serves: an endpoint
+        // that cannot be used is an error at start, naming its route.
+        let mut workers = Vec::new();
+        for route in &s.routes {
+            let client = crate::exchange::delivery::connect(&ctx, route).map_err(|e| {
+                NodeError::Endpoint {
+                    route: route.prefix.to_string(),
+                    endpoint: route.endpoint.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            workers.push((route.clone(), client));
+        }
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        let mut handles = Vec::new();
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<pb::exchange_server::ExchangeServer<crate::exchange::server::ExchangeService>>().await;
         health
-            .set_serving::<pb::desk_server::DeskServer<crate::desk::DeskService>>()
+            .set_serving::<pb::exchange_server::ExchangeServer<ExchangeService>>()
             .await;
         health
-            .set_serving::<pb::stats_server::StatsServer<crate::stats::StatsService>>()
+            .set_serving::<pb::desk_server::DeskServer<DeskService>>()
+            .await;
+        health
+            .set_serving::<pb::stats_server::StatsServer<StatsService>>()
             .await;
         let reflection = || {
             tonic_reflection::server::Builder::configure()
@@ -222,53 +191,56 @@ impl BoundNode {
             .add_service(health_service.clone())
             .add_service(reflection()?)
             .add_service(
-                pb::exchange_server::ExchangeServer::new(
-                    crate::exchange::server::ExchangeService { ctx: ctx.clone() },
-                )
-                .max_decoding_message_size(64 << 20)
-                .max_encoding_message_size(64 << 20),
+                pb::exchange_server::ExchangeServer::new(ExchangeService { ctx: ctx.clone() })
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(64 << 20),
             )
             .serve_with_incoming_shutdown(
                 tls_incoming(self.exchange, tls.exchange_server_config()?),
                 shutdown.clone().cancelled_owned(),
             );
-        tasks.spawn(async move {
-            if let Err(e) = exchange.await {
-                tracing::error!(error = %e, "exchange listener failed");
-            }
-        });
+        let name = "exchange listener".to_string();
+        handles.push((
+            name.clone(),
+            tasks.spawn(async move { (name, exchange.await.map_err(|e| e.to_string())) }),
+        ));
 
-        let desk_service = Arc::new(crate::desk::DeskService::new(ctx.clone()));
         let desk = tonic::transport::Server::builder()
             .layer(crate::metrics::RpcMetricsLayer(ctx.metrics.clone()))
             .add_service(health_service)
             .add_service(reflection()?)
-            .add_service(pb::desk_server::DeskServer::from_arc(desk_service.clone()))
-            .add_service(pb::stats_server::StatsServer::new(
-                crate::stats::StatsService {
-                    ctx: ctx.clone(),
-                    desk: desk_service,
-                },
-            ))
+            .add_service(pb::desk_server::DeskServer::new(DeskService {
+                ctx: ctx.clone(),
+            }))
+            .add_service(pb::stats_server::StatsServer::new(StatsService {
+                ctx: ctx.clone(),
+            }))
             .serve_with_incoming_shutdown(
                 tls_incoming(self.desk, tls.desk_server_config()?),
                 shutdown.clone().cancelled_owned(),
             );
-        tasks.spawn(async move {
-            if let Err(e) = desk.await {
-                tracing::error!(error = %e, "desk listener failed");
-            }
-        });
+        let name = "desk listener".to_string();
+        handles.push((
+            name.clone(),
+            tasks.spawn(async move { (name, desk.await.map_err(|e| e.to_string())) }),
+        ));
 
-        tasks.spawn(crate::ops::serve(self.ops, ctx.clone(), shutdown.clone()));
+        let ops = crate::ops::serve(self.ops, ctx.clone(), shutdown.clone());
+        let name = "ops listener".to_string();
+        handles.push((name.clone(), tasks.spawn(async move { (name, ops.await) })));
 
-        for route in routes {
-            let wake = ctx.wakers[route.prefix.as_str()].clone();
-            tasks.spawn(crate::exchange::delivery::run(
-                ctx.clone(),
-                route,
-                wake,
-                shutdown.clone(),
+        for (route, client) in workers {
+            let name = format!("delivery worker of route {}", route.prefix);
+            let wake = ctx.waker(route.prefix.as_str()).expect("a bell per route");
+            let worker =
+                crate::exchange::delivery::run(ctx.clone(), route, client, wake, shutdown.clone());
+            let task = name.clone();
+            handles.push((
+                name,
+                tasks.spawn(async move {
+                    worker.await;
+                    (task, Ok(()))
+                }),
             ));
         }
 
@@ -280,6 +252,7 @@ impl BoundNode {
             ops_addr,
             shutdown,
             tasks,
+            handles,
         })
     }
 }
@@ -309,21 +282,87 @@ impl RunningNode {
         self.shutdown.clone()
     }
 
+    /// The names of the node's supervised tasks.
+    pub fn task_names(&self) -> Vec<String> {
+        self.handles.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Stops the task named `name` as a crash would (tests of supervision).
+    pub fn abort_task(&self, name: &str) {
+        for (n, h) in &self.handles {
+            if n == name {
+                h.abort();
+            }
+        }
+    }
+
     /// Stops accepting, waits for in-flight work to finish, closes the store.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
-        // The other replicas need not wait for the leases to run out.
-        if let Err(e) = self.ctx.store.release_routes(&self.ctx.replica).await {
-            tracing::warn!(error = %e, "cannot release delivery leases; they run out by themselves");
+        self.close().await;
+    }
+
+    async fn close(&self) {
+        // The other replicas need not wait for the leases to run out; a
+        // store that does not answer is not waited for either.
+        let release = self.ctx.store.release_routes(&self.ctx.replica);
+        match tokio::time::timeout(std::time::Duration::from_secs(2), release).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot release delivery leases; they run out by themselves")
+            }
+            Err(_) => {
+                tracing::warn!("the store did not answer; delivery leases run out by themselves")
+            }
         }
         self.ctx.store.close().await;
         tracing::info!(district = %self.ctx.district, "node stopped");
     }
 
-    /// Serves until `shutdown_token()` is cancelled (e.g. by a signal), then shuts down.
-    pub async fn run_until_stopped(self) {
-        self.shutdown.cancelled().await;
-        self.shutdown().await;
+    /// Which task ended, and why.
+    fn why(&self, end: Result<TaskEnd, tokio::task::JoinError>) -> (String, String) {
+        match end {
+            Ok((task, Err(reason))) => (task, reason),
+            Ok((task, Ok(()))) => (task, "it ended".to_string()),
+            Err(e) => {
+                let task = self
+                    .handles
+                    .iter()
+                    .find(|(_, h)| h.id() == e.id())
+                    .map_or_else(|| "a task".to_string(), |(n, _)| n.clone());
+                let reason = if e.is_cancelled() {
+                    "it was aborted".to_string()
+                } else {
+                    format!("it panicked: {e}")
+                };
+                (task, reason)
+            }
+        }
+    }
+
+    /// Serves until `shutdown_token()` is cancelled (e.g. by a signal), then
+    /// shuts down. If a listener or worker ends first, the node marks itself
+    /// not ready, stops the rest cleanly, and returns that failure.
+    pub async fn run_until_stopped(mut self) -> Result<(), NodeError> {
+        let failure = tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => None,
+            Some(end) = self.tasks.join_next() => {
+                // A task that ends because the node is stopping is no failure.
+                (!self.shutdown.is_cancelled()).then(|| self.why(end))
+            }
+        };
+        if let Some((task, reason)) = &failure {
+            self.ctx.mark_failed();
+            tracing::error!(task = %task, reason = %reason, "a part of the node stopped; stopping the node");
+        }
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        self.close().await;
+        match failure {
+            None => Ok(()),
+            Some((task, reason)) => Err(NodeError::TaskFailed { task, reason }),
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! the process runs, `/readyz` once the store answers too, `/metrics` for
 //! Prometheus (see `metrics`).
 
-use crate::node::NodeCtx;
+use crate::context::NodeCtx;
+use crate::stats::Period;
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -13,6 +14,12 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(ctx): State<Arc<NodeCtx>>) -> (StatusCode, &'static str) {
+    if !ctx.is_whole() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stopping: a part of the node failed\n",
+        );
+    }
     match ctx.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready\n"),
         Err(e) => {
@@ -24,7 +31,13 @@ async fn readyz(State(ctx): State<Arc<NodeCtx>>) -> (StatusCode, &'static str) {
 
 async fn metrics(State(ctx): State<Arc<NodeCtx>>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    match ctx.metrics.render(&ctx).await {
+    let now = ctx.now();
+    let month = Period::month_of(ctx.deadlines.local_date(now));
+    match ctx
+        .metrics
+        .render(&ctx.store, &ctx.routes, month, now)
+        .await
+    {
         Ok(text) => (
             [(
                 axum::http::header::CONTENT_TYPE,
@@ -40,16 +53,19 @@ async fn metrics(State(ctx): State<Arc<NodeCtx>>) -> axum::response::Response {
     }
 }
 
-pub async fn serve(listener: TcpListener, ctx: Arc<NodeCtx>, shutdown: CancellationToken) {
+/// Serves until `shutdown`; an error if the listener fails.
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<NodeCtx>,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(ctx);
-    if let Err(e) = axum::serve(listener, app)
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
-    {
-        tracing::error!(error = %e, "ops listener failed");
-    }
+        .map_err(|e| e.to_string())
 }

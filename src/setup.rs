@@ -1,9 +1,9 @@
 //! Setting nodes up: a node folder (`migrex init`), and a whole network of
 //! nodes on loopback in one folder (`migrex demo` and the integration tests).
 
+use crate::auth::{Role, hash_token, new_token};
 use crate::clock::SharedClock;
-use crate::config::{Config, Delivery, TlsFiles};
-use crate::desk::{Role, hash_token, new_token};
+use crate::config::{Config, Delivery, Settings, TlsFiles};
 use crate::domain::DistrictCode;
 use crate::identity;
 use crate::node::{Node, NodeError, RunningNode};
@@ -38,9 +38,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SetupError + '_ {
     }
 }
 
-/// Opens the database a config names (a path relative to the config, or a URL).
-pub async fn open_store(c: &Config, base: &Path) -> Result<Store, SetupError> {
-    Ok(Store::open(&c.database_location(base), c.tz()?).await?)
+/// Opens the database the config file at `config` names.
+pub async fn open_store(config: &Path) -> Result<Store, SetupError> {
+    let s = Settings::load(config)?;
+    Ok(Store::open(&s.database, s.deadlines.tz).await?)
 }
 
 /// Creates a staff token in the node's database; returns the token (shown once).
@@ -105,7 +106,7 @@ pub async fn init_node(
         reply_policy: vec![],
     };
     config.save(&config_path)?;
-    let store = open_store(&config, dir).await?;
+    let store = open_store(&config_path).await?;
     let token = create_token(&store, "admin", Role::Admin).await?;
     store.close().await;
     Ok((config_path, token, created_ca))
@@ -146,32 +147,11 @@ pub enum StoreChoice {
 /// Creates an empty PostgreSQL database named after `label` and a random
 /// suffix through `admin_url`; returns its URL.
 pub async fn create_postgres_database(admin_url: &str, label: &str) -> Result<String, SetupError> {
-    use sqlx::Connection;
     let name = format!(
         "migrex_{label}_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
-    let mut admin = sqlx::PgConnection::connect(admin_url)
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    admin
-        .close()
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    let (base, query) = match admin_url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (admin_url, String::new()),
-    };
-    let server = base
-        .rsplit_once('/')
-        .filter(|(head, _)| head.contains("//") && !head.ends_with('/'))
-        .map(|(head, _)| head)
-        .unwrap_or(base);
-    Ok(format!("{server}/{name}{query}"))
+    Ok(crate::store::create_postgres_database(admin_url, &name).await?)
 }
 
 impl LocalNetwork {
@@ -253,8 +233,8 @@ impl LocalNetwork {
     /// Starts node `i` in this process with `clock`.
     pub async fn start_node(&mut self, i: usize, clock: SharedClock) -> Result<(), SetupError> {
         let node = &mut self.nodes[i];
-        let (config, base) = Config::load(&node.config_path)?;
-        node.running = Some(Node::bind(config, &base, clock).await?.start().await?);
+        let settings = Settings::load(&node.config_path)?;
+        node.running = Some(Node::bind(settings, clock).await?.start().await?);
         Ok(())
     }
 
@@ -272,11 +252,8 @@ impl LocalNetwork {
     }
 
     /// A desk client of node `i` with its admin token.
-    pub async fn desk(
-        &self,
-        i: usize,
-    ) -> Result<crate::desk::client::Desk, crate::desk::client::ConnectError> {
-        crate::desk::client::connect(
+    pub async fn desk(&self, i: usize) -> Result<crate::client::Desk, crate::client::ConnectError> {
+        crate::client::connect(
             &self.nodes[i].desk_url,
             &self.ca_pem,
             &self.nodes[i].admin_token,
@@ -301,8 +278,8 @@ impl LocalNetwork {
     pub async fn stats(
         &self,
         i: usize,
-    ) -> Result<crate::desk::client::Stats, crate::desk::client::ConnectError> {
-        crate::desk::client::connect_stats(
+    ) -> Result<crate::client::Stats, crate::client::ConnectError> {
+        crate::client::connect_stats(
             &self.nodes[i].desk_url,
             &self.ca_pem,
             &self.nodes[i].admin_token,

@@ -8,16 +8,12 @@
 //! notice by notice from the raw cohort (the reference). A randomized test
 //! holds the two to exact agreement.
 
-use crate::domain::{Direction, FieldError, NoticeKind, ReplySort, format_date};
-use crate::exchange::server::internal;
-use crate::node::NodeCtx;
+use crate::domain::{Direction, FieldError, NoticeKind, ReplySort};
 use crate::pb;
-use crate::store::{CohortRow, GroupCounts, Store, StoreError, micros};
+use crate::store::{CohortRow, Counts, Metric, Store, StoreError, micros};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use time::{Date, Duration, Month, OffsetDateTime};
 use time_tz::PrimitiveDateTimeExt;
-use tonic::{Request, Response, Status};
 
 /// A reporting period: whole local days, both ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +93,18 @@ impl Period {
         Ok(period)
     }
 
+    /// The month that holds `day`.
+    pub fn month_of(day: Date) -> Self {
+        let first = day.replace_day(1).expect("day 1 exists");
+        let next = (first + Duration::days(31))
+            .replace_day(1)
+            .expect("day 1 exists");
+        Period {
+            first,
+            last: next.previous_day().expect("a month has days"),
+        }
+    }
+
     /// The first and last month (YYYYMM) when the period is whole months.
     pub fn months(&self) -> Option<(i64, i64)> {
         let key = |d: Date| i64::from(d.year()) * 100 + i64::from(u8::from(d.month()));
@@ -142,12 +150,59 @@ pub mod buckets {
         ms / step * step
     }
 
-    /// A bucket of `metric` (1 reply, 2 lag) back in microseconds.
-    pub fn micros(metric: i32, bucket: i64) -> i64 {
-        if metric == 1 {
-            bucket * TENTH_US
-        } else {
-            bucket * 1000
+    /// A bucket of `metric` back in microseconds.
+    pub fn micros(metric: super::Metric, bucket: i64) -> i64 {
+        match metric {
+            super::Metric::ReplyLatency => bucket * TENTH_US,
+            super::Metric::DeliveryLag => bucket * 1000,
+        }
+    }
+}
+
+/// The figures of one group (peer and/or kind) of a cohort: the counts of
+/// SPEC.md section 4 and the nearest-rank percentiles (50th, 90th) of reply
+/// latency and delivery lag in microseconds, at the resolution of
+/// `buckets`. Assembled from the roll-ups by `timeliness` and counted
+/// notice by notice by `Figures`; the two agree exactly.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupCounts {
+    /// The peer's district, or "" when not grouped by peer.
+    pub peer: String,
+    /// None when not grouped by kind.
+    pub kind: Option<NoticeKind>,
+    pub counts: Counts,
+    pub reply_latency_us: [Option<i64>; 2],
+    pub delivery_lag_us: [Option<i64>; 2],
+}
+
+/// The counts as numbers in a fixed order, for sums and differences.
+fn cells(c: &mut Counts) -> [&mut u64; 9] {
+    [
+        &mut c.received,
+        &mut c.receipt_expected,
+        &mut c.acknowledged,
+        &mut c.acknowledged_timely,
+        &mut c.feedback_expected,
+        &mut c.answered,
+        &mut c.answered_timely,
+        &mut c.overdue_open,
+        &mut c.not_yet_due,
+    ]
+}
+
+impl GroupCounts {
+    /// Adds the counts of `more` (latencies are not added).
+    pub fn absorb(&mut self, mut more: Counts) {
+        for (mine, v) in cells(&mut self.counts).into_iter().zip(cells(&mut more)) {
+            *mine += *v;
+        }
+    }
+
+    /// Replaces the `assumed` contribution of some notices by their `truth`.
+    pub fn swap(&mut self, mut truth: Counts, mut assumed: Counts) {
+        let pairs = cells(&mut truth).into_iter().zip(cells(&mut assumed));
+        for (mine, (plus, minus)) in cells(&mut self.counts).into_iter().zip(pairs) {
+            *mine = *mine + *plus - *minus;
         }
     }
 }
@@ -157,7 +212,7 @@ pub mod buckets {
 /// with exactly.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {
-    counts: GroupCounts,
+    counts: Counts,
     /// Reply latency buckets (tenths of a day) of the notices replied.
     reply_latency: Vec<i64>,
     /// Delivery lag buckets (milliseconds, two significant digits).
@@ -250,7 +305,7 @@ impl Figures {
             .push(buckets::lag(micros(n.received_at) - micros(n.created_at)));
     }
 
-    pub fn finish(self, peer: String, kind: i32) -> GroupCounts {
+    pub fn finish(self, peer: String, kind: Option<NoticeKind>) -> GroupCounts {
         let p = |v: &[i64], metric| {
             [
                 percentile(v, 1, 2).map(|b| buckets::micros(metric, b)),
@@ -260,9 +315,9 @@ impl Figures {
         GroupCounts {
             peer,
             kind,
-            reply_latency_us: p(&self.reply_latency, 1),
-            delivery_lag_us: p(&self.delivery_lag, 2),
-            ..self.counts
+            counts: self.counts,
+            reply_latency_us: p(&self.reply_latency, Metric::ReplyLatency),
+            delivery_lag_us: p(&self.delivery_lag, Metric::DeliveryLag),
         }
     }
 }
@@ -287,7 +342,7 @@ pub async fn timeliness(
         let cohort = store.cohort(direction, from, to).await?;
         return Ok(figures(&cohort, t, by_peer, by_kind));
     };
-    let mut merged: BTreeMap<(String, i32), GroupCounts> = BTreeMap::new();
+    let mut merged: BTreeMap<GroupKey, GroupCounts> = BTreeMap::new();
     for c in store.rollup_counts(direction, first, last, t).await? {
         let key = group_key(c.peer.clone(), c.kind, by_peer, by_kind);
         merged
@@ -297,13 +352,16 @@ pub async fn timeliness(
                 kind: key.1,
                 ..Default::default()
             })
-            .absorb(&c);
+            .absorb(c.counts);
     }
-    let mut groups: Vec<GroupCounts> = merged.into_values().filter(|g| g.received > 0).collect();
-    let mut hist: BTreeMap<(String, i32), [BTreeMap<i64, i64>; 2]> = BTreeMap::new();
+    let mut groups: Vec<GroupCounts> = merged
+        .into_values()
+        .filter(|g| g.counts.received > 0)
+        .collect();
+    let mut hist: BTreeMap<GroupKey, [BTreeMap<i64, i64>; 2]> = BTreeMap::new();
     for h in store.rollup_latency(direction, first, last).await? {
         let key = group_key(h.peer, h.kind, by_peer, by_kind);
-        let into = &mut hist.entry(key).or_default()[(h.metric - 1) as usize];
+        let into = &mut hist.entry(key).or_default()[h.metric as usize - 1];
         for (bucket, n) in h.buckets {
             *into.entry(bucket).or_default() += n;
         }
@@ -319,11 +377,11 @@ pub async fn timeliness(
             .find(|g| (g.peer.as_str(), g.kind) == (key.0.as_str(), key.1))
         else {
             return Err(StoreError::Corrupt(format!(
-                "timeliness roll-up lacks the group of peer '{}' kind {}",
+                "timeliness roll-up lacks the group of peer '{}' kind {:?}",
                 n.peer, n.kind
             )));
         };
-        g.swap(&truth.counts, &assumed.counts);
+        g.swap(truth.counts, assumed.counts);
         let h = &mut hist.entry(key).or_default()[0];
         for b in truth.reply_latency {
             *h.entry(b).or_default() += 1;
@@ -340,17 +398,20 @@ pub async fn timeliness(
                     histogram_percentile(h, 9, 10).map(|b| buckets::micros(metric, b)),
                 ]
             };
-            g.reply_latency_us = p(reply, 1);
-            g.delivery_lag_us = p(lag, 2);
+            g.reply_latency_us = p(reply, Metric::ReplyLatency);
+            g.delivery_lag_us = p(lag, Metric::DeliveryLag);
         }
     }
     Ok(groups)
 }
 
-fn group_key(peer: String, kind: i32, by_peer: bool, by_kind: bool) -> (String, i32) {
+/// A group of a report: the peer ("" for all) and the kind (None for all).
+type GroupKey = (String, Option<NoticeKind>);
+
+fn group_key(peer: String, kind: NoticeKind, by_peer: bool, by_kind: bool) -> GroupKey {
     (
         if by_peer { peer } else { String::new() },
-        if by_kind { kind } else { 0 },
+        by_kind.then_some(kind),
     )
 }
 
@@ -362,7 +423,7 @@ pub fn figures(
     by_peer: bool,
     by_kind: bool,
 ) -> Vec<GroupCounts> {
-    let mut groups: BTreeMap<(String, i32), Figures> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, Figures> = BTreeMap::new();
     for n in cohort {
         groups
             .entry(group_key(n.peer.clone(), n.kind, by_peer, by_kind))
@@ -386,98 +447,27 @@ pub fn rows(groups: &[GroupCounts], by_peer: bool, by_kind: bool) -> Vec<pb::Tim
 fn row(g: &GroupCounts) -> pb::TimelinessRow {
     let days = |us: Option<i64>| us.map(|v| v as f64 / 86_400_000_000.0);
     let seconds = |us: Option<i64>| us.map(|v| v as f64 / 1_000_000.0);
+    let c = &g.counts;
     pb::TimelinessRow {
         peer: g.peer.clone(),
-        kind: g.kind,
-        received: g.received,
-        receipt_expected: g.receipt_expected,
-        acknowledged: g.acknowledged,
-        acknowledged_timely: g.acknowledged_timely,
-        receipt_rate: rate(g.acknowledged, g.receipt_expected),
-        timely_receipt_rate: rate(g.acknowledged_timely, g.receipt_expected),
-        feedback_expected: g.feedback_expected,
-        answered: g.answered,
-        answered_timely: g.answered_timely,
-        feedback_rate: rate(g.answered, g.feedback_expected),
-        timely_feedback_rate: rate(g.answered_timely, g.feedback_expected),
-        overdue_open: g.overdue_open,
-        not_yet_due: g.not_yet_due,
+        kind: g.kind.map_or(0, |k| k as i32),
+        received: c.received,
+        receipt_expected: c.receipt_expected,
+        acknowledged: c.acknowledged,
+        acknowledged_timely: c.acknowledged_timely,
+        receipt_rate: rate(c.acknowledged, c.receipt_expected),
+        timely_receipt_rate: rate(c.acknowledged_timely, c.receipt_expected),
+        feedback_expected: c.feedback_expected,
+        answered: c.answered,
+        answered_timely: c.answered_timely,
+        feedback_rate: rate(c.answered, c.feedback_expected),
+        timely_feedback_rate: rate(c.answered_timely, c.feedback_expected),
+        overdue_open: c.overdue_open,
+        not_yet_due: c.not_yet_due,
         reply_latency_median_days: days(g.reply_latency_us[0]),
         reply_latency_p90_days: days(g.reply_latency_us[1]),
         delivery_lag_median_seconds: seconds(g.delivery_lag_us[0]),
         delivery_lag_p90_seconds: seconds(g.delivery_lag_us[1]),
-    }
-}
-
-pub struct StatsService {
-    pub ctx: Arc<NodeCtx>,
-    pub desk: Arc<crate::desk::DeskService>,
-}
-
-#[tonic::async_trait]
-impl pb::stats_server::Stats for StatsService {
-    async fn get_timeliness(
-        &self,
-        req: Request<pb::GetTimelinessRequest>,
-    ) -> Result<Response<pb::GetTimelinessResponse>, Status> {
-        self.desk.caller(&req, false).await?;
-        let r = req.into_inner();
-        let period = Period::parse("period", &r.period)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let direction = match r.direction {
-            0 => Direction::Inbound,
-            d => crate::domain::enum_from_wire::<Direction>("direction", d)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?,
-        };
-        let t = self.ctx.now();
-        let groups = timeliness(&self.ctx.store, period, direction, t, r.by_peer, r.by_kind)
-            .await
-            .map_err(internal)?;
-        Ok(Response::new(pb::GetTimelinessResponse {
-            first_day: format_date(period.first),
-            last_day: format_date(period.last),
-            as_of: Some(crate::domain::ts_to_pb(t)),
-            direction: direction as i32,
-            rows: rows(&groups, r.by_peer, r.by_kind),
-            district: self.ctx.district.to_string(),
-        }))
-    }
-
-    async fn list_overdue(
-        &self,
-        req: Request<pb::ListOverdueRequest>,
-    ) -> Result<Response<pb::ListOverdueResponse>, Status> {
-        self.desk.caller(&req, false).await?;
-        let r = req.into_inner();
-        let direction = match r.direction {
-            0 => None,
-            d => Some(
-                crate::domain::enum_from_wire::<Direction>("direction", d)
-                    .map_err(|e| Status::invalid_argument(e.to_string()))?,
-            ),
-        };
-        let (limit, offset) = crate::desk::page(r.page_size, &r.page_token)?;
-        let now = self.ctx.now();
-        let recs = self
-            .ctx
-            .store
-            .overdue(direction, now, limit, offset)
-            .await
-            .map_err(internal)?;
-        Ok(Response::new(pb::ListOverdueResponse {
-            next_page_token: crate::desk::next_token(recs.len(), limit, offset),
-            notices: recs
-                .iter()
-                .map(|n| pb::OverdueNotice {
-                    days_late: n
-                        .life
-                        .due_at
-                        .map(|d| (now - d).whole_days().max(0) as u32)
-                        .unwrap_or(0),
-                    notice: Some(n.to_pb(now)),
-                })
-                .collect(),
-        }))
     }
 }
 

@@ -8,9 +8,9 @@ pub mod notice_fields;
 mod report;
 mod staff;
 
+use crate::auth::Role;
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::desk::Role;
 use crate::domain::{DistrictCode, RoutePrefix};
 use crate::identity;
 use crate::node::Node;
@@ -329,8 +329,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             if out.exists() {
                 bail!("--out: {} exists already; name a new file", out.display());
             }
-            let (c, base) = Config::load(&config)?;
-            let store = open_store(&c, &base)
+            let store = open_store(&config)
                 .await
                 .with_context(|| format!("opening the database of {}", config.display()))?;
             let path = out
@@ -341,12 +340,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .await
                 .with_context(|| format!("--out: writing {}", out.display()))?;
             store.close().await;
-            println!("database of {} copied to {}", c.district, out.display());
+            println!(
+                "database of {} copied to {}",
+                config.display(),
+                out.display()
+            );
             Ok(())
         }
         Command::Token(TokenCommand::Revoke { config, name }) => {
-            let (c, base) = Config::load(&config)?;
-            let store = open_store(&c, &base)
+            let store = open_store(&config)
                 .await
                 .with_context(|| format!("opening the database of {}", config.display()))?;
             let n = store
@@ -366,8 +368,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             json,
         }) => {
             let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--{e}"))?;
-            let (c, base) = Config::load(&config)?;
-            let store = open_store(&c, &base)
+            let store = open_store(&config)
                 .await
                 .with_context(|| format!("opening the database of {}", config.display()))?;
             // The name signs receipts and feedback that peers receive: it must be usable there.
@@ -492,8 +493,8 @@ async fn init(a: InitArgs) -> Result<()> {
 
 async fn serve(config_path: &Path) -> Result<()> {
     init_tracing("info");
-    let (config, base) = Config::load(config_path)?;
-    let node = Node::bind(config, &base, Arc::new(SystemClock))
+    let settings = crate::config::Settings::load(config_path)?;
+    let node = Node::bind(settings, Arc::new(SystemClock))
         .await?
         .start()
         .await?;
@@ -511,8 +512,7 @@ async fn serve(config_path: &Path) -> Result<()> {
         tracing::info!("stopping: finishing in-flight work");
         stop.cancel();
     });
-    node.run_until_stopped().await;
-    Ok(())
+    Ok(node.run_until_stopped().await?)
 }
 
 /// SIGTERM or Ctrl-C.

@@ -421,7 +421,7 @@ async fn ask_node(
     let ca = crate::config::resolve(&base, &n.ca);
     let ca_pem = std::fs::read_to_string(&ca).with_context(|| format!("ca {}", ca.display()))?;
     let fut = async {
-        let mut stats = crate::desk::client::connect_stats(&n.url, &ca_pem, &n.token).await?;
+        let mut stats = crate::client::connect_stats(&n.url, &ca_pem, &n.token).await?;
         let r = stats
             .get_timeliness(pb::GetTimelinessRequest {
                 period,

@@ -2,8 +2,8 @@
 //! Every command that prints data has `--json`.
 
 use super::notice_fields::{COLUMNS, notice_from_fields};
+use crate::client::{self, Desk};
 use crate::config::{Config, resolve};
-use crate::desk::client::{self, Desk};
 use crate::domain::{
     Category, Direction, FeedbackResult, NoticeKind, NoticeStatus, ReplySort, Urgency, county_name,
     enum_from_name, mask_id,

@@ -94,6 +94,18 @@ impl RoutePrefix {
                 format!("'{s}' is not a code prefix (2 to 12 digits)"),
             ));
         }
+        // A route that no division code can match would never be used.
+        let known = if s.len() >= 6 {
+            county_name(s).is_some()
+        } else {
+            divisions().keys().any(|c| format!("{c:06}").starts_with(s))
+        };
+        if !known {
+            return Err(FieldError::new(
+                field,
+                format!("'{s}' is not the start of any known division code"),
+            ));
+        }
         Ok(RoutePrefix(s.to_string()))
     }
 
@@ -136,6 +148,20 @@ mod tests {
         assert!(DistrictCode::parse("d", "44030300").is_err());
         assert!(DistrictCode::parse("d", "44030a").is_err());
         assert!(DistrictCode::parse("d", "").is_err());
+    }
+
+    #[test]
+    fn a_route_prefix_must_start_a_known_code() {
+        for ok in ["44", "4403", "440303", "440303001"] {
+            assert!(RoutePrefix::parse("p", ok).is_ok(), "{ok}");
+        }
+        for bad in ["999999", "12345", "449999", "99", "4"] {
+            assert_eq!(
+                RoutePrefix::parse("--district", bad).unwrap_err().field,
+                "--district",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -16,8 +16,8 @@
 
 use super::is_final;
 use crate::config::Route;
+use crate::context::NodeCtx;
 use crate::domain::ts_from_pb;
-use crate::node::NodeCtx;
 use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
 use crate::store::{ItemKind, OutboxItem, Settled};
@@ -38,7 +38,9 @@ pub fn backoff_delay(failures: u32, initial: Duration, cap: Duration) -> Duratio
     half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos() as u64))
 }
 
-fn connect(
+/// The client of one route's peer; made once, at start, so that an
+/// endpoint that cannot be used stops the node from starting.
+pub fn connect(
     ctx: &NodeCtx,
     route: &Route,
 ) -> Result<ExchangeClient<Channel>, tonic::transport::Error> {
@@ -150,21 +152,24 @@ async fn send(
 }
 
 /// Runs the delivery worker of one route until `shutdown`.
-pub async fn run(ctx: Arc<NodeCtx>, route: Route, wake: Arc<Notify>, shutdown: CancellationToken) {
+pub async fn run(
+    ctx: Arc<NodeCtx>,
+    route: Route,
+    mut client: ExchangeClient<Channel>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
     let prefix = route.prefix.to_string();
     let d = ctx.delivery.clone();
     let (initial, cap) = (
         Duration::from_millis(d.backoff_initial_ms),
         Duration::from_millis(d.backoff_max_ms),
     );
-    let mut client = match connect(&ctx, &route) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(route = %prefix, endpoint = %route.endpoint, error = %e, "cannot use this peer endpoint; nothing will be delivered to it");
-            return;
-        }
-    };
     let mut failures: u32 = 0;
+    // Whether the retry time of the waiting items was already waited for:
+    // not yet when the worker starts, so a restart keeps each item's
+    // schedule instead of retrying everything at once.
+    let mut waited = false;
     let mut alerted = false;
     let lease = time::Duration::seconds(d.lease_secs.max(2) as i64);
     while !shutdown.is_cancelled() {
@@ -207,6 +212,14 @@ pub async fn run(ctx: Arc<NodeCtx>, route: Route, wake: Arc<Notify>, shutdown: C
             }
             continue;
         }
+        let head = &batch[0];
+        if !waited && head.next_attempt_at > now {
+            failures = failures.max(head.attempts);
+            let wait = Duration::try_from(head.next_attempt_at - now).unwrap_or(cap);
+            tracing::info!(route = %prefix, attempts = head.attempts, retry_in_ms = wait.min(cap).as_millis() as u64, "waiting for the stored retry time");
+            // Bounded by the cap: a clock moved by hand cannot stall delivery.
+            tokio::select! { _ = tokio::time::sleep(wait.min(cap)) => {}, _ = shutdown.cancelled() => break }
+        }
         // One call carries one kind; order of creation is kept across calls.
         let run_len = batch.iter().take_while(|i| i.kind == batch[0].kind).count();
         let items = &batch[..run_len];
@@ -230,6 +243,7 @@ pub async fn run(ctx: Arc<NodeCtx>, route: Route, wake: Arc<Notify>, shutdown: C
                     .filter(|(_, r)| r.is_none())
                     .map(|(i, _)| i.seq)
                     .collect();
+                waited = false;
                 if unsettled.is_empty() {
                     if failures > 0 || alerted {
                         tracing::info!(route = %prefix, "peer reachable again; delivering");
@@ -248,6 +262,7 @@ pub async fn run(ctx: Arc<NodeCtx>, route: Route, wake: Arc<Notify>, shutdown: C
                         now + delay,
                     )
                     .await;
+                waited = true;
                 tokio::select! { _ = tokio::time::sleep(delay) => {}, _ = shutdown.cancelled() => break }
             }
             Err(error) => {
@@ -264,6 +279,7 @@ pub async fn run(ctx: Arc<NodeCtx>, route: Route, wake: Arc<Notify>, shutdown: C
                 } else {
                     tracing::warn!(route = %prefix, endpoint = %route.endpoint, attempt = failures, retry_in_ms = delay.as_millis() as u64, error = %error, "delivery failed; will retry");
                 }
+                waited = true;
                 tokio::select! { _ = tokio::time::sleep(delay) => {}, _ = shutdown.cancelled() => break }
             }
         }

@@ -5,13 +5,13 @@
 //! transaction committed. Receipt is idempotent by notice id and reply id
 //! (same content → the original ack; other content → ALREADY_EXISTS).
 
-use super::{invalid, item_error, refusal};
+use crate::context::NodeCtx;
 use crate::domain::{
     CLOCK_SKEW, Direction, DistrictCode, NoticeContent, NoticeStatus, ParseContext, Party, Reply,
     ReplyBody, Verdict, ts_to_pb,
 };
+use crate::grpc::{internal, item_error, refusal};
 use crate::identity::peer_district;
-use crate::node::NodeCtx;
 use crate::pb;
 use crate::store::{StoreError, Tx};
 use std::sync::Arc;
@@ -20,11 +20,6 @@ use tonic::{Code, Request, Response, Status};
 
 pub struct ExchangeService {
     pub ctx: Arc<NodeCtx>,
-}
-
-pub fn internal(e: StoreError) -> Status {
-    tracing::error!(error = %e, "store failure");
-    Status::internal("the node could not store this; retry later")
 }
 
 impl ExchangeService {
@@ -44,7 +39,7 @@ impl ExchangeService {
         let today = self.ctx.deadlines.local_date(now + CLOCK_SKEW);
         let content = match NoticeContent::parse(n, &ParseContext { today }) {
             Ok(c) => c,
-            Err(e) => return Ok(refuse(invalid(e))),
+            Err(e) => return Ok(refuse(refusal(&e.into()))),
         };
         if !peer.covers(&content.origin) {
             return Ok(refuse(item_error(
@@ -120,7 +115,7 @@ impl ExchangeService {
         };
         let reply = match Reply::parse(r) {
             Ok(x) => x,
-            Err(e) => return Ok(refuse(invalid(e))),
+            Err(e) => return Ok(refuse(refusal(&e.into()))),
         };
         if !peer.covers(&reply.author) {
             return Ok(refuse(item_error(

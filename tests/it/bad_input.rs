@@ -2,8 +2,8 @@
 //! status that names the field, and changes nothing.
 
 use crate::common::*;
+use migrex::auth::Role;
 use migrex::clock::SystemClock;
-use migrex::desk::Role;
 use migrex::domain::{Direction, FeedbackResult};
 use migrex::pb;
 use tonic::Code;
@@ -284,16 +284,14 @@ async fn replies_that_are_not_ours_to_give_are_refused() {
 async fn tokens_are_required_and_roles_enforced() {
     let net = network(&[LUOHU, SHUANGLIU], None).await;
     let url = &net.nodes[0].desk_url;
-    let channel = migrex::desk::client::channel(url, &net.ca_pem)
-        .await
-        .unwrap();
+    let channel = migrex::client::channel(url, &net.ca_pem).await.unwrap();
     let mut anonymous = pb::desk_client::DeskClient::new(channel);
     let e = anonymous
         .list_pending(pb::ListPendingRequest::default())
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
-    let mut wrong = migrex::desk::client::connect(url, &net.ca_pem, "mgx_not_a_real_token")
+    let mut wrong = migrex::client::connect(url, &net.ca_pem, "mgx_not_a_real_token")
         .await
         .unwrap();
     let e = wrong
@@ -306,7 +304,7 @@ async fn tokens_are_required_and_roles_enforced() {
     let token = migrex::setup::create_token(&store, "monitor-1", Role::Monitor)
         .await
         .unwrap();
-    let mut monitor = migrex::desk::client::connect(url, &net.ca_pem, &token)
+    let mut monitor = migrex::client::connect(url, &net.ca_pem, &token)
         .await
         .unwrap();
     monitor
@@ -357,7 +355,7 @@ async fn a_revoked_token_is_refused_within_a_minute() {
     let token = migrex::setup::create_token(&net.store(0), "zhang.wei", Role::Clerk)
         .await
         .unwrap();
-    let mut clerk = migrex::desk::client::connect(url, &net.ca_pem, &token)
+    let mut clerk = migrex::client::connect(url, &net.ca_pem, &token)
         .await
         .unwrap();
     clerk

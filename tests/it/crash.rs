@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const N: usize = 3000;
 
-async fn all(desk: &mut migrex::desk::client::Desk, direction: Direction) -> Vec<pb::Notice> {
+async fn all(desk: &mut migrex::client::Desk, direction: Direction) -> Vec<pb::Notice> {
     let mut out = Vec::new();
     let mut token = String::new();
     loop {

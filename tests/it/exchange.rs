@@ -412,7 +412,7 @@ async fn health_and_reflection_answer_on_both_grpc_listeners() {
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
     };
     let net = network(&[LUOHU, SHUANGLIU], None).await;
-    let desk = migrex::desk::client::channel(&net.nodes[0].desk_url, &net.ca_pem)
+    let desk = migrex::client::channel(&net.nodes[0].desk_url, &net.ca_pem)
         .await
         .unwrap();
     let exchange = peer_channel(&node_tls(&net, 1), &net.nodes[0].exchange_url).await;

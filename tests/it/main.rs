@@ -15,4 +15,5 @@ mod replicas;
 mod reply_rules;
 mod stats_agree;
 mod store_copy;
+mod supervision;
 mod timeliness;

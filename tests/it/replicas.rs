@@ -20,7 +20,7 @@ use std::time::Duration;
 const N: u32 = 2000;
 
 async fn submit(desk_url: &str, net: &Net, range: std::ops::Range<u32>) {
-    let mut desk = migrex::desk::client::connect(desk_url, &net.ca_pem, &net.nodes[0].admin_token)
+    let mut desk = migrex::client::connect(desk_url, &net.ca_pem, &net.nodes[0].admin_token)
         .await
         .unwrap();
     let r = desk
@@ -102,7 +102,7 @@ async fn two_replicas_survive_the_loss_of_the_one_delivering() {
     let mut r2 = spawn_serve(&config2);
     wait_ready(&ops1).await;
     wait_ready(&ops2).await;
-    let origin = migrex::setup::open_store(&c, &base).await.unwrap();
+    let origin = migrex::setup::open_store(&config2).await.unwrap();
 
     // Either replica accepts notices; the peer is down meanwhile.
     submit(&desk1, &net, 0..N / 2).await;
@@ -162,11 +162,11 @@ async fn two_replicas_survive_the_loss_of_the_one_delivering() {
     );
     assert!(
         origin
-            .outbox_stats()
+            .outbox_counts()
             .await
             .unwrap()
             .iter()
-            .all(|(_, waiting, refused, _)| *waiting == 0 && *refused == 0)
+            .all(|c| c.waiting == 0 && c.refused == 0)
     );
 
     // The killed replica comes back; the peer delivers the same batch to

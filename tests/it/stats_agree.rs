@@ -202,13 +202,15 @@ async fn fast_path_and_raw_recount_agree_on_a_random_history() {
                         fast, raw,
                         "{period} at {t} {direction:?} by_peer={by_peer} by_kind={by_kind}"
                     );
-                    seen_overdue |= raw.iter().any(|g| g.overdue_open > 0 && g.not_yet_due > 0);
+                    seen_overdue |= raw
+                        .iter()
+                        .any(|g| g.counts.overdue_open > 0 && g.counts.not_yet_due > 0);
                     seen_latency |= raw.iter().any(|g| {
                         g.reply_latency_us[1].is_some()
-                            && g.answered_timely > 0
-                            && g.answered_timely < g.answered
+                            && g.counts.answered_timely > 0
+                            && g.counts.answered_timely < g.counts.answered
                     });
-                    compared += raw.iter().map(|g| g.received).sum::<u64>();
+                    compared += raw.iter().map(|g| g.counts.received).sum::<u64>();
                 }
             }
         }

@@ -43,7 +43,7 @@ async fn send(net: &Net, from: usize, to: &str, first: u32, n: u32) -> Vec<Strin
 /// Shuangliu answers Luohu's notice `id`; waits until Luohu holds the answer.
 async fn answer(
     net: &Net,
-    shuangliu: &mut migrex::desk::client::Desk,
+    shuangliu: &mut migrex::client::Desk,
     id: &str,
     result: pb::FeedbackResult,
 ) {

@@ -1,0 +1,136 @@
+//! Staff authentication and roles: bearer tokens (only their SHA-256 hash
+//! is stored), the caller a token stands for, and what each role may do.
+//! Every interface (gRPC desk, web console) asks `Authenticator::caller`
+//! and hands the `Caller` to the service layer, which checks the role.
+
+use crate::domain::{DomainError, FieldError, Refused};
+use crate::store::{Store, StoreError};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Clerk,
+    Supervisor,
+    Monitor,
+    Admin,
+}
+
+impl Role {
+    pub const NAMES: [&'static str; 4] = ["clerk", "supervisor", "monitor", "admin"];
+
+    pub fn parse(s: &str) -> Result<Self, FieldError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "clerk" => Ok(Role::Clerk),
+            "supervisor" => Ok(Role::Supervisor),
+            "monitor" => Ok(Role::Monitor),
+            "admin" => Ok(Role::Admin),
+            _ => Err(FieldError::new(
+                "role",
+                format!("'{s}' is not one of clerk, supervisor, monitor, admin"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// Whether the role may change things (monitors only read).
+    pub fn may_write(self) -> bool {
+        self != Role::Monitor
+    }
+}
+
+/// Who is calling, from their token: the name signs their replies.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Refuses a caller whose role only reads.
+    pub fn require_write(&self) -> Result<(), DomainError> {
+        if self.role.may_write() {
+            Ok(())
+        } else {
+            Err(DomainError::new(
+                Refused::NotPermitted,
+                "role",
+                format!("role {} may only read", self.role.as_str()),
+            ))
+        }
+    }
+}
+
+/// A new random staff token. Only its hash is stored.
+pub fn new_token() -> String {
+    format!("mgx_{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("authorization: unknown or revoked token")]
+    Unknown,
+    #[error("stored token has an unknown role")]
+    BadRole,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How long a looked-up token is trusted before the store is asked again.
+const TOKEN_RECHECK: time::Duration = time::Duration::minutes(1);
+
+/// Turns tokens into callers, remembering what it looked up for a minute
+/// (by the node's clock), so that a revoked token stops working within
+/// that on every replica without a restart.
+pub struct Authenticator {
+    store: Store,
+    known: Mutex<HashMap<String, (Caller, OffsetDateTime)>>,
+}
+
+impl Authenticator {
+    pub fn new(store: Store) -> Self {
+        Authenticator {
+            store,
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The caller a bearer token stands for, at `now`.
+    pub async fn caller(&self, token: &str, now: OffsetDateTime) -> Result<Caller, AuthError> {
+        let hash = hash_token(token.trim());
+        let cached = self
+            .known
+            .lock()
+            .expect("token cache")
+            .get(&hash)
+            .filter(|(_, seen)| now - *seen < TOKEN_RECHECK)
+            .map(|(c, _)| c.clone());
+        if let Some(c) = cached {
+            return Ok(c);
+        }
+        let rec = self
+            .store
+            .find_token(&hash)
+            .await?
+            .ok_or(AuthError::Unknown)?;
+        let caller = Caller {
+            name: rec.name,
+            role: Role::parse(&rec.role).map_err(|_| AuthError::BadRole)?,
+        };
+        self.known
+            .lock()
+            .expect("token cache")
+            .insert(hash, (caller.clone(), now));
+        Ok(caller)
+    }
+}

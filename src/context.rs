@@ -1,0 +1,111 @@
+//! What every part of a running node shares: its district, store, clock,
+//! deadlines, routes, TLS material, counters, staff authentication, and the
+//! bells that wake the delivery workers. `node` builds it once at start and
+//! hands it to the exchange, the service layer, the ops listener and the
+//! workers; nothing here starts or serves anything.
+
+use crate::auth::Authenticator;
+use crate::calendar::Deadlines;
+use crate::clock::SharedClock;
+use crate::config::{Delivery, Route, route_for};
+use crate::domain::DistrictCode;
+use crate::identity::TlsMaterial;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+pub struct NodeCtx {
+    pub district: DistrictCode,
+    pub store: Store,
+    pub clock: SharedClock,
+    pub deadlines: Deadlines,
+    pub routes: Vec<Route>,
+    pub delivery: Delivery,
+    pub tls: TlsMaterial,
+    pub metrics: Arc<Metrics>,
+    pub auth: Authenticator,
+    /// This process among the replicas of the node (they share the
+    /// district, certificate and PostgreSQL database): host name and exchange
+    /// address, stable across restarts, so a replica restarted after a crash
+    /// takes its own delivery leases back at once.
+    pub replica: String,
+    wakers: HashMap<String, Arc<Notify>>,
+    /// Set when a part of the node stopped: it is no longer ready.
+    failed: AtomicBool,
+}
+
+/// The parts a `NodeCtx` is made of.
+pub struct Parts {
+    pub district: DistrictCode,
+    pub store: Store,
+    pub clock: SharedClock,
+    pub deadlines: Deadlines,
+    pub routes: Vec<Route>,
+    pub delivery: Delivery,
+    pub tls: TlsMaterial,
+    pub replica: String,
+}
+
+impl NodeCtx {
+    pub fn new(p: Parts) -> Self {
+        let wakers = p
+            .routes
+            .iter()
+            .map(|r| (r.prefix.to_string(), Arc::new(Notify::new())))
+            .collect();
+        NodeCtx {
+            auth: Authenticator::new(p.store.clone()),
+            metrics: Arc::new(Metrics::default()),
+            district: p.district,
+            store: p.store,
+            clock: p.clock,
+            deadlines: p.deadlines,
+            routes: p.routes,
+            delivery: p.delivery,
+            tls: p.tls,
+            replica: p.replica,
+            wakers,
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Now, to the microsecond: the precision the store keeps, so that an
+    /// instant read back equals the one that was acknowledged.
+    pub fn now(&self) -> OffsetDateTime {
+        let t = self.clock.now();
+        t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+            .expect("valid nanosecond")
+    }
+
+    /// The route for a district code, by longest prefix.
+    pub fn route_for(&self, code: &str) -> Option<&Route> {
+        route_for(&self.routes, code)
+    }
+
+    /// The bell of `route`'s delivery worker.
+    pub fn waker(&self, route: &str) -> Option<Arc<Notify>> {
+        self.wakers.get(route).cloned()
+    }
+
+    /// Records that a part of the node stopped: `/readyz` answers not ready
+    /// from now on, while the rest stops.
+    pub fn mark_failed(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether every part of the node still runs.
+    pub fn is_whole(&self) -> bool {
+        !self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Tells the worker of `route` that new items wait (after their commit).
+    pub fn wake(&self, route: &str) {
+        if let Some(n) = self.wakers.get(route) {
+            n.notify_one();
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! `migrex.v1.Stats` over `service::reports`: the figures monitors read.
+
+use super::desk::caller;
+use super::{filter, next_token, notice_view, page};
+use crate::context::NodeCtx;
+use crate::domain::{Direction, format_date, ts_to_pb};
+use crate::pb;
+use crate::service::reports;
+use crate::stats::{Period, rows};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct StatsService {
+    pub ctx: Arc<NodeCtx>,
+}
+
+#[tonic::async_trait]
+impl pb::stats_server::Stats for StatsService {
+    async fn get_timeliness(
+        &self,
+        req: Request<pb::GetTimelinessRequest>,
+    ) -> Result<Response<pb::GetTimelinessResponse>, Status> {
+        let caller = caller(&self.ctx, &req).await?;
+        let r = req.into_inner();
+        let period = Period::parse("period", &r.period)?;
+        let direction = filter("direction", r.direction)?.unwrap_or(Direction::Inbound);
+        let report =
+            reports::figures(&self.ctx, &caller, period, direction, r.by_peer, r.by_kind).await?;
+        Ok(Response::new(pb::GetTimelinessResponse {
+            first_day: format_date(period.first),
+            last_day: format_date(period.last),
+            as_of: Some(ts_to_pb(report.as_of)),
+            direction: direction as i32,
+            rows: rows(&report.groups, r.by_peer, r.by_kind),
+            district: self.ctx.district.to_string(),
+        }))
+    }
+
+    async fn list_overdue(
+        &self,
+        req: Request<pb::ListOverdueRequest>,
+    ) -> Result<Response<pb::ListOverdueResponse>, Status> {
+        let caller = caller(&self.ctx, &req).await?;
+        let r = req.into_inner();
+        let direction = filter("direction", r.direction)?;
+        let p = page(r.page_size, &r.page_token)?;
+        let (now, recs) = reports::overdue(&self.ctx, &caller, direction, p).await?;
+        Ok(Response::new(pb::ListOverdueResponse {
+            next_page_token: next_token(p, recs.len()),
+            notices: recs
+                .iter()
+                .map(|n| pb::OverdueNotice {
+                    days_late: n
+                        .life
+                        .due_at
+                        .map(|d| (now - d).whole_days().max(0) as u32)
+                        .unwrap_or(0),
+                    notice: Some(notice_view(n, now)),
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,85 @@
+//! The staff work of a node, free of any transport: registering notices,
+//! the pending list (待办), receipts (签收), verification feedback (核查反馈),
+//! withdrawals (撤回), look-ups, and the timeliness figures.
+//!
+//! Each operation is a function of the node's context, the authenticated
+//! caller and domain values, returning domain values or a `ServiceError`.
+//! The gRPC `Desk` and `Stats` services, and through them the CLI, are thin
+//! adapters over these functions (convert, call, convert back); so is the
+//! web console. Roles are checked here, once, for every interface.
+
+pub mod notices;
+pub mod replies;
+pub mod reports;
+
+use crate::domain::{DomainError, FieldError, Refused};
+use crate::store::StoreError;
+
+/// Why an operation did not happen: refused by a rule (nothing changed),
+/// or the store failed (nothing was committed).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Refused(#[from] DomainError),
+    #[error("store: {0}")]
+    Store(StoreError),
+}
+
+impl From<FieldError> for ServiceError {
+    fn from(e: FieldError) -> Self {
+        ServiceError::Refused(e.into())
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    /// The store's refusals (an id taken, a notice changed meanwhile) are
+    /// refusals of the request; anything else is a failure of the store.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(id) => ServiceError::Refused(DomainError::new(
+                Refused::Exists,
+                "notice.id",
+                format!("notice {id} already exists"),
+            )),
+            StoreError::Stale(id) => ServiceError::Refused(DomainError::new(
+                Refused::WrongState,
+                "id",
+                format!("notice {id} changed meanwhile; look at it again"),
+            )),
+            other => ServiceError::Store(other),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ServiceError>;
+
+/// One page of a list: at most `limit` items after the first `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl Page {
+    /// The page size when none is asked for.
+    pub const DEFAULT: u32 = 50;
+    /// The largest page served.
+    pub const MAX: u32 = 1000;
+
+    /// A page of `size` items (0: the default; capped) after `offset`.
+    pub fn new(size: u32, offset: u64) -> Self {
+        Page {
+            limit: if size == 0 {
+                Self::DEFAULT
+            } else {
+                size.min(Self::MAX)
+            },
+            offset,
+        }
+    }
+
+    /// The offset of the next page, if a page of `got` items may have one.
+    pub fn next(&self, got: usize) -> Option<u64> {
+        (got as u64 == u64::from(self.limit)).then(|| self.offset.saturating_add(got as u64))
+    }
+}

@@ -1,0 +1,127 @@
+//! Replies written here: a clerk signs for (签收) or answers (核查反馈) a
+//! notice we received, or withdraws (撤回) one we sent. Each is checked by
+//! the reply rules (`domain::Lifecycle::check`, the same the exchange
+//! applies to a peer's reply), recorded, and queued for the notice's other
+//! node, in one transaction.
+
+use super::{Result, notices};
+use crate::auth::Caller;
+use crate::context::NodeCtx;
+use crate::domain::{Direction, FeedbackContent, Party, Reply, ReplyBody, Verdict, optional_text};
+use crate::pb;
+use crate::store::{ItemKind, NoticeRecord, Tx};
+use prost::Message;
+use uuid::Uuid;
+
+/// Signs for an inbound notice; signing twice changes nothing.
+pub async fn acknowledge(ctx: &NodeCtx, caller: &Caller, id: Uuid) -> Result<NoticeRecord> {
+    caller.require_write()?;
+    let body = ReplyBody::Receipt {
+        acknowledged_at: ctx.now(),
+        acknowledged_by: caller.name.clone(),
+    };
+    reply(ctx, caller, id, body).await
+}
+
+/// Answers an inbound notice that needs feedback.
+pub async fn feedback(
+    ctx: &NodeCtx,
+    caller: &Caller,
+    id: Uuid,
+    answer: &pb::Feedback,
+) -> Result<NoticeRecord> {
+    caller.require_write()?;
+    let feedback = FeedbackContent::parse_answer(answer, caller.name.clone(), ctx.now())?;
+    reply(ctx, caller, id, ReplyBody::Feedback(feedback)).await
+}
+
+/// Withdraws a notice this node sent, until it is answered.
+pub async fn withdraw(
+    ctx: &NodeCtx,
+    caller: &Caller,
+    id: Uuid,
+    reason: &str,
+) -> Result<NoticeRecord> {
+    caller.require_write()?;
+    let body = ReplyBody::Withdrawal {
+        withdrawn_at: ctx.now(),
+        reason: optional_text("reason", reason, 500)?,
+    };
+    reply(ctx, caller, id, body).await
+}
+
+async fn reply(ctx: &NodeCtx, caller: &Caller, id: Uuid, body: ReplyBody) -> Result<NoticeRecord> {
+    let notice_id = id.to_string();
+    let mut tx = ctx.store.begin().await?;
+    let Some(rec) = tx.get_notice(&notice_id).await? else {
+        return notices::get(ctx, caller, id).await;
+    };
+    let life = &rec.life;
+    let party = life.own_party();
+    let route = match life.check(party, &body, ctx.now(), "id")? {
+        Verdict::AlreadyDone => None,
+        Verdict::Apply => {
+            match &body {
+                ReplyBody::Receipt {
+                    acknowledged_at,
+                    acknowledged_by,
+                } => {
+                    tx.set_acknowledged(&notice_id, *acknowledged_at, acknowledged_by)
+                        .await?
+                }
+                ReplyBody::Feedback(f) => {
+                    tx.set_answered(&notice_id, &f.to_wire(), f.answered_at)
+                        .await?
+                }
+                ReplyBody::Withdrawal {
+                    withdrawn_at,
+                    reason,
+                } => tx.set_withdrawn(&notice_id, *withdrawn_at, reason).await?,
+            }
+            let target = match party {
+                Party::Destination => &rec.content.origin,
+                _ => &rec.content.destination,
+            };
+            let sort = body.sort_code();
+            let reply = Reply {
+                reply_id: Uuid::now_v7(),
+                notice_id: id,
+                author: ctx.district.clone(),
+                body,
+            };
+            let route = queue(ctx, &mut tx, &reply, target).await?;
+            tracing::info!(notice = %id, sort, by = %caller.name, "reply recorded and queued");
+            Some(route)
+        }
+    };
+    tx.commit().await?;
+    if let Some(r) = route {
+        ctx.wake(&r);
+    }
+    notices::get(ctx, caller, id).await
+}
+
+/// Records a reply written here and queues it for `target`'s node, in `tx`;
+/// returns the route it waits for.
+async fn queue(ctx: &NodeCtx, tx: &mut Tx, reply: &Reply, target: &str) -> Result<String> {
+    let now = ctx.now();
+    let route = match ctx.route_for(target) {
+        Some(r) => r.prefix.to_string(),
+        None => {
+            tracing::warn!(target = %target, "no route to the notice's other node; the reply waits in the outbox until one is added");
+            String::new()
+        }
+    };
+    tx.insert_reply(reply, Direction::Outbound, now).await?;
+    tx.enqueue(
+        &route,
+        target,
+        ItemKind::Reply,
+        &reply.notice_id.to_string(),
+        Some(&reply.reply_id.to_string()),
+        &reply.to_wire().encode_to_vec(),
+        now,
+    )
+    .await?;
+    Ok(route)
+}

@@ -1,0 +1,459 @@
+//! Notices as stored: the record both sides read, the filters of the
+//! staff lists, inserting (one or many), and the reads by id.
+
+use super::{Cols, ItemKind, Result, Store, StoreError, Tx, from_micros, micros};
+use crate::calendar::month_key;
+use crate::domain::{
+    Category, Direction, IdNumber, Lifecycle, NoticeContent, NoticeKind, NoticeStatus, ReplySort,
+    Urgency,
+};
+use crate::pb;
+use prost::Message;
+use sqlx::{QueryBuilder, Row};
+use time::OffsetDateTime;
+
+/// A notice as stored: its content, its life cycle, and what the node
+/// keeps beside them.
+#[derive(Debug, Clone)]
+pub struct NoticeRecord {
+    pub content: pb::Notice,
+    pub life: Lifecycle,
+    pub peer: String,
+    pub acknowledged_by: Option<String>,
+    pub feedback: Option<pb::Feedback>,
+    pub withdrawn_at: Option<OffsetDateTime>,
+    pub withdraw_reason: Option<String>,
+    pub duplicate_of: Option<String>,
+    pub delivery_attempts: u32,
+    pub last_error: Option<String>,
+}
+
+impl NoticeRecord {
+    pub fn id(&self) -> &str {
+        &self.content.id
+    }
+
+    fn from_row<R: Cols>(row: &R) -> Result<Self> {
+        let corrupt =
+            |what: &str| StoreError::Corrupt(format!("notice {}: {what}", row.text("id")));
+        let content =
+            pb::Notice::decode(row.bytes("content").as_slice()).map_err(|_| corrupt("content"))?;
+        let feedback = row
+            .opt_bytes("feedback")
+            .map(|b| pb::Feedback::decode(b.as_slice()))
+            .transpose()
+            .map_err(|_| corrupt("feedback"))?;
+        let ts = |col: &str| row.opt_int(col).map(from_micros);
+        let code = |col: &str| row.int(col) as i32;
+        Ok(NoticeRecord {
+            content,
+            life: Lifecycle {
+                direction: Direction::try_from(code("direction"))
+                    .map_err(|_| corrupt("direction"))?,
+                status: NoticeStatus::try_from(code("status")).map_err(|_| corrupt("status"))?,
+                reply_required: ReplySort::try_from(code("reply_required"))
+                    .map_err(|_| corrupt("reply_required"))?,
+                created_at: from_micros(row.int("created_at")),
+                received_at: ts("received_at"),
+                due_at: ts("due_at"),
+                acknowledged_at: ts("acknowledged_at"),
+                answered_at: ts("answered_at"),
+            },
+            peer: row.text("peer"),
+            acknowledged_by: row.opt_text("acknowledged_by"),
+            feedback,
+            withdrawn_at: ts("withdrawn_at"),
+            withdraw_reason: row.opt_text("withdraw_reason"),
+            duplicate_of: row.opt_text("duplicate_of"),
+            delivery_attempts: row.opt_int("attempts").unwrap_or(0) as u32,
+            last_error: row.opt_text("last_error"),
+        })
+    }
+}
+
+/// The select of a `NoticeRecord`: the notice and its outbox row's delivery state.
+fn notice_columns() -> String {
+    format!(
+        "SELECT n.*, o.attempts, o.last_error FROM notices n \
+         LEFT JOIN outbox o ON o.notice_id = n.id AND o.item = {}",
+        ItemKind::Notice as i32
+    )
+}
+
+/// `domain::Lifecycle::overdue` in SQL, the one place it is written there:
+/// not withdrawn, without the reply the notice needs, and due at or before
+/// the report time, whose placeholder the caller appends to the text.
+/// `alias` is the table's alias with its dot, or "".
+pub(super) fn overdue_sql(alias: &str) -> String {
+    format!(
+        "{alias}status <> {withdrawn} AND {alias}answered_at IS NULL \
+         AND ({alias}reply_required = {feedback} OR {alias}acknowledged_at IS NULL) AND {alias}due_at <= ",
+        withdrawn = NoticeStatus::Withdrawn as i32,
+        feedback = ReplySort::Feedback as i32,
+    )
+}
+
+/// Filters of `Desk.ListPending`.
+#[derive(Debug, Clone, Default)]
+pub struct PendingFilter {
+    pub kind: Option<NoticeKind>,
+    pub category: Option<Category>,
+    pub urgency: Option<Urgency>,
+    pub overdue_only: bool,
+    pub due_before: Option<OffsetDateTime>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// Filters of `Desk.ListNotices`.
+#[derive(Debug, Clone, Default)]
+pub struct NoticeFilter {
+    pub direction: Option<Direction>,
+    pub status: Option<NoticeStatus>,
+    pub kind: Option<NoticeKind>,
+    /// Digits the peer's district code starts with.
+    pub peer_prefix: Option<String>,
+    pub subject_id: Option<IdNumber>,
+    pub created_from: Option<OffsetDateTime>,
+    pub created_to: Option<OffsetDateTime>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// A notice to insert, with what is already known of its life.
+pub struct NewNotice<'a> {
+    pub content: &'a NoticeContent,
+    pub direction: Direction,
+    pub status: NoticeStatus,
+    /// received_at and due_at, once delivered.
+    pub received: Option<(OffsetDateTime, OffsetDateTime)>,
+    pub duplicate_of: Option<String>,
+    /// Receipt: when and by whom.
+    pub acknowledged: Option<(OffsetDateTime, &'a str)>,
+    pub answered: Option<(OffsetDateTime, &'a pb::Feedback)>,
+}
+
+impl Store {
+    /// Commits new outbound notices and their outbox rows in one
+    /// transaction: all of them or none.
+    pub async fn insert_outbound(
+        &self,
+        notices: &[(NoticeContent, String)],
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for (content, route) in notices {
+            tx.insert_notice(content, Direction::Outbound, NoticeStatus::Queued, None)
+                .await?;
+            tx.enqueue(
+                route,
+                content.destination.as_str(),
+                ItemKind::Notice,
+                &content.id.to_string(),
+                None,
+                &content.to_wire().encode_to_vec(),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    pub async fn get_notice(&self, id: &str) -> Result<Option<NoticeRecord>> {
+        with_pool!(self, read, |pool, Db| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{} WHERE n.id = $1",
+                notice_columns()
+            )))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(NoticeRecord::from_row).transpose()
+        })
+    }
+
+    /// Inbound notices still waiting for their reply, oldest deadline first.
+    pub async fn list_pending(
+        &self,
+        f: &PendingFilter,
+        now: OffsetDateTime,
+    ) -> Result<Vec<NoticeRecord>> {
+        with_pool!(self, read, |pool, Db| {
+            let mut q = QueryBuilder::<Db>::new(notice_columns());
+            // Inbound, and still owing the reply it needs: pending, or
+            // signed for while it needs feedback.
+            q.push(" WHERE n.direction = ")
+                .push_bind(Direction::Inbound as i32)
+                .push(" AND (n.status = ")
+                .push_bind(NoticeStatus::Pending as i32)
+                .push(" OR (n.status = ")
+                .push_bind(NoticeStatus::Acknowledged as i32)
+                .push(" AND n.reply_required = ")
+                .push_bind(ReplySort::Feedback as i32)
+                .push("))");
+            if let Some(k) = f.kind {
+                q.push(" AND n.kind = ").push_bind(k as i32);
+            }
+            if let Some(c) = f.category {
+                q.push(" AND n.category = ").push_bind(c as i32);
+            }
+            if let Some(u) = f.urgency {
+                q.push(" AND n.urgency = ").push_bind(u as i32);
+            }
+            if f.overdue_only {
+                q.push(" AND n.due_at <= ").push_bind(micros(now));
+            }
+            if let Some(before) = f.due_before {
+                q.push(" AND n.due_at <= ").push_bind(micros(before));
+            }
+            q.push(" ORDER BY n.due_at, n.id LIMIT ")
+                .push_bind(i64::from(f.limit));
+            q.push(" OFFSET ").push_bind(f.offset as i64);
+            let rows = q.build().fetch_all(pool).await?;
+            rows.iter().map(NoticeRecord::from_row).collect()
+        })
+    }
+
+    /// Notices of both directions, newest first.
+    pub async fn list_notices(&self, f: &NoticeFilter) -> Result<Vec<NoticeRecord>> {
+        with_pool!(self, read, |pool, Db| {
+            let mut q = QueryBuilder::<Db>::new(notice_columns());
+            q.push(" WHERE 1 = 1");
+            if let Some(d) = f.direction {
+                q.push(" AND n.direction = ").push_bind(d as i32);
+            }
+            if let Some(s) = f.status {
+                q.push(" AND n.status = ").push_bind(s as i32);
+            }
+            if let Some(k) = f.kind {
+                q.push(" AND n.kind = ").push_bind(k as i32);
+            }
+            if let Some(p) = &f.peer_prefix {
+                q.push(" AND n.peer LIKE ").push_bind(format!("{p}%"));
+            }
+            if let Some(s) = &f.subject_id {
+                q.push(" AND n.subject_id = ")
+                    .push_bind(s.as_str().to_string());
+            }
+            if let Some(t) = f.created_from {
+                q.push(" AND n.created_at >= ").push_bind(micros(t));
+            }
+            if let Some(t) = f.created_to {
+                q.push(" AND n.created_at < ").push_bind(micros(t));
+            }
+            q.push(" ORDER BY n.created_at DESC, n.id LIMIT ")
+                .push_bind(i64::from(f.limit));
+            q.push(" OFFSET ").push_bind(f.offset as i64);
+            let rows = q.build().fetch_all(pool).await?;
+            rows.iter().map(NoticeRecord::from_row).collect()
+        })
+    }
+
+    /// How many notices of a direction are stored (tests and the demo count rows).
+    pub async fn count_notices(&self, direction: Direction) -> Result<i64> {
+        with_pool!(self, read, |pool, Db| {
+            Ok(
+                sqlx::query("SELECT COUNT(*) FROM notices WHERE direction = $1")
+                    .bind(direction as i32)
+                    .fetch_one(pool)
+                    .await?
+                    .get(0),
+            )
+        })
+    }
+
+    pub async fn count_notices_with_status(
+        &self,
+        direction: Direction,
+        status: NoticeStatus,
+    ) -> Result<i64> {
+        with_pool!(self, read, |pool, Db| {
+            Ok(
+                sqlx::query("SELECT COUNT(*) FROM notices WHERE direction = $1 AND status = $2")
+                    .bind(direction as i32)
+                    .bind(status as i32)
+                    .fetch_one(pool)
+                    .await?
+                    .get(0),
+            )
+        })
+    }
+
+    /// Notices still without the reply they need at `now`, past their
+    /// deadline, oldest deadline first; `direction` None means both.
+    pub async fn overdue(
+        &self,
+        direction: Option<Direction>,
+        now: OffsetDateTime,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<NoticeRecord>> {
+        with_pool!(self, read, |pool, Db| {
+            let mut q = QueryBuilder::<Db>::new(notice_columns());
+            q.push(" WHERE ")
+                .push(overdue_sql("n."))
+                .push_bind(micros(now));
+            if let Some(d) = direction {
+                q.push(" AND n.direction = ").push_bind(d as i32);
+            }
+            q.push(" ORDER BY n.due_at, n.id LIMIT ")
+                .push_bind(i64::from(limit));
+            q.push(" OFFSET ").push_bind(offset as i64);
+            let rows = q.build().fetch_all(pool).await?;
+            rows.iter().map(NoticeRecord::from_row).collect()
+        })
+    }
+}
+
+impl Tx {
+    /// The stored content hash, received_at and due_at of a notice, if known.
+    pub async fn notice_receipt(
+        &mut self,
+        id: &str,
+    ) -> Result<Option<(Vec<u8>, Option<OffsetDateTime>, Option<OffsetDateTime>)>> {
+        with_tx!(self, |conn, Db| {
+            let row =
+                sqlx::query("SELECT content_hash, received_at, due_at FROM notices WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            Ok(row.map(|r| {
+                (
+                    r.get("content_hash"),
+                    r.get::<Option<i64>, _>("received_at").map(from_micros),
+                    r.get::<Option<i64>, _>("due_at").map(from_micros),
+                )
+            }))
+        })
+    }
+
+    /// The earliest still-open inbound notice about the same event. (The
+    /// `+` keeps SQLite on the event index: ordering by the received_at
+    /// index instead scanned every inbound notice, once per notice received.)
+    pub async fn open_event(&mut self, content: &NoticeContent) -> Result<Option<String>> {
+        with_tx!(self, |conn, Db| {
+            let row = sqlx::query(
+                "SELECT id FROM notices WHERE subject_id = $1 AND kind = $2 AND event_date = $3 AND direction = $4 \
+                 AND status IN ($5, $6) AND id <> $7 ORDER BY +received_at LIMIT 1",
+            )
+            .bind(content.subject.id_number.as_str())
+            .bind(content.kind() as i32)
+            .bind(crate::domain::format_date(content.event_date()))
+            .bind(Direction::Inbound as i32)
+            .bind(NoticeStatus::Pending as i32)
+            .bind(NoticeStatus::Acknowledged as i32)
+            .bind(content.id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(row.map(|r| r.get("id")))
+        })
+    }
+
+    pub async fn insert_notice(
+        &mut self,
+        c: &NoticeContent,
+        direction: Direction,
+        status: NoticeStatus,
+        received: Option<(OffsetDateTime, OffsetDateTime, Option<String>)>,
+    ) -> Result<()> {
+        let (received, duplicate_of) = match received {
+            Some((r, d, dup)) => (Some((r, d)), dup),
+            None => (None, None),
+        };
+        self.insert_notices(&[NewNotice {
+            content: c,
+            direction,
+            status,
+            received,
+            duplicate_of,
+            acknowledged: None,
+            answered: None,
+        }])
+        .await
+    }
+
+    /// Inserts notices with multi-row statements; an id already stored
+    /// fails the call with `Conflict` naming that id.
+    pub async fn insert_notices(&mut self, rows: &[NewNotice<'_>]) -> Result<()> {
+        with_tx!(self, |conn, Db| {
+            // SQLite allows 32,766 parameters per statement; a row binds 23.
+            for chunk in rows.chunks(1000) {
+                // Checked before inserting: on PostgreSQL a failed statement
+                // spoils the whole transaction.
+                let mut seen = std::collections::HashSet::new();
+                if let Some(n) = chunk.iter().find(|n| !seen.insert(n.content.id)) {
+                    return Err(StoreError::Conflict(n.content.id.to_string()));
+                }
+                let mut find = QueryBuilder::<Db>::new("SELECT id FROM notices WHERE id IN (");
+                let mut ids = find.separated(", ");
+                for n in chunk {
+                    ids.push_bind(n.content.id.to_string());
+                }
+                find.push(") LIMIT 1");
+                let stored: Option<String> =
+                    find.build_query_scalar().fetch_optional(&mut *conn).await?;
+                if let Some(id) = stored {
+                    return Err(StoreError::Conflict(id));
+                }
+                let mut q = QueryBuilder::<Db>::new(
+                    "INSERT INTO notices (id, direction, peer, origin, destination, kind, category, urgency, \
+                     reply_required, subject_id, event_date, content, content_hash, status, created_at, \
+                     received_at, due_at, duplicate_of, received_month, acknowledged_at, acknowledged_by, \
+                     answered_at, feedback) ",
+                );
+                q.push_values(chunk, |mut b, n| {
+                    let c = n.content;
+                    let peer = match n.direction {
+                        Direction::Inbound => c.origin.as_str(),
+                        _ => c.destination.as_str(),
+                    };
+                    b.push_bind(c.id.to_string())
+                        .push_bind(n.direction as i32)
+                        .push_bind(peer.to_string())
+                        .push_bind(c.origin.as_str().to_string())
+                        .push_bind(c.destination.as_str().to_string())
+                        .push_bind(c.kind() as i32)
+                        .push_bind(c.category as i32)
+                        .push_bind(c.urgency as i32)
+                        .push_bind(c.reply_required as i32)
+                        .push_bind(c.subject.id_number.as_str().to_string())
+                        .push_bind(crate::domain::format_date(c.event_date()))
+                        .push_bind(c.to_wire().encode_to_vec())
+                        .push_bind(c.content_hash())
+                        .push_bind(n.status as i32)
+                        .push_bind(micros(c.created_at))
+                        .push_bind(n.received.map(|(r, _)| micros(r)))
+                        .push_bind(n.received.map(|(_, d)| micros(d)))
+                        .push_bind(n.duplicate_of.clone())
+                        .push_bind(n.received.map(|(r, _)| month_key(self.tz, r)))
+                        .push_bind(n.acknowledged.map(|(at, _)| micros(at)))
+                        .push_bind(n.acknowledged.map(|(_, by)| by.to_string()))
+                        .push_bind(n.answered.map(|(at, _)| micros(at)))
+                        .push_bind(n.answered.map(|(_, fb)| fb.encode_to_vec()));
+                });
+                match q.build().execute(&mut *conn).await {
+                    // Another replica stored one of them since the check above.
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Err(StoreError::Conflict(chunk[0].content.id.to_string()));
+                    }
+                    Err(e) => return Err(e.into()),
+                    Ok(_) => {}
+                }
+            }
+            Ok(())
+        })
+    }
+
+    pub async fn get_notice(&mut self, id: &str) -> Result<Option<NoticeRecord>> {
+        with_tx!(self, |conn, Db| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{} WHERE n.id = $1",
+                notice_columns()
+            )))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            row.as_ref().map(NoticeRecord::from_row).transpose()
+        })
+    }
+}

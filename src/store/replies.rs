@@ -1,0 +1,136 @@
+//! Replies: the copy of every receipt, feedback and withdrawal (ours and
+//! our peers'), and the updates that record them on their notice. The
+//! updates are conditional on the state the reply rules
+//! (`domain::Lifecycle::check`) accepted: a concurrent change leaves them
+//! `Stale` instead of overwriting an answer.
+
+use super::{Result, StoreError, Tx, micros};
+use crate::domain::{Direction, NoticeStatus, Reply, ReplySort};
+use crate::pb;
+use prost::Message;
+use sqlx::Row;
+use time::OffsetDateTime;
+
+impl Tx {
+    /// The stored hash of a reply, if this reply id is known.
+    pub async fn reply_hash(&mut self, reply_id: &str) -> Result<Option<Vec<u8>>> {
+        with_tx!(self, |conn, Db| {
+            let row = sqlx::query("SELECT content_hash FROM replies WHERE reply_id = $1")
+                .bind(reply_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    /// Records a reply written here (`Direction::Outbound`) or received.
+    pub async fn insert_reply(
+        &mut self,
+        reply: &Reply,
+        direction: Direction,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        with_tx!(self, |conn, Db| {
+            sqlx::query(
+                "INSERT INTO replies (reply_id, notice_id, direction, sort, content, content_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(reply.reply_id.to_string())
+            .bind(reply.notice_id.to_string())
+            .bind(direction as i32)
+            .bind(reply.body.sort_code())
+            .bind(reply.to_wire().encode_to_vec())
+            .bind(reply.content_hash())
+            .bind(micros(now))
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Records a receipt, only while the notice has none and is not
+    /// withdrawn (the state `Lifecycle::check` accepted): a concurrent
+    /// change makes it `Stale` instead of overwriting.
+    pub async fn set_acknowledged(&mut self, id: &str, at: OffsetDateTime, by: &str) -> Result<()> {
+        let done = with_tx!(self, |conn, Db| {
+            sqlx::query(
+                "UPDATE notices SET acknowledged_at = $1, acknowledged_by = $2, \
+                 status = CASE WHEN status IN ($3, $4, $5) THEN $6 ELSE status END \
+                 WHERE id = $7 AND acknowledged_at IS NULL AND status <> $8",
+            )
+            .bind(micros(at))
+            .bind(by)
+            .bind(NoticeStatus::Queued as i32)
+            .bind(NoticeStatus::Delivered as i32)
+            .bind(NoticeStatus::Pending as i32)
+            .bind(NoticeStatus::Acknowledged as i32)
+            .bind(id)
+            .bind(NoticeStatus::Withdrawn as i32)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        stale_unless_one(done, id)
+    }
+
+    /// Stores feedback (it also counts as receipt when none came before),
+    /// only on a notice that needs feedback, has none and is not withdrawn.
+    pub async fn set_answered(
+        &mut self,
+        id: &str,
+        feedback: &pb::Feedback,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let done = with_tx!(self, |conn, Db| {
+            sqlx::query(
+                "UPDATE notices SET answered_at = $1, feedback = $2, status = $3, \
+                 acknowledged_at = COALESCE(acknowledged_at, $1), acknowledged_by = COALESCE(acknowledged_by, $4) \
+                 WHERE id = $5 AND answered_at IS NULL AND reply_required = $6 AND status <> $7",
+            )
+            .bind(micros(at))
+            .bind(feedback.encode_to_vec())
+            .bind(NoticeStatus::Answered as i32)
+            .bind(&feedback.answered_by)
+            .bind(id)
+            .bind(ReplySort::Feedback as i32)
+            .bind(NoticeStatus::Withdrawn as i32)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        stale_unless_one(done, id)
+    }
+
+    /// Withdraws a notice, only while it is neither answered nor withdrawn.
+    pub async fn set_withdrawn(
+        &mut self,
+        id: &str,
+        at: OffsetDateTime,
+        reason: &str,
+    ) -> Result<()> {
+        let done = with_tx!(self, |conn, Db| {
+            sqlx::query(
+                "UPDATE notices SET status = $1, withdrawn_at = $2, withdraw_reason = $3 \
+                 WHERE id = $4 AND answered_at IS NULL AND status NOT IN ($5, $1)",
+            )
+            .bind(NoticeStatus::Withdrawn as i32)
+            .bind(micros(at))
+            .bind(reason)
+            .bind(id)
+            .bind(NoticeStatus::Answered as i32)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        stale_unless_one(done, id)
+    }
+}
+
+/// An update that had to change exactly one row.
+fn stale_unless_one(rows: u64, id: &str) -> Result<()> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Stale(id.to_string()))
+    }
+}

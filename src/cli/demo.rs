@@ -2,7 +2,7 @@
 //! all four kinds both ways, with receipts and every feedback result, then
 //! serving until Ctrl-C so that the staff commands can be tried on them.
 
-use super::staff::{kind_name, result_name, status_name};
+use super::render::{kind_name, result_name, status_name};
 use crate::clock::SystemClock;
 use crate::config::Delivery;
 use crate::domain::{Category, ContraceptionMethod, FeedbackResult, NoticeKind, NoticeStatus, Sex};
@@ -464,7 +464,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             .map_err(|s| anyhow::anyhow!("{}", s.message()))?
             .into_inner();
         println!("\n  {}", place(n.district.as_str()));
-        super::monitor::print_table(&r.rows);
+        super::render::print_table(&r.rows);
     }
 
     if a.no_wait {

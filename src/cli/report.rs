@@ -3,8 +3,8 @@
 //! self-contained HTML page (inline SVG chart, no network), built from the
 //! node's `Stats` answers — the same figures as `migrex stats` and `/metrics`.
 
-use super::monitor::{figure_cells, pct, row_json};
-use super::staff::{Conn, kind_name, status};
+use super::args::{Conn, status};
+use super::render::{Local, figure_cells, kind_name, pct, row_json};
 use crate::domain::{Direction, county_name};
 use crate::pb;
 use crate::stats::Period;
@@ -42,6 +42,7 @@ struct Report {
     peers: Vec<pb::TimelinessRow>,
     months: Vec<(String, Option<f64>, Option<f64>)>,
     overdue: Vec<pb::OverdueNotice>,
+    local: Local,
 }
 
 fn place(code: &str) -> String {
@@ -124,6 +125,7 @@ async fn gather(a: &ReportArgs) -> Result<Report> {
         .into_inner()
         .notices;
     Ok(Report {
+        local: a.conn.local()?,
         first_day: summary.first_day,
         last_day: summary.last_day,
         summary: summary.rows.first().cloned().unwrap_or_default(),
@@ -148,9 +150,9 @@ fn csv_line(out: &mut String, cells: &[String]) {
     out.push_str("\r\n");
 }
 
-fn overdue_cells(o: &pb::OverdueNotice) -> Vec<String> {
+fn overdue_cells(o: &pb::OverdueNotice, local: Local) -> Vec<String> {
     let n = o.notice.clone().unwrap_or_default();
-    let due = super::staff::local_day(&n.due_at);
+    let due = local.day(&n.due_at);
     vec![
         n.id,
         place(&n.origin),
@@ -198,7 +200,7 @@ fn to_csv(r: &Report) -> String {
     out.push_str("\r\n");
     csv_line(&mut out, &OVERDUE_COLUMNS.map(String::from));
     for o in &r.overdue {
-        csv_line(&mut out, &overdue_cells(o));
+        csv_line(&mut out, &overdue_cells(o, r.local));
     }
     out
 }
@@ -341,7 +343,11 @@ fn to_html(r: &Report) -> String {
         .collect();
     let mut peer_headers = vec!["名次 rank"];
     peer_headers.extend(COLUMNS);
-    let overdue: Vec<Vec<String>> = r.overdue.iter().map(overdue_cells).collect();
+    let overdue: Vec<Vec<String>> = r
+        .overdue
+        .iter()
+        .map(|o| overdue_cells(o, r.local))
+        .collect();
     format!(
         "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>月度通报 {first}..{last}</title><style>\
 body{{font-family:\"Noto Sans CJK SC\",\"Microsoft YaHei\",sans-serif;margin:24px;color:#222}}h1{{font-size:22px}}h2{{font-size:17px;margin-top:28px}}\
@@ -382,7 +388,7 @@ pub async fn report(a: ReportArgs) -> Result<()> {
         to_html(&r)
     };
     std::fs::write(&out, text).with_context(|| format!("--out: cannot write {}", out.display()))?;
-    if a.conn.json() {
+    if a.conn.json {
         println!(
             "{}",
             serde_json::json!({"out": out, "first_day": r.first_day, "last_day": r.last_day, "summary": row_json(&r.summary)})
@@ -520,7 +526,7 @@ async fn ranking(a: &ReportArgs, path: &std::path::Path, format: &str) -> Result
         std::fs::write(out, text)
             .with_context(|| format!("--out: cannot write {}", out.display()))?;
     }
-    if a.conn.json() {
+    if a.conn.json {
         println!(
             "{}",
             serde_json::json!({
@@ -538,7 +544,7 @@ async fn ranking(a: &ReportArgs, path: &std::path::Path, format: &str) -> Result
             println!(
                 "{:>3}. {}  received {}  接收率 {}  接收及时率 {}  反馈率 {}  反馈及时率 {}  超时未复 {}",
                 r[0],
-                super::monitor::pad(&r[1], 16),
+                super::render::pad(&r[1], 16),
                 r[2],
                 r[5],
                 r[6],

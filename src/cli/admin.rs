@@ -1,0 +1,420 @@
+//! Setting a node up and running it: `init`, `ca issue`, `peer add|list`,
+//! `token create|revoke`, `backup`, `store copy`, `serve`.
+
+use super::{init_tracing, wait_for_signal};
+use crate::auth::Role;
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::domain::{DistrictCode, RoutePrefix};
+use crate::identity;
+use crate::node::Node;
+use crate::setup::{create_token, init_node, open_store};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// This node's district code (6, 9 or 12 digits).
+    #[arg(long)]
+    district: String,
+    /// The node's folder (created).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Exchange listener address (peers).
+    #[arg(long, default_value = "127.0.0.1:7401")]
+    listen: String,
+    /// Desk listener address (staff).
+    #[arg(long, default_value = "127.0.0.1:7402")]
+    desk_listen: String,
+    /// Ops listener address (/healthz, /readyz).
+    #[arg(long, default_value = "127.0.0.1:7403")]
+    ops_listen: String,
+    /// CA folder; a development CA is created there if it holds none. Default: DIR/../ca.
+    #[arg(long)]
+    ca_dir: Option<PathBuf>,
+    /// Extra host names or IP addresses for the node's certificate (repeatable).
+    #[arg(long = "host")]
+    hosts: Vec<String>,
+    /// The store: a SQLite file (relative to DIR) or the postgres://USER:PASSWORD@HOST/DB
+    /// URL of an existing, empty PostgreSQL database.
+    #[arg(long, default_value = "migrex.db")]
+    database: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaCommand {
+    /// Issue a node certificate for a district from the CA (for a node set up on another machine).
+    #[command(
+        after_help = "Example:\n  migrex ca issue --ca-dir ./ca --district 510116 --out ./shuangliu-certs --host node.shuangliu.example"
+    )]
+    Issue {
+        /// The CA folder (ca.crt, ca.key).
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The district the certificate is for (6, 9 or 12 digits).
+        #[arg(long)]
+        district: String,
+        /// Folder for node.crt, node.key and a copy of ca.crt.
+        #[arg(long)]
+        out: PathBuf,
+        /// Host names or IP addresses the node is reached at (repeatable).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PeerCommand {
+    /// Add a route, or change its endpoint: destinations starting with DISTRICT go to ENDPOINT.
+    #[command(
+        after_help = "Example:\n  migrex peer add --config ./luohu/migrex.toml --district 510116 --endpoint https://127.0.0.1:7411"
+    )]
+    Add {
+        /// The node's migrex.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// A district code or prefix (2-12 digits); the longest matching prefix wins.
+        #[arg(long)]
+        district: String,
+        /// The peer's exchange listener, https://HOST:PORT.
+        #[arg(long)]
+        endpoint: String,
+    },
+    /// List the routes.
+    #[command(after_help = "Example:\n  migrex peer list --config ./luohu/migrex.toml --json")]
+    List {
+        /// The node's migrex.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Copy a node's whole state into an empty store and verify it (counts and a checksum per table).
+    #[command(
+        after_help = "Example (stop the node first; deploy/README.md \"Moving to PostgreSQL\"):\n  migrex store copy --from /var/lib/migrex/migrex.db --to postgres://migrex:PASSWORD@127.0.0.1/migrex"
+    )]
+    Copy {
+        /// The store to copy: a SQLite file, a sqlite:// or a postgres:// URL.
+        #[arg(long)]
+        from: String,
+        /// An empty store to copy into (its schema is created): usually a postgres:// URL.
+        #[arg(long)]
+        to: String,
+        /// The node's timezone (its config's `timezone`).
+        #[arg(long, default_value = "Asia/Shanghai")]
+        timezone: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Revoke every token of a holder (running nodes refuse them within a minute).
+    #[command(
+        after_help = "Example:\n  migrex token revoke --config ./luohu/migrex.toml --name zhang.wei"
+    )]
+    Revoke {
+        /// The node's migrex.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// The holder's name, as given to `token create`.
+        #[arg(long)]
+        name: String,
+    },
+    /// Create a staff token and print it once (only its hash is stored).
+    #[command(
+        after_help = "Example:\n  migrex token create --config ./luohu/migrex.toml --role clerk --name zhang.wei"
+    )]
+    Create {
+        /// The node's migrex.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// clerk, supervisor, monitor or admin.
+        #[arg(long)]
+        role: String,
+        /// Who holds it (it signs their receipts and feedback); default: the role.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn ca(cmd: CaCommand) -> Result<()> {
+    match cmd {
+        CaCommand::Issue {
+            ca_dir,
+            district,
+            out,
+            hosts,
+        } => {
+            let district = DistrictCode::parse("--district", &district)?;
+            if !identity::ca_paths(&ca_dir).0.exists() {
+                bail!(
+                    "--ca-dir: no ca.crt in {}; create one with `migrex init --ca-dir {}`",
+                    ca_dir.display(),
+                    ca_dir.display()
+                );
+            }
+            identity::issue_node_cert(
+                &ca_dir,
+                &district,
+                &hosts,
+                &out.join("node.crt"),
+                &out.join("node.key"),
+            )?;
+            std::fs::copy(identity::ca_paths(&ca_dir).0, out.join("ca.crt"))
+                .context("copying ca.crt")?;
+            println!(
+                "issued a certificate for {district} ({}) in {}",
+                district.county_name(),
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+pub async fn peer(cmd: PeerCommand) -> Result<()> {
+    match cmd {
+        PeerCommand::Add {
+            config,
+            district,
+            endpoint,
+        } => {
+            let (mut c, _) = Config::load(&config)?;
+            let prefix = RoutePrefix::parse("--district", &district)?;
+            if !endpoint.starts_with("https://") {
+                bail!("--endpoint: must be an https:// URL, got '{endpoint}'");
+            }
+            c.upsert_peer(&prefix, &endpoint);
+            c.save(&config)?;
+            println!(
+                "route {prefix} → {endpoint} saved in {} (restart `migrex serve` to use it)",
+                config.display()
+            );
+            Ok(())
+        }
+        PeerCommand::List { config, json } => {
+            let (c, _) = Config::load(&config)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c.peers)?);
+            } else if c.peers.is_empty() {
+                println!("no peers (对端) yet; add one with `migrex peer add`");
+            } else {
+                println!("{:<12} endpoint", "prefix");
+                for p in &c.peers {
+                    println!("{:<12} {}", p.prefix, p.endpoint);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+pub async fn token(cmd: TokenCommand) -> Result<()> {
+    match cmd {
+        TokenCommand::Revoke { config, name } => {
+            let store = open_store(&config)
+                .await
+                .with_context(|| format!("opening the database of {}", config.display()))?;
+            let n = store
+                .revoke_tokens(&name, time::OffsetDateTime::now_utc())
+                .await?;
+            store.close().await;
+            if n == 0 {
+                bail!("--name: no active token is named '{name}'");
+            }
+            println!("revoked {n} token(s) of {name}; running nodes refuse them within a minute");
+            Ok(())
+        }
+        TokenCommand::Create {
+            config,
+            role,
+            name,
+            json,
+        } => {
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let store = open_store(&config)
+                .await
+                .with_context(|| format!("opening the database of {}", config.display()))?;
+            // The name signs receipts and feedback that peers receive: it must be usable there.
+            let name = crate::domain::required_text(
+                "--name",
+                &name.unwrap_or_else(|| role.as_str().to_string()),
+                100,
+            )?;
+            let token = create_token(&store, &name, role).await?;
+            store.close().await;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"name": name, "role": role.as_str(), "token": token})
+                );
+            } else {
+                println!("{token}");
+                eprintln!(
+                    "token for {name} ({}); it is shown only this once",
+                    role.as_str()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `migrex backup`: an online copy of the SQLite store.
+pub async fn backup(config: PathBuf, out: PathBuf) -> Result<()> {
+    if out.exists() {
+        bail!("--out: {} exists already; name a new file", out.display());
+    }
+    let store = open_store(&config)
+        .await
+        .with_context(|| format!("opening the database of {}", config.display()))?;
+    let path = out
+        .to_str()
+        .ok_or_else(|| anyhow::anyhow!("--out: the path must be UTF-8"))?;
+    store
+        .backup(path)
+        .await
+        .with_context(|| format!("--out: writing {}", out.display()))?;
+    store.close().await;
+    println!(
+        "database of {} copied to {}",
+        config.display(),
+        out.display()
+    );
+    Ok(())
+}
+
+pub async fn store(cmd: StoreCommand) -> Result<()> {
+    match cmd {
+        StoreCommand::Copy {
+            from,
+            to,
+            timezone,
+            json,
+        } => store_copy(&from, &to, &timezone, json).await,
+    }
+}
+
+async fn store_copy(from: &str, to: &str, timezone: &str, json: bool) -> Result<()> {
+    let tz = crate::calendar::timezone(timezone).map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
+    if from == to {
+        bail!("--to: it is the same store as --from");
+    }
+    let is_url = |s: &str| s.contains("://") || s.starts_with("sqlite:");
+    if !is_url(from) && !Path::new(from).exists() {
+        bail!("--from: {from} does not exist");
+    }
+    let source = crate::store::Store::open(from, tz)
+        .await
+        .with_context(|| "--from: cannot open the store")?;
+    let target = crate::store::Store::open(to, tz)
+        .await
+        .with_context(|| "--to: cannot open the store")?;
+    let mut last = String::new();
+    let report = source
+        .copy_into(&target, |table, rows| {
+            if table != last || rows % 50_000 == 0 {
+                eprintln!("copying {table}: {rows} rows");
+                last = table.to_string();
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotEmpty(_) => anyhow::anyhow!("--to: {e}"),
+            e => anyhow::anyhow!(e),
+        })?;
+    source.close().await;
+    target.close().await;
+    if json {
+        let tables: Vec<_> = report
+            .iter()
+            .map(|t| serde_json::json!({"table": t.table, "rows": t.rows, "sha256": t.checksum}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({ "verified": true, "tables": tables })
+        );
+    } else {
+        println!(
+            "{:<12} {:>10}  sha256 (same on both sides)",
+            "table", "rows"
+        );
+        for t in &report {
+            println!("{:<12} {:>10}  {}", t.table, t.rows, t.checksum);
+        }
+        println!("copied and verified; point the node's `database` at the new store and start it");
+    }
+    Ok(())
+}
+
+pub async fn init(a: InitArgs) -> Result<()> {
+    let district = DistrictCode::parse("--district", &a.district)?;
+    let ca_dir = a
+        .ca_dir
+        .clone()
+        .unwrap_or_else(|| a.dir.join("..").join("ca"));
+    let (config_path, token, created_ca) = init_node(
+        &district,
+        &a.dir,
+        &ca_dir,
+        [&a.listen, &a.desk_listen, &a.ops_listen],
+        &a.hosts,
+        &a.database,
+    )
+    .await?;
+    if created_ca {
+        eprintln!(
+            "created a development CA in {} (keep ca.key private)",
+            ca_dir.display()
+        );
+    }
+    println!(
+        "node {district} ({}) initialised: {}",
+        district.county_name(),
+        config_path.display()
+    );
+    println!("admin token (shown only this once): {token}");
+    println!(
+        "next: migrex peer add --config {} --district <code> --endpoint https://<host:port>",
+        config_path.display()
+    );
+    println!("      migrex serve --config {}", config_path.display());
+    Ok(())
+}
+
+pub async fn serve(config_path: &Path) -> Result<()> {
+    init_tracing("info");
+    let settings = crate::config::Settings::load(config_path)?;
+    let node = Node::bind(settings, Arc::new(SystemClock))
+        .await?
+        .start()
+        .await?;
+    println!(
+        "serving district {} ({}): exchange {} desk {} ops http://{}",
+        node.ctx.district,
+        node.ctx.district.county_name(),
+        node.exchange_addr,
+        node.desk_addr,
+        node.ops_addr
+    );
+    let stop = node.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping: finishing in-flight work");
+        stop.cancel();
+    });
+    Ok(node.run_until_stopped().await?)
+}

@@ -7,7 +7,7 @@
 use crate::auth::Authenticator;
 use crate::calendar::Deadlines;
 use crate::clock::SharedClock;
-use crate::config::{Delivery, Route, route_for};
+use crate::config::{Delivery, Route, Settings, route_for};
 use crate::domain::DistrictCode;
 use crate::identity::TlsMaterial;
 use crate::metrics::Metrics;
@@ -38,36 +38,38 @@ pub struct NodeCtx {
     failed: AtomicBool,
 }
 
-/// The parts a `NodeCtx` is made of.
-pub struct Parts {
-    pub district: DistrictCode,
-    pub store: Store,
-    pub clock: SharedClock,
-    pub deadlines: Deadlines,
-    pub routes: Vec<Route>,
-    pub delivery: Delivery,
-    pub tls: TlsMaterial,
-    pub replica: String,
-}
-
 impl NodeCtx {
-    pub fn new(p: Parts) -> Self {
-        let wakers = p
-            .routes
+    /// The context of a node configured by `settings`, on `store`, with
+    /// `tls` loaded from its files; `replica` names this process.
+    pub fn new(
+        settings: Settings,
+        store: Store,
+        clock: SharedClock,
+        tls: TlsMaterial,
+        replica: String,
+    ) -> Self {
+        let Settings {
+            district,
+            deadlines,
+            routes,
+            delivery,
+            ..
+        } = settings;
+        let wakers = routes
             .iter()
             .map(|r| (r.prefix.to_string(), Arc::new(Notify::new())))
             .collect();
         NodeCtx {
-            auth: Authenticator::new(p.store.clone()),
+            auth: Authenticator::new(store.clone()),
             metrics: Arc::new(Metrics::default()),
-            district: p.district,
-            store: p.store,
-            clock: p.clock,
-            deadlines: p.deadlines,
-            routes: p.routes,
-            delivery: p.delivery,
-            tls: p.tls,
-            replica: p.replica,
+            district,
+            store,
+            clock,
+            deadlines,
+            routes,
+            delivery,
+            tls,
+            replica,
             wakers,
             failed: AtomicBool::new(false),
         }

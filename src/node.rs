@@ -10,7 +10,7 @@
 
 use crate::clock::SharedClock;
 use crate::config::{Settings, route_for};
-use crate::context::{NodeCtx, Parts};
+use crate::context::NodeCtx;
 use crate::exchange::server::ExchangeService;
 use crate::grpc::desk::DeskService;
 use crate::grpc::stats::StatsService;
@@ -141,20 +141,19 @@ impl BoundNode {
             }
         }
 
-        let ctx = Arc::new(NodeCtx::new(Parts {
-            district: s.district,
-            store: self.store.clone(),
-            clock: self.clock.clone(),
-            deadlines: s.deadlines,
-            routes: s.routes.clone(),
-            delivery: s.delivery,
-            tls: tls.clone(),
-            replica: format!("{}/{exchange_addr}", host_name()),
-        }));
+        let routes = s.routes.clone();
+        let replica = format!("{}/{exchange_addr}", host_name());
+        let ctx = Arc::new(NodeCtx::new(
+            s,
+            self.store.clone(),
+            self.clock.clone(),
+            tls.clone(),
+            replica,
+        ));
         // Every peer's client is made before anything serves: an endpoint
         // that cannot be used is an error at start, naming its route.
         let mut workers = Vec::new();
-        for route in &s.routes {
+        for route in &routes {
             let client = crate::exchange::delivery::connect(&ctx, route).map_err(|e| {
                 NodeError::Endpoint {
                     route: route.prefix.to_string(),

@@ -2,13 +2,42 @@
 //! a running node's desk listener (and the timezone its times are shown
 //! in), enum flags, and how a refusal from the node is reported.
 
-use super::render::Local;
+use super::render::{Local, print_list, print_one};
 use crate::client::{self, Desk};
 use crate::config::{Config, resolve};
 use crate::domain::{Direction, enum_from_name};
+use crate::pb;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use std::path::PathBuf;
+
+/// What a node answered to one call.
+pub type Answer<T> = std::result::Result<tonic::Response<T>, tonic::Status>;
+
+/// What class of notice: its kind, category and urgency.
+#[derive(Args, Debug, Clone)]
+pub struct ClassArgs {
+    /// MARRIAGE, PREGNANCY, BIRTH or CONTRACEPTION.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// NOTIFICATION (通报) or VERIFICATION_REQUEST (协查).
+    #[arg(long)]
+    pub category: Option<String>,
+    /// NORMAL or URGENT (sending: URGENT for a pregnancy, NORMAL otherwise, unless given).
+    #[arg(long)]
+    pub urgency: Option<String>,
+}
+
+/// One page of a listing.
+#[derive(Args, Debug, Clone)]
+pub struct PageArgs {
+    /// How many to list (one page).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Continue a listing: the next-page token the previous page printed.
+    #[arg(long, default_value = "")]
+    pub page_token: String,
+}
 
 #[derive(Args, Debug, Clone)]
 pub struct Conn {
@@ -44,6 +73,26 @@ impl Conn {
     }
 
     /// The desk URL, the CA certificate (PEM) and the token.
+    /// Prints the notice a node answered with, or returns its refusal.
+    pub fn show_one(&self, answer: Answer<pb::Notice>) -> Result<()> {
+        print_one(
+            &answer.map_err(status)?.into_inner(),
+            self.json,
+            self.local()?,
+        );
+        Ok(())
+    }
+
+    /// Prints the list a node answered with, or returns its refusal.
+    pub fn show_list(&self, answer: Answer<pb::ListNoticesResponse>) -> Result<()> {
+        print_list(
+            &answer.map_err(status)?.into_inner(),
+            self.json,
+            self.local()?,
+        );
+        Ok(())
+    }
+
     /// How to show instants: in `--timezone`, else the config's timezone,
     /// else Beijing time.
     pub fn local(&self) -> Result<Local> {

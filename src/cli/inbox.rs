@@ -2,8 +2,7 @@
 //! verification requests and notices (待办), signing for them (签收) and
 //! answering them (核查反馈).
 
-use super::args::{Conn, KIND_NAMES, opt_enum, status};
-use super::render::{print_list, print_one};
+use super::args::{ClassArgs, Conn, KIND_NAMES, PageArgs, opt_enum};
 use crate::domain::{Category, FeedbackResult, NoticeKind, Urgency, enum_from_name};
 use crate::pb;
 use anyhow::{Result, anyhow};
@@ -15,27 +14,16 @@ use std::collections::HashMap;
     after_help = "Example:\n  migrex pending --config n/migrex.toml --overdue\n  migrex pending --node https://10.1.2.3:7402 --ca ca.crt --due-within 3 --json"
 )]
 pub struct PendingArgs {
-    /// MARRIAGE, PREGNANCY, BIRTH or CONTRACEPTION.
-    #[arg(long)]
-    kind: Option<String>,
-    /// NOTIFICATION (通报) or VERIFICATION_REQUEST (协查).
-    #[arg(long)]
-    category: Option<String>,
-    /// NORMAL or URGENT.
-    #[arg(long)]
-    urgency: Option<String>,
+    #[command(flatten)]
+    class: ClassArgs,
     /// Only notices past their deadline (超时).
     #[arg(long)]
     overdue: bool,
     /// Only notices due within this many days.
     #[arg(long, default_value_t = 0)]
     due_within: u32,
-    /// How many to list (one page).
-    #[arg(long, default_value_t = 50)]
-    limit: u32,
-    /// Continue a listing: the next-page token the previous page printed.
-    #[arg(long, default_value = "")]
-    page_token: String,
+    #[command(flatten)]
+    page: PageArgs,
     #[command(flatten)]
     conn: Conn,
 }
@@ -73,46 +61,42 @@ pub struct FeedbackArgs {
 
 pub async fn pending(a: PendingArgs) -> Result<()> {
     let req = pb::ListPendingRequest {
-        kind: opt_enum("--kind", &a.kind, NoticeKind::from_str_name, KIND_NAMES)?,
+        kind: opt_enum(
+            "--kind",
+            &a.class.kind,
+            NoticeKind::from_str_name,
+            KIND_NAMES,
+        )?,
         category: opt_enum(
             "--category",
-            &a.category,
+            &a.class.category,
             Category::from_str_name,
             &["NOTIFICATION", "VERIFICATION_REQUEST"],
         )?,
         urgency: opt_enum(
             "--urgency",
-            &a.urgency,
+            &a.class.urgency,
             Urgency::from_str_name,
             &["NORMAL", "URGENT"],
         )?,
         overdue_only: a.overdue,
         due_within_days: a.due_within,
-        page_size: a.limit,
-        page_token: a.page_token,
+        page_size: a.page.limit,
+        page_token: a.page.page_token,
     };
-    let r = a
-        .conn
-        .desk()
-        .await?
-        .list_pending(req)
-        .await
-        .map_err(status)?
-        .into_inner();
-    print_list(&r, a.conn.json, a.conn.local()?);
+    let answer = a.conn.desk().await?.list_pending(req).await;
+    a.conn.show_list(answer)?;
     Ok(())
 }
 
 pub async fn ack(a: AckArgs) -> Result<()> {
-    let n = a
+    let answer = a
         .conn
         .desk()
         .await?
         .acknowledge_notice(pb::AcknowledgeNoticeRequest { id: a.id })
-        .await
-        .map_err(status)?
-        .into_inner();
-    print_one(&n, a.conn.json, a.conn.local()?);
+        .await;
+    a.conn.show_one(answer)?;
     Ok(())
 }
 
@@ -138,7 +122,7 @@ pub async fn feedback(a: FeedbackArgs) -> Result<()> {
         responsible_district: a.responsible_district,
         ..Default::default()
     };
-    let n = a
+    let answer = a
         .conn
         .desk()
         .await?
@@ -146,9 +130,7 @@ pub async fn feedback(a: FeedbackArgs) -> Result<()> {
             id: a.id,
             feedback: Some(fb),
         })
-        .await
-        .map_err(status)?
-        .into_inner();
-    print_one(&n, a.conn.json, a.conn.local()?);
+        .await;
+    a.conn.show_one(answer)?;
     Ok(())
 }

@@ -1,9 +1,8 @@
 //! `migrex notice send|show|withdraw` and `migrex notices`: registering
 //! notices (one, or every row of a CSV file, all or nothing), looking them up.
 
-use super::args::{Conn, KIND_NAMES, opt_enum, status};
+use super::args::{ClassArgs, Conn, KIND_NAMES, PageArgs, opt_enum, status};
 use super::notice_fields::{COLUMNS, notice_from_fields};
-use super::render::{print_list, print_one};
 use crate::domain::{Direction, NoticeKind, NoticeStatus};
 use crate::pb;
 use anyhow::{Context, Result, anyhow, bail};
@@ -47,15 +46,8 @@ pub struct SendArgs {
     /// The district the notice goes to (6, 9 or 12 digits).
     #[arg(long)]
     destination: Option<String>,
-    /// MARRIAGE, PREGNANCY, BIRTH or CONTRACEPTION.
-    #[arg(long)]
-    kind: Option<String>,
-    /// NOTIFICATION (通报) or VERIFICATION_REQUEST (协查).
-    #[arg(long)]
-    category: Option<String>,
-    /// NORMAL or URGENT (default: URGENT for pregnancy, NORMAL otherwise).
-    #[arg(long)]
-    urgency: Option<String>,
+    #[command(flatten)]
+    class: ClassArgs,
     /// RECEIPT or FEEDBACK (default: the reply policy).
     #[arg(long)]
     reply_required: Option<String>,
@@ -134,12 +126,8 @@ pub struct NoticesArgs {
     /// A person's ID number: their history.
     #[arg(long)]
     subject: Option<String>,
-    /// How many to list (one page).
-    #[arg(long, default_value_t = 50)]
-    limit: u32,
-    /// Continue a listing: the next-page token the previous page printed.
-    #[arg(long, default_value = "")]
-    page_token: String,
+    #[command(flatten)]
+    page: PageArgs,
     #[command(flatten)]
     conn: Conn,
 }
@@ -148,25 +136,21 @@ pub async fn notice(cmd: NoticeCommand) -> Result<()> {
     match cmd {
         NoticeCommand::Send(a) => send(*a).await,
         NoticeCommand::Show { id, conn } => {
-            let n = conn
+            let answer = conn
                 .desk()
                 .await?
                 .get_notice(pb::GetNoticeRequest { id })
-                .await
-                .map_err(status)?
-                .into_inner();
-            print_one(&n, conn.json, conn.local()?);
+                .await;
+            conn.show_one(answer)?;
             Ok(())
         }
         NoticeCommand::Withdraw { id, reason, conn } => {
-            let n = conn
+            let answer = conn
                 .desk()
                 .await?
                 .withdraw_notice(pb::WithdrawNoticeRequest { id, reason })
-                .await
-                .map_err(status)?
-                .into_inner();
-            print_one(&n, conn.json, conn.local()?);
+                .await;
+            conn.show_one(answer)?;
             Ok(())
         }
     }
@@ -177,9 +161,9 @@ async fn send(a: SendArgs) -> Result<()> {
         let mut fields: HashMap<&str, Option<String>> = HashMap::new();
         for (k, v) in [
             ("destination", &a.destination),
-            ("kind", &a.kind),
-            ("category", &a.category),
-            ("urgency", &a.urgency),
+            ("kind", &a.class.kind),
+            ("category", &a.class.category),
+            ("urgency", &a.class.urgency),
             ("reply_required", &a.reply_required),
             ("id_number", &a.id_number),
             ("name", &a.name),
@@ -220,14 +204,12 @@ async fn send(a: SendArgs) -> Result<()> {
             println!("valid; nothing sent (--dry-run)");
             return Ok(());
         }
-        let n = desk
+        let answer = desk
             .submit_notice(pb::SubmitNoticeRequest {
                 notice: Some(notice),
             })
-            .await
-            .map_err(status)?
-            .into_inner();
-        print_one(&n, a.conn.json, a.conn.local()?);
+            .await;
+        a.conn.show_one(answer)?;
         return Ok(());
     };
     let mut reader = csv::ReaderBuilder::new()
@@ -379,18 +361,11 @@ pub async fn notices(a: NoticesArgs) -> Result<()> {
         kind: opt_enum("--kind", &a.kind, NoticeKind::from_str_name, KIND_NAMES)?,
         peer: a.peer.unwrap_or_default(),
         subject_id_number: a.subject.unwrap_or_default(),
-        page_size: a.limit,
-        page_token: a.page_token,
+        page_size: a.page.limit,
+        page_token: a.page.page_token,
         ..Default::default()
     };
-    let r = a
-        .conn
-        .desk()
-        .await?
-        .list_notices(req)
-        .await
-        .map_err(status)?
-        .into_inner();
-    print_list(&r, a.conn.json, a.conn.local()?);
+    let answer = a.conn.desk().await?.list_notices(req).await;
+    a.conn.show_list(answer)?;
     Ok(())
 }

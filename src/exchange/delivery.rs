@@ -69,28 +69,36 @@ fn call_failed(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
 }
 
-/// The ack of the `i`th item: peers answer in request order, so the same
-/// position is checked first and a search is only the fallback.
-fn ack_for<'a, A>(acks: &'a [A], i: usize, id: &str, id_of: impl Fn(&A) -> &str) -> Option<&'a A> {
-    acks.get(i)
-        .filter(|a| id_of(a) == id)
-        .or_else(|| acks.iter().find(|a| id_of(a) == id))
-}
-
-/// How one item ended: refused for good, to be retried (None), or delivered.
-fn outcome(
-    item: &OutboxItem,
-    error: Option<&pb::ItemError>,
-    delivered: impl FnOnce() -> Option<Settled>,
-) -> Option<Settled> {
-    match error {
-        Some(e) if is_final(e.code) => Some(Settled::Refused {
-            seq: item.seq,
-            error: format!("refused by {}: {}", item.target, e.message),
-        }),
-        Some(_) => None,
-        None => delivered(),
-    }
+/// How each item of a call ended, from the peer's acks: refused for good,
+/// to be retried (None: no usable ack, or a passing refusal), or what
+/// `delivered` makes of its ack. Peers answer in request order, so the ack
+/// at the same position is checked first and a search is only the fallback.
+fn settle_each<A>(
+    items: &[OutboxItem],
+    acks: &[A],
+    key: impl Fn(&OutboxItem) -> Option<&str>,
+    ack_of: impl Fn(&A) -> (&str, Option<&pb::ItemError>),
+    delivered: impl Fn(&OutboxItem, &A) -> Option<Settled>,
+) -> Vec<Option<Settled>> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let id = key(item)?;
+            let ack = acks
+                .get(i)
+                .filter(|a| ack_of(a).0 == id)
+                .or_else(|| acks.iter().find(|a| ack_of(a).0 == id))?;
+            match ack_of(ack).1 {
+                Some(e) if is_final(e.code) => Some(Settled::Refused {
+                    seq: item.seq,
+                    error: format!("refused by {}: {}", item.target, e.message),
+                }),
+                Some(_) => None,
+                None => delivered(item, ack),
+            }
+        })
+        .collect()
 }
 
 /// Sends one run of same-kind items; returns how each one ended, or the
@@ -99,56 +107,44 @@ async fn send(
     client: &mut ExchangeClient<Channel>,
     items: &[OutboxItem],
 ) -> Result<Vec<Option<Settled>>, String> {
-    match items[0].kind {
+    Ok(match items[0].kind {
         ItemKind::Notice => {
             let notices = decode_all(items)?;
-            let acks = client
-                .deliver_notices(pb::DeliverNoticesRequest { notices })
-                .await
-                .map_err(call_failed)?
-                .into_inner()
-                .acks;
-            Ok(items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    let ack = ack_for(&acks, i, &item.notice_id, |a| &a.notice_id)?;
-                    outcome(item, ack.error.as_ref(), || {
-                        Some(Settled::NoticeDelivered {
-                            seq: item.seq,
-                            notice_id: item.notice_id.clone(),
-                            received_at: ts_from_pb("received_at", ack.received_at.as_ref())
-                                .ok()?,
-                            due_at: ts_from_pb("due_at", ack.due_at.as_ref()).ok()?,
-                        })
+            let request = pb::DeliverNoticesRequest { notices };
+            let acks = client.deliver_notices(request).await.map_err(call_failed)?;
+            settle_each(
+                items,
+                &acks.into_inner().acks,
+                |item| Some(item.notice_id.as_str()),
+                |a| (a.notice_id.as_str(), a.error.as_ref()),
+                |item, ack| {
+                    Some(Settled::NoticeDelivered {
+                        seq: item.seq,
+                        notice_id: item.notice_id.clone(),
+                        received_at: ts_from_pb("received_at", ack.received_at.as_ref()).ok()?,
+                        due_at: ts_from_pb("due_at", ack.due_at.as_ref()).ok()?,
                     })
-                })
-                .collect())
+                },
+            )
         }
         ItemKind::Reply => {
             let replies = decode_all(items)?;
-            let acks = client
-                .deliver_replies(pb::DeliverRepliesRequest { replies })
-                .await
-                .map_err(call_failed)?
-                .into_inner()
-                .acks;
-            Ok(items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    let reply_id = item.reply_id.clone()?;
-                    let ack = ack_for(&acks, i, &reply_id, |a| &a.reply_id)?;
-                    outcome(item, ack.error.as_ref(), || {
-                        Some(Settled::ReplyDelivered {
-                            seq: item.seq,
-                            reply_id: reply_id.clone(),
-                        })
+            let request = pb::DeliverRepliesRequest { replies };
+            let acks = client.deliver_replies(request).await.map_err(call_failed)?;
+            settle_each(
+                items,
+                &acks.into_inner().acks,
+                |item| item.reply_id.as_deref(),
+                |a| (a.reply_id.as_str(), a.error.as_ref()),
+                |item, ack| {
+                    Some(Settled::ReplyDelivered {
+                        seq: item.seq,
+                        reply_id: ack.reply_id.clone(),
                     })
-                })
-                .collect())
+                },
+            )
         }
-    }
+    })
 }
 
 /// Runs the delivery worker of one route until `shutdown`.

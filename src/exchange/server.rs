@@ -8,7 +8,7 @@
 use crate::context::NodeCtx;
 use crate::domain::{
     CLOCK_SKEW, Direction, DistrictCode, NoticeContent, NoticeStatus, ParseContext, Party, Reply,
-    ReplyBody, Verdict, ts_to_pb,
+    Verdict, ts_to_pb,
 };
 use crate::grpc::{internal, item_error, refusal};
 use crate::identity::peer_district;
@@ -175,23 +175,7 @@ impl ExchangeService {
             }
             Err(e) => return Ok(refuse(refusal(&e))),
         }
-        match &reply.body {
-            ReplyBody::Receipt {
-                acknowledged_at,
-                acknowledged_by,
-            } => {
-                tx.set_acknowledged(&notice_id, *acknowledged_at, acknowledged_by)
-                    .await?
-            }
-            ReplyBody::Feedback(f) => {
-                tx.set_answered(&notice_id, &f.to_wire(), f.answered_at)
-                    .await?
-            }
-            ReplyBody::Withdrawal {
-                withdrawn_at,
-                reason,
-            } => tx.set_withdrawn(&notice_id, *withdrawn_at, reason).await?,
-        }
+        tx.record_reply(&notice_id, &reply.body).await?;
         tx.insert_reply(&reply, Direction::Inbound, now).await?;
         Ok(ok)
     }

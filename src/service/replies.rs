@@ -61,23 +61,7 @@ async fn reply(ctx: &NodeCtx, caller: &Caller, id: Uuid, body: ReplyBody) -> Res
     let route = match life.check(party, &body, ctx.now(), "id")? {
         Verdict::AlreadyDone => None,
         Verdict::Apply => {
-            match &body {
-                ReplyBody::Receipt {
-                    acknowledged_at,
-                    acknowledged_by,
-                } => {
-                    tx.set_acknowledged(&notice_id, *acknowledged_at, acknowledged_by)
-                        .await?
-                }
-                ReplyBody::Feedback(f) => {
-                    tx.set_answered(&notice_id, &f.to_wire(), f.answered_at)
-                        .await?
-                }
-                ReplyBody::Withdrawal {
-                    withdrawn_at,
-                    reason,
-                } => tx.set_withdrawn(&notice_id, *withdrawn_at, reason).await?,
-            }
+            tx.record_reply(&notice_id, &body).await?;
             let target = match party {
                 Party::Destination => &rec.content.origin,
                 _ => &rec.content.destination,

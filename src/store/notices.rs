@@ -93,6 +93,27 @@ pub(super) fn overdue_sql(alias: &str) -> String {
     )
 }
 
+/// Ends a list query: its order, and one page of `limit` rows after `offset`.
+fn page<DB: sqlx::Database>(q: &mut QueryBuilder<DB>, order: &str, limit: u32, offset: u64)
+where
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    q.push(" ORDER BY ").push(order).push(" LIMIT ");
+    q.push_bind(i64::from(limit))
+        .push(" OFFSET ")
+        .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+}
+
+/// Narrows a list query to rows whose enum `column` holds `value`, if given.
+fn and_eq<DB: sqlx::Database>(q: &mut QueryBuilder<DB>, column: &str, value: Option<i32>)
+where
+    for<'t> i32: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    if let Some(v) = value {
+        q.push(" AND ").push(column).push(" = ").push_bind(v);
+    }
+}
+
 /// Filters of `Desk.ListPending`.
 #[derive(Debug, Clone, Default)]
 pub struct PendingFilter {
@@ -191,24 +212,16 @@ impl Store {
                 .push(" AND n.reply_required = ")
                 .push_bind(ReplySort::Feedback as i32)
                 .push("))");
-            if let Some(k) = f.kind {
-                q.push(" AND n.kind = ").push_bind(k as i32);
-            }
-            if let Some(c) = f.category {
-                q.push(" AND n.category = ").push_bind(c as i32);
-            }
-            if let Some(u) = f.urgency {
-                q.push(" AND n.urgency = ").push_bind(u as i32);
-            }
+            and_eq(&mut q, "n.kind", f.kind.map(|k| k as i32));
+            and_eq(&mut q, "n.category", f.category.map(|c| c as i32));
+            and_eq(&mut q, "n.urgency", f.urgency.map(|u| u as i32));
             if f.overdue_only {
                 q.push(" AND n.due_at <= ").push_bind(micros(now));
             }
             if let Some(before) = f.due_before {
                 q.push(" AND n.due_at <= ").push_bind(micros(before));
             }
-            q.push(" ORDER BY n.due_at, n.id LIMIT ")
-                .push_bind(i64::from(f.limit));
-            q.push(" OFFSET ").push_bind(f.offset as i64);
+            page(&mut q, "n.due_at, n.id", f.limit, f.offset);
             let rows = q.build().fetch_all(pool).await?;
             rows.iter().map(NoticeRecord::from_row).collect()
         })
@@ -219,15 +232,9 @@ impl Store {
         with_pool!(self, read, |pool, Db| {
             let mut q = QueryBuilder::<Db>::new(notice_columns());
             q.push(" WHERE 1 = 1");
-            if let Some(d) = f.direction {
-                q.push(" AND n.direction = ").push_bind(d as i32);
-            }
-            if let Some(s) = f.status {
-                q.push(" AND n.status = ").push_bind(s as i32);
-            }
-            if let Some(k) = f.kind {
-                q.push(" AND n.kind = ").push_bind(k as i32);
-            }
+            and_eq(&mut q, "n.direction", f.direction.map(|d| d as i32));
+            and_eq(&mut q, "n.status", f.status.map(|s| s as i32));
+            and_eq(&mut q, "n.kind", f.kind.map(|k| k as i32));
             if let Some(p) = &f.peer_prefix {
                 q.push(" AND n.peer LIKE ").push_bind(format!("{p}%"));
             }
@@ -241,9 +248,7 @@ impl Store {
             if let Some(t) = f.created_to {
                 q.push(" AND n.created_at < ").push_bind(micros(t));
             }
-            q.push(" ORDER BY n.created_at DESC, n.id LIMIT ")
-                .push_bind(i64::from(f.limit));
-            q.push(" OFFSET ").push_bind(f.offset as i64);
+            page(&mut q, "n.created_at DESC, n.id", f.limit, f.offset);
             let rows = q.build().fetch_all(pool).await?;
             rows.iter().map(NoticeRecord::from_row).collect()
         })
@@ -296,9 +301,7 @@ impl Store {
             if let Some(d) = direction {
                 q.push(" AND n.direction = ").push_bind(d as i32);
             }
-            q.push(" ORDER BY n.due_at, n.id LIMIT ")
-                .push_bind(i64::from(limit));
-            q.push(" OFFSET ").push_bind(offset as i64);
+            page(&mut q, "n.due_at, n.id", limit, offset);
             let rows = q.build().fetch_all(pool).await?;
             rows.iter().map(NoticeRecord::from_row).collect()
         })

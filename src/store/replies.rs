@@ -5,7 +5,7 @@
 //! `Stale` instead of overwriting an answer.
 
 use super::{Result, StoreError, Tx, micros};
-use crate::domain::{Direction, NoticeStatus, Reply, ReplySort};
+use crate::domain::{Direction, NoticeStatus, Reply, ReplyBody, ReplySort};
 use crate::pb;
 use prost::Message;
 use sqlx::Row;
@@ -46,6 +46,28 @@ impl Tx {
             .await?;
             Ok(())
         })
+    }
+
+    /// Records an accepted reply on its notice (receipt, feedback or
+    /// withdrawal), conditional on the state the rules accepted.
+    pub async fn record_reply(&mut self, notice_id: &str, body: &ReplyBody) -> Result<()> {
+        match body {
+            ReplyBody::Receipt {
+                acknowledged_at,
+                acknowledged_by,
+            } => {
+                self.set_acknowledged(notice_id, *acknowledged_at, acknowledged_by)
+                    .await
+            }
+            ReplyBody::Feedback(f) => {
+                self.set_answered(notice_id, &f.to_wire(), f.answered_at)
+                    .await
+            }
+            ReplyBody::Withdrawal {
+                withdrawn_at,
+                reason,
+            } => self.set_withdrawn(notice_id, *withdrawn_at, reason).await,
+        }
     }
 
     /// Records a receipt, only while the notice has none and is not

@@ -16,7 +16,7 @@ static BUILTIN_CSV: &str = include_str!("../data/cn-holidays.csv");
 
 #[derive(Debug, thiserror::Error)]
 pub enum CalendarError {
-    #[error("calendar file {path}: {source}")]
+    #[error("calendar file {path}")]
     Read {
         path: String,
         source: std::io::Error,

@@ -11,16 +11,16 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}")]
     Read {
         path: String,
         source: std::io::Error,
     },
     #[error("config {path}: {message}")]
     Parse { path: String, message: String },
-    #[error("config {path}: {source}")]
+    #[error("config {path}")]
     Field { path: String, source: FieldError },
-    #[error("cannot write config {path}: {source}")]
+    #[error("cannot write config {path}")]
     Write {
         path: String,
         source: std::io::Error,

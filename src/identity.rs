@@ -25,7 +25,7 @@ pub const DISTRICT_URI_PREFIX: &str = "urn:migrex:district:";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: String,
         source: std::io::Error,

@@ -16,7 +16,14 @@ async fn main() {
         }
     }
     if let Err(e) = migrex::cli::run(cli).await {
-        let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+        // Each cause once: a message that already ends with its cause's
+        // text (`database: <cause>`) does not get it repeated.
+        let mut chain: Vec<String> = Vec::new();
+        for cause in e.chain().map(|c| c.to_string()) {
+            if !chain.last().is_some_and(|m| m.ends_with(&cause)) {
+                chain.push(cause);
+            }
+        }
         eprintln!("error: {}", chain.join(": "));
         std::process::exit(1);
     }

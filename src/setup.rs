@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 pub enum SetupError {
     #[error("--dir: {0} already holds a node (migrex.toml exists)")]
     Exists(String),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: String,
         source: std::io::Error,

@@ -194,9 +194,7 @@ pub async fn peer(cmd: PeerCommand) -> Result<()> {
         } => {
             let (mut c, _) = Config::load(&config)?;
             let prefix = RoutePrefix::parse("--district", &district)?;
-            if !endpoint.starts_with("https://") {
-                bail!("--endpoint: must be an https:// URL, got '{endpoint}'");
-            }
+            crate::config::check_endpoint("--endpoint", &endpoint)?;
             c.upsert_peer(&prefix, &endpoint);
             c.save(&config)?;
             println!(

@@ -310,6 +310,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     ];
     let mut next_result = 0;
     let mut withdrawn = None;
+    // What each notice's origin will see once the replies arrived (None: left pending).
+    let mut expected = vec![None; sent.len()];
     for (i, (_, n)) in sent.iter().enumerate() {
         let dest = index_of(&n.destination);
         let mut desk = net.desk(dest).await?;
@@ -339,6 +341,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             })
             .await
             .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+            expected[i] = Some(NoticeStatus::Answered);
             println!(
                 "  {} answers …{} with {}",
                 place(&n.destination),
@@ -349,6 +352,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             desk.acknowledge_notice(pb::AcknowledgeNoticeRequest { id: n.id.clone() })
                 .await
                 .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+            expected[i] = Some(NoticeStatus::Acknowledged);
             println!("  {} signs for …{}", place(&n.destination), short(&n.id));
         } else {
             println!(
@@ -359,7 +363,9 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         }
     }
     if let Some(id) = &withdrawn {
-        let (from, _) = sent.iter().find(|(_, n)| &n.id == id).expect("sent");
+        let i = sent.iter().position(|(_, n)| &n.id == id).expect("sent");
+        let from = &sent[i].0;
+        expected[i] = Some(NoticeStatus::Withdrawn);
         net.desk(*from)
             .await?
             .withdraw_notice(pb::WithdrawNoticeRequest {
@@ -375,24 +381,29 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     }
 
     println!("\n3. Each notice's journey, as its origin sees it once the replies came back:");
-    for (from, n) in &sent {
-        let want_status = |x: &pb::Notice| {
-            let s = NoticeStatus::try_from(x.status).unwrap_or(NoticeStatus::Unspecified);
-            match s {
-                NoticeStatus::Answered | NoticeStatus::Withdrawn => true,
-                NoticeStatus::Acknowledged => x.reply_required != pb::ReplySort::Feedback as i32,
-                _ => false,
-            }
+    // One bound for all: a busy machine may take a while to carry every reply back.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for ((from, n), want) in sent.iter().zip(&expected) {
+        // A withdrawal is waited for at the destination, the replies at the origin.
+        let (node, want) = match want {
+            Some(NoticeStatus::Withdrawn) => (index_of(&n.destination), NoticeStatus::Withdrawn),
+            Some(w) => (*from, *w),
+            None => (*from, NoticeStatus::Unspecified),
         };
-        let fin = match wait_for(&net, *from, &n.id, want_status, Duration::from_secs(3)).await {
-            Ok(x) => x,
-            Err(_) => net
-                .desk(*from)
-                .await?
-                .get_notice(pb::GetNoticeRequest { id: n.id.clone() })
-                .await?
-                .into_inner(),
-        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let arrived = want == NoticeStatus::Unspecified
+            || wait_for(&net, node, &n.id, |x| x.status == want as i32, left)
+                .await
+                .is_ok();
+        let fin = net
+            .desk(*from)
+            .await?
+            .get_notice(pb::GetNoticeRequest { id: n.id.clone() })
+            .await?
+            .into_inner();
+        if !arrived {
+            println!("  (the reply to …{} is still on its way)", short(&n.id));
+        }
         let fmt = |t: &Option<prost_types::Timestamp>| {
             t.as_ref()
                 .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())

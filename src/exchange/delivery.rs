@@ -170,11 +170,13 @@ pub async fn run(
     let lease = time::Duration::seconds(d.lease_secs.max(2) as i64);
     while !shutdown.is_cancelled() {
         let now = ctx.now();
-        match ctx
-            .store
-            .claim_route(&prefix, &ctx.replica, now, now + lease)
-            .await
-        {
+        // Reads may be cut short by shutdown: a store that does not answer
+        // must not hold the node up when it stops.
+        let claim = tokio::select! {
+            r = ctx.store.claim_route(&prefix, &ctx.replica, now, now + lease) => r,
+            _ = shutdown.cancelled() => break,
+        };
+        match claim {
             Ok(true) => {}
             Ok(false) => {
                 // Another replica delivers this route; look again later.
@@ -191,7 +193,11 @@ pub async fn run(
                 continue;
             }
         }
-        let batch = match ctx.store.outbox_batch(&prefix, d.batch_size.max(1)).await {
+        let read = tokio::select! {
+            r = ctx.store.outbox_batch(&prefix, d.batch_size.max(1)) => r,
+            _ = shutdown.cancelled() => break,
+        };
+        let batch = match read {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(route = %prefix, error = %e, "cannot read the outbox");

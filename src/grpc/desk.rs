@@ -1,7 +1,6 @@
 //! `migrex.v1.Desk` over `service`: what staff do through gRPC and the CLI.
 
-use super::{bearer, filter, next_token, notice_id, notice_view, page, refusal};
-use crate::auth::Caller;
+use super::{caller, filter, next_token, notice_id, notice_view, page, refusal};
 use crate::context::NodeCtx;
 use crate::domain::{IdNumber, ts_from_pb};
 use crate::pb;
@@ -13,11 +12,6 @@ use tonic::{Request, Response, Status};
 
 pub struct DeskService {
     pub ctx: Arc<NodeCtx>,
-}
-
-/// Who is calling, from the call's bearer token.
-pub async fn caller<T>(ctx: &NodeCtx, req: &Request<T>) -> Result<Caller, Status> {
-    Ok(ctx.auth.caller(bearer(req)?, ctx.now()).await?)
 }
 
 impl DeskService {

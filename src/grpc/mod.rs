@@ -7,7 +7,8 @@
 pub mod desk;
 pub mod stats;
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Caller};
+use crate::context::NodeCtx;
 use crate::domain::{DomainError, FieldError, Refused, ts_to_pb};
 use crate::pb;
 use crate::service::{Page, ServiceError};
@@ -81,8 +82,13 @@ pub fn refusal(e: &DomainError) -> pb::ItemError {
     item_error(code(e.kind), e.to_string(), &e.field)
 }
 
+/// Who is calling, from the call's bearer token.
+pub async fn caller<T>(ctx: &NodeCtx, req: &tonic::Request<T>) -> Result<Caller, Status> {
+    Ok(ctx.auth.caller(bearer(req)?, ctx.now()).await?)
+}
+
 /// The bearer token of a call (`authorization: Bearer <token>`).
-pub fn bearer<T>(req: &tonic::Request<T>) -> Result<&str, Status> {
+fn bearer<T>(req: &tonic::Request<T>) -> Result<&str, Status> {
     let header = req
         .metadata()
         .get("authorization")

@@ -1,7 +1,6 @@
 //! `migrex.v1.Stats` over `service::reports`: the figures monitors read.
 
-use super::desk::caller;
-use super::{filter, next_token, notice_view, page};
+use super::{caller, filter, next_token, notice_view, page};
 use crate::context::NodeCtx;
 use crate::domain::{Direction, format_date, ts_to_pb};
 use crate::pb;

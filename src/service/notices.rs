@@ -191,14 +191,19 @@ pub async fn get(ctx: &NodeCtx, _caller: &Caller, id: Uuid) -> Result<NoticeReco
 }
 
 async fn stored(ctx: &NodeCtx, id: &str) -> Result<NoticeRecord> {
-    ctx.store.get_notice(id).await?.ok_or_else(|| {
-        DomainError::new(
-            Refused::NotFound,
-            "id",
-            format!("no notice {id} on this node"),
-        )
-        .into()
-    })
+    ctx.store
+        .get_notice(id)
+        .await?
+        .ok_or_else(|| not_found(id).into())
+}
+
+/// The refusal of a request that names a notice this node does not hold.
+pub(super) fn not_found(id: &str) -> DomainError {
+    DomainError::new(
+        Refused::NotFound,
+        "id",
+        format!("no notice {id} on this node"),
+    )
 }
 
 /// What the pending list (待办) may be narrowed to.

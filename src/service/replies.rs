@@ -54,7 +54,7 @@ async fn reply(ctx: &NodeCtx, caller: &Caller, id: Uuid, body: ReplyBody) -> Res
     let notice_id = id.to_string();
     let mut tx = ctx.store.begin().await?;
     let Some(rec) = tx.get_notice(&notice_id).await? else {
-        return notices::get(ctx, caller, id).await;
+        return Err(notices::not_found(&notice_id).into());
     };
     let life = &rec.life;
     let party = life.own_party();

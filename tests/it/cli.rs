@@ -1,7 +1,8 @@
-//! The README's walk-through, as a user runs it: `migrex init` and
-//! `peer add` for two districts in two folders, `serve` for both, then
-//! `notice send` on one and `pending` / `ack` / `feedback` on the other,
-//! CSV imports that are all or nothing, and one-line errors.
+//! The README's walk-through, as a user runs it, the binary as separate
+//! processes: `migrex init` and `peer add` for two districts in two
+//! folders, `serve` for both (`two_districts`), then one case per thing a
+//! user does: the round trip of a notice, the figures, CSV imports that are
+//! all or nothing, one-line errors, certificates, backups.
 
 use crate::common::*;
 use serde_json::Value;
@@ -90,8 +91,30 @@ async fn init(root: &Path, district: &str) -> Node {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_districts_set_up_and_worked_from_the_command_line() {
+/// Two districts set up as the README says, each served by its own
+/// `migrex serve`, with a clerk token for Shuangliu.
+struct Pair {
+    root: tempfile::TempDir,
+    a: Node,
+    b: Node,
+    clerk: String,
+    serve: Vec<Serve>,
+}
+
+impl Pair {
+    /// SIGTERM to both nodes; each stops cleanly with exit status 0.
+    fn stop(mut self) {
+        for child in &mut self.serve {
+            std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(child.wait().unwrap().success());
+        }
+    }
+}
+
+async fn two_districts() -> Pair {
     let root = tempfile::tempdir().unwrap();
     let a = init(root.path(), LUOHU).await;
     let b = init(root.path(), SHUANGLIU).await;
@@ -124,8 +147,7 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
         None,
     )
     .await);
-    let mut serve_a = spawn_serve(&a.config);
-    let mut serve_b = spawn_serve(&b.config);
+    let serve = vec![spawn_serve(&a.config), spawn_serve(&b.config)];
     wait_ready(&a.ops).await;
     wait_ready(&b.ops).await;
     assert!(
@@ -157,6 +179,21 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
         .unwrap()
         .to_string();
 
+    Pair {
+        root,
+        a,
+        b,
+        clerk,
+        serve,
+    }
+}
+
+/// The README's walk-through: a birth notice sent from Luohu, found in
+/// Shuangliu's pending list, signed for and answered CORRECTED there, and
+/// shown ANSWERED back at Luohu. Returns its id.
+async fn walk_through(p: &Pair) -> String {
+    let (a, b, clerk) = (&p.a, &p.b, &p.clerk);
+    let cfg = |n: &Node| n.config.to_str().unwrap().to_string();
     let subject = woman(1);
     let sent = json(
         &migrex(
@@ -164,7 +201,7 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
                 "notice",
                 "send",
                 "--config",
-                &cfg(&a),
+                &cfg(a),
                 "--destination",
                 SHUANGLIU,
                 "--kind",
@@ -201,7 +238,7 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
         "the notice in Shuangliu's pending list",
         Duration::from_secs(20),
         || {
-            let (c, t, id) = (cfg(&b), clerk.clone(), id.clone());
+            let (c, t, id) = (cfg(b), clerk.clone(), id.clone());
             async move {
                 let v = json(&migrex(args(&["pending", "--config", &c, "--json"]), Some(&t)).await);
                 v["notices"]
@@ -218,13 +255,13 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
         pending["notices"][0]["subject"]["id_number"],
         subject.as_str()
     );
-    let table = ok(&migrex(args(&["pending", "--config", &cfg(&b)]), Some(&clerk)).await);
+    let table = ok(&migrex(args(&["pending", "--config", &cfg(b)]), Some(clerk)).await);
     assert!(table.contains(&id) && table.contains("BIRTH"), "{table}");
 
     let signed = json(
         &migrex(
-            args(&["ack", &id, "--config", &cfg(&b), "--json"]),
-            Some(&clerk),
+            args(&["ack", &id, "--config", &cfg(b), "--json"]),
+            Some(clerk),
         )
         .await,
     );
@@ -242,17 +279,17 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
                 "--remarks",
                 "二孩",
                 "--config",
-                &cfg(&b),
+                &cfg(b),
                 "--json",
             ]),
-            Some(&clerk),
+            Some(clerk),
         )
         .await,
     );
     assert_eq!(answered["status"], "ANSWERED");
 
     let shown = eventually("feedback back at Luohu", Duration::from_secs(20), || {
-        let (c, t, id) = (cfg(&a), a.token.clone(), id.clone());
+        let (c, t, id) = (cfg(a), a.token.clone(), id.clone());
         async move {
             let v = json(
                 &migrex(
@@ -270,6 +307,22 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
     assert_eq!(shown["feedback"]["answered_by"], "li.na");
     assert_eq!(shown["timely"], true);
 
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_is_sent_signed_and_answered_from_the_command_line() {
+    let p = two_districts().await;
+    walk_through(&p).await;
+    p.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_reports_and_metrics_show_the_same_figures() {
+    let p = two_districts().await;
+    walk_through(&p).await;
+    let (a, b, clerk, root) = (&p.a, &p.b, &p.clerk, &p.root);
+    let cfg = |n: &Node| n.config.to_str().unwrap().to_string();
     // Monitors: the figures of both sides agree on this one notice.
     let all_time = "2000-01-01..2100-12-31";
     let inbound = json(
@@ -277,14 +330,14 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
             args(&[
                 "stats",
                 "--config",
-                &cfg(&b),
+                &cfg(b),
                 "--period",
                 all_time,
                 "--by",
                 "peer",
                 "--json",
             ]),
-            Some(&clerk),
+            Some(clerk),
         )
         .await,
     );
@@ -303,7 +356,7 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
             args(&[
                 "stats",
                 "--config",
-                &cfg(&a),
+                &cfg(a),
                 "--period",
                 all_time,
                 "--direction",
@@ -316,8 +369,8 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
     );
     assert_eq!(outbound["rows"][0]["timely_feedback_rate"], 1.0);
     let table = ok(&migrex(
-        args(&["stats", "--config", &cfg(&b), "--period", all_time]),
-        Some(&clerk),
+        args(&["stats", "--config", &cfg(b), "--period", all_time]),
+        Some(clerk),
     )
     .await);
     assert!(
@@ -333,8 +386,8 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
     };
     let month_stats = json(
         &migrex(
-            args(&["stats", "--config", &cfg(&b), "--period", &month, "--json"]),
-            Some(&clerk),
+            args(&["stats", "--config", &cfg(b), "--period", &month, "--json"]),
+            Some(clerk),
         )
         .await,
     );
@@ -343,7 +396,7 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
         args(&[
             "report",
             "--config",
-            &cfg(&b),
+            &cfg(b),
             "--period",
             &month,
             "--format",
@@ -351,7 +404,7 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
             "--out",
             csv_path.to_str().unwrap(),
         ]),
-        Some(&clerk),
+        Some(clerk),
     )
     .await);
     let csv_text = std::fs::read_to_string(&csv_path).unwrap();
@@ -383,13 +436,13 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
         args(&[
             "report",
             "--config",
-            &cfg(&b),
+            &cfg(b),
             "--period",
             &month,
             "--out",
             html_path.to_str().unwrap(),
         ]),
-        Some(&clerk),
+        Some(clerk),
     )
     .await);
     let html = std::fs::read_to_string(&html_path).unwrap();
@@ -414,7 +467,7 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
         &nodes_file,
         format!(
             "[[nodes]]\nurl = \"{}\"\ntoken = \"{}\"\nca = \"ca/ca.crt\"\n\n[[nodes]]\nurl = \"{}\"\ntoken = \"{}\"\nca = \"ca/ca.crt\"\n\n[[nodes]]\nurl = \"{dead}\"\ntoken = \"x\"\nca = \"ca/ca.crt\"\n",
-            desk_url(&a), a.token, desk_url(&b), clerk
+            desk_url(a), a.token, desk_url(b), clerk
         ),
     )
     .unwrap();
@@ -447,21 +500,29 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
 
     let overdue = json(
         &migrex(
-            args(&["overdue", "--config", &cfg(&b), "--json"]),
-            Some(&clerk),
+            args(&["overdue", "--config", &cfg(b), "--json"]),
+            Some(clerk),
         )
         .await,
     );
     assert_eq!(overdue["notices"].as_array().unwrap().len(), 0);
     let bad_period = migrex(
-        args(&["stats", "--config", &cfg(&b), "--period", "2026-13"]),
-        Some(&clerk),
+        args(&["stats", "--config", &cfg(b), "--period", "2026-13"]),
+        Some(clerk),
     )
     .await;
     assert!(
         String::from_utf8_lossy(&bad_period.stderr).contains("period: '2026-13' is not a period")
     );
 
+    p.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_with_one_bad_row_imports_nothing() {
+    let p = two_districts().await;
+    let (a, root) = (&p.a, &p.root);
+    let cfg = |n: &Node| n.config.to_str().unwrap().to_string();
     // CSV: one bad row → nothing imported, the row named; then a good file.
     let csv = root.path().join("notices.csv");
     let header = "destination,kind,category,id_number,name,hukou_district,residence_district,event_date,spouse_id_number,spouse_name,registry_office,method,provider\n";
@@ -488,7 +549,7 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
                     "--direction",
                     "out",
                     "--config",
-                    &cfg(&a),
+                    &cfg(a),
                     "--json",
                 ]),
                 Some(&a.token),
@@ -499,7 +560,7 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
             .unwrap()
             .len()
     };
-    assert_eq!(count_out().await, 1);
+    assert_eq!(count_out().await, 0);
     let refused = migrex(
         args(&[
             "notice",
@@ -507,7 +568,7 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
             "--file",
             csv.to_str().unwrap(),
             "--config",
-            &cfg(&a),
+            &cfg(a),
         ]),
         Some(&a.token),
     )
@@ -519,7 +580,7 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
         "{out}"
     );
     assert!(out.contains("nothing was sent"), "{out}");
-    assert_eq!(count_out().await, 1, "nothing half-imported");
+    assert_eq!(count_out().await, 0, "nothing half-imported");
     std::fs::write(&csv, format!("{header}{good1}{good2}")).unwrap();
     let imported = json(
         &migrex(
@@ -529,7 +590,7 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
                 "--file",
                 csv.to_str().unwrap(),
                 "--config",
-                &cfg(&a),
+                &cfg(a),
                 "--json",
             ]),
             Some(&a.token),
@@ -538,14 +599,22 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
     );
     assert_eq!(imported["committed"], true);
     assert_eq!(imported["accepted"], 2);
-    assert_eq!(count_out().await, 3);
+    assert_eq!(count_out().await, 2);
 
+    p.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_exit_non_zero_with_one_line_naming_what_to_fix() {
+    let p = two_districts().await;
+    let (a, b) = (&p.a, &p.b);
+    let cfg = |n: &Node| n.config.to_str().unwrap().to_string();
     // Errors: non-zero exit, one line naming what to fix.
     let bad_id = migrex(
         args(&[
             "notices",
             "--config",
-            &cfg(&a),
+            &cfg(a),
             "--subject",
             "110105194912310021",
         ]),
@@ -559,11 +628,18 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
         err.contains("subject_id_number") && err.contains("check character"),
         "{err}"
     );
-    let no_token = migrex(args(&["pending", "--config", &cfg(&b)]), None).await;
+    let no_token = migrex(args(&["pending", "--config", &cfg(b)]), None).await;
     assert!(String::from_utf8_lossy(&no_token.stderr).contains("--token"));
-    let wrong_token = migrex(args(&["pending", "--config", &cfg(&b)]), Some("mgx_wrong")).await;
+    let wrong_token = migrex(args(&["pending", "--config", &cfg(b)]), Some("mgx_wrong")).await;
     assert!(String::from_utf8_lossy(&wrong_token.stderr).contains("Unauthenticated"));
 
+    p.stop();
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_district_comes_from_the_same_ca() {
+    let root = tempfile::tempdir().unwrap();
+    init(root.path(), LUOHU).await;
     // A certificate for a third district, issued from the same CA.
     let certs = root.path().join("wancheng-certs");
     ok(&migrex(
@@ -587,14 +663,21 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
     )
     .unwrap();
     assert_eq!(issued.own_district().unwrap().as_str(), WANCHENG);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_backup_holds_a_running_nodes_notices() {
+    let p = two_districts().await;
+    walk_through(&p).await;
+    let (a, root) = (&p.a, &p.root);
+    let cfg = |n: &Node| n.config.to_str().unwrap().to_string();
     // An online backup of a running node holds its notices (SQLite; a
     // PostgreSQL store is backed up with PostgreSQL's own tools).
     let backup = root.path().join("luohu-backup.db");
     let backup_args = args(&[
         "backup",
         "--config",
-        &cfg(&a),
+        &cfg(a),
         "--out",
         backup.to_str().unwrap(),
     ]);
@@ -618,20 +701,14 @@ async fn two_districts_set_up_and_worked_from_the_command_line() {
             copy.count_notices(migrex::domain::Direction::Outbound)
                 .await
                 .unwrap(),
-            3
+            1
         );
         copy.close().await;
         let again = migrex(backup_args, None).await;
         assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
     }
 
-    for child in [&mut serve_a, &mut serve_b] {
-        std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(child.wait().unwrap().success());
-    }
+    p.stop();
 }
 
 #[tokio::test]

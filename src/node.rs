@@ -128,7 +128,8 @@ impl BoundNode {
         let ops_addr = self.ops.local_addr().expect("bound");
 
         // Items queued under routes that changed since: move them to today's route.
-        for (target, queued_route) in self.store.outbox_targets().await? {
+        for waiting in self.store.outbox_targets().await? {
+            let (target, queued_route) = (waiting.target, waiting.route);
             let now_route = route_for(&s.routes, &target)
                 .map(|r| r.prefix.to_string())
                 .unwrap_or_default();

@@ -62,8 +62,8 @@ impl ExchangeService {
             )));
         }
         let id = content.id.to_string();
-        if let Some((hash, received_at, due_at)) = tx.notice_receipt(&id).await? {
-            if hash != content.content_hash() {
+        if let Some(stored) = tx.notice_receipt(&id).await? {
+            if stored.content_hash != content.content_hash() {
                 return Ok(refuse(item_error(
                     Code::AlreadyExists,
                     format!("notice {id} was received before with other content"),
@@ -72,8 +72,8 @@ impl ExchangeService {
             }
             return Ok(pb::NoticeAck {
                 notice_id: id,
-                received_at: received_at.map(ts_to_pb),
-                due_at: due_at.map(ts_to_pb),
+                received_at: stored.received_at.map(ts_to_pb),
+                due_at: stored.due_at.map(ts_to_pb),
                 error: None,
             });
         }

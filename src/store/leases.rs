@@ -4,6 +4,15 @@ use super::{Result, Store, from_micros, micros};
 use sqlx::Row;
 use time::OffsetDateTime;
 
+/// Who delivers a route, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub route: String,
+    /// The replica: its host name and exchange address.
+    pub holder: String,
+    pub until: OffsetDateTime,
+}
+
 impl Store {
     /// Takes or renews the delivery lease of `route` for `holder` until
     /// `until`; false while another holder's lease runs.
@@ -32,14 +41,18 @@ impl Store {
     }
 
     /// Who delivers each route, and until when.
-    pub async fn route_leases(&self) -> Result<Vec<(String, String, OffsetDateTime)>> {
+    pub async fn route_leases(&self) -> Result<Vec<Lease>> {
         with_pool!(self, read, |pool, Db| {
             let rows = sqlx::query("SELECT route, holder, until FROM route_leases ORDER BY route")
                 .fetch_all(pool)
                 .await?;
             Ok(rows
                 .iter()
-                .map(|r| (r.get(0), r.get(1), from_micros(r.get(2))))
+                .map(|r| Lease {
+                    route: r.get(0),
+                    holder: r.get(1),
+                    until: from_micros(r.get(2)),
+                })
                 .collect())
         })
     }

@@ -146,8 +146,9 @@ mod tokens;
 
 pub use copy::TableCopy;
 pub use gauges::{NoticeCount, OutboxCount, OverdueCount};
-pub use notices::{NewNotice, NoticeFilter, NoticeRecord, PendingFilter};
-pub use outbox::{ItemKind, OutboxItem, Settled};
+pub use leases::Lease;
+pub use notices::{NewNotice, NoticeFilter, NoticeRecord, PendingFilter, StoredReceipt};
+pub use outbox::{ItemKind, OutboxItem, Settled, Waiting};
 pub use rollups::{CohortRow, Counts, LatencyHistogram, Metric, RollupCounts};
 pub use tokens::TokenRecord;
 

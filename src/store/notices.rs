@@ -114,6 +114,15 @@ where
     }
 }
 
+/// What a node holds of a notice it received: enough to answer a
+/// redelivery with the original acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReceipt {
+    pub content_hash: Vec<u8>,
+    pub received_at: Option<OffsetDateTime>,
+    pub due_at: Option<OffsetDateTime>,
+}
+
 /// Filters of `Desk.ListPending`.
 #[derive(Debug, Clone, Default)]
 pub struct PendingFilter {
@@ -310,22 +319,17 @@ impl Store {
 
 impl Tx {
     /// The stored content hash, received_at and due_at of a notice, if known.
-    pub async fn notice_receipt(
-        &mut self,
-        id: &str,
-    ) -> Result<Option<(Vec<u8>, Option<OffsetDateTime>, Option<OffsetDateTime>)>> {
+    pub async fn notice_receipt(&mut self, id: &str) -> Result<Option<StoredReceipt>> {
         with_tx!(self, |conn, Db| {
             let row =
                 sqlx::query("SELECT content_hash, received_at, due_at FROM notices WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&mut *conn)
                     .await?;
-            Ok(row.map(|r| {
-                (
-                    r.get("content_hash"),
-                    r.get::<Option<i64>, _>("received_at").map(from_micros),
-                    r.get::<Option<i64>, _>("due_at").map(from_micros),
-                )
+            Ok(row.map(|r| StoredReceipt {
+                content_hash: r.get("content_hash"),
+                received_at: r.get::<Option<i64>, _>("received_at").map(from_micros),
+                due_at: r.get::<Option<i64>, _>("due_at").map(from_micros),
             }))
         })
     }

@@ -41,6 +41,13 @@ pub struct OutboxItem {
     pub next_attempt_at: OffsetDateTime,
 }
 
+/// A destination with items waiting, and the route they are queued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub target: String,
+    pub route: String,
+}
+
 /// What became of one delivered outbox item.
 #[derive(Debug, Clone)]
 pub enum Settled {
@@ -165,14 +172,17 @@ impl Store {
     }
 
     /// Destinations with items waiting, and the route each is queued for.
-    pub async fn outbox_targets(&self) -> Result<Vec<(String, String)>> {
+    pub async fn outbox_targets(&self) -> Result<Vec<Waiting>> {
         with_pool!(self, write, |pool, Db| {
             let rows = sqlx::query("SELECT DISTINCT target, route FROM outbox WHERE refused = 0")
                 .fetch_all(pool)
                 .await?;
             Ok(rows
                 .iter()
-                .map(|r| (r.get("target"), r.get("route")))
+                .map(|r| Waiting {
+                    target: r.get("target"),
+                    route: r.get("route"),
+                })
                 .collect())
         })
     }

@@ -124,8 +124,8 @@ async fn two_replicas_survive_the_loss_of_the_one_delivering() {
     let leases = origin.route_leases().await.unwrap();
     let holder = leases
         .iter()
-        .find(|(route, _, _)| route == SHUANGLIU)
-        .map(|(_, h, _)| h.clone())
+        .find(|l| l.route == SHUANGLIU)
+        .map(|l| l.holder.clone())
         .expect("a lease on the route");
     let victim_is_r1 = holder.ends_with(&exchange1);
     let (survivor_desk, victim_desk, victim_config, victim_ops) = if victim_is_r1 {
@@ -151,7 +151,7 @@ async fn two_replicas_survive_the_loss_of_the_one_delivering() {
     assert!(
         new_holder
             .iter()
-            .any(|(route, h, _)| route == SHUANGLIU && *h != holder),
+            .any(|l| l.route == SHUANGLIU && l.holder != holder),
         "the surviving replica delivers now: {new_holder:?}"
     );
     // Rows on both ends: each notice once at the peer, none left waiting.

@@ -357,3 +357,27 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
+
+/// Node `node`'s timeliness rows for `period` through `Stats.GetTimeliness`.
+pub async fn timeliness_rows(
+    net: &LocalNetwork,
+    node: usize,
+    period: &str,
+    direction: migrex::domain::Direction,
+    by_peer: bool,
+    by_kind: bool,
+) -> Vec<pb::TimelinessRow> {
+    net.stats(node)
+        .await
+        .unwrap()
+        .get_timeliness(pb::GetTimelinessRequest {
+            period: period.into(),
+            direction: direction as i32,
+            by_peer,
+            by_kind,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rows
+}

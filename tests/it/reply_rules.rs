@@ -4,7 +4,7 @@
 //! the notice on either side, not the timeliness figures.
 
 use crate::common::*;
-use migrex::domain::{FeedbackResult, NoticeStatus, ts_to_pb};
+use migrex::domain::{Direction, FeedbackResult, NoticeStatus, ts_to_pb};
 use migrex::pb;
 use prost_types::Timestamp;
 use tonic::Code;
@@ -72,22 +72,8 @@ async fn figures(net: &LocalNetwork) -> Vec<Vec<pb::TimelinessRow>> {
     let today = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+8));
     let month = format!("{}-{:02}", today.year(), today.month() as u8);
     for node in [ORIGIN, DEST] {
-        for direction in [pb::Direction::Inbound, pb::Direction::Outbound] {
-            all.push(
-                net.stats(node)
-                    .await
-                    .unwrap()
-                    .get_timeliness(pb::GetTimelinessRequest {
-                        period: month.clone(),
-                        direction: direction as i32,
-                        by_peer: true,
-                        by_kind: true,
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .rows,
-            );
+        for direction in [Direction::Inbound, Direction::Outbound] {
+            all.push(timeliness_rows(net, node, &month, direction, true, true).await);
         }
     }
     all

@@ -28,29 +28,6 @@ fn close(a: Option<f64>, b: f64) -> bool {
     a.is_some_and(|a| (a - b).abs() < 1e-9)
 }
 
-async fn report(
-    net: &Net,
-    node: usize,
-    period: &str,
-    direction: Direction,
-    by_peer: bool,
-    by_kind: bool,
-) -> Vec<pb::TimelinessRow> {
-    net.stats(node)
-        .await
-        .unwrap()
-        .get_timeliness(pb::GetTimelinessRequest {
-            period: period.into(),
-            direction: direction as i32,
-            by_peer,
-            by_kind,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .rows
-}
-
 /// Counts of a row: received, receipt expected, acknowledged, timely, feedback expected, answered, timely, overdue, not yet due.
 fn counts(r: &pb::TimelinessRow) -> [u64; 9] {
     [
@@ -181,7 +158,7 @@ async fn figures_for_a_hand_worked_month_in_both_directions_and_every_grouping()
 
     // Report time T = 2026-09-25 12:00: D (due 10-18) is not yet due.
     clock.set(datetime!(2026-09-25 12:00 +8));
-    let all = report(&net, 1, "2026-09", Direction::Inbound, false, false).await;
+    let all = timeliness_rows(&net, 1, "2026-09", Direction::Inbound, false, false).await;
     assert_eq!(all.len(), 1);
     let r = &all[0];
     // received 4 (E withdrawn, G in October); all 4 signed for (feedback counts), C late;
@@ -202,7 +179,7 @@ async fn figures_for_a_hand_worked_month_in_both_directions_and_every_grouping()
         "the manual clock stood still while delivering"
     );
 
-    let by_peer = report(&net, 1, "2026-09", Direction::Inbound, true, false).await;
+    let by_peer = timeliness_rows(&net, 1, "2026-09", Direction::Inbound, true, false).await;
     assert_eq!(
         by_peer.iter().map(|r| r.peer.as_str()).collect::<Vec<_>>(),
         vec![WANCHENG, LUOHU],
@@ -267,7 +244,7 @@ async fn figures_for_a_hand_worked_month_in_both_directions_and_every_grouping()
     );
     assert!(text.trim_end().ends_with("# EOF"));
 
-    let by_kind = report(&net, 1, "2026-09", Direction::Inbound, false, true).await;
+    let by_kind = timeliness_rows(&net, 1, "2026-09", Direction::Inbound, false, true).await;
     let kind = |k: NoticeKind| by_kind.iter().find(|r| r.kind == k as i32).unwrap();
     assert_eq!(
         counts(kind(NoticeKind::Contraception)),
@@ -283,7 +260,7 @@ async fn figures_for_a_hand_worked_month_in_both_directions_and_every_grouping()
         "no feedback expected: no rate"
     );
     assert_eq!(counts(kind(NoticeKind::Birth)), [1, 1, 1, 1, 0, 0, 0, 0, 1]);
-    let both = report(&net, 1, "2026-09", Direction::Inbound, true, true).await;
+    let both = timeliness_rows(&net, 1, "2026-09", Direction::Inbound, true, true).await;
     assert_eq!(
         both.len(),
         4,
@@ -291,7 +268,7 @@ async fn figures_for_a_hand_worked_month_in_both_directions_and_every_grouping()
     );
 
     // The origin sees the same figures for what it sent (OUTBOUND), reply latency included.
-    let luohu_out = report(&net, 0, "2026-09", Direction::Outbound, true, false).await;
+    let luohu_out = timeliness_rows(&net, 0, "2026-09", Direction::Outbound, true, false).await;
     assert_eq!(luohu_out.len(), 1);
     assert_eq!(
         luohu_out[0],
@@ -300,16 +277,17 @@ async fn figures_for_a_hand_worked_month_in_both_directions_and_every_grouping()
             ..luohu.clone()
         }
     );
-    let shuangliu_out = report(&net, 1, "2026-09", Direction::Outbound, false, false).await;
+    let shuangliu_out =
+        timeliness_rows(&net, 1, "2026-09", Direction::Outbound, false, false).await;
     assert_eq!(counts(&shuangliu_out[0]), [1, 1, 1, 1, 0, 0, 0, 0, 0]);
     assert_eq!(shuangliu_out[0].feedback_rate, None);
 
     // October holds only G; August is empty: no rates at all.
     assert_eq!(
-        report(&net, 1, "2026-10", Direction::Inbound, false, false).await[0].received,
+        timeliness_rows(&net, 1, "2026-10", Direction::Inbound, false, false).await[0].received,
         1
     );
-    let august = &report(&net, 1, "2026-08", Direction::Inbound, false, false).await[0];
+    let august = &timeliness_rows(&net, 1, "2026-08", Direction::Inbound, false, false).await[0];
     assert_eq!(counts(august), [0; 9]);
     assert_eq!(
         (
@@ -323,7 +301,7 @@ async fn figures_for_a_hand_worked_month_in_both_directions_and_every_grouping()
 
     // T = 2026-10-20 12:00: D is past due without feedback.
     clock.set(datetime!(2026-10-20 12:00 +8));
-    let r = &report(&net, 1, "2026-09", Direction::Inbound, false, false).await[0];
+    let r = &timeliness_rows(&net, 1, "2026-09", Direction::Inbound, false, false).await[0];
     assert_eq!(counts(r), [4, 4, 4, 3, 3, 2, 1, 1, 0]);
     assert!(close(r.feedback_rate, 2.0 / 3.0) && close(r.timely_feedback_rate, 1.0 / 3.0));
     let overdue = net

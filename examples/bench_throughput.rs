@@ -97,6 +97,7 @@ async fn main() {
         if r > 0 {
             let port = || format!("127.0.0.1:{}", migrex::setup::free_port().expect("port"));
             (c.listen, c.desk_listen, c.ops_listen) = (port(), port(), port());
+            c.console = None;
         }
         urls.push(format!("https://{}", c.listen));
         let settings = migrex::config::Settings::from_config(&c, &base, &net.nodes[1].config_path)

@@ -189,6 +189,11 @@ async fn main() {
                 exchange_url: format!("https://{}", c.listen),
                 desk_url: format!("https://{}", c.desk_listen),
                 ops_url: format!("http://{}", c.ops_listen),
+                console_url: c
+                    .console
+                    .as_ref()
+                    .map(|k| format!("https://{}", k.listen))
+                    .unwrap_or_default(),
                 running: None,
             }],
         }

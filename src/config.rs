@@ -49,6 +49,9 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar_file: Option<String>,
     pub tls: TlsFiles,
+    /// The web console (HTTPS, staff in a browser); absent: no console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleFiles>,
     #[serde(default)]
     pub delivery: Delivery,
     #[serde(default)]
@@ -69,6 +72,18 @@ pub struct TlsFiles {
     pub ca_cert: String,
     pub cert: String,
     pub key: String,
+}
+
+/// The web console's listener and, optionally, a certificate browsers
+/// trust (the node's certificate, signed by the network CA, otherwise).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleFiles {
+    pub listen: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -325,6 +340,8 @@ pub struct Settings {
     pub desk_listen: String,
     pub ops_listen: String,
     pub tls: TlsPaths,
+    /// The web console's listener and certificate files, if it has one.
+    pub console: Option<(String, TlsPaths)>,
     pub delivery: Delivery,
     pub routes: Vec<Route>,
     /// The timezone, holiday calendar and reply policy.
@@ -353,17 +370,39 @@ impl Settings {
             path: path.display().to_string(),
             source,
         };
+        let tls = TlsPaths {
+            ca_cert: resolve(base, &c.tls.ca_cert),
+            cert: resolve(base, &c.tls.cert),
+            key: resolve(base, &c.tls.key),
+        };
+        let console = match &c.console {
+            None => None,
+            Some(k) => {
+                let files = match (&k.cert, &k.key) {
+                    (None, None) => tls.clone(),
+                    (Some(cert), Some(key)) => TlsPaths {
+                        ca_cert: tls.ca_cert.clone(),
+                        cert: resolve(base, cert),
+                        key: resolve(base, key),
+                    },
+                    _ => {
+                        return Err(field(FieldError::new(
+                            "console",
+                            "give both cert and key, or neither (the node's own are used)",
+                        )));
+                    }
+                };
+                Some((k.listen.clone(), files))
+            }
+        };
         Ok(Settings {
             district: c.district().map_err(field)?,
             database: c.database_location(base),
             listen: c.listen.clone(),
             desk_listen: c.desk_listen.clone(),
             ops_listen: c.ops_listen.clone(),
-            tls: TlsPaths {
-                ca_cert: resolve(base, &c.tls.ca_cert),
-                cert: resolve(base, &c.tls.cert),
-                key: resolve(base, &c.tls.key),
-            },
+            tls,
+            console,
             delivery: c.delivery.clone(),
             routes: c.routes().map_err(field)?,
             deadlines: c.deadlines(base)?,

@@ -260,6 +260,18 @@ impl TlsMaterial {
         Ok(Arc::new(cfg))
     }
 
+    /// The web console: TLS 1.3 and 1.2 (browsers), HTTP/1.1, no client
+    /// certificate (staff log in), with this material's certificate.
+    pub fn console_server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
+        let (certs, key) = self.chain()?;
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(cfg))
+    }
+
     /// For calls to a peer's exchange listener: trusts the network CA, presents this node's certificate.
     pub fn peer_client_config(&self) -> tonic::transport::ClientTlsConfig {
         tonic::transport::ClientTlsConfig::new()

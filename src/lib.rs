@@ -19,6 +19,7 @@ pub mod service;
 pub mod setup;
 pub mod stats;
 pub mod store;
+pub mod web;
 
 /// Generated protobuf and gRPC code. Handlers convert it into `domain`
 /// types at the edge and never work on raw wire strings.

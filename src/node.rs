@@ -61,6 +61,7 @@ pub struct BoundNode {
     exchange: TcpListener,
     desk: TcpListener,
     ops: TcpListener,
+    console: Option<TcpListener>,
 }
 
 /// What a supervised task says when it ends: its name, and why if it failed.
@@ -72,6 +73,8 @@ pub struct RunningNode {
     pub exchange_addr: SocketAddr,
     pub desk_addr: SocketAddr,
     pub ops_addr: SocketAddr,
+    /// The web console's address, when it has one.
+    pub console_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: JoinSet<TaskEnd>,
     /// The tasks by name, to stop one as a crash would (tests).
@@ -91,10 +94,15 @@ async fn bind(which: &'static str, addr: &str) -> Result<TcpListener, NodeError>
 impl Node {
     pub async fn bind(settings: Settings, clock: SharedClock) -> Result<BoundNode, NodeError> {
         let store = Store::open(&settings.database, settings.deadlines.tz).await?;
+        let console = match &settings.console {
+            Some((listen, _)) => Some(bind("console", listen).await?),
+            None => None,
+        };
         Ok(BoundNode {
             exchange: bind("exchange", &settings.listen).await?,
             desk: bind("desk", &settings.desk_listen).await?,
             ops: bind("ops", &settings.ops_listen).await?,
+            console,
             settings,
             store,
             clock,
@@ -143,6 +151,17 @@ impl BoundNode {
         }
 
         let routes = s.routes.clone();
+        let console_tls = match &s.console {
+            Some((_, files)) => Some(
+                TlsMaterial::load(&files.ca_cert, &files.cert, &files.key)?
+                    .console_server_config()?,
+            ),
+            None => None,
+        };
+        let console_addr = self
+            .console
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound"));
         let replica = format!("{}/{exchange_addr}", host_name());
         let ctx = Arc::new(NodeCtx::new(
             s,
@@ -229,6 +248,15 @@ impl BoundNode {
         let name = "ops listener".to_string();
         handles.push((name.clone(), tasks.spawn(async move { (name, ops.await) })));
 
+        if let (Some(listener), Some(tls)) = (self.console, console_tls) {
+            let console = crate::web::serve(listener, tls, ctx.clone(), shutdown.clone());
+            let name = "console listener".to_string();
+            handles.push((
+                name.clone(),
+                tasks.spawn(async move { (name, console.await) }),
+            ));
+        }
+
         for (route, client) in workers {
             let name = format!("delivery worker of route {}", route.prefix);
             let wake = ctx.waker(route.prefix.as_str()).expect("a bell per route");
@@ -250,6 +278,7 @@ impl BoundNode {
             exchange_addr,
             desk_addr,
             ops_addr,
+            console_addr,
             shutdown,
             tasks,
             handles,

@@ -69,7 +69,7 @@ pub async fn init_node(
     district: &DistrictCode,
     dir: &Path,
     ca_dir: &Path,
-    listens: [&str; 3],
+    listens: [&str; 4],
     hosts: &[String],
     database: &str,
 ) -> Result<(PathBuf, String, bool), SetupError> {
@@ -101,6 +101,14 @@ pub async fn init_node(
             cert: "node.crt".into(),
             key: "node.key".into(),
         },
+        console: listens
+            .get(3)
+            .filter(|l| !l.is_empty())
+            .map(|l| crate::config::ConsoleFiles {
+                listen: l.to_string(),
+                cert: None,
+                key: None,
+            }),
         delivery: Delivery::default(),
         peers: vec![],
         reply_policy: vec![],
@@ -120,6 +128,8 @@ pub struct LocalNode {
     pub exchange_url: String,
     pub desk_url: String,
     pub ops_url: String,
+    /// The web console, https://127.0.0.1:PORT.
+    pub console_url: String,
     pub running: Option<RunningNode>,
 }
 
@@ -176,7 +186,7 @@ impl LocalNetwork {
         let mut configs = Vec::new();
         for code in districts {
             let district = DistrictCode::parse("district", code)?;
-            let ports: Vec<u16> = (0..3)
+            let ports: Vec<u16> = (0..4)
                 .map(|_| free_port())
                 .collect::<Result<_, _>>()
                 .map_err(io(dir))?;
@@ -194,7 +204,7 @@ impl LocalNetwork {
                 &district,
                 &dir.join(code),
                 &ca_dir,
-                [&listens[0], &listens[1], &listens[2]],
+                [&listens[0], &listens[1], &listens[2], &listens[3]],
                 &[],
                 &database,
             )
@@ -206,6 +216,7 @@ impl LocalNetwork {
                 exchange_url: format!("https://{}", listens[0]),
                 desk_url: format!("https://{}", listens[1]),
                 ops_url: format!("http://{}", listens[2]),
+                console_url: format!("https://{}", listens[3]),
                 running: None,
             });
             configs.push(config_path);

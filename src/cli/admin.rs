@@ -31,6 +31,9 @@ pub struct InitArgs {
     /// Ops listener address (/healthz, /readyz).
     #[arg(long, default_value = "127.0.0.1:7403")]
     ops_listen: String,
+    /// Web console listener address (HTTPS, staff in a browser); "" for none.
+    #[arg(long, default_value = "127.0.0.1:7404")]
+    console_listen: String,
     /// CA folder; a development CA is created there if it holds none. Default: DIR/../ca.
     #[arg(long)]
     ca_dir: Option<PathBuf>,
@@ -148,6 +151,67 @@ pub enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a web console account (its password is read from standard input).
+    #[command(
+        after_help = "Example:\n  printf '%s\\n' \"$PASSWORD\" | migrex user add --config ./luohu/migrex.toml --name wang.fang --role clerk --password-stdin"
+    )]
+    Add {
+        /// The node's migrex.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// The account's user name (no spaces); it signs the receipts and feedback given.
+        #[arg(long)]
+        name: String,
+        /// clerk, supervisor, monitor or admin.
+        #[arg(long)]
+        role: String,
+        /// Read the password (at least 10 characters) from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+pub async fn user(cmd: UserCommand) -> Result<()> {
+    match cmd {
+        UserCommand::Add {
+            config,
+            name,
+            role,
+            password_stdin,
+        } => {
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            if !password_stdin {
+                bail!("--password-stdin: give the password on standard input (it is never a flag)");
+            }
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            let store = open_store(&config)
+                .await
+                .with_context(|| format!("opening the database of {}", config.display()))?;
+            let made = crate::auth::accounts::create_user(
+                &store,
+                &name,
+                role,
+                password,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await;
+            store.close().await;
+            match made {
+                Err(crate::auth::accounts::AccountError::Refused(e)) => bail!("--{e}"),
+                other => other?,
+            }
+            println!("console account {name} ({}) created", role.as_str());
+            Ok(())
+        }
+    }
 }
 
 pub async fn ca(cmd: CaCommand) -> Result<()> {
@@ -368,7 +432,7 @@ pub async fn init(a: InitArgs) -> Result<()> {
         &district,
         &a.dir,
         &ca_dir,
-        [&a.listen, &a.desk_listen, &a.ops_listen],
+        [&a.listen, &a.desk_listen, &a.ops_listen, &a.console_listen],
         &a.hosts,
         &a.database,
     )

@@ -482,6 +482,28 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         net.stop_all().await;
         return Ok(());
     }
+    // A console account per district, its password made for this run.
+    println!(
+        "\nThe web console (网页控制台) of each district, in a browser (development certificate: accept it once):"
+    );
+    for (i, n) in net.nodes.iter().enumerate() {
+        let password = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        crate::auth::accounts::create_user(
+            &net.store(i),
+            "demo",
+            crate::auth::Role::Supervisor,
+            &password,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "  {}  {}  user demo  password {password}",
+            place(n.district.as_str()),
+            n.console_url
+        );
+    }
+
     println!("\nThe nodes keep serving. Try, in another terminal:");
     let n0 = &net.nodes[LUOHU];
     println!("  export MIGREX_TOKEN={}", n0.admin_token);

@@ -59,6 +59,9 @@ enum Command {
     /// Staff tokens.
     #[command(subcommand)]
     Token(admin::TokenCommand),
+    /// Web console accounts (staff log in with a name and password).
+    #[command(subcommand)]
+    User(admin::UserCommand),
     /// Copy the node's database to a file while it runs (online backup).
     #[command(
         after_help = "Example:\n  migrex backup --config luohu/migrex.toml --out /var/backups/migrex-$(date +%F).db\n\nRestore: stop the node, put the copy in place of the database file named in migrex.toml, start it."
@@ -125,6 +128,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Store(c) => admin::store(c).await,
         Command::Backup { config, out } => admin::backup(config, out).await,
         Command::Token(c) => admin::token(c).await,
+        Command::User(c) => admin::user(c).await,
         Command::Notice(c) => notices::notice(*c).await,
         Command::Notices(a) => notices::notices(a).await,
         Command::Pending(a) => inbox::pending(a).await,

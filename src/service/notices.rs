@@ -9,7 +9,7 @@ use crate::domain::{
     Urgency, enum_from_wire, ts_to_pb,
 };
 use crate::pb;
-use crate::store::{NoticeFilter, NoticeRecord, PendingFilter};
+use crate::store::{NoticeFilter, NoticeRecord, PendingCounts, PendingFilter};
 use std::collections::HashSet;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -240,6 +240,16 @@ pub async fn pending(
         offset: page.offset,
     };
     Ok(ctx.store.list_pending(&f, now).await?)
+}
+
+/// How many notices await our reply now: all, overdue, and due within
+/// `days` days.
+pub async fn pending_counts(ctx: &NodeCtx, _caller: &Caller, days: u32) -> Result<PendingCounts> {
+    let now = ctx.now();
+    let soon = now
+        .checked_add(time::Duration::days(i64::from(days)))
+        .unwrap_or(now);
+    Ok(ctx.store.pending_counts(now, soon).await?)
 }
 
 /// Notices of both directions, newest first, as `f` narrows them.

@@ -105,6 +105,18 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "users",
+        key: "name",
+        columns: &[
+            ("name", Text),
+            ("role", Text),
+            ("password_hash", Text),
+            ("created_at", Int),
+            ("failed_logins", Int),
+            ("locked_until", Int),
+        ],
+    },
+    Table {
         name: "store_meta",
         key: "key",
         columns: &[("key", Text), ("value", Text)],

@@ -135,6 +135,7 @@ macro_rules! cols_for {
 cols_for!(SqliteRow);
 cols_for!(PgRow);
 
+mod accounts;
 mod copy;
 mod gauges;
 mod leases;
@@ -144,10 +145,13 @@ mod replies;
 mod rollups;
 mod tokens;
 
+pub use accounts::{SessionRecord, UserRecord};
 pub use copy::TableCopy;
 pub use gauges::{NoticeCount, OutboxCount, OverdueCount};
 pub use leases::Lease;
-pub use notices::{NewNotice, NoticeFilter, NoticeRecord, PendingFilter, StoredReceipt};
+pub use notices::{
+    NewNotice, NoticeFilter, NoticeRecord, PendingCounts, PendingFilter, StoredReceipt,
+};
 pub use outbox::{ItemKind, OutboxItem, Settled, Waiting};
 pub use rollups::{CohortRow, Counts, LatencyHistogram, Metric, RollupCounts};
 pub use tokens::TokenRecord;

@@ -104,6 +104,33 @@ where
         .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
 }
 
+/// The pending list's rule: inbound notices still owing the reply they
+/// need (pending, or signed for while they need feedback).
+fn awaiting_our_reply<DB: sqlx::Database>(q: &mut QueryBuilder<DB>)
+where
+    for<'t> i32: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    q.push(" WHERE n.direction = ")
+        .push_bind(Direction::Inbound as i32)
+        .push(" AND (n.status = ")
+        .push_bind(NoticeStatus::Pending as i32)
+        .push(" OR (n.status = ")
+        .push_bind(NoticeStatus::Acknowledged as i32)
+        .push(" AND n.reply_required = ")
+        .push_bind(ReplySort::Feedback as i32)
+        .push("))");
+}
+
+/// How many notices await our reply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingCounts {
+    pub total: i64,
+    /// Past their deadline.
+    pub overdue: i64,
+    /// Due by the time asked about (overdue ones included).
+    pub due_soon: i64,
+}
+
 /// Narrows a list query to rows whose enum `column` holds `value`, if given.
 fn and_eq<DB: sqlx::Database>(q: &mut QueryBuilder<DB>, column: &str, value: Option<i32>)
 where
@@ -202,6 +229,33 @@ impl Store {
         })
     }
 
+    /// How many inbound notices await our reply: all of them, those past
+    /// their deadline at `now`, and those due by `soon`.
+    pub async fn pending_counts(
+        &self,
+        now: OffsetDateTime,
+        soon: OffsetDateTime,
+    ) -> Result<PendingCounts> {
+        with_pool!(self, read, |pool, Db| {
+            let mut q = QueryBuilder::<Db>::new(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN n.due_at <= ",
+            );
+            q.push_bind(micros(now))
+                .push(
+                    " THEN 1 ELSE 0 END), 0) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN n.due_at <= ",
+                )
+                .push_bind(micros(soon))
+                .push(" THEN 1 ELSE 0 END), 0) AS BIGINT) FROM notices n");
+            awaiting_our_reply(&mut q);
+            let row = q.build().fetch_one(pool).await?;
+            Ok(PendingCounts {
+                total: row.get(0),
+                overdue: row.get(1),
+                due_soon: row.get(2),
+            })
+        })
+    }
+
     /// Inbound notices still waiting for their reply, oldest deadline first.
     pub async fn list_pending(
         &self,
@@ -210,17 +264,7 @@ impl Store {
     ) -> Result<Vec<NoticeRecord>> {
         with_pool!(self, read, |pool, Db| {
             let mut q = QueryBuilder::<Db>::new(notice_columns());
-            // Inbound, and still owing the reply it needs: pending, or
-            // signed for while it needs feedback.
-            q.push(" WHERE n.direction = ")
-                .push_bind(Direction::Inbound as i32)
-                .push(" AND (n.status = ")
-                .push_bind(NoticeStatus::Pending as i32)
-                .push(" OR (n.status = ")
-                .push_bind(NoticeStatus::Acknowledged as i32)
-                .push(" AND n.reply_required = ")
-                .push_bind(ReplySort::Feedback as i32)
-                .push("))");
+            awaiting_our_reply(&mut q);
             and_eq(&mut q, "n.kind", f.kind.map(|k| k as i32));
             and_eq(&mut q, "n.category", f.category.map(|c| c as i32));
             and_eq(&mut q, "n.urgency", f.urgency.map(|u| u as i32));

@@ -52,7 +52,7 @@ struct Node {
 }
 
 async fn init(root: &Path, district: &str) -> Node {
-    let p: Vec<u16> = (0..3)
+    let p: Vec<u16> = (0..4)
         .map(|_| migrex::setup::free_port().unwrap())
         .collect();
     let dir = root.join(district);
@@ -71,6 +71,8 @@ async fn init(root: &Path, district: &str) -> Node {
             &format!("127.0.0.1:{}", p[1]),
             "--ops-listen",
             &format!("127.0.0.1:{}", p[2]),
+            "--console-listen",
+            &format!("127.0.0.1:{}", p[3]),
             "--database",
             &store_location(root, district).await,
         ]),

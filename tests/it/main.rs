@@ -7,6 +7,7 @@ mod common;
 
 mod bad_input;
 mod cli;
+mod console;
 mod crash;
 mod deadlines;
 mod exchange;

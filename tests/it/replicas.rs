@@ -85,6 +85,7 @@ async fn two_replicas_survive_the_loss_of_the_one_delivering() {
     c.listen = format!("127.0.0.1:{}", ports[0]);
     c.desk_listen = format!("127.0.0.1:{}", ports[1]);
     c.ops_listen = format!("127.0.0.1:{}", ports[2]);
+    c.console = None;
     let config2 = base.join("migrex-replica2.toml");
     c.save(&config2).unwrap();
     let (ops1, ops2) = (

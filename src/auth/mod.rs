@@ -1,7 +1,10 @@
 //! Staff authentication and roles: bearer tokens (only their SHA-256 hash
-//! is stored), the caller a token stands for, and what each role may do.
+//! is stored), console accounts and sessions (`accounts`), the caller
+//! either stands for, and what each role may do.
 //! Every interface (gRPC desk, web console) asks `Authenticator::caller`
 //! and hands the `Caller` to the service layer, which checks the role.
+
+pub mod accounts;
 
 use crate::domain::{DomainError, FieldError, Refused};
 use crate::store::{Store, StoreError};

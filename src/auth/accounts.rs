@@ -1,0 +1,232 @@
+//! Console accounts: passwords (argon2id), logins with throttling and a
+//! temporary lockout, sessions with an idle and an absolute expiry, and the
+//! form token (CSRF) of each session. Transport-free: the web console turns
+//! these into cookies and pages.
+
+use super::{Caller, Role, hash_token};
+use crate::domain::{DomainError, FieldError, Refused, required_text};
+use crate::store::{Store, StoreError};
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Argon2, PasswordHash};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// A session ends after this long without a request.
+pub const IDLE: Duration = Duration::minutes(30);
+/// A session ends this long after the login, used or not.
+pub const ABSOLUTE: Duration = Duration::hours(12);
+/// Failed logins in a row that lock an account.
+pub const MAX_FAILURES: i64 = 5;
+/// How long a locked account stays locked.
+pub const LOCKOUT: Duration = Duration::minutes(15);
+/// The shortest password accepted.
+pub const MIN_PASSWORD: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error(transparent)]
+    Refused(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<FieldError> for AccountError {
+    fn from(e: FieldError) -> Self {
+        AccountError::Refused(e.into())
+    }
+}
+
+/// Why a login did not open a session. Both say as little as possible: an
+/// unknown name and a wrong password look the same.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("wrong user name or password")]
+    Refused,
+    #[error("too many failed logins; the account is locked until {until}")]
+    Locked { until: OffsetDateTime },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A session just opened: the cookie's value (shown once, stored hashed)
+/// and its form token.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub token: String,
+    pub csrf: String,
+    pub caller: Caller,
+}
+
+/// A session in use: who it is, and the form token its forms must carry.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub caller: Caller,
+    pub csrf: String,
+}
+
+fn hash_password(password: &str) -> String {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .expect("argon2id with default parameters hashes any password")
+        .to_string()
+}
+
+fn password_matches(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+fn check_password(field: &str, password: &str) -> Result<(), FieldError> {
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(FieldError::new(
+            field,
+            format!("must be at least {MIN_PASSWORD} characters"),
+        ));
+    }
+    if password.chars().count() > 200 {
+        return Err(FieldError::new(field, "must be at most 200 characters"));
+    }
+    Ok(())
+}
+
+/// Creates an account with `role` and `password`.
+pub async fn create_user(
+    store: &Store,
+    name: &str,
+    role: Role,
+    password: &str,
+    now: OffsetDateTime,
+) -> Result<(), AccountError> {
+    let name = required_text("name", name, 100)?;
+    if name.chars().any(char::is_whitespace) {
+        return Err(FieldError::new("name", "must not contain spaces").into());
+    }
+    check_password("password", password)?;
+    match store
+        .insert_user(&name, role.as_str(), &hash_password(password), now)
+        .await
+    {
+        Err(StoreError::Conflict(_)) => Err(DomainError::new(
+            Refused::Exists,
+            "name",
+            format!("an account named '{name}' exists already"),
+        )
+        .into()),
+        other => Ok(other?),
+    }
+}
+
+/// Checks a name and password at `now` and opens a session. Repeated
+/// failures lock the account for `LOCKOUT`.
+pub async fn login(
+    store: &Store,
+    name: &str,
+    password: &str,
+    now: OffsetDateTime,
+) -> Result<NewSession, LoginError> {
+    let Some(user) = store.find_user(name.trim()).await? else {
+        // The same work as for a real account, so timing tells nothing.
+        password_matches(password, DUMMY_HASH.get_or_init(|| hash_password("x")));
+        return Err(LoginError::Refused);
+    };
+    if let Some(until) = user.locked_until.filter(|u| *u > now) {
+        return Err(LoginError::Locked { until });
+    }
+    if !password_matches(password, &user.password_hash) {
+        let lock = (user.failed_logins + 1 >= MAX_FAILURES).then(|| now + LOCKOUT);
+        store.login_failed(&user.name, lock).await?;
+        tracing::warn!(user = %user.name, locked = lock.is_some(), "console login refused");
+        return Err(match lock {
+            Some(until) => LoginError::Locked { until },
+            None => LoginError::Refused,
+        });
+    }
+    let role = Role::parse(&user.role).map_err(|_| LoginError::Refused)?;
+    store.login_succeeded(&user.name).await?;
+    let token = super::new_token();
+    let csrf = Uuid::new_v4().simple().to_string();
+    store
+        .insert_session(&hash_token(&token), &user.name, &csrf, now)
+        .await?;
+    tracing::info!(user = %user.name, "console login");
+    Ok(NewSession {
+        token,
+        csrf,
+        caller: Caller {
+            name: user.name,
+            role,
+        },
+    })
+}
+
+static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The session a cookie's value stands for at `now`, if it is still valid;
+/// using it restarts its idle time. An expired session is removed.
+pub async fn session(
+    store: &Store,
+    token: &str,
+    now: OffsetDateTime,
+) -> Result<Option<Session>, StoreError> {
+    let hash = hash_token(token);
+    let Some(s) = store.find_session(&hash).await? else {
+        return Ok(None);
+    };
+    if now - s.seen_at > IDLE || now - s.created_at > ABSOLUTE {
+        store.delete_session(&hash).await?;
+        return Ok(None);
+    }
+    let Ok(role) = Role::parse(&s.role) else {
+        return Ok(None);
+    };
+    store.touch_session(&hash, now).await?;
+    Ok(Some(Session {
+        caller: Caller {
+            name: s.user_name,
+            role,
+        },
+        csrf: s.csrf,
+    }))
+}
+
+/// Ends the session of a cookie's value.
+pub async fn logout(store: &Store, token: &str) -> Result<(), StoreError> {
+    store.delete_session(&hash_token(token)).await
+}
+
+/// Changes `name`'s password after checking the current one; every session
+/// of the account ends.
+pub async fn change_password(
+    store: &Store,
+    name: &str,
+    current: &str,
+    new: &str,
+) -> Result<(), AccountError> {
+    let user = store.find_user(name).await?;
+    if !user.is_some_and(|u| password_matches(current, &u.password_hash)) {
+        return Err(FieldError::new("current", "is not the current password").into());
+    }
+    check_password("new", new)?;
+    store.set_password(name, &hash_password(new)).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_stored_as_argon2id_hashes() {
+        let h = hash_password("correct horse battery");
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(password_matches("correct horse battery", &h));
+        assert!(!password_matches("wrong", &h));
+        assert_eq!(
+            check_password("password", "short").unwrap_err().field,
+            "password"
+        );
+    }
+}

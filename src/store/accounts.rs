@@ -1,0 +1,181 @@
+//! Console accounts and sessions: users with an argon2id password hash and
+//! a count of failed logins, and sessions stored by the hash of their cookie.
+
+use super::{Result, Store, StoreError, from_micros, micros};
+use sqlx::Row;
+use time::OffsetDateTime;
+
+/// A console account as stored (the hash, never the password).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub name: String,
+    pub role: String,
+    pub password_hash: String,
+    pub failed_logins: i64,
+    pub locked_until: Option<OffsetDateTime>,
+}
+
+/// A console session as stored, with its user's role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub user_name: String,
+    pub role: String,
+    pub csrf: String,
+    pub created_at: OffsetDateTime,
+    pub seen_at: OffsetDateTime,
+}
+
+impl Store {
+    /// Adds an account; `Conflict` when the name is taken.
+    pub async fn insert_user(
+        &self,
+        name: &str,
+        role: &str,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        with_pool!(self, write, |pool, Db| {
+            let taken = sqlx::query("SELECT 1 FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?;
+            if taken.is_some() {
+                return Err(StoreError::Conflict(name.to_string()));
+            }
+            sqlx::query(
+                "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(name)
+            .bind(role)
+            .bind(password_hash)
+            .bind(micros(now))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    pub async fn find_user(&self, name: &str) -> Result<Option<UserRecord>> {
+        with_pool!(self, write, |pool, Db| {
+            let row = sqlx::query(
+                "SELECT name, role, password_hash, failed_logins, locked_until FROM users WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|r| UserRecord {
+                name: r.get(0),
+                role: r.get(1),
+                password_hash: r.get(2),
+                failed_logins: r.get(3),
+                locked_until: r.get::<Option<i64>, _>(4).map(from_micros),
+            }))
+        })
+    }
+
+    /// Records a failed login; `lock_until` locks the account until then.
+    pub async fn login_failed(&self, name: &str, lock_until: Option<OffsetDateTime>) -> Result<()> {
+        with_pool!(self, write, |pool, Db| {
+            sqlx::query(
+                "UPDATE users SET failed_logins = CASE WHEN $2 IS NULL THEN failed_logins + 1 ELSE 0 END, \
+                 locked_until = COALESCE($2, locked_until) WHERE name = $1",
+            )
+            .bind(name)
+            .bind(lock_until.map(micros))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Clears the failed logins of an account after a successful one.
+    pub async fn login_succeeded(&self, name: &str) -> Result<()> {
+        with_pool!(self, write, |pool, Db| {
+            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = $1")
+                .bind(name)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Replaces an account's password hash and ends its sessions.
+    pub async fn set_password(&self, name: &str, password_hash: &str) -> Result<()> {
+        with_pool!(self, write, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE users SET password_hash = $2 WHERE name = $1")
+                .bind(name)
+                .bind(password_hash)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM sessions WHERE user_name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    pub async fn insert_session(
+        &self,
+        token_hash: &str,
+        user_name: &str,
+        csrf: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        with_pool!(self, write, |pool, Db| {
+            sqlx::query(
+                "INSERT INTO sessions (token_hash, user_name, csrf, created_at, seen_at) VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(token_hash)
+            .bind(user_name)
+            .bind(csrf)
+            .bind(micros(now))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    pub async fn find_session(&self, token_hash: &str) -> Result<Option<SessionRecord>> {
+        with_pool!(self, write, |pool, Db| {
+            let row = sqlx::query(
+                "SELECT s.user_name, u.role, s.csrf, s.created_at, s.seen_at FROM sessions s \
+                 JOIN users u ON u.name = s.user_name WHERE s.token_hash = $1",
+            )
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|r| SessionRecord {
+                user_name: r.get(0),
+                role: r.get(1),
+                csrf: r.get(2),
+                created_at: from_micros(r.get(3)),
+                seen_at: from_micros(r.get(4)),
+            }))
+        })
+    }
+
+    /// Notes that a session was used at `now` (its idle time starts again).
+    pub async fn touch_session(&self, token_hash: &str, now: OffsetDateTime) -> Result<()> {
+        with_pool!(self, write, |pool, Db| {
+            sqlx::query("UPDATE sessions SET seen_at = $2 WHERE token_hash = $1")
+                .bind(token_hash)
+                .bind(micros(now))
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        with_pool!(self, write, |pool, Db| {
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                .bind(token_hash)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,183 @@
+//! Logging in and out of the console: the login form (with its own form
+//! token, kept in a short-lived cookie, so that no other site can log a
+//! browser in), the session cookie (HttpOnly, Secure, SameSite=Strict), the
+//! `Staff` extractor that turns a valid session into a `Caller`, and the
+//! form-token check every form of a session passes.
+
+use super::PageError;
+use crate::auth::Caller;
+use crate::auth::accounts::{self, LoginError};
+use crate::context::NodeCtx;
+use askama::Template;
+use axum::extract::{Form, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use std::sync::Arc;
+use time_tz::OffsetDateTimeExt;
+
+const SESSION_COOKIE: &str = "migrex_session";
+const LOGIN_COOKIE: &str = "migrex_login";
+
+/// The value of cookie `name` in a request.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A `Set-Cookie` value: HttpOnly, Secure, SameSite=Strict; "" clears it.
+fn set_cookie(name: &str, value: &str) -> HeaderValue {
+    let expiry = if value.is_empty() { "; Max-Age=0" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; Secure; SameSite=Strict{expiry}"
+    ))
+    .expect("cookie values are URL-safe tokens")
+}
+
+/// Two form tokens are equal (compared in constant time).
+fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// A staff member with a valid session, from the request's cookie.
+pub(crate) struct Staff {
+    pub caller: Caller,
+    pub csrf: String,
+    token: String,
+}
+
+impl Staff {
+    /// Refuses a form that does not carry this session's form token.
+    pub fn check_form(&self, given: &str) -> Result<(), PageError> {
+        if same_token(&self.csrf, given) {
+            Ok(())
+        } else {
+            tracing::warn!(user = %self.caller.name, "console form without its session's token refused");
+            Err(PageError(
+                StatusCode::FORBIDDEN,
+                "表单已过期或来源不明，请刷新页面后重试 (the form's token does not match this session)".into(),
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<Arc<NodeCtx>> for Staff {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Arc<NodeCtx>) -> Result<Self, Response> {
+        let to_login = || Redirect::to("/login").into_response();
+        let token = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(to_login)?;
+        match accounts::session(&ctx.store, &token, ctx.now()).await {
+            Ok(Some(s)) => Ok(Staff {
+                caller: s.caller,
+                csrf: s.csrf,
+                token,
+            }),
+            Ok(None) => Err(to_login()),
+            Err(e) => Err(PageError::from(e).into_response()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    name: String,
+    error: Option<String>,
+}
+
+fn login_form(
+    status: StatusCode,
+    name: &str,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let csrf = uuid::Uuid::new_v4().simple().to_string();
+    let page = LoginPage {
+        csrf: csrf.clone(),
+        name: name.to_string(),
+        error,
+    };
+    let mut res = (status, Html(page.render()?)).into_response();
+    res.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, &csrf));
+    Ok(res)
+}
+
+pub(crate) async fn login_page() -> Result<Response, PageError> {
+    login_form(StatusCode::OK, "", None)
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct LoginForm {
+    name: String,
+    password: String,
+    csrf: String,
+}
+
+pub(crate) async fn login(
+    State(ctx): State<Arc<NodeCtx>>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Result<Response, PageError> {
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !same_token(&expected, &f.csrf) {
+        return login_form(
+            StatusCode::FORBIDDEN,
+            &f.name,
+            Some("登录表单已过期，请重新登录 (the login form expired)".into()),
+        );
+    }
+    match accounts::login(&ctx.store, &f.name, &f.password, ctx.now()).await {
+        Ok(s) => {
+            let mut res = Redirect::to("/pending").into_response();
+            let h = res.headers_mut();
+            h.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &s.token));
+            h.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, ""));
+            Ok(res)
+        }
+        Err(LoginError::Refused) => login_form(
+            StatusCode::UNAUTHORIZED,
+            &f.name,
+            Some("用户名或密码错误 (wrong user name or password)".into()),
+        ),
+        Err(LoginError::Locked { until }) => {
+            let local = until.to_timezone(ctx.deadlines.tz);
+            login_form(
+                StatusCode::TOO_MANY_REQUESTS,
+                &f.name,
+                Some(format!(
+                    "登录失败次数过多，账户已锁定至 {:02}:{:02} (too many failed logins; locked for now)",
+                    local.hour(),
+                    local.minute()
+                )),
+            )
+        }
+        Err(LoginError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// A form that carries only its session's token.
+#[derive(serde::Deserialize)]
+pub(crate) struct TokenForm {
+    pub csrf: String,
+}
+
+pub(crate) async fn logout(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    Form(f): Form<TokenForm>,
+) -> Result<Response, PageError> {
+    staff.check_form(&f.csrf)?;
+    accounts::logout(&ctx.store, &staff.token).await?;
+    let mut res = Redirect::to("/login").into_response();
+    res.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, ""));
+    Ok(res)
+}

@@ -56,6 +56,20 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Refuses a caller whose role may not see a person's details (monitors
+    /// read figures and lists, SPEC.md section 5).
+    pub fn require_personal_data(&self) -> Result<(), DomainError> {
+        if self.role == Role::Monitor {
+            Err(DomainError::new(
+                Refused::NotPermitted,
+                "role",
+                "role monitor reads figures, not a person's details",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Refuses a caller whose role only reads.
     pub fn require_write(&self) -> Result<(), DomainError> {
         if self.role.may_write() {

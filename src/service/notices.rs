@@ -185,8 +185,10 @@ pub async fn submit_many(
     Ok(outcome)
 }
 
-/// A notice this node holds.
-pub async fn get(ctx: &NodeCtx, _caller: &Caller, id: Uuid) -> Result<NoticeRecord> {
+/// A notice this node holds, with every detail of its subject (not for
+/// monitors).
+pub async fn get(ctx: &NodeCtx, caller: &Caller, id: Uuid) -> Result<NoticeRecord> {
+    caller.require_personal_data()?;
     stored(ctx, &id.to_string()).await
 }
 

@@ -6,6 +6,7 @@
 //! `session` owns logging in and out, the session cookie and the form token
 //! (CSRF); `pages` the pages staff work in.
 
+mod notice;
 mod pages;
 mod session;
 
@@ -36,6 +37,8 @@ fn router(ctx: Arc<NodeCtx>) -> Router {
         .route("/logout", post(session::logout))
         .route("/pending", get(pages::pending))
         .route("/pending/{id}/ack", post(pages::acknowledge))
+        .route("/notices/{id}", get(notice::show))
+        .route("/notices/{id}/feedback", post(notice::feedback))
         .route("/static/console.css", get(stylesheet))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(ctx)
@@ -76,7 +79,14 @@ pub(crate) struct PageError(StatusCode, String);
 impl From<ServiceError> for PageError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::Refused(r) => PageError(StatusCode::BAD_REQUEST, r.to_string()),
+            ServiceError::Refused(r) => {
+                let status = match r.kind {
+                    crate::domain::Refused::NotPermitted => StatusCode::FORBIDDEN,
+                    crate::domain::Refused::NotFound => StatusCode::NOT_FOUND,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                PageError(status, r.to_string())
+            }
             ServiceError::Store(s) => {
                 tracing::error!(error = %s, "store failure");
                 PageError(

@@ -22,7 +22,7 @@ const SOON_DAYS: u32 = 3;
 const PAGE_SIZE: u32 = 50;
 
 /// What staff call a notice's kind.
-fn kind_zh(k: i32) -> &'static str {
+pub(super) fn kind_zh(k: i32) -> &'static str {
     match NoticeKind::try_from(k) {
         Ok(NoticeKind::Marriage) => "婚姻",
         Ok(NoticeKind::Pregnancy) => "怀孕",
@@ -32,7 +32,7 @@ fn kind_zh(k: i32) -> &'static str {
     }
 }
 
-fn category_zh(c: i32) -> &'static str {
+pub(super) fn category_zh(c: i32) -> &'static str {
     if c == Category::VerificationRequest as i32 {
         "协查"
     } else {
@@ -41,7 +41,7 @@ fn category_zh(c: i32) -> &'static str {
 }
 
 /// A district as staff read it: its code and its county's name.
-fn place(code: &str) -> String {
+pub(super) fn place(code: &str) -> String {
     format!("{code} {}", county_name(code).unwrap_or(""))
 }
 

@@ -312,6 +312,17 @@ async fn tokens_are_required_and_roles_enforced() {
         .await
         .expect("monitors read");
     let e = monitor
+        .get_notice(pb::GetNoticeRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Code::PermissionDenied,
+        "a person's details are not for monitors"
+    );
+    let e = monitor
         .submit_notice(pb::SubmitNoticeRequest {
             notice: Some(birth(SHUANGLIU, woman(1), "2026-10-03")),
         })

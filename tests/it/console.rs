@@ -238,6 +238,47 @@ async fn a_clerk_logs_in_signs_for_a_notice_and_logs_out_in_a_browser() {
     // The receipt reaches Luohu like any other.
     wait_notice(&net, 0, &n.id, |x| x.acknowledged_by == "li.na").await;
 
+    // 核查反馈 on the notice's page: CORRECTED with the corrected field.
+    b.click(&format!("{row} a.open")).await;
+    b.until("the notice page", |path, _| {
+        path == format!("/notices/{}", n.id)
+    })
+    .await;
+    assert!(
+        b.text_of(".fields").await.contains(&woman(1)),
+        "the full number on the notice's own page"
+    );
+    b.shot("notice").await;
+    b.click("#feedback input[value=CORRECTED]").await;
+    b.c.find(Locator::Id("field1"))
+        .await
+        .unwrap()
+        .send_keys("birth.birth_order")
+        .await
+        .unwrap();
+    b.c.find(Locator::Id("value1"))
+        .await
+        .unwrap()
+        .send_keys("2")
+        .await
+        .unwrap();
+    b.click("#send-feedback").await;
+    b.until("the answered notice", |_, page| {
+        page.contains("id=\"corrections\"")
+    })
+    .await;
+    assert_eq!(b.text_of("#status").await, "已反馈");
+    assert!(b.text_of("#timeline").await.contains("核实有误"));
+    b.shot("notice-answered").await;
+    // Back at Luohu the notice is ANSWERED with the correction.
+    let answered = wait_notice(&net, 0, &n.id, |x| {
+        x.status == NoticeStatus::Answered as i32
+    })
+    .await;
+    let f = answered.feedback.unwrap();
+    assert_eq!(f.corrections["birth.birth_order"], "2");
+    assert_eq!(f.answered_by, "li.na");
+
     // Logging out ends the session.
     b.click("#logout").await;
     b.until("the login page", |path, _| path == "/login").await;

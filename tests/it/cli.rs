@@ -51,6 +51,11 @@ struct Node {
     ops: String,
 }
 
+/// A node's config path as a command-line argument.
+fn cfg(n: &Node) -> String {
+    n.config.to_str().unwrap().to_string()
+}
+
 async fn init(root: &Path, district: &str) -> Node {
     let p: Vec<u16> = (0..4)
         .map(|_| migrex::setup::free_port().unwrap())
@@ -120,7 +125,6 @@ async fn two_districts() -> Pair {
     let root = tempfile::tempdir().unwrap();
     let a = init(root.path(), LUOHU).await;
     let b = init(root.path(), SHUANGLIU).await;
-    let cfg = |n: &Node| n.config.to_str().unwrap().to_string();
     ok(&migrex(
         args(&[
             "peer",
@@ -195,7 +199,6 @@ async fn two_districts() -> Pair {
 /// shown ANSWERED back at Luohu. Returns its id.
 async fn walk_through(p: &Pair) -> String {
     let (a, b, clerk) = (&p.a, &p.b, &p.clerk);
-    let cfg = |n: &Node| n.config.to_str().unwrap().to_string();
     let subject = woman(1);
     let sent = json(
         &migrex(
@@ -324,7 +327,6 @@ async fn stats_reports_and_metrics_show_the_same_figures() {
     let p = two_districts().await;
     walk_through(&p).await;
     let (a, b, clerk, root) = (&p.a, &p.b, &p.clerk, &p.root);
-    let cfg = |n: &Node| n.config.to_str().unwrap().to_string();
     // Monitors: the figures of both sides agree on this one notice.
     let all_time = "2000-01-01..2100-12-31";
     let inbound = json(
@@ -524,7 +526,6 @@ async fn stats_reports_and_metrics_show_the_same_figures() {
 async fn a_csv_with_one_bad_row_imports_nothing() {
     let p = two_districts().await;
     let (a, root) = (&p.a, &p.root);
-    let cfg = |n: &Node| n.config.to_str().unwrap().to_string();
     // CSV: one bad row → nothing imported, the row named; then a good file.
     let csv = root.path().join("notices.csv");
     let header = "destination,kind,category,id_number,name,hukou_district,residence_district,event_date,spouse_id_number,spouse_name,registry_office,method,provider\n";
@@ -610,7 +611,6 @@ async fn a_csv_with_one_bad_row_imports_nothing() {
 async fn errors_exit_non_zero_with_one_line_naming_what_to_fix() {
     let p = two_districts().await;
     let (a, b) = (&p.a, &p.b);
-    let cfg = |n: &Node| n.config.to_str().unwrap().to_string();
     // Errors: non-zero exit, one line naming what to fix.
     let bad_id = migrex(
         args(&[
@@ -672,7 +672,6 @@ async fn an_online_backup_holds_a_running_nodes_notices() {
     let p = two_districts().await;
     walk_through(&p).await;
     let (a, root) = (&p.a, &p.root);
-    let cfg = |n: &Node| n.config.to_str().unwrap().to_string();
     // An online backup of a running node holds its notices (SQLite; a
     // PostgreSQL store is backed up with PostgreSQL's own tools).
     let backup = root.path().join("luohu-backup.db");

@@ -146,6 +146,13 @@ pub async fn login(
     }
     let role = Role::parse(&user.role).map_err(|_| LoginError::Refused)?;
     store.login_succeeded(&user.name).await?;
+    // Sessions nobody can use any more are cleared at each login.
+    let cleared = store
+        .delete_expired_sessions(now - IDLE, now - ABSOLUTE)
+        .await?;
+    if cleared > 0 {
+        tracing::debug!(cleared, "expired console sessions removed");
+    }
     let token = super::new_token();
     let csrf = Uuid::new_v4().simple().to_string();
     store

@@ -70,6 +70,22 @@ impl Caller {
         }
     }
 
+    /// Refuses a caller who is not an administrator (accounts, tokens, peers).
+    pub fn require_admin(&self) -> Result<(), DomainError> {
+        if self.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(DomainError::new(
+                Refused::NotPermitted,
+                "role",
+                format!(
+                    "role {} may not manage accounts, tokens or peers",
+                    self.role.as_str()
+                ),
+            ))
+        }
+    }
+
     /// Refuses a caller whose role only reads.
     pub fn require_write(&self) -> Result<(), DomainError> {
         if self.role.may_write() {

@@ -7,6 +7,7 @@ use crate::clock::SystemClock;
 use crate::config::Delivery;
 use crate::domain::{Category, ContraceptionMethod, FeedbackResult, NoticeKind, NoticeStatus, Sex};
 use crate::pb;
+use crate::report::place;
 use crate::setup::LocalNetwork;
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -212,10 +213,6 @@ async fn wait_for(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn place(code: &str) -> String {
-    format!("{code} {}", crate::domain::county_name(code).unwrap_or(""))
 }
 
 pub async fn run(a: DemoArgs) -> Result<()> {

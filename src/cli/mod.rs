@@ -11,7 +11,6 @@ mod args;
 mod demo;
 mod inbox;
 mod monitoring;
-pub mod notice_fields;
 mod notices;
 mod render;
 mod report;

@@ -2,8 +2,8 @@
 //! notices (one, or every row of a CSV file, all or nothing), looking them up.
 
 use super::args::{ClassArgs, Conn, KIND_NAMES, PageArgs, opt_enum, status};
-use super::notice_fields::{COLUMNS, notice_from_fields};
 use crate::domain::{Direction, NoticeKind, NoticeStatus};
+use crate::import::notice_from_fields;
 use crate::pb;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
@@ -212,47 +212,28 @@ async fn send(a: SendArgs) -> Result<()> {
         a.conn.show_one(answer)?;
         return Ok(());
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_path(file)
-        .with_context(|| format!("--file: cannot read {}", file.display()))?;
-    let headers: Vec<String> = reader
-        .headers()
-        .with_context(|| format!("--file {}: no header row", file.display()))?
-        .iter()
-        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
-        .collect();
-    if let Some(h) = headers.iter().find(|h| !COLUMNS.contains(&h.as_str())) {
-        bail!(
-            "--file {}: unknown column '{h}' (known: {})",
-            file.display(),
-            COLUMNS.join(", ")
-        );
+    let bytes =
+        std::fs::read(file).with_context(|| format!("--file: cannot read {}", file.display()))?;
+    let is_xlsx = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+    let table = if is_xlsx {
+        crate::import::read_xlsx(&bytes)
+    } else {
+        crate::import::read_csv(&bytes)
     }
+    .map_err(|e| anyhow::anyhow!("--file {}: {e}", file.display()))?;
     // Rows the node will judge, and rows refused here already (with their line numbers).
     let mut notices = Vec::new();
     let mut lines = Vec::new();
     let mut refused: Vec<(u64, String)> = Vec::new();
-    for (i, rec) in reader.records().enumerate() {
-        let line = i as u64 + 2;
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                refused.push((line, format!("not a valid CSV row: {e}")));
-                continue;
-            }
-        };
-        let row: HashMap<&str, String> = headers
-            .iter()
-            .map(String::as_str)
-            .zip(rec.iter().map(str::to_string))
-            .collect();
-        match notice_from_fields(&|k| row.get(k).cloned()) {
+    for row in crate::import::rows(&table) {
+        match row.notice {
             Ok(n) => {
                 notices.push(n);
-                lines.push(line);
+                lines.push(row.line);
             }
-            Err(e) => refused.push((line, e.to_string())),
+            Err(e) => refused.push((row.line, e.to_string())),
         }
     }
     let total = lines.len() + refused.len();

@@ -6,6 +6,7 @@ use crate::domain::{
     mask_id,
 };
 use crate::pb;
+use crate::report::figure_cells;
 use crate::stats::kind_label;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -278,29 +279,6 @@ pub fn width(s: &str) -> usize {
 /// Pads to `w` display columns (left-aligned).
 pub fn pad(s: &str, w: usize) -> String {
     format!("{s}{}", " ".repeat(w.saturating_sub(width(s))))
-}
-
-/// The figures of a row from "received" to "not yet due", as shown in tables and reports.
-pub fn figure_cells(r: &pb::TimelinessRow) -> Vec<String> {
-    vec![
-        r.received.to_string(),
-        r.receipt_expected.to_string(),
-        r.acknowledged.to_string(),
-        pct(r.receipt_rate),
-        pct(r.timely_receipt_rate),
-        r.feedback_expected.to_string(),
-        r.answered.to_string(),
-        pct(r.feedback_rate),
-        pct(r.timely_feedback_rate),
-        r.overdue_open.to_string(),
-        r.not_yet_due.to_string(),
-    ]
-}
-
-/// A rate as a percentage, "-" when absent.
-pub fn pct(r: Option<f64>) -> String {
-    r.map(|r| format!("{:.1}%", r * 100.0))
-        .unwrap_or_else(|| "-".into())
 }
 
 fn num(v: Option<f64>, digits: usize) -> String {

@@ -4,13 +4,16 @@
 //! node's `Stats` answers — the same figures as `migrex stats` and `/metrics`.
 
 use super::args::{Conn, status};
-use super::render::{Local, figure_cells, kind_name, pct, row_json};
-use crate::domain::{Direction, county_name};
+use super::render::row_json;
+use crate::domain::Direction;
 use crate::pb;
+use crate::report::{
+    COLUMNS, MonthRates, MonthlyReport, OverdueLine, cells, csv_line, esc, html_table, month_label,
+    place, rank, to_csv, to_html, twelve_months,
+};
 use crate::stats::Period;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -34,42 +37,9 @@ pub struct ReportArgs {
     conn: Conn,
 }
 
-/// What a report shows; gathered first, then written in either format.
-struct Report {
-    first_day: String,
-    last_day: String,
-    summary: pb::TimelinessRow,
-    peers: Vec<pb::TimelinessRow>,
-    months: Vec<(String, Option<f64>, Option<f64>)>,
-    overdue: Vec<pb::OverdueNotice>,
-    local: Local,
-}
-
-fn place(code: &str) -> String {
-    format!("{code} {}", county_name(code).unwrap_or(""))
-}
-
-const COLUMNS: [&str; 12] = [
-    "对方 peer",
-    "收到 received",
-    "应接收 receipt expected",
-    "已接收 acknowledged",
-    "接收率 receipt rate",
-    "接收及时率 timely receipt rate",
-    "应反馈 feedback expected",
-    "已反馈 answered",
-    "反馈率 feedback rate",
-    "反馈及时率 timely feedback rate",
-    "超时未复 overdue open",
-    "未到期 not yet due",
-];
-
-fn cells(r: &pb::TimelinessRow, peer: &str) -> Vec<String> {
-    [vec![peer.to_string()], figure_cells(r)].concat()
-}
-
-async fn gather(a: &ReportArgs) -> Result<Report> {
+async fn gather(a: &ReportArgs) -> Result<MonthlyReport> {
     let period = Period::parse("--period", &a.period).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let local = a.conn.local()?;
     let mut stats = a.conn.stats().await?;
     let ask = |period: String, by_peer: bool| pb::GetTimelinessRequest {
         period,
@@ -88,32 +58,22 @@ async fn gather(a: &ReportArgs) -> Result<Report> {
         .map_err(status)?
         .into_inner()
         .rows;
-    // Ranked by timely feedback rate, then timely receipt rate; rows without a rate last.
-    let key = |r: &pb::TimelinessRow| {
-        (
-            r.timely_feedback_rate.unwrap_or(-1.0),
-            r.timely_receipt_rate.unwrap_or(-1.0),
-        )
-    };
-    peers.sort_by(|x, y| {
-        key(y)
-            .partial_cmp(&key(x))
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    rank(&mut peers);
     let mut months = Vec::new();
-    let (mut y, mut m) = (period.last.year(), period.last.month() as i32);
-    for _ in 0..12 {
-        let label = format!("{y}-{m:02}");
+    for m in twelve_months(period.last) {
+        let month = month_label(&m);
         let r = stats
-            .get_timeliness(ask(label.clone(), false))
+            .get_timeliness(ask(month.clone(), false))
             .await
             .map_err(status)?
             .into_inner();
         let row = r.rows.first().cloned().unwrap_or_default();
-        months.push((label, row.timely_receipt_rate, row.timely_feedback_rate));
-        (y, m) = if m == 1 { (y - 1, 12) } else { (y, m - 1) };
+        months.push(MonthRates {
+            month,
+            timely_receipt: row.timely_receipt_rate,
+            timely_feedback: row.timely_feedback_rate,
+        });
     }
-    months.reverse();
     let overdue = stats
         .list_overdue(pb::ListOverdueRequest {
             direction: Direction::Inbound as i32,
@@ -123,9 +83,20 @@ async fn gather(a: &ReportArgs) -> Result<Report> {
         .await
         .map_err(status)?
         .into_inner()
-        .notices;
-    Ok(Report {
-        local: a.conn.local()?,
+        .notices
+        .into_iter()
+        .map(|o| {
+            let n = o.notice.unwrap_or_default();
+            OverdueLine {
+                due: local.day(&n.due_at),
+                id: n.id,
+                peer: n.origin,
+                kind: n.kind,
+                days_late: o.days_late,
+            }
+        })
+        .collect();
+    Ok(MonthlyReport {
         first_day: summary.first_day,
         last_day: summary.last_day,
         summary: summary.rows.first().cloned().unwrap_or_default(),
@@ -133,240 +104,6 @@ async fn gather(a: &ReportArgs) -> Result<Report> {
         months,
         overdue,
     })
-}
-
-fn csv_line(out: &mut String, cells: &[String]) {
-    let quoted: Vec<String> = cells
-        .iter()
-        .map(|c| {
-            if c.contains([',', '"', '\n']) {
-                format!("\"{}\"", c.replace('"', "\"\""))
-            } else {
-                c.clone()
-            }
-        })
-        .collect();
-    out.push_str(&quoted.join(","));
-    out.push_str("\r\n");
-}
-
-fn overdue_cells(o: &pb::OverdueNotice, local: Local) -> Vec<String> {
-    let n = o.notice.clone().unwrap_or_default();
-    let due = local.day(&n.due_at);
-    vec![
-        n.id,
-        place(&n.origin),
-        kind_name(n.kind).to_string(),
-        due,
-        o.days_late.to_string(),
-    ]
-}
-
-const OVERDUE_COLUMNS: [&str; 5] = [
-    "编号 notice id",
-    "来自 from",
-    "类别 kind",
-    "时限 due",
-    "超时天数 days late",
-];
-
-fn to_csv(r: &Report) -> String {
-    let mut out = String::from("\u{feff}");
-    csv_line(
-        &mut out,
-        &[format!(
-            "月度通报 assessment report {}..{} (INBOUND: how this district answers its peers)",
-            r.first_day, r.last_day
-        )],
-    );
-    out.push_str("\r\n");
-    csv_line(&mut out, &COLUMNS.map(String::from));
-    csv_line(&mut out, &cells(&r.summary, "合计 all"));
-    for p in &r.peers {
-        csv_line(&mut out, &cells(p, &place(&p.peer)));
-    }
-    out.push_str("\r\n");
-    csv_line(
-        &mut out,
-        &[
-            "月份 month".into(),
-            "接收及时率 timely receipt rate".into(),
-            "反馈及时率 timely feedback rate".into(),
-        ],
-    );
-    for (m, rr, fr) in &r.months {
-        csv_line(&mut out, &[m.clone(), pct(*rr), pct(*fr)]);
-    }
-    out.push_str("\r\n");
-    csv_line(&mut out, &OVERDUE_COLUMNS.map(String::from));
-    for o in &r.overdue {
-        csv_line(&mut out, &overdue_cells(o, r.local));
-    }
-    out
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A line chart of the two monthly timeliness rates, as inline SVG.
-fn chart(months: &[(String, Option<f64>, Option<f64>)]) -> String {
-    let (w, h, left, top, bottom) = (720.0, 260.0, 48.0, 16.0, 40.0);
-    let plot_h = h - top - bottom;
-    let step = (w - left - 16.0) / (months.len().max(2) - 1) as f64;
-    let x = |i: usize| left + step * i as f64;
-    let y = |v: f64| top + plot_h * (1.0 - v);
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"monthly timeliness\">"
-    );
-    for pctl in [0.0, 0.25, 0.5, 0.75, 0.9, 1.0] {
-        let _ = write!(
-            svg,
-            "<line x1=\"{left}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"{}\" stroke-width=\"1\"/>",
-            w - 16.0,
-            y(pctl),
-            y(pctl),
-            if pctl == 0.9 { "#d33" } else { "#ddd" }
-        );
-        let _ = write!(
-            svg,
-            "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{:.0}%</text>",
-            left - 6.0,
-            y(pctl) + 4.0,
-            pctl * 100.0
-        );
-    }
-    for (i, (m, _, _)) in months.iter().enumerate() {
-        let _ = write!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{}</text>",
-            x(i),
-            h - bottom + 18.0,
-            esc(&m[2..])
-        );
-    }
-    for (series, color, pick) in [
-        ("接收及时率 timely receipt", "#1f77b4", 1usize),
-        ("反馈及时率 timely feedback", "#2ca02c", 2usize),
-    ] {
-        let points: Vec<(f64, f64)> = months
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| if pick == 1 { m.1 } else { m.2 }.map(|v| (x(i), y(v))))
-            .collect();
-        if points.len() > 1 {
-            let path: Vec<String> = points
-                .iter()
-                .map(|(a, b)| format!("{a:.1},{b:.1}"))
-                .collect();
-            let _ = write!(
-                svg,
-                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
-                path.join(" ")
-            );
-        }
-        // Feedback points hollow and larger, so that equal rates do not hide each other.
-        let (radius, fill) = if pick == 1 {
-            (3.5, color)
-        } else {
-            (5.5, "none")
-        };
-        for (a, b) in &points {
-            let _ = write!(
-                svg,
-                "<circle cx=\"{a:.1}\" cy=\"{b:.1}\" r=\"{radius}\" fill=\"{fill}\" stroke=\"{color}\" stroke-width=\"2\"><title>{series}</title></circle>"
-            );
-        }
-        let ly = h - 6.0;
-        let lx = if pick == 1 { left } else { left + 260.0 };
-        let _ = write!(
-            svg,
-            "<rect x=\"{lx}\" y=\"{}\" width=\"12\" height=\"4\" fill=\"{color}\"/><text x=\"{}\" y=\"{ly}\" font-size=\"12\">{series}</text>",
-            ly - 6.0,
-            lx + 16.0
-        );
-    }
-    svg.push_str("</svg>");
-    svg
-}
-
-fn html_table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut t = String::from("<table><thead><tr>");
-    for h in headers {
-        let _ = write!(t, "<th>{}</th>", esc(h));
-    }
-    t.push_str("</tr></thead><tbody>");
-    for r in rows {
-        t.push_str("<tr>");
-        for c in r {
-            let _ = write!(t, "<td>{}</td>", esc(c));
-        }
-        t.push_str("</tr>");
-    }
-    if rows.is_empty() {
-        let _ = write!(
-            t,
-            "<tr><td colspan=\"{}\">(none 无)</td></tr>",
-            headers.len()
-        );
-    }
-    t.push_str("</tbody></table>");
-    t
-}
-
-fn to_html(r: &Report) -> String {
-    let s = &r.summary;
-    let tile = |label: &str, v: String| {
-        format!(
-            "<div class=\"tile\"><div class=\"v\">{}</div><div class=\"l\">{}</div></div>",
-            esc(&v),
-            esc(label)
-        )
-    };
-    let tiles = [
-        tile("收到 received", s.received.to_string()),
-        tile("接收率 receipt rate", pct(s.receipt_rate)),
-        tile("接收及时率 timely receipt", pct(s.timely_receipt_rate)),
-        tile("反馈率 feedback rate", pct(s.feedback_rate)),
-        tile("反馈及时率 timely feedback", pct(s.timely_feedback_rate)),
-        tile("超时未复 overdue open", s.overdue_open.to_string()),
-    ]
-    .join("");
-    let peers: Vec<Vec<String>> = r
-        .peers
-        .iter()
-        .enumerate()
-        .map(|(i, p)| [vec![(i + 1).to_string()], cells(p, &place(&p.peer))].concat())
-        .collect();
-    let mut peer_headers = vec!["名次 rank"];
-    peer_headers.extend(COLUMNS);
-    let overdue: Vec<Vec<String>> = r
-        .overdue
-        .iter()
-        .map(|o| overdue_cells(o, r.local))
-        .collect();
-    format!(
-        "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>月度通报 {first}..{last}</title><style>\
-body{{font-family:\"Noto Sans CJK SC\",\"Microsoft YaHei\",sans-serif;margin:24px;color:#222}}h1{{font-size:22px}}h2{{font-size:17px;margin-top:28px}}\
-.tiles{{display:flex;gap:12px;flex-wrap:wrap}}.tile{{border:1px solid #ccc;border-radius:6px;padding:10px 14px;min-width:120px}}.v{{font-size:22px;font-weight:bold}}.l{{font-size:12px;color:#555}}\
-table{{border-collapse:collapse;font-size:13px}}th,td{{border:1px solid #bbb;padding:4px 8px;text-align:right}}th{{background:#f2f2f2}}td:first-child,th:first-child{{text-align:left}}\
-@media print{{body{{margin:8mm}}}}</style></head><body>\
-<h1>流动人口信息交换 月度通报 — assessment report {first} .. {last}</h1>\
-<p>INBOUND: how this district answered its peers. Rates shown as - had nothing to measure. 比率为“-”表示无应答对象。</p>\
-<h2>汇总 Summary</h2><div class=\"tiles\">{tiles}</div>\
-<h2>按对方地区排名 Peers ranked by timely feedback rate</h2>{peers}\
-<h2>近12个月及时率 Timeliness over the last 12 months</h2>{chart}\
-<h2>超时未复 Overdue without reply</h2>{overdue}\
-</body></html>",
-        first = esc(&r.first_day),
-        last = esc(&r.last_day),
-        peers = html_table(&peer_headers, &peers),
-        chart = chart(&r.months),
-        overdue = html_table(&OVERDUE_COLUMNS, &overdue),
-    )
 }
 
 pub async fn report(a: ReportArgs) -> Result<()> {

@@ -24,6 +24,36 @@ fn divisions() -> &'static HashMap<u32, &'static str> {
     })
 }
 
+/// Units of the division table whose code starts with `q` or whose name
+/// (or whose parent's name) contains it, as (code, name with its parent's),
+/// at most `limit`, county-level units first.
+pub fn find_districts(q: &str, limit: usize) -> Vec<(u32, String)> {
+    let q = q.trim();
+    if q.is_empty() {
+        return Vec::new();
+    }
+    let table = divisions();
+    let full = |code: u32, name: &str| {
+        let parent = [code / 100 * 100, code / 10_000 * 10_000]
+            .into_iter()
+            .filter(|p| *p != code)
+            .find_map(|p| table.get(&p));
+        match parent {
+            Some(p) => format!("{p}{name}"),
+            None => name.to_string(),
+        }
+    };
+    let mut found: Vec<(u32, String)> = table
+        .iter()
+        .map(|(code, name)| (*code, full(*code, name)))
+        .filter(|(code, name)| code.to_string().starts_with(q) || name.contains(q))
+        .collect();
+    // County-level units (not ending in 00) first, then by code.
+    found.sort_by_key(|(code, _)| (code % 100 == 0, *code));
+    found.truncate(limit);
+    found
+}
+
 /// The Chinese name of the county-level unit a code belongs to, if known.
 pub fn county_name(code: &str) -> Option<&'static str> {
     let six: u32 = code.get(..6)?.parse().ok()?;
@@ -127,6 +157,16 @@ impl fmt::Display for RoutePrefix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn districts_are_found_by_code_or_name() {
+        let by_code = find_districts("510116", 5);
+        assert_eq!(by_code[0].0, 510116);
+        assert!(by_code[0].1.contains("双流"), "{by_code:?}");
+        let by_name = find_districts("罗湖", 5);
+        assert!(by_name.iter().any(|(c, _)| *c == 440303), "{by_name:?}");
+        assert!(find_districts("", 5).is_empty());
+    }
 
     #[test]
     fn accepts_known_county_and_street_codes() {

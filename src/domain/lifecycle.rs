@@ -127,6 +127,13 @@ impl Lifecycle {
             && self.due_at.is_some_and(|d| d <= now)
     }
 
+    /// Whole days past the deadline at `now` (0 before it or without one).
+    pub fn days_late(&self, now: OffsetDateTime) -> u32 {
+        self.due_at
+            .map(|d| u32::try_from((now - d).whole_days().max(0)).unwrap_or(u32::MAX))
+            .unwrap_or(0)
+    }
+
     /// Whether `reply`, from party `by`, may be recorded on this notice at
     /// the receiver's `now`. `notice_field` names the notice in the caller's
     /// request (`id` at the desk, `reply.notice_id` on the exchange).

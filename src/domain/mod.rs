@@ -10,12 +10,14 @@
 
 mod district;
 mod id_number;
+mod labels;
 mod lifecycle;
 mod notice;
 mod reply;
 
-pub use district::{DistrictCode, RoutePrefix, county_name};
+pub use district::{DistrictCode, RoutePrefix, county_name, find_districts};
 pub use id_number::IdNumber;
+pub use labels::{category_zh, kind_zh, reply_zh, result_zh, status_zh, urgency_zh};
 pub use lifecycle::{CLOCK_SKEW, DomainError, Lifecycle, Party, Refused, Verdict};
 pub use notice::{Details, NoticeContent, ParseContext, Person, ts_from_pb, ts_to_pb};
 pub use reply::{FeedbackContent, Reply, ReplyBody};

@@ -49,11 +49,7 @@ impl pb::stats_server::Stats for StatsService {
             notices: recs
                 .iter()
                 .map(|n| pb::OverdueNotice {
-                    days_late: n
-                        .life
-                        .due_at
-                        .map(|d| (now - d).whole_days().max(0) as u32)
-                        .unwrap_or(0),
+                    days_late: n.life.days_late(now),
                     notice: Some(notice_view(n, now)),
                 })
                 .collect(),

@@ -8,6 +8,7 @@
 //! adapters over these functions (convert, call, convert back); so is the
 //! web console. Roles are checked here, once, for every interface.
 
+pub mod admin;
 pub mod notices;
 pub mod replies;
 pub mod reports;

@@ -219,13 +219,15 @@ pub struct PendingQuery {
     pub due_within_days: Option<u32>,
 }
 
-/// Inbound notices still owing their reply, oldest deadline first.
+/// Inbound notices still owing their reply, oldest deadline first, with
+/// the people they are about (not for monitors).
 pub async fn pending(
     ctx: &NodeCtx,
-    _caller: &Caller,
+    caller: &Caller,
     q: PendingQuery,
     page: Page,
 ) -> Result<Vec<NoticeRecord>> {
+    caller.require_personal_data()?;
     let now = ctx.now();
     let due_before = match q.due_within_days {
         None => None,
@@ -252,6 +254,18 @@ pub async fn pending_counts(ctx: &NodeCtx, _caller: &Caller, days: u32) -> Resul
         .checked_add(time::Duration::days(i64::from(days)))
         .unwrap_or(now);
     Ok(ctx.store.pending_counts(now, soon).await?)
+}
+
+/// What we sent (已发送), newest first, as `f` narrows them, with the
+/// people they are about (not for monitors).
+pub async fn sent(
+    ctx: &NodeCtx,
+    caller: &Caller,
+    mut f: NoticeFilter,
+) -> Result<Vec<NoticeRecord>> {
+    caller.require_personal_data()?;
+    f.direction = Some(crate::domain::Direction::Outbound);
+    Ok(ctx.store.list_notices(&f).await?)
 }
 
 /// Notices of both directions, newest first, as `f` narrows them.

@@ -4,10 +4,12 @@
 use super::{Page, Result};
 use crate::auth::Caller;
 use crate::context::NodeCtx;
-use crate::domain::Direction;
-use crate::stats::{GroupCounts, Period, timeliness};
+use crate::domain::{Direction, format_date};
+use crate::report::{self, MonthRates, MonthlyReport, OverdueLine};
+use crate::stats::{self, GroupCounts, Period, timeliness};
 use crate::store::NoticeRecord;
 use time::OffsetDateTime;
+use time_tz::OffsetDateTimeExt;
 
 /// A timeliness report: its groups and the instant it was taken at.
 pub struct Report {
@@ -43,4 +45,70 @@ pub async fn overdue(
         .overdue(direction, now, page.limit, page.offset)
         .await?;
     Ok((now, notices))
+}
+
+/// The most overdue notices a report lists.
+const REPORT_OVERDUE: u32 = 1000;
+
+/// The monthly assessment report of `period` (inbound: how this district
+/// answers its peers), as it stands now.
+pub async fn monthly(ctx: &NodeCtx, caller: &Caller, period: Period) -> Result<MonthlyReport> {
+    let rows = |groups: Vec<GroupCounts>, by_peer| stats::rows(&groups, by_peer, false);
+    let inbound = Direction::Inbound;
+    let summary = rows(
+        figures(ctx, caller, period, inbound, false, false)
+            .await?
+            .groups,
+        false,
+    );
+    let mut peers = rows(
+        figures(ctx, caller, period, inbound, true, false)
+            .await?
+            .groups,
+        true,
+    );
+    report::rank(&mut peers);
+    let mut months = Vec::with_capacity(12);
+    for m in report::twelve_months(period.last) {
+        let g = figures(ctx, caller, m, inbound, false, false).await?.groups;
+        let row = rows(g, false).into_iter().next().unwrap_or_default();
+        months.push(MonthRates {
+            month: report::month_label(&m),
+            timely_receipt: row.timely_receipt_rate,
+            timely_feedback: row.timely_feedback_rate,
+        });
+    }
+    let (now, late) = overdue(ctx, caller, Some(inbound), Page::new(REPORT_OVERDUE, 0)).await?;
+    let tz = ctx.deadlines.tz;
+    Ok(MonthlyReport {
+        first_day: format_date(period.first),
+        last_day: format_date(period.last),
+        summary: summary.into_iter().next().unwrap_or_default(),
+        peers,
+        months,
+        overdue: late.iter().map(|n| overdue_line(n, now, tz)).collect(),
+    })
+}
+
+/// A notice of the overdue list, without its subject.
+pub fn overdue_line(
+    n: &NoticeRecord,
+    now: OffsetDateTime,
+    tz: &'static time_tz::Tz,
+) -> OverdueLine {
+    OverdueLine {
+        id: n.content.id.clone(),
+        peer: if n.life.direction == Direction::Inbound {
+            n.content.origin.clone()
+        } else {
+            n.content.destination.clone()
+        },
+        kind: n.content.kind,
+        due: n
+            .life
+            .due_at
+            .map(|d| format_date(d.to_timezone(tz).date()))
+            .unwrap_or_default(),
+        days_late: n.life.days_late(now),
+    }
 }

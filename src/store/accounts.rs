@@ -178,4 +178,49 @@ impl Store {
             Ok(())
         })
     }
+
+    /// Removes the sessions idle since before `idle_before` or opened
+    /// before `opened_before`; returns how many.
+    pub async fn delete_expired_sessions(
+        &self,
+        idle_before: OffsetDateTime,
+        opened_before: OffsetDateTime,
+    ) -> Result<u64> {
+        with_pool!(self, write, |pool, Db| {
+            let done = sqlx::query("DELETE FROM sessions WHERE seen_at < $1 OR created_at < $2")
+                .bind(micros(idle_before))
+                .bind(micros(opened_before))
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    /// Every account, by name (without password hashes).
+    pub async fn list_users(&self) -> Result<Vec<UserSummary>> {
+        with_pool!(self, read, |pool, Db| {
+            let rows =
+                sqlx::query("SELECT name, role, created_at, locked_until FROM users ORDER BY name")
+                    .fetch_all(pool)
+                    .await?;
+            Ok(rows
+                .iter()
+                .map(|r| UserSummary {
+                    name: r.get("name"),
+                    role: r.get("role"),
+                    created_at: from_micros(r.get("created_at")),
+                    locked_until: r.get::<Option<i64>, _>("locked_until").map(from_micros),
+                })
+                .collect())
+        })
+    }
+}
+
+/// An account as the admin page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    pub name: String,
+    pub role: String,
+    pub created_at: OffsetDateTime,
+    pub locked_until: Option<OffsetDateTime>,
 }

@@ -145,7 +145,7 @@ mod replies;
 mod rollups;
 mod tokens;
 
-pub use accounts::{SessionRecord, UserRecord};
+pub use accounts::{SessionRecord, UserRecord, UserSummary};
 pub use copy::TableCopy;
 pub use gauges::{NoticeCount, OutboxCount, OverdueCount};
 pub use leases::Lease;
@@ -154,7 +154,7 @@ pub use notices::{
 };
 pub use outbox::{ItemKind, OutboxItem, Settled, Waiting};
 pub use rollups::{CohortRow, Counts, LatencyHistogram, Metric, RollupCounts};
-pub use tokens::TokenRecord;
+pub use tokens::{TokenRecord, TokenSummary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

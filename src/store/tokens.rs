@@ -61,4 +61,35 @@ impl Store {
             }))
         })
     }
+
+    /// Every token's name, role and dates (never the token), newest first.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenSummary>> {
+        with_pool!(self, read, |pool, Db| {
+            let rows = sqlx::query(
+                "SELECT name, role, created_at, revoked_at FROM tokens ORDER BY created_at DESC",
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| TokenSummary {
+                    name: r.get("name"),
+                    role: r.get("role"),
+                    created_at: super::from_micros(r.get("created_at")),
+                    revoked_at: r
+                        .get::<Option<i64>, _>("revoked_at")
+                        .map(super::from_micros),
+                })
+                .collect())
+        })
+    }
+}
+
+/// A token as the admin page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSummary {
+    pub name: String,
+    pub role: String,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
 }

@@ -6,9 +6,14 @@
 //! `session` owns logging in and out, the session cookie and the form token
 //! (CSRF); `pages` the pages staff work in.
 
+mod accounts;
+mod import;
 mod notice;
 mod pages;
+mod register;
+mod sent;
 mod session;
+mod stats;
 
 use crate::context::NodeCtx;
 use crate::service::ServiceError;
@@ -25,21 +30,44 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 const STYLESHEET: &str = include_str!("static/console.css");
+const SCRIPT: &str = include_str!("static/console.js");
 
 /// The console's routes over the node's context.
 fn router(ctx: Arc<NodeCtx>) -> Router {
     Router::new()
-        .route(
-            "/",
-            get(|| async { axum::response::Redirect::to("/pending") }),
-        )
+        .route("/", get(session::home))
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/pending", get(pages::pending))
         .route("/pending/{id}/ack", post(pages::acknowledge))
+        .route("/notices/new", get(register::form).post(register::submit))
+        .route("/districts", get(register::districts))
         .route("/notices/{id}", get(notice::show))
         .route("/notices/{id}/feedback", post(notice::feedback))
+        .route("/notices/{id}/sheet", get(notice::sheet))
+        .route(
+            "/import",
+            get(import::form)
+                .post(import::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(import::MAX_FILE)),
+        )
+        .route(
+            "/import/commit",
+            post(import::commit).layer(axum::extract::DefaultBodyLimit::max(2 * import::MAX_FILE)),
+        )
+        .route("/import/template.csv", get(import::template))
+        .route("/sent", get(sent::list))
+        .route("/sent/{id}/withdraw", post(sent::withdraw))
+        .route("/admin", get(accounts::page))
+        .route("/admin/users", post(accounts::add_user))
+        .route(
+            "/password",
+            get(accounts::password_page).post(accounts::change_password),
+        )
+        .route("/stats", get(stats::page))
+        .route("/stats/report", get(stats::download))
         .route("/static/console.css", get(stylesheet))
+        .route("/static/console.js", get(script))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(ctx)
 }
@@ -48,6 +76,13 @@ async fn stylesheet() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
         STYLESHEET,
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
     )
 }
 
@@ -71,6 +106,33 @@ async fn security_headers(mut res: Response) -> Response {
         set(h, header::CACHE_CONTROL, "no-store");
     }
     res
+}
+
+/// An instant as staff read it: local date and time to the minute, or "".
+pub(crate) fn local(tz: &'static time_tz::Tz, t: Option<time::OffsetDateTime>) -> String {
+    t.map(|t| {
+        let l = time_tz::OffsetDateTimeExt::to_timezone(&t, tz);
+        format!(
+            "{} {:02}:{:02}",
+            crate::domain::format_date(l.date()),
+            l.hour(),
+            l.minute()
+        )
+    })
+    .unwrap_or_default()
+}
+
+/// Rows on one page of a list.
+pub(crate) const PAGE_SIZE: u32 = 50;
+
+/// A notice id from a page's address; an unusable one is a missing notice.
+pub(crate) fn parse_id(id: &str) -> Result<uuid::Uuid, PageError> {
+    uuid::Uuid::parse_str(id).map_err(|_| {
+        PageError(
+            StatusCode::NOT_FOUND,
+            "没有这条通报 (no such notice)".into(),
+        )
+    })
 }
 
 /// A request the console could not serve, as a page staff can read.
@@ -99,6 +161,12 @@ impl From<ServiceError> for PageError {
     }
 }
 
+impl From<crate::domain::DomainError> for PageError {
+    fn from(e: crate::domain::DomainError) -> Self {
+        ServiceError::Refused(e).into()
+    }
+}
+
 impl From<crate::store::StoreError> for PageError {
     fn from(e: crate::store::StoreError) -> Self {
         ServiceError::Store(e).into()
@@ -120,7 +188,7 @@ impl IntoResponse for PageError {
         let body = format!(
             "<!doctype html><html lang=\"zh-CN\"><meta charset=\"utf-8\"><title>出错了</title>\
              <link rel=\"stylesheet\" href=\"/static/console.css\"><main class=\"error\"><h1>出错了</h1><p>{}</p>\
-             <p><a href=\"/pending\">返回待办</a></p></main></html>",
+             <p><a href=\"/\">返回首页</a></p></main></html>",
             html_escape(&self.1)
         );
         (

@@ -4,43 +4,20 @@
 //! remarks.
 
 use super::PageError;
-use super::pages::place;
 use super::session::Staff;
+use super::{local, parse_id};
 use crate::context::NodeCtx;
-use crate::domain::{Direction, FeedbackResult, NoticeStatus, ReplySort};
+use crate::domain::{
+    Direction, FeedbackResult, NoticeStatus, ReplySort, category_zh, kind_zh, reply_zh, result_zh,
+    status_zh,
+};
 use crate::pb;
+use crate::report::place;
 use crate::service::{notices, replies};
 use askama::Template;
 use axum::extract::{Form, Path, State};
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use std::sync::Arc;
-use time::OffsetDateTime;
-use time_tz::OffsetDateTimeExt;
-use uuid::Uuid;
-
-/// What staff call a feedback result.
-pub(super) fn result_zh(r: i32) -> &'static str {
-    match FeedbackResult::try_from(r) {
-        Ok(FeedbackResult::Confirmed) => "核实无误",
-        Ok(FeedbackResult::Corrected) => "核实有误",
-        Ok(FeedbackResult::NotFound) => "查无此人",
-        Ok(FeedbackResult::NotResponsible) => "不属本辖区",
-        _ => "?",
-    }
-}
-
-fn status_zh(s: NoticeStatus) -> &'static str {
-    match s {
-        NoticeStatus::Queued => "待发送",
-        NoticeStatus::Delivered => "已送达",
-        NoticeStatus::Pending => "待签收",
-        NoticeStatus::Acknowledged => "已签收",
-        NoticeStatus::Answered => "已反馈",
-        NoticeStatus::Withdrawn => "已撤回",
-        NoticeStatus::Unspecified => "?",
-    }
-}
 
 /// One step of a notice's journey.
 struct Step {
@@ -65,26 +42,29 @@ struct NoticePage {
     answerable: bool,
 }
 
-fn local(tz: &'static time_tz::Tz, t: Option<OffsetDateTime>) -> String {
-    t.map(|t| {
-        let l = t.to_timezone(tz);
-        format!(
-            "{} {:02}:{:02}",
-            crate::domain::format_date(l.date()),
-            l.hour(),
-            l.minute()
-        )
-    })
-    .unwrap_or_default()
-}
-
-fn parse_id(id: &str) -> Result<Uuid, PageError> {
-    Uuid::parse_str(id).map_err(|_| {
-        PageError(
-            StatusCode::NOT_FOUND,
-            "没有这条通报 (no such notice)".into(),
-        )
-    })
+/// Every field of a notice as staff read them.
+fn fields_of(rec: &crate::store::NoticeRecord) -> Vec<(&'static str, String)> {
+    let n = &rec.content;
+    let life = &rec.life;
+    let s = n.subject.clone().unwrap_or_default();
+    let mut fields = vec![
+        (
+            "类别",
+            format!("{} · {}", kind_zh(n.kind), category_zh(n.category)),
+        ),
+        ("来自", place(&n.origin)),
+        ("发往", place(&n.destination)),
+        ("当事人", s.name.clone()),
+        ("身份证号", s.id_number.clone()),
+        ("户籍地", place(&s.hukou_district)),
+        ("现居住地", place(&s.residence_district)),
+        ("事件日期", n.event_date.clone()),
+        ("需要", reply_zh(life.reply_required).into()),
+    ];
+    if !n.remarks.is_empty() {
+        fields.push(("备注", n.remarks.clone()));
+    }
+    fields
 }
 
 pub(crate) async fn show(
@@ -97,35 +77,7 @@ pub(crate) async fn show(
     let n = &rec.content;
     let life = &rec.life;
     let s = n.subject.clone().unwrap_or_default();
-    let mut fields = vec![
-        (
-            "类别",
-            format!(
-                "{} · {}",
-                super::pages::kind_zh(n.kind),
-                super::pages::category_zh(n.category)
-            ),
-        ),
-        ("来自", place(&n.origin)),
-        ("发往", place(&n.destination)),
-        ("当事人", s.name.clone()),
-        ("身份证号", s.id_number.clone()),
-        ("户籍地", place(&s.hukou_district)),
-        ("现居住地", place(&s.residence_district)),
-        ("事件日期", n.event_date.clone()),
-        (
-            "需要",
-            if life.reply_required == ReplySort::Feedback {
-                "核查反馈"
-            } else {
-                "签收"
-            }
-            .into(),
-        ),
-    ];
-    if !n.remarks.is_empty() {
-        fields.push(("备注", n.remarks.clone()));
-    }
+    let fields = fields_of(&rec);
     let mut steps = vec![Step {
         label: "登记",
         when: local(tz, Some(life.created_at)),
@@ -177,7 +129,7 @@ pub(crate) async fn show(
         role: staff.caller.role.as_str(),
         csrf: staff.csrf.clone(),
         id: n.id.clone(),
-        title: format!("{} · {}", super::pages::kind_zh(n.kind), s.name),
+        title: format!("{} · {}", kind_zh(n.kind), s.name),
         status: status_zh(life.status),
         fields,
         steps,
@@ -189,6 +141,7 @@ pub(crate) async fn show(
 
 #[derive(serde::Deserialize)]
 pub(crate) struct FeedbackForm {
+    #[serde(default)]
     csrf: String,
     result: String,
     #[serde(default)]
@@ -228,4 +181,33 @@ pub(crate) async fn feedback(
     };
     replies::feedback(&ctx, &staff.caller, uuid, &answer).await?;
     Ok(Redirect::to(&format!("/notices/{uuid}")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "sheet.html")]
+struct SheetPage {
+    id: String,
+    title: String,
+    origin: String,
+    fields: Vec<(&'static str, String)>,
+    due: String,
+}
+
+/// 核查单: the printable verification sheet (A4) a clerk takes on a
+/// household visit: the notice's fields, room for notes and signatures.
+pub(crate) async fn sheet(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<Html<String>, PageError> {
+    let rec = notices::get(&ctx, &staff.caller, parse_id(&id)?).await?;
+    let n = &rec.content;
+    let view = SheetPage {
+        id: n.id.clone(),
+        title: format!("{}{}核查单", kind_zh(n.kind), category_zh(n.category)),
+        origin: place(&n.destination),
+        fields: fields_of(&rec),
+        due: local(ctx.deadlines.tz, rec.life.due_at),
+    };
+    Ok(Html(view.render()?))
 }

@@ -2,10 +2,11 @@
 //! reply, oldest deadline first, with the counts that matter at the top and
 //! one action to sign (签收).
 
-use super::PageError;
 use super::session::{Staff, TokenForm};
+use super::{PAGE_SIZE, PageError};
 use crate::context::NodeCtx;
-use crate::domain::{Category, NoticeKind, ReplySort, county_name, mask_id};
+use crate::domain::{Category, NoticeKind, Urgency, category_zh, kind_zh, mask_id, reply_zh};
+use crate::report::place;
 use crate::service::notices::PendingQuery;
 use crate::service::{Page, notices, replies};
 use crate::store::{NoticeRecord, PendingCounts};
@@ -18,32 +19,6 @@ use time_tz::OffsetDateTimeExt;
 
 /// Days ahead that count as "due soon" (amber).
 const SOON_DAYS: u32 = 3;
-/// Rows on one page of a list.
-const PAGE_SIZE: u32 = 50;
-
-/// What staff call a notice's kind.
-pub(super) fn kind_zh(k: i32) -> &'static str {
-    match NoticeKind::try_from(k) {
-        Ok(NoticeKind::Marriage) => "婚姻",
-        Ok(NoticeKind::Pregnancy) => "怀孕",
-        Ok(NoticeKind::Birth) => "生育",
-        Ok(NoticeKind::Contraception) => "节育措施",
-        _ => "?",
-    }
-}
-
-pub(super) fn category_zh(c: i32) -> &'static str {
-    if c == Category::VerificationRequest as i32 {
-        "协查"
-    } else {
-        "通报"
-    }
-}
-
-/// A district as staff read it: its code and its county's name.
-pub(super) fn place(code: &str) -> String {
-    format!("{code} {}", county_name(code).unwrap_or(""))
-}
 
 /// One row of the pending list.
 struct PendingRow {
@@ -88,11 +63,7 @@ impl PendingRow {
                 .unwrap_or_default(),
             days_left,
             class,
-            needs: if r.life.reply_required == ReplySort::Feedback {
-                "核查反馈"
-            } else {
-                "签收"
-            },
+            needs: reply_zh(r.life.reply_required),
             signed: r.life.acknowledged_at.is_some(),
             duplicate_of: r.duplicate_of.clone().unwrap_or_default(),
         }
@@ -108,15 +79,30 @@ struct PendingPage {
     counts: PendingCounts,
     soon_days: u32,
     rows: Vec<PendingRow>,
-    overdue_only: bool,
+    f: PendingParams,
+    /// The filters as a query string, for the next page's link.
+    query: String,
     next_page: Option<u64>,
 }
 
 #[derive(serde::Deserialize, Default)]
 pub(crate) struct PendingParams {
-    overdue: Option<String>,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    urgency: String,
+    #[serde(default)]
+    overdue: String,
+    /// Due within this many days ("" for any).
+    #[serde(default)]
+    within: String,
     page: Option<u64>,
 }
+
+/// The most days ahead the "due within" filter takes.
+const MAX_WITHIN_DAYS: u32 = 3660;
 
 pub(crate) async fn pending(
     State(ctx): State<Arc<NodeCtx>>,
@@ -124,10 +110,28 @@ pub(crate) async fn pending(
     Query(q): Query<PendingParams>,
 ) -> Result<Html<String>, PageError> {
     let page = Page::new(PAGE_SIZE, q.page.unwrap_or(0));
-    let overdue_only = q.overdue.is_some();
+    let mut q = q;
+    // Unknown values are dropped (shown as "all"), never passed on.
+    let kind = NoticeKind::from_str_name(&q.kind);
+    let category = Category::from_str_name(&q.category);
+    let urgency = Urgency::from_str_name(&q.urgency);
+    let within = q
+        .within
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .map(|d| d.min(MAX_WITHIN_DAYS));
+    q.kind = kind.map_or("", |k| k.as_str_name()).into();
+    q.category = category.map_or("", |c| c.as_str_name()).into();
+    q.urgency = urgency.map_or("", |u| u.as_str_name()).into();
+    q.within = within.map(|d| d.to_string()).unwrap_or_default();
+    q.overdue = if q.overdue.is_empty() { "" } else { "1" }.into();
     let query = PendingQuery {
-        overdue_only,
-        ..Default::default()
+        kind,
+        category,
+        urgency,
+        overdue_only: !q.overdue.is_empty(),
+        due_within_days: within,
     };
     let recs = notices::pending(&ctx, &staff.caller, query, page).await?;
     let counts = notices::pending_counts(&ctx, &staff.caller, SOON_DAYS).await?;
@@ -143,7 +147,11 @@ pub(crate) async fn pending(
             .iter()
             .map(|r| PendingRow::new(r, now, ctx.deadlines.tz))
             .collect(),
-        overdue_only,
+        query: format!(
+            "kind={}&category={}&urgency={}&overdue={}&within={}",
+            q.kind, q.category, q.urgency, q.overdue, q.within
+        ),
+        f: q,
     };
     Ok(Html(view.render()?))
 }
@@ -156,12 +164,7 @@ pub(crate) async fn acknowledge(
     Form(f): Form<TokenForm>,
 ) -> Result<Response, PageError> {
     staff.check_form(&f.csrf)?;
-    let id = uuid::Uuid::parse_str(&id).map_err(|_| {
-        PageError(
-            axum::http::StatusCode::NOT_FOUND,
-            "没有这条通报 (no such notice)".into(),
-        )
-    })?;
+    let id = super::parse_id(&id)?;
     replies::acknowledge(&ctx, &staff.caller, id).await?;
     Ok(Redirect::to("/pending").into_response())
 }

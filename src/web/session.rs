@@ -118,6 +118,7 @@ pub(crate) async fn login_page() -> Result<Response, PageError> {
 pub(crate) struct LoginForm {
     name: String,
     password: String,
+    #[serde(default)]
     csrf: String,
 }
 
@@ -136,7 +137,7 @@ pub(crate) async fn login(
     }
     match accounts::login(&ctx.store, &f.name, &f.password, ctx.now()).await {
         Ok(s) => {
-            let mut res = Redirect::to("/pending").into_response();
+            let mut res = Redirect::to("/").into_response();
             let h = res.headers_mut();
             h.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &s.token));
             h.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, ""));
@@ -163,9 +164,20 @@ pub(crate) async fn login(
     }
 }
 
+/// The first page of a session: 待办 for those who answer notices, 统计
+/// for monitors (who may not see the people in the lists).
+pub(crate) async fn home(staff: Staff) -> Redirect {
+    if staff.caller.require_personal_data().is_ok() {
+        Redirect::to("/pending")
+    } else {
+        Redirect::to("/stats")
+    }
+}
+
 /// A form that carries only its session's token.
 #[derive(serde::Deserialize)]
 pub(crate) struct TokenForm {
+    #[serde(default)]
     pub csrf: String,
 }
 

@@ -15,9 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A headless chromium behind its own chromedriver; both end with the test.
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
-    c: Client,
+    pub c: Client,
     shots: PathBuf,
 }
 
@@ -38,7 +38,7 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
 
 /// Starts a browser, or None (with a loud notice) where none is installed
 /// outside CI; under CI=true a missing browser fails the test.
-async fn browser() -> Option<Browser> {
+pub(crate) async fn browser() -> Option<Browser> {
     let (Some(driver), Some(chromium)) = (
         find_program(&["chromedriver"]),
         find_program(&["chromium", "chromium-browser"]),
@@ -90,14 +90,14 @@ async fn browser() -> Option<Browser> {
 }
 
 impl Browser {
-    async fn shot(&self, name: &str) {
+    pub async fn shot(&self, name: &str) {
         let png = self.c.screenshot().await.unwrap();
         let path = self.shots.join(format!("{name}.png"));
         std::fs::write(&path, png).unwrap();
         eprintln!("screenshot: {}", path.display());
     }
 
-    async fn login(&self, console: &str, name: &str, password: &str) {
+    pub async fn login(&self, console: &str, name: &str, password: &str) {
         self.c.goto(&format!("{console}/login")).await.unwrap();
         self.c
             .find(Locator::Id("name"))
@@ -123,7 +123,7 @@ impl Browser {
 
     /// Waits (bounded) until the page shown satisfies `done(path, source)`:
     /// a click may return before the page it leads to has loaded.
-    async fn until(&self, what: &str, done: impl Fn(&str, &str) -> bool) {
+    pub async fn until(&self, what: &str, done: impl Fn(&str, &str) -> bool) {
         eventually(what, Duration::from_secs(15), || async {
             let path = self.c.current_url().await.ok()?.path().to_string();
             let page = self.c.source().await.ok()?;
@@ -132,7 +132,7 @@ impl Browser {
         .await
     }
 
-    async fn click(&self, css: &str) {
+    pub async fn click(&self, css: &str) {
         self.c
             .find(Locator::Css(css))
             .await
@@ -142,11 +142,11 @@ impl Browser {
             .unwrap();
     }
 
-    async fn path(&self) -> String {
+    pub async fn path(&self) -> String {
         self.c.current_url().await.unwrap().path().to_string()
     }
 
-    async fn text_of(&self, css: &str) -> String {
+    pub async fn text_of(&self, css: &str) -> String {
         self.c
             .find(Locator::Css(css))
             .await
@@ -294,4 +294,82 @@ async fn a_clerk_logs_in_signs_for_a_notice_and_logs_out_in_a_browser() {
     assert_eq!(b.path().await, "/login");
     assert!(b.text_of("#login-error").await.contains("锁定"));
     b.shot("login-locked").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_reads_the_figures_and_never_a_person() {
+    let Some(b) = browser().await else { return };
+    let net = network(&[LUOHU, SHUANGLIU], None).await;
+    let console = net.nodes[1].console_url.clone();
+    let now = time::OffsetDateTime::now_utc();
+    create_user(
+        &net.store(1),
+        "sun.li",
+        Role::Monitor,
+        "monitor-pass-1",
+        now,
+    )
+    .await
+    .unwrap();
+    let n = submit(&net, 0, birth(SHUANGLIU, woman(1), "2026-10-03")).await;
+    wait_notice(&net, 1, &n.id, |_| true).await;
+
+    // A monitor's first page is 统计: this month's figures and the chart.
+    b.login(&console, "sun.li", "monitor-pass-1").await;
+    assert_eq!(b.path().await, "/stats");
+    let figures = b.text_of("#figures").await;
+    assert!(figures.contains("合计"), "{figures}");
+    let first_row = b.text_of("#figures tbody tr").await;
+    assert!(
+        first_row.starts_with("合计 全部 1 "),
+        "one notice received this month: {first_row}"
+    );
+    assert!(
+        b.c.find(Locator::Css(
+            "#chart svg polyline, #chart svg circle, #chart svg line"
+        ))
+        .await
+        .is_ok(),
+        "the chart is drawn"
+    );
+    b.shot("stats").await;
+    // By peer: Luohu's row.
+    b.c.goto(&format!("{console}/stats?by_peer=1&by_kind=1"))
+        .await
+        .unwrap();
+    let by_peer = b.text_of("#figures tbody").await;
+    assert!(
+        by_peer.contains(LUOHU) && by_peer.contains("生育"),
+        "{by_peer}"
+    );
+    // The monthly report downloads as CSV, with the same figures.
+    let csv =
+        b.c.execute_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch('/stats/report?format=csv').then(r => r.text()).then(done)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let csv = csv.as_str().unwrap_or_default().to_string();
+    assert!(csv.contains("合计 all,1,"), "{csv}");
+    assert!(!csv.contains("王芳") && !csv.contains(&woman(1)));
+
+    // Nothing that shows a person is within a monitor's reach.
+    for path in ["/pending", &format!("/notices/{}", n.id), "/sent"] {
+        b.c.goto(&format!("{console}{path}")).await.unwrap();
+        let page = b.c.source().await.unwrap();
+        assert!(
+            !page.contains("王芳") && !page.contains(&woman(1)),
+            "{path} shows a person to a monitor"
+        );
+        assert!(
+            page.contains("出错了") || b.path().await != path,
+            "{path}: {page}"
+        );
+    }
+    b.shot("monitor-refused").await;
+    b.c.goto(&format!("{console}/stats")).await.unwrap();
+    let nav = b.text_of("header nav").await;
+    assert!(!nav.contains("待办") && nav.contains("统计"), "{nav}");
 }

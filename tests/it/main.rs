@@ -8,6 +8,7 @@ mod common;
 mod bad_input;
 mod cli;
 mod console;
+mod console_work;
 mod crash;
 mod deadlines;
 mod exchange;

@@ -1,4 +1,4 @@
-//! A notice from named text fields: one CSV row of a staff spreadsheet, or
+//! A notice from named text fields: one row of a staff spreadsheet, or
 //! the flags of `migrex notice send`. Errors name the column.
 
 use crate::domain::{

@@ -1,0 +1,257 @@
+//! Notices from a staff spreadsheet: a CSV file or an Excel `.xlsx`
+//! workbook (its first sheet) whose header row names the columns of
+//! `COLUMNS` in any order. Each row becomes a wire notice or a refusal that
+//! names the row and the column; the node then judges the rows as one
+//! all-or-nothing batch (`service::notices::submit_many`). Used by the
+//! console's 批量导入 and by `migrex notice send --file`.
+
+mod fields;
+
+pub use fields::{COLUMNS, notice_from_fields};
+
+use crate::domain::FieldError;
+use crate::pb;
+use std::collections::HashMap;
+
+/// The most rows one file may hold (the batch limit of the desk).
+pub const MAX_ROWS: usize = crate::service::notices::MAX_BATCH;
+
+/// A spreadsheet's rows by column name, each with its line (1 = header).
+#[derive(Debug, Default)]
+pub struct Table {
+    pub rows: Vec<(u64, HashMap<String, String>)>,
+}
+
+/// One row as judged here: its notice, or why it was refused.
+pub struct Row {
+    pub line: u64,
+    pub notice: Result<pb::Notice, FieldError>,
+}
+
+fn headers(cells: impl Iterator<Item = String>) -> Result<Vec<String>, FieldError> {
+    let headers: Vec<String> = cells
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
+        .collect();
+    if let Some(h) = headers
+        .iter()
+        .find(|h| !h.is_empty() && !COLUMNS.contains(&h.as_str()))
+    {
+        return Err(FieldError::new(
+            "header",
+            format!(
+                "unknown column '{}' (known: {})",
+                h.chars().take(40).collect::<String>(),
+                COLUMNS.join(", ")
+            ),
+        ));
+    }
+    Ok(headers)
+}
+
+fn too_many(n: usize) -> FieldError {
+    FieldError::new(
+        "file",
+        format!("more than {MAX_ROWS} rows ({n}); split the file"),
+    )
+}
+
+/// Reads a CSV file (UTF-8, with or without a BOM).
+pub fn read_csv(bytes: &[u8]) -> Result<Table, FieldError> {
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
+    let headers = headers(
+        reader
+            .headers()
+            .map_err(|e| FieldError::new("header", format!("no header row: {e}")))?
+            .iter()
+            .map(str::to_string),
+    )?;
+    let mut table = Table::default();
+    for (i, rec) in reader.records().enumerate() {
+        let line = i as u64 + 2;
+        let rec = rec.map_err(|e| {
+            FieldError::new(format!("line {line}"), format!("not a valid CSV row: {e}"))
+        })?;
+        if rec.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        if table.rows.len() == MAX_ROWS {
+            return Err(too_many(MAX_ROWS + 1));
+        }
+        let row = headers
+            .iter()
+            .cloned()
+            .zip(rec.iter().map(str::to_string))
+            .filter(|(h, _)| !h.is_empty())
+            .collect();
+        table.rows.push((line, row));
+    }
+    Ok(table)
+}
+
+/// A cell's text. Whole numbers lose no digits and gain no ".0"; a number
+/// too long for Excel to hold exactly (an ID number typed as a number) is
+/// refused, naming the column; dates become `YYYY-MM-DD`.
+fn cell_text(column: &str, line: u64, c: &calamine::Data) -> Result<String, FieldError> {
+    use calamine::Data;
+    Ok(match c {
+        Data::Empty => String::new(),
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+        Data::Int(i) => i.to_string(),
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        Data::Float(f) if f.abs() >= 1e15 => {
+            return Err(FieldError::new(
+                column,
+                format!(
+                    "row {line}: a number of 16 or more digits loses its last digits in Excel; format the column as text (文本) and type it again"
+                ),
+            ));
+        }
+        Data::Float(f) => f.to_string(),
+        Data::Bool(b) => b.to_string(),
+        Data::DateTime(d) => {
+            // Days since 1899-12-30 (Excel's epoch, leap-year bug included).
+            let epoch = time::macros::date!(1899 - 12 - 30);
+            let days = d.as_f64().floor() as i64;
+            (epoch + time::Duration::days(days))
+                .format(time::macros::format_description!("[year]-[month]-[day]"))
+                .unwrap_or_default()
+        }
+        Data::Error(e) => {
+            return Err(FieldError::new(
+                column,
+                format!("row {line}: cell error {e}"),
+            ));
+        }
+    })
+}
+
+/// Reads the first sheet of an Excel `.xlsx` workbook.
+pub fn read_xlsx(bytes: &[u8]) -> Result<Table, FieldError> {
+    use calamine::Reader;
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes))
+        .map_err(|e| FieldError::new("file", format!("not an .xlsx workbook: {e}")))?;
+    let range = book
+        .worksheet_range_at(0)
+        .ok_or_else(|| FieldError::new("file", "the workbook has no sheet"))?
+        .map_err(|e| FieldError::new("file", format!("the first sheet cannot be read: {e}")))?;
+    let mut rows = range.rows();
+    let Some(head) = rows.next() else {
+        return Err(FieldError::new("header", "the first sheet is empty"));
+    };
+    let headers = headers(head.iter().map(|c| c.to_string()))?;
+    let mut table = Table::default();
+    for (i, cells) in rows.enumerate() {
+        let line = i as u64 + 2;
+        let mut row = HashMap::new();
+        for (h, c) in headers.iter().zip(cells) {
+            if !h.is_empty() {
+                row.insert(h.clone(), cell_text(h, line, c)?);
+            }
+        }
+        if row.values().all(|v| v.trim().is_empty()) {
+            continue;
+        }
+        if table.rows.len() == MAX_ROWS {
+            return Err(too_many(MAX_ROWS + 1));
+        }
+        table.rows.push((line, row));
+    }
+    Ok(table)
+}
+
+/// Each row as a notice or a refusal naming its column.
+pub fn rows(table: &Table) -> Vec<Row> {
+    table
+        .rows
+        .iter()
+        .map(|(line, r)| Row {
+            line: *line,
+            notice: notice_from_fields(&|k| r.get(k).cloned()),
+        })
+        .collect()
+}
+
+/// The spreadsheet column a refusal from the node is about: the last part
+/// of its field path (`notice.subject.id_number` → `id_number`), the event
+/// dates of every kind being `event_date`.
+pub fn column_of(field: &str) -> &str {
+    let last = field.rsplit('.').next().unwrap_or(field);
+    match last {
+        "registered_on" | "confirmed_on" | "born_on" | "performed_on" => "event_date",
+        "subject" => "id_number",
+        other => other,
+    }
+}
+
+/// The template file staff start from: the header row and one example.
+pub fn template_csv() -> String {
+    let example: HashMap<&str, &str> = [
+        ("destination", "510116"),
+        ("kind", "BIRTH"),
+        ("category", "NOTIFICATION"),
+        ("id_number", "510116199001010029"),
+        ("name", "王芳"),
+        ("hukou_district", "510116"),
+        ("residence_district", "440303"),
+        ("event_date", "2026-10-03"),
+        ("child_sex", "MALE"),
+        ("birth_order", "1"),
+        ("place_of_delivery", "罗湖区人民医院"),
+    ]
+    .into_iter()
+    .collect();
+    let mut out = String::from("\u{feff}");
+    crate::report::csv_line(
+        &mut out,
+        &COLUMNS.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+    );
+    crate::report::csv_line(
+        &mut out,
+        &COLUMNS
+            .iter()
+            .map(|c| example.get(c).copied().unwrap_or("").to_string())
+            .collect::<Vec<_>>(),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_name_their_line_and_column() {
+        let t = read_csv(
+            "\u{feff}destination,kind,category,id_number,event_date,child_sex,birth_order\n\
+             510116,BIRTH,NOTIFICATION,510116199001010029,2026-10-03,MALE,1\n\
+             510116,BIRTH,NOTIFICATION,510116199001010029,2026-10-03,MALE,first\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        let r = rows(&t);
+        assert_eq!(r.len(), 2);
+        assert!(r[0].notice.is_ok());
+        assert_eq!(r[1].line, 3);
+        let e = r[1].notice.as_ref().unwrap_err();
+        assert_eq!(e.field, "birth_order");
+    }
+
+    #[test]
+    fn unknown_columns_are_refused() {
+        let e = read_csv(b"destination,colour\n510116,red\n").unwrap_err();
+        assert!(e.rule.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn the_template_reads_back_as_a_valid_row() {
+        let t = read_csv(template_csv().as_bytes()).unwrap();
+        assert!(rows(&t)[0].notice.is_ok());
+    }
+
+    #[test]
+    fn field_paths_map_to_columns() {
+        assert_eq!(column_of("notice.subject.id_number"), "id_number");
+        assert_eq!(column_of("notice.details.birth.born_on"), "event_date");
+        assert_eq!(column_of("notice.destination"), "destination");
+    }
+}

@@ -1,0 +1,241 @@
+//! The monthly assessment report (月度通报) a supervisor hands upward: the
+//! period's inbound figures in total and per peer (ranked), the last twelve
+//! months' timeliness rates, and the overdue list; written as CSV (UTF-8
+//! with BOM, opens in Excel) or as one self-contained HTML page with an
+//! inline SVG chart. Gathered by `service::reports::monthly` on the node
+//! (the web console) or from a node's `Stats` answers (`migrex report`);
+//! both write the same document.
+
+mod html;
+
+pub use html::{chart, esc, html_table, to_html};
+
+use crate::domain::county_name;
+use crate::pb;
+use crate::stats::Period;
+use time::Date;
+
+/// One month of the chart: its label (`2026-10`) and its two timely rates.
+#[derive(Debug, Clone)]
+pub struct MonthRates {
+    pub month: String,
+    pub timely_receipt: Option<f64>,
+    pub timely_feedback: Option<f64>,
+}
+
+/// A notice of the overdue list, without the person it is about.
+#[derive(Debug, Clone)]
+pub struct OverdueLine {
+    pub id: String,
+    pub peer: String,
+    pub kind: i32,
+    /// The deadline's local date.
+    pub due: String,
+    pub days_late: u32,
+}
+
+/// What a report shows; gathered first, then written in either format.
+#[derive(Debug, Clone)]
+pub struct MonthlyReport {
+    pub first_day: String,
+    pub last_day: String,
+    pub summary: pb::TimelinessRow,
+    /// Ranked by `rank`.
+    pub peers: Vec<pb::TimelinessRow>,
+    pub months: Vec<MonthRates>,
+    pub overdue: Vec<OverdueLine>,
+}
+
+/// The twelve months that end with the month holding `last`, oldest first.
+pub fn twelve_months(last: Date) -> Vec<Period> {
+    let mut months = Vec::with_capacity(12);
+    let mut m = Period::month_of(last);
+    for _ in 0..12 {
+        months.push(m);
+        m = Period::month_of(m.first.previous_day().expect("a day before"));
+    }
+    months.reverse();
+    months
+}
+
+/// A month's label, `2026-10`.
+pub fn month_label(p: &Period) -> String {
+    format!("{}-{:02}", p.first.year(), u8::from(p.first.month()))
+}
+
+/// Orders peers by timely feedback rate, then timely receipt rate; rows
+/// without a rate last.
+pub fn rank(peers: &mut [pb::TimelinessRow]) {
+    let key = |r: &pb::TimelinessRow| {
+        (
+            r.timely_feedback_rate.unwrap_or(-1.0),
+            r.timely_receipt_rate.unwrap_or(-1.0),
+        )
+    };
+    peers.sort_by(|x, y| {
+        key(y)
+            .partial_cmp(&key(x))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+}
+
+/// A district as a report names it: its code and its county's name.
+pub fn place(code: &str) -> String {
+    format!("{code} {}", county_name(code).unwrap_or(""))
+}
+
+/// What staff call a notice's kind, with its wire name.
+pub fn kind_name(v: i32) -> &'static str {
+    match crate::domain::NoticeKind::try_from(v) {
+        Ok(crate::domain::NoticeKind::Marriage) => "婚姻 MARRIAGE",
+        Ok(crate::domain::NoticeKind::Pregnancy) => "怀孕 PREGNANCY",
+        Ok(crate::domain::NoticeKind::Birth) => "生育 BIRTH",
+        Ok(crate::domain::NoticeKind::Contraception) => "节育措施 CONTRACEPTION",
+        _ => "?",
+    }
+}
+
+/// A rate as a percentage, "-" when absent.
+pub fn pct(r: Option<f64>) -> String {
+    r.map(|r| format!("{:.1}%", r * 100.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The figures of SPEC.md section 4 of one row, in `COLUMNS` order (after
+/// the peer).
+pub fn figure_cells(r: &pb::TimelinessRow) -> Vec<String> {
+    vec![
+        r.received.to_string(),
+        r.receipt_expected.to_string(),
+        r.acknowledged.to_string(),
+        pct(r.receipt_rate),
+        pct(r.timely_receipt_rate),
+        r.feedback_expected.to_string(),
+        r.answered.to_string(),
+        pct(r.feedback_rate),
+        pct(r.timely_feedback_rate),
+        r.overdue_open.to_string(),
+        r.not_yet_due.to_string(),
+    ]
+}
+
+/// The columns of a figures table.
+pub const COLUMNS: [&str; 12] = [
+    "对方 peer",
+    "收到 received",
+    "应接收 receipt expected",
+    "已接收 acknowledged",
+    "接收率 receipt rate",
+    "接收及时率 timely receipt rate",
+    "应反馈 feedback expected",
+    "已反馈 answered",
+    "反馈率 feedback rate",
+    "反馈及时率 timely feedback rate",
+    "超时未复 overdue open",
+    "未到期 not yet due",
+];
+
+/// A figures row under `peer`.
+pub fn cells(r: &pb::TimelinessRow, peer: &str) -> Vec<String> {
+    [vec![peer.to_string()], figure_cells(r)].concat()
+}
+
+/// The columns of the overdue list.
+pub const OVERDUE_COLUMNS: [&str; 5] = [
+    "编号 notice id",
+    "来自 from",
+    "类别 kind",
+    "时限 due",
+    "超时天数 days late",
+];
+
+pub(crate) fn overdue_cells(o: &OverdueLine) -> Vec<String> {
+    vec![
+        o.id.clone(),
+        place(&o.peer),
+        kind_name(o.kind).to_string(),
+        o.due.clone(),
+        o.days_late.to_string(),
+    ]
+}
+
+/// Appends one CSV line (RFC 4180 quoting, CRLF).
+pub fn csv_line(out: &mut String, cells: &[String]) {
+    let quoted: Vec<String> = cells
+        .iter()
+        .map(|c| {
+            if c.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", c.replace('"', "\"\""))
+            } else {
+                c.clone()
+            }
+        })
+        .collect();
+    out.push_str(&quoted.join(","));
+    out.push_str("\r\n");
+}
+
+/// The report as CSV, UTF-8 with a BOM so that Excel reads the Chinese.
+pub fn to_csv(r: &MonthlyReport) -> String {
+    let mut out = String::from("\u{feff}");
+    csv_line(
+        &mut out,
+        &[format!(
+            "月度通报 assessment report {}..{} (INBOUND: how this district answers its peers)",
+            r.first_day, r.last_day
+        )],
+    );
+    out.push_str("\r\n");
+    csv_line(&mut out, &COLUMNS.map(String::from));
+    csv_line(&mut out, &cells(&r.summary, "合计 all"));
+    for p in &r.peers {
+        csv_line(&mut out, &cells(p, &place(&p.peer)));
+    }
+    out.push_str("\r\n");
+    csv_line(
+        &mut out,
+        &[
+            "月份 month".into(),
+            "接收及时率 timely receipt rate".into(),
+            "反馈及时率 timely feedback rate".into(),
+        ],
+    );
+    for m in &r.months {
+        csv_line(
+            &mut out,
+            &[
+                m.month.clone(),
+                pct(m.timely_receipt),
+                pct(m.timely_feedback),
+            ],
+        );
+    }
+    out.push_str("\r\n");
+    csv_line(&mut out, &OVERDUE_COLUMNS.map(String::from));
+    for o in &r.overdue {
+        csv_line(&mut out, &overdue_cells(o));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twelve_months_end_with_the_period_and_cross_the_year() {
+        let last = time::macros::date!(2026 - 02 - 28);
+        let m = twelve_months(last);
+        assert_eq!(m.len(), 12);
+        assert_eq!(month_label(&m[0]), "2025-03");
+        assert_eq!(month_label(&m[11]), "2026-02");
+        assert_eq!(m[11].last, last);
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        let mut s = String::new();
+        csv_line(&mut s, &["a,b".into(), "say \"hi\"".into(), "c".into()]);
+        assert_eq!(s, "\"a,b\",\"say \"\"hi\"\"\",c\r\n");
+    }
+}

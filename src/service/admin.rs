@@ -1,0 +1,84 @@
+//! What administrators manage (SPEC.md section 5): staff accounts, staff
+//! tokens, and the peers this node delivers to with their delivery state.
+//! Every operation here requires the admin role; changing one's own
+//! password is open to every account.
+
+use super::{Result, ServiceError};
+use crate::auth::accounts::{self, AccountError};
+use crate::auth::{Caller, Role};
+use crate::context::NodeCtx;
+use crate::store::{TokenSummary, UserSummary};
+use time::OffsetDateTime;
+
+impl From<AccountError> for ServiceError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Refused(r) => ServiceError::Refused(r),
+            AccountError::Store(s) => s.into(),
+        }
+    }
+}
+
+pub async fn users(ctx: &NodeCtx, caller: &Caller) -> Result<Vec<UserSummary>> {
+    caller.require_admin()?;
+    Ok(ctx.store.list_users().await?)
+}
+
+/// Creates a staff account.
+pub async fn add_user(
+    ctx: &NodeCtx,
+    caller: &Caller,
+    name: &str,
+    role: Role,
+    password: &str,
+) -> Result<()> {
+    caller.require_admin()?;
+    accounts::create_user(&ctx.store, name, role, password, ctx.now()).await?;
+    tracing::info!(user = %name.trim(), role = role.as_str(), by = %caller.name, "console account created");
+    Ok(())
+}
+
+pub async fn tokens(ctx: &NodeCtx, caller: &Caller) -> Result<Vec<TokenSummary>> {
+    caller.require_admin()?;
+    Ok(ctx.store.list_tokens().await?)
+}
+
+/// One peer route and how delivery to it stands.
+pub struct PeerState {
+    pub prefix: String,
+    pub endpoint: String,
+    pub waiting: i64,
+    pub refused: i64,
+    pub oldest_waiting: Option<OffsetDateTime>,
+}
+
+pub async fn peers(ctx: &NodeCtx, caller: &Caller) -> Result<Vec<PeerState>> {
+    caller.require_admin()?;
+    let counts = ctx.store.outbox_counts().await?;
+    Ok(ctx
+        .routes
+        .iter()
+        .map(|r| {
+            let c = counts.iter().find(|c| c.route == r.prefix.as_str());
+            PeerState {
+                prefix: r.prefix.to_string(),
+                endpoint: r.endpoint.clone(),
+                waiting: c.map_or(0, |c| c.waiting),
+                refused: c.map_or(0, |c| c.refused),
+                oldest_waiting: c.and_then(|c| c.oldest_waiting),
+            }
+        })
+        .collect())
+}
+
+/// Changes the caller's own password (every account may).
+pub async fn change_own_password(
+    ctx: &NodeCtx,
+    caller: &Caller,
+    current: &str,
+    new: &str,
+) -> Result<()> {
+    accounts::change_password(&ctx.store, &caller.name, current, new).await?;
+    tracing::info!(user = %caller.name, "console password changed");
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! 管理 (admin): staff accounts and roles, staff tokens, peers and their
+//! delivery state; and 修改密码, where everyone changes their own password.
+
+use super::PageError;
+use super::session::Staff;
+use crate::auth::Role;
+use crate::context::NodeCtx;
+use crate::service::{ServiceError, admin};
+use askama::Template;
+use axum::extract::{Form, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use std::sync::Arc;
+
+struct Line {
+    cells: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage {
+    user: String,
+    role: &'static str,
+    csrf: String,
+    users: Vec<Line>,
+    tokens: Vec<Line>,
+    peers: Vec<Line>,
+    roles: [&'static str; 4],
+    message: Option<(bool, String)>,
+}
+
+async fn admin_page(
+    ctx: &NodeCtx,
+    staff: &Staff,
+    message: Option<(bool, String)>,
+) -> Result<Html<String>, PageError> {
+    let tz = ctx.deadlines.tz;
+    let now = ctx.now();
+    let users = admin::users(ctx, &staff.caller)
+        .await?
+        .into_iter()
+        .map(|u| Line {
+            cells: vec![
+                u.name,
+                u.role,
+                super::local(tz, Some(u.created_at)),
+                u.locked_until
+                    .filter(|l| *l > now)
+                    .map(|l| format!("锁定至 {}", super::local(tz, Some(l))))
+                    .unwrap_or_else(|| "正常".into()),
+            ],
+        })
+        .collect();
+    let tokens = admin::tokens(ctx, &staff.caller)
+        .await?
+        .into_iter()
+        .map(|t| Line {
+            cells: vec![
+                t.name,
+                t.role,
+                super::local(tz, Some(t.created_at)),
+                t.revoked_at
+                    .map(|r| format!("已吊销 {}", super::local(tz, Some(r))))
+                    .unwrap_or_else(|| "有效".into()),
+            ],
+        })
+        .collect();
+    let peers = admin::peers(ctx, &staff.caller)
+        .await?
+        .into_iter()
+        .map(|p| Line {
+            cells: vec![
+                crate::report::place(&p.prefix),
+                p.endpoint,
+                p.waiting.to_string(),
+                super::local(tz, p.oldest_waiting),
+                p.refused.to_string(),
+            ],
+        })
+        .collect();
+    let view = AdminPage {
+        user: staff.caller.name.clone(),
+        role: staff.caller.role.as_str(),
+        csrf: staff.csrf.clone(),
+        users,
+        tokens,
+        peers,
+        roles: Role::NAMES,
+        message,
+    };
+    Ok(Html(view.render()?))
+}
+
+pub(crate) async fn page(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+) -> Result<Html<String>, PageError> {
+    admin_page(&ctx, &staff, None).await
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct NewUserForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    role: String,
+    password: String,
+}
+
+/// 新建账户: through the service; a refusal shows the page with its reason.
+pub(crate) async fn add_user(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    Form(f): Form<NewUserForm>,
+) -> Result<Response, PageError> {
+    staff.check_form(&f.csrf)?;
+    staff.caller.require_admin()?;
+    let outcome = match Role::parse(&f.role) {
+        Ok(role) => admin::add_user(&ctx, &staff.caller, &f.name, role, &f.password).await,
+        Err(e) => Err(e.into()),
+    };
+    let message = match outcome {
+        Ok(()) => (true, format!("已创建账户 {}", f.name.trim())),
+        Err(ServiceError::Refused(r)) => (false, r.to_string()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(admin_page(&ctx, &staff, Some(message))
+        .await?
+        .into_response())
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+struct PasswordPage {
+    user: String,
+    role: &'static str,
+    csrf: String,
+    error: Option<String>,
+}
+
+pub(crate) async fn password_page(staff: Staff) -> Result<Html<String>, PageError> {
+    let view = PasswordPage {
+        user: staff.caller.name.clone(),
+        role: staff.caller.role.as_str(),
+        csrf: staff.csrf.clone(),
+        error: None,
+    };
+    Ok(Html(view.render()?))
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    current: String,
+    new: String,
+    again: String,
+}
+
+/// 修改密码: every session of the account ends; the login follows.
+pub(crate) async fn change_password(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response, PageError> {
+    staff.check_form(&f.csrf)?;
+    let outcome = if f.new != f.again {
+        Err("两次输入的新密码不一致 (the new passwords differ)".to_string())
+    } else {
+        match admin::change_own_password(&ctx, &staff.caller, &f.current, &f.new).await {
+            Ok(()) => Ok(()),
+            Err(ServiceError::Refused(r)) => Err(r.to_string()),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    match outcome {
+        Ok(()) => Ok(Redirect::to("/login").into_response()),
+        Err(error) => {
+            let view = PasswordPage {
+                user: staff.caller.name.clone(),
+                role: staff.caller.role.as_str(),
+                csrf: staff.csrf.clone(),
+                error: Some(error),
+            };
+            Ok((axum::http::StatusCode::BAD_REQUEST, Html(view.render()?)).into_response())
+        }
+    }
+}

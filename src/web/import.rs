@@ -1,0 +1,246 @@
+//! 批量导入 (bulk import): a CSV or `.xlsx` file from a staff spreadsheet.
+//! Every row is judged first and shown (accepted, or refused with its
+//! column and reason); only a file whose every row is accepted can then be
+//! committed, all rows in one transaction (`service::notices::submit_many`).
+//! The preview carries the rows on as CSV in the commit form, which the
+//! node judges again: nothing is kept on the server between the two steps.
+
+use super::PageError;
+use super::register::field_zh;
+use super::session::Staff;
+use crate::context::NodeCtx;
+use crate::import::{self, COLUMNS, Table};
+use crate::pb;
+use crate::service::notices;
+use askama::Template;
+use axum::extract::{Form, Multipart, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use std::sync::Arc;
+
+/// The largest file accepted.
+pub(crate) const MAX_FILE: usize = 8 * 1024 * 1024;
+
+struct RowResult {
+    line: u64,
+    ok: bool,
+    column: String,
+    reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "import.html")]
+struct ImportPage {
+    user: String,
+    role: &'static str,
+    csrf: String,
+    file_name: String,
+    error: Option<String>,
+    results: Vec<RowResult>,
+    refused: usize,
+    /// The rows as CSV for the commit form, when every row was accepted.
+    data: Option<String>,
+    committed: Option<usize>,
+}
+
+fn view(staff: &Staff) -> ImportPage {
+    ImportPage {
+        user: staff.caller.name.clone(),
+        role: staff.caller.role.as_str(),
+        csrf: staff.csrf.clone(),
+        file_name: String::new(),
+        error: None,
+        results: Vec::new(),
+        refused: 0,
+        data: None,
+        committed: None,
+    }
+}
+
+pub(crate) async fn form(staff: Staff) -> Result<Html<String>, PageError> {
+    staff.caller.require_write()?;
+    Ok(Html(view(&staff).render()?))
+}
+
+/// The template file staff fill in.
+pub(crate) async fn template() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"migrex-import-template.csv\"",
+            ),
+        ],
+        import::template_csv(),
+    )
+}
+
+/// The rows of a table as CSV with every column (what the commit form carries).
+fn to_csv(t: &Table) -> String {
+    let mut out = String::new();
+    let head: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
+    crate::report::csv_line(&mut out, &head);
+    for (_, row) in &t.rows {
+        let cells: Vec<String> = COLUMNS
+            .iter()
+            .map(|c| row.get(*c).cloned().unwrap_or_default())
+            .collect();
+        crate::report::csv_line(&mut out, &cells);
+    }
+    out
+}
+
+/// Judges every row; commits them all when `commit` and every row passes.
+async fn judge(
+    ctx: &NodeCtx,
+    staff: &Staff,
+    table: &Table,
+    commit: bool,
+) -> Result<(Vec<RowResult>, bool), PageError> {
+    let mut results = Vec::new();
+    let mut drafts: Vec<pb::Notice> = Vec::new();
+    let mut lines = Vec::new();
+    for row in import::rows(table) {
+        match row.notice {
+            Ok(n) => {
+                drafts.push(n);
+                lines.push(row.line);
+            }
+            Err(e) => results.push(refusal(row.line, &e.field, &e.rule)),
+        }
+    }
+    let commit = commit && results.is_empty();
+    let outcome = notices::submit_many(ctx, &staff.caller, drafts, !commit).await?;
+    for (item, line) in outcome.items.iter().zip(lines) {
+        results.push(match &item.error {
+            Some(e) => refusal(line, &e.field, &e.message),
+            None => RowResult {
+                line,
+                ok: true,
+                column: String::new(),
+                reason: String::new(),
+            },
+        });
+    }
+    results.sort_by_key(|r| r.line);
+    Ok((results, outcome.committed))
+}
+
+fn refusal(line: u64, field: &str, reason: &str) -> RowResult {
+    let column = import::column_of(field);
+    let label = field_zh(column);
+    RowResult {
+        line,
+        ok: false,
+        column: if label.is_empty() {
+            column.to_string()
+        } else {
+            format!("{label} {column}")
+        },
+        reason: reason.to_string(),
+    }
+}
+
+async fn preview_or_commit(
+    ctx: &NodeCtx,
+    staff: &Staff,
+    mut page: ImportPage,
+    table: Result<Table, crate::domain::FieldError>,
+    commit: bool,
+) -> Result<Response, PageError> {
+    let table = match table {
+        Ok(t) if t.rows.is_empty() => {
+            page.error = Some("文件中没有数据行 (the file has no rows)".into());
+            return Ok((StatusCode::BAD_REQUEST, Html(page.render()?)).into_response());
+        }
+        Ok(t) => t,
+        Err(e) => {
+            page.error = Some(format!("文件无法读取：{} — {}", e.field, e.rule));
+            return Ok((StatusCode::BAD_REQUEST, Html(page.render()?)).into_response());
+        }
+    };
+    let (results, committed) = judge(ctx, staff, &table, commit).await?;
+    page.refused = results.iter().filter(|r| !r.ok).count();
+    if committed {
+        page.committed = Some(results.len());
+    } else if page.refused == 0 {
+        page.data = Some(to_csv(&table));
+    }
+    page.results = results;
+    let status = if page.refused > 0 {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Html(page.render()?)).into_response())
+}
+
+/// The uploaded file: every row judged, nothing stored.
+pub(crate) async fn upload(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    mut form: Multipart,
+) -> Result<Response, PageError> {
+    let bad = |m: String| PageError(StatusCode::BAD_REQUEST, m);
+    let (mut csrf, mut file) = (String::new(), None);
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| bad(format!("上传失败 (upload failed): {e}")))?
+    {
+        match field.name() {
+            Some("csrf") => csrf = field.text().await.unwrap_or_default(),
+            Some("file") => {
+                let name = field.file_name().unwrap_or("").to_string();
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|e| bad(format!("上传失败 (upload failed): {e}")))?;
+                file = Some((name, bytes));
+            }
+            _ => {}
+        }
+    }
+    staff.check_form(&csrf)?;
+    let Some((name, bytes)) = file else {
+        return Err(bad("请选择要导入的文件 (file: none chosen)".into()));
+    };
+    let mut page = view(&staff);
+    page.file_name = name.chars().take(100).collect();
+    // An .xlsx workbook is a zip file.
+    let table = if bytes.starts_with(b"PK") {
+        import::read_xlsx(&bytes)
+    } else {
+        import::read_csv(&bytes)
+    };
+    preview_or_commit(&ctx, &staff, page, table, false).await
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct CommitForm {
+    #[serde(default)]
+    csrf: String,
+    data: String,
+    #[serde(default)]
+    file_name: String,
+}
+
+/// 全部登记: the previewed rows, judged again and committed all or nothing.
+pub(crate) async fn commit(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    Form(f): Form<CommitForm>,
+) -> Result<Response, PageError> {
+    staff.check_form(&f.csrf)?;
+    let mut page = view(&staff);
+    page.file_name = f.file_name.chars().take(100).collect();
+    preview_or_commit(
+        &ctx,
+        &staff,
+        page,
+        import::read_csv(f.data.as_bytes()),
+        true,
+    )
+    .await
+}

@@ -1,0 +1,222 @@
+//! 登记通报 (new notice): one form whose fields follow the chosen kind
+//! (hidden by `console.js` for the other kinds; all shown without script),
+//! district pickers that find a district by code or name, the ID number
+//! checked as it is typed, and the reply the destination will ask for and
+//! its deadline shown before sending. The node judges what is sent with
+//! the same rules as the desk (`service::notices::submit`); a refusal shows
+//! the form again with the field and the rule, and stores nothing.
+
+use super::PageError;
+use super::session::Staff;
+use crate::calendar::DayCount;
+use crate::context::NodeCtx;
+use crate::domain::{
+    Category, NoticeKind, Urgency, category_zh, find_districts, kind_zh, reply_zh, urgency_zh,
+};
+use crate::import::notice_from_fields;
+use crate::service::notices;
+use askama::Template;
+use axum::extract::{Form, Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use std::collections::HashMap;
+use std::sync::Arc;
+use time_tz::OffsetDateTimeExt;
+
+/// One line of the reply policy as the form shows it.
+struct PolicyLine {
+    key: String,
+    label: String,
+    reply: &'static str,
+    within: String,
+    due: String,
+}
+
+#[derive(Template)]
+#[template(path = "register.html")]
+struct RegisterPage {
+    user: String,
+    role: &'static str,
+    csrf: String,
+    values: HashMap<String, String>,
+    error: Option<(String, String)>,
+    policy: Vec<PolicyLine>,
+    origin: String,
+}
+
+impl RegisterPage {
+    /// The value typed into field `k` before (kept when the form comes back).
+    fn v(&self, k: &str) -> &str {
+        self.values.get(k).map_or("", String::as_str)
+    }
+
+    fn sel(&self, k: &str, option: &str) -> &'static str {
+        if self.v(k) == option { "selected" } else { "" }
+    }
+}
+
+/// What staff call a field of the form (the columns of a spreadsheet).
+pub(super) fn field_zh(column: &str) -> &'static str {
+    match column {
+        "destination" => "发往地区",
+        "kind" => "通报类型",
+        "category" => "性质",
+        "urgency" => "紧急程度",
+        "reply_required" => "答复要求",
+        "id_number" => "身份证号",
+        "name" => "姓名",
+        "hukou_district" => "户籍地",
+        "residence_district" => "现居住地",
+        "event_date" => "事件日期",
+        "spouse_id_number" => "配偶身份证号",
+        "spouse_name" => "配偶姓名",
+        "registry_office" => "登记机关",
+        "gestational_weeks" => "孕周",
+        "expected_delivery_on" => "预产期",
+        "within_policy" => "是否符合政策",
+        "child_sex" => "婴儿性别",
+        "birth_order" => "孩次",
+        "child_name" => "婴儿姓名",
+        "place_of_delivery" => "分娩地点",
+        "method" => "节育措施",
+        "provider" => "施术单位",
+        "remarks" => "备注",
+        _ => "",
+    }
+}
+
+/// The reply policy for every kind, category and urgency, with the
+/// deadline a notice received now would get.
+fn policy_lines(ctx: &NodeCtx) -> Vec<PolicyLine> {
+    let now = ctx.now();
+    let mut lines = Vec::new();
+    for kind in [
+        NoticeKind::Marriage,
+        NoticeKind::Pregnancy,
+        NoticeKind::Birth,
+        NoticeKind::Contraception,
+    ] {
+        for category in [Category::Notification, Category::VerificationRequest] {
+            for urgency in [Urgency::Normal, Urgency::Urgent] {
+                let rule = ctx.deadlines.policy.rule_for(category, kind, urgency);
+                let due = ctx
+                    .deadlines
+                    .due_at(now, rule)
+                    .to_timezone(ctx.deadlines.tz);
+                lines.push(PolicyLine {
+                    key: format!(
+                        "{}/{}/{}",
+                        kind.as_str_name(),
+                        category.as_str_name(),
+                        urgency.as_str_name()
+                    ),
+                    label: format!(
+                        "{} · {} · {}",
+                        kind_zh(kind as i32),
+                        category_zh(category as i32),
+                        urgency_zh(urgency as i32)
+                    ),
+                    reply: reply_zh(rule.reply),
+                    within: format!(
+                        "{} 个{}",
+                        rule.days,
+                        if rule.count == DayCount::Working {
+                            "工作日"
+                        } else {
+                            "自然日"
+                        }
+                    ),
+                    due: crate::domain::format_date(due.date()),
+                });
+            }
+        }
+    }
+    lines
+}
+
+fn page(
+    ctx: &NodeCtx,
+    staff: &Staff,
+    values: HashMap<String, String>,
+    error: Option<(String, String)>,
+) -> Result<Html<String>, PageError> {
+    let view = RegisterPage {
+        user: staff.caller.name.clone(),
+        role: staff.caller.role.as_str(),
+        csrf: staff.csrf.clone(),
+        values,
+        error,
+        policy: policy_lines(ctx),
+        origin: crate::report::place(ctx.district.as_str()),
+    };
+    Ok(Html(view.render()?))
+}
+
+pub(crate) async fn form(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+) -> Result<Html<String>, PageError> {
+    staff.caller.require_write()?;
+    let values = [("kind", "BIRTH"), ("category", "NOTIFICATION")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    page(&ctx, &staff, values, None)
+}
+
+/// 登记: the form's notice through the service; on refusal the form again,
+/// naming the field and the rule.
+pub(crate) async fn submit(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    Form(mut values): Form<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    staff.check_form(values.get("csrf").map_or("", String::as_str))?;
+    values.remove("csrf");
+    let refused = |field: &str, message: String| {
+        let column = crate::import::column_of(field);
+        let label = field_zh(column);
+        (
+            if label.is_empty() {
+                field.to_string()
+            } else {
+                format!("{label} ({column})")
+            },
+            message,
+        )
+    };
+    let draft = match notice_from_fields(&|k| values.get(k).cloned()) {
+        Ok(d) => d,
+        Err(e) => {
+            let err = refused(&e.field, e.rule.clone());
+            return Ok(page(&ctx, &staff, values, Some(err))?.into_response());
+        }
+    };
+    match notices::submit(&ctx, &staff.caller, draft).await {
+        Ok(rec) => Ok(Redirect::to(&format!("/notices/{}", rec.content.id)).into_response()),
+        Err(crate::service::ServiceError::Refused(r)) => {
+            let err = refused(&r.field, r.message.clone());
+            Ok(page(&ctx, &staff, values, Some(err))?.into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct DistrictQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// Districts whose code starts with, or whose name contains, `q` (for the
+/// pickers; the division table is public).
+pub(crate) async fn districts(_staff: Staff, Query(q): Query<DistrictQuery>) -> impl IntoResponse {
+    let q: String = q.q.chars().take(20).collect();
+    let found: Vec<serde_json::Value> = find_districts(&q, 20)
+        .into_iter()
+        .map(|(code, name)| serde_json::json!({"code": format!("{code:06}"), "name": name}))
+        .collect();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        serde_json::Value::Array(found).to_string(),
+    )
+}

@@ -1,0 +1,171 @@
+//! 已发送 (sent): the notices this district sent, newest first, with their
+//! status and replies; those not yet delivered stand out with their last
+//! delivery error; a notice still open can be withdrawn (撤回) with a reason.
+
+use super::PAGE_SIZE;
+use super::PageError;
+use super::session::Staff;
+use crate::context::NodeCtx;
+use crate::domain::{NoticeKind, NoticeStatus, kind_zh, mask_id, result_zh, status_zh};
+use crate::report::place;
+use crate::service::{Page, notices, replies};
+use crate::store::{NoticeFilter, NoticeRecord};
+use askama::Template;
+use axum::extract::{Form, Path, Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use std::sync::Arc;
+
+struct SentRow {
+    id: String,
+    created: String,
+    kind: &'static str,
+    peer: String,
+    subject: String,
+    id_number: String,
+    status: &'static str,
+    replies: String,
+    undelivered: bool,
+    attempts: u32,
+    last_error: String,
+    withdrawable: bool,
+}
+
+impl SentRow {
+    fn new(r: &NoticeRecord, tz: &'static time_tz::Tz) -> Self {
+        let n = &r.content;
+        let s = n.subject.clone().unwrap_or_default();
+        let local = |t| super::local(tz, Some(t));
+        let mut replies = Vec::new();
+        if let (Some(at), Some(by)) = (r.life.acknowledged_at, &r.acknowledged_by) {
+            replies.push(format!("签收 {} {by}", local(at)));
+        }
+        if let (Some(at), Some(f)) = (r.life.answered_at, &r.feedback) {
+            replies.push(format!(
+                "反馈 {} {} {}",
+                local(at),
+                result_zh(f.result),
+                f.answered_by
+            ));
+        }
+        if let Some(at) = r.withdrawn_at {
+            replies.push(format!(
+                "撤回 {} {}",
+                local(at),
+                r.withdraw_reason.clone().unwrap_or_default()
+            ));
+        }
+        let status = r.life.status;
+        SentRow {
+            id: n.id.clone(),
+            created: local(r.life.created_at),
+            kind: kind_zh(n.kind),
+            peer: place(&n.destination),
+            subject: s.name,
+            id_number: mask_id(&s.id_number),
+            status: status_zh(status),
+            replies: replies.join("；"),
+            undelivered: status == NoticeStatus::Queued,
+            attempts: r.delivery_attempts,
+            last_error: r.last_error.clone().unwrap_or_default(),
+            withdrawable: !matches!(status, NoticeStatus::Answered | NoticeStatus::Withdrawn),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sent.html")]
+struct SentPage {
+    user: String,
+    role: &'static str,
+    csrf: String,
+    rows: Vec<SentRow>,
+    status: String,
+    kind: String,
+    peer: String,
+    next_page: Option<u64>,
+    query: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct SentParams {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    peer: String,
+    page: Option<u64>,
+}
+
+pub(crate) async fn list(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    Query(q): Query<SentParams>,
+) -> Result<Html<String>, PageError> {
+    let page = Page::new(PAGE_SIZE, q.page.unwrap_or(0));
+    let peer: String = q
+        .peer
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(12)
+        .collect();
+    let f = NoticeFilter {
+        status: NoticeStatus::from_str_name(&q.status),
+        kind: NoticeKind::from_str_name(&q.kind),
+        peer_prefix: (!peer.is_empty()).then(|| peer.clone()),
+        limit: page.limit,
+        offset: page.offset,
+        ..Default::default()
+    };
+    let recs = notices::sent(&ctx, &staff.caller, f).await?;
+    let query = format!(
+        "status={}&kind={}&peer={peer}",
+        f_status(&q.status),
+        f_kind(&q.kind)
+    );
+    let view = SentPage {
+        user: staff.caller.name.clone(),
+        role: staff.caller.role.as_str(),
+        csrf: staff.csrf.clone(),
+        next_page: page.next(recs.len()),
+        rows: recs
+            .iter()
+            .map(|r| SentRow::new(r, ctx.deadlines.tz))
+            .collect(),
+        status: f_status(&q.status).into(),
+        kind: f_kind(&q.kind).into(),
+        peer,
+        query,
+    };
+    Ok(Html(view.render()?))
+}
+
+/// A status filter as given, when it is one.
+fn f_status(s: &str) -> &str {
+    NoticeStatus::from_str_name(s).map_or("", |x| x.as_str_name())
+}
+
+fn f_kind(s: &str) -> &str {
+    NoticeKind::from_str_name(s).map_or("", |x| x.as_str_name())
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct WithdrawForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// 撤回: withdraws a notice we sent, with the reason given.
+pub(crate) async fn withdraw(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Form(f): Form<WithdrawForm>,
+) -> Result<Response, PageError> {
+    staff.check_form(&f.csrf)?;
+    let id = super::parse_id(&id)?;
+    replies::withdraw(&ctx, &staff.caller, id, &f.reason).await?;
+    Ok(Redirect::to("/sent").into_response())
+}

@@ -1,0 +1,102 @@
+// migrex console: small enhancements; every page works without them.
+"use strict";
+(function () {
+  // 登记通报: show the fields of the chosen kind only.
+  var kind = document.getElementById("kind");
+  function showKind() {
+    document.querySelectorAll("fieldset[data-kind]").forEach(function (f) {
+      f.hidden = kind && f.getAttribute("data-kind") !== kind.value;
+    });
+  }
+  // The reply the destination will ask for, and its deadline.
+  function showPolicy() {
+    var table = document.getElementById("policy");
+    if (!table || !kind) return;
+    var cat = document.getElementById("category").value;
+    var urg = document.getElementById("urgency").value ||
+      (kind.value === "PREGNANCY" ? "URGENT" : "NORMAL");
+    var key = kind.value + "/" + cat + "/" + urg;
+    var shown = document.getElementById("policy-shown");
+    table.querySelectorAll("tbody tr").forEach(function (tr) {
+      var match = tr.getAttribute("data-key") === key;
+      if (match) {
+        var c = tr.children;
+        shown.textContent = "对方须" + c[1].textContent + "，时限 " + c[2].textContent +
+          "；今日送达则截止于 " + c[3].textContent + "。";
+      }
+    });
+    table.hidden = true;
+  }
+  if (kind) {
+    ["kind", "category", "urgency"].forEach(function (id) {
+      document.getElementById(id).addEventListener("change", function () { showKind(); showPolicy(); });
+    });
+    showKind();
+    showPolicy();
+  }
+
+  // 身份证号: checked as it is typed (GB 11643-1999).
+  var WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+  var CHECK = "10X98765432";
+  function idProblem(v, mustBeWoman) {
+    v = v.trim().toUpperCase();
+    if (v.length === 0) return "";
+    if (!/^[0-9]{17}[0-9X]$/.test(v)) {
+      if (v.length < 18 && /^[0-9]*$/.test(v)) return "还差 " + (18 - v.length) + " 位（共 18 位）";
+      return "应为 18 位：17 位数字加 1 位数字或 X";
+    }
+    var y = +v.substr(6, 4), m = +v.substr(10, 2), d = +v.substr(12, 2);
+    var date = new Date(Date.UTC(y, m - 1, d));
+    if (y < 1900 || date.getUTCFullYear() !== y || date.getUTCMonth() !== m - 1 || date.getUTCDate() !== d)
+      return "出生日期 " + v.substr(6, 8) + " 不是有效日期";
+    if (date > new Date()) return "出生日期 " + v.substr(6, 8) + " 在未来";
+    var sum = 0;
+    for (var i = 0; i < 17; i++) sum += (+v[i]) * WEIGHTS[i];
+    var want = CHECK[sum % 11];
+    if (v[17] !== want) return "校验码错误：第 18 位应为 " + want + "，不是 " + v[17];
+    if (mustBeWoman && (+v[16]) % 2 === 1) return "第 17 位为奇数（男性）；生育、怀孕通报的当事人应为女性";
+    return "";
+  }
+  document.querySelectorAll("input[data-idcheck]").forEach(function (input) {
+    var out = document.getElementById(input.getAttribute("data-idcheck"));
+    function check() {
+      var woman = input.id === "id_number" && kind && (kind.value === "BIRTH" || kind.value === "PREGNANCY");
+      var problem = idProblem(input.value, woman);
+      out.textContent = problem ? "✗ " + problem : (input.value.trim() ? "✓ 格式与校验码正确" : "");
+      out.className = problem ? "hint bad" : "hint good";
+    }
+    input.addEventListener("input", check);
+    if (kind) kind.addEventListener("change", check);
+    check();
+  });
+
+  // District pickers: find a district by code or by name.
+  var list = document.getElementById("districts");
+  var timer = null;
+  document.querySelectorAll("input[data-district]").forEach(function (input) {
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      var q = input.value.trim();
+      if (!list || q.length === 0 || /^[0-9]{6,12}$/.test(q)) return;
+      timer = setTimeout(function () {
+        fetch("/districts?q=" + encodeURIComponent(q), { credentials: "same-origin" })
+          .then(function (r) { return r.ok ? r.json() : []; })
+          .then(function (found) {
+            list.textContent = "";
+            found.forEach(function (d) {
+              var o = document.createElement("option");
+              o.value = d.code;
+              o.label = d.code + " " + d.name;
+              o.textContent = d.code + " " + d.name;
+              list.appendChild(o);
+            });
+          });
+      }, 200);
+    });
+  });
+
+  // Print buttons (核查单).
+  document.querySelectorAll("button[data-print]").forEach(function (b) {
+    b.addEventListener("click", function () { window.print(); });
+  });
+})();

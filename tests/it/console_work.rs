@@ -1,0 +1,345 @@
+//! The console's forms in a real browser against two real nodes: a
+//! supervisor at Luohu registers a birth notice through 登记通报 (a wrong
+//! check character first: the page names the field, nothing is stored), a
+//! clerk at Shuangliu finds it on top of 待办, signs and answers CORRECTED,
+//! and Luohu's notice page shows the answer; CSV and `.xlsx` imports with a
+//! bad row store nothing, fixed they store every row; a form carrying
+//! another session's token, or none, is refused and changes nothing; the
+//! admin creates an account on 管理. Every page is captured at 1366×768.
+
+use crate::common::*;
+use crate::console::{Browser, browser};
+use fantoccini::Locator;
+use migrex::auth::Role;
+use migrex::auth::accounts::create_user;
+use migrex::domain::{Direction, NoticeStatus};
+
+/// `woman(n)` with a wrong check character.
+fn bad_check(n: u32) -> String {
+    let good = woman(n);
+    let last = good.chars().last().unwrap();
+    let wrong = if last == '0' { '1' } else { '0' };
+    format!("{}{wrong}", &good[..17])
+}
+
+impl Browser {
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.c.find(Locator::Css(css)).await.unwrap();
+        e.clear().await.unwrap();
+        e.send_keys(text).await.unwrap();
+    }
+
+    async fn set_value(&self, id: &str, value: &str) {
+        self.c
+            .execute(
+                "document.getElementById(arguments[0]).value = arguments[1]",
+                vec![id.into(), value.into()],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Uploads `file` on 批量导入 and waits for the rows' results.
+    async fn upload(&self, console: &str, file: &std::path::Path) {
+        self.c.goto(&format!("{console}/import")).await.unwrap();
+        self.c
+            .find(Locator::Id("file"))
+            .await
+            .unwrap()
+            .send_keys(file.to_str().unwrap())
+            .await
+            .unwrap();
+        self.click("#check").await;
+        self.until("the import's results", |_, page| {
+            page.contains("id=\"results\"") || page.contains("id=\"import-error\"")
+        })
+        .await;
+    }
+}
+
+const HEADER: &str = "destination,kind,category,id_number,name,hukou_district,residence_district,event_date,child_sex,birth_order,place_of_delivery";
+
+fn row(id_number: &str, name: &str) -> [String; 11] {
+    [
+        SHUANGLIU,
+        "BIRTH",
+        "NOTIFICATION",
+        id_number,
+        name,
+        SHUANGLIU,
+        LUOHU,
+        "2026-10-05",
+        "FEMALE",
+        "1",
+        "罗湖区人民医院",
+    ]
+    .map(String::from)
+}
+
+fn write_csv(path: &std::path::Path, rows: &[[String; 11]]) {
+    let mut text = format!("{HEADER}\n");
+    for r in rows {
+        text.push_str(&r.join(","));
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn write_xlsx(path: &std::path::Path, rows: &[[String; 11]]) {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in HEADER.split(',').enumerate() {
+        sheet.write_string(0, c as u16, h).unwrap();
+    }
+    for (r, cells) in rows.iter().enumerate() {
+        for (c, v) in cells.iter().enumerate() {
+            // Staff type numbers as numbers where Excel lets them.
+            if c == 9 {
+                sheet
+                    .write_number(r as u32 + 1, c as u16, v.parse::<f64>().unwrap())
+                    .unwrap();
+            } else {
+                sheet.write_string(r as u32 + 1, c as u16, v).unwrap();
+            }
+        }
+    }
+    book.save(path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_register_import_and_answer_notices_through_the_console_forms() {
+    let Some(b) = browser().await else { return };
+    let net = network(&[LUOHU, SHUANGLIU], None).await;
+    let (luohu, shuangliu) = (
+        net.nodes[0].console_url.clone(),
+        net.nodes[1].console_url.clone(),
+    );
+    let now = time::OffsetDateTime::now_utc();
+    create_user(
+        &net.store(0),
+        "chen.jie",
+        Role::Supervisor,
+        "supervisor-pass-1",
+        now,
+    )
+    .await
+    .unwrap();
+    create_user(
+        &net.store(0),
+        "root.admin",
+        Role::Admin,
+        "admin-pass-0001",
+        now,
+    )
+    .await
+    .unwrap();
+    create_user(&net.store(1), "li.na", Role::Clerk, "correct-horse-1", now)
+        .await
+        .unwrap();
+    let outbound = || async {
+        net.store(0)
+            .count_notices(Direction::Outbound)
+            .await
+            .unwrap()
+    };
+
+    // 登记通报 at Luohu: a wrong check character is named, nothing stored.
+    b.login(&luohu, "chen.jie", "supervisor-pass-1").await;
+    b.c.goto(&format!("{luohu}/notices/new")).await.unwrap();
+    b.type_into("#destination", SHUANGLIU).await;
+    b.type_into("#id_number", &bad_check(7)).await;
+    let hint = b.text_of("#id-check").await;
+    assert!(hint.contains("校验码错误"), "checked as typed: {hint}");
+    b.type_into("#name", "赵敏").await;
+    b.type_into("#hukou_district", SHUANGLIU).await;
+    b.type_into("#residence_district", LUOHU).await;
+    b.set_value("event_date", "2026-10-04").await;
+    b.click("#child_sex option[value=FEMALE]").await;
+    b.type_into("#birth_order", "1").await;
+    b.type_into("#place_of_delivery", "罗湖区人民医院").await;
+    let policy = b.text_of("#policy-shown").await;
+    assert!(
+        policy.contains("时限"),
+        "the reply policy is shown: {policy}"
+    );
+    b.shot("register").await;
+    b.click("#send").await;
+    b.until("the refusal", |_, page| page.contains("id=\"form-error\""))
+        .await;
+    let refusal = b.text_of("#form-error").await;
+    assert!(
+        refusal.contains("身份证号") && refusal.contains("check"),
+        "the field and the rule: {refusal}"
+    );
+    assert_eq!(outbound().await, 0, "nothing stored");
+    b.shot("register-refused").await;
+    // Fixed, it is registered and its page opens.
+    b.type_into("#id_number", &woman(7)).await;
+    assert!(b.text_of("#id-check").await.contains("✓"));
+    b.click("#send").await;
+    b.until("the new notice's page", |path, _| {
+        path.starts_with("/notices/") && path != "/notices/new"
+    })
+    .await;
+    let id = b.path().await.trim_start_matches("/notices/").to_string();
+    assert_eq!(outbound().await, 1);
+    let luohu_csrf =
+        b.c.execute(
+            "return document.querySelector('input[name=csrf]').value",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // At Shuangliu the clerk finds it on top of 待办.
+    wait_notice(&net, 1, &id, |_| true).await;
+    b.login(&shuangliu, "li.na", "correct-horse-1").await;
+    let top =
+        b.c.find(Locator::Css("#pending tbody tr"))
+            .await
+            .unwrap()
+            .attr("data-id")
+            .await
+            .unwrap();
+    assert_eq!(top.as_deref(), Some(id.as_str()));
+    // Another session's form token (Luohu's) is refused; so is none at all.
+    b.set_value_css("#pending tbody tr form input[name=csrf]", &luohu_csrf)
+        .await;
+    b.click("#pending tbody tr button.sign").await;
+    b.until("the refusal", |_, page| {
+        page.contains("表单已过期或来源不明")
+    })
+    .await;
+    b.c.goto(&format!("{shuangliu}/pending")).await.unwrap();
+    b.c.execute(
+        "document.querySelector('#pending tbody tr form input[name=csrf]').remove()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.click("#pending tbody tr button.sign").await;
+    b.until("the refusal", |_, page| {
+        page.contains("表单已过期或来源不明")
+    })
+    .await;
+    let still = get(&net, 1, &id).await.unwrap();
+    assert_eq!(
+        still.status,
+        NoticeStatus::Pending as i32,
+        "nothing changed"
+    );
+    // Signed and answered with its own forms.
+    b.c.goto(&format!("{shuangliu}/pending")).await.unwrap();
+    b.click("#pending tbody tr button.sign").await;
+    b.until("signed", |_, page| page.contains("已签收")).await;
+    b.c.goto(&format!("{shuangliu}/notices/{id}"))
+        .await
+        .unwrap();
+    b.click("#feedback input[value=CORRECTED]").await;
+    b.type_into("#field1", "subject.name").await;
+    b.type_into("#value1", "赵敏敏").await;
+    b.click("#send-feedback").await;
+    b.until("answered", |_, page| page.contains("id=\"corrections\""))
+        .await;
+    b.c.goto(&format!("{shuangliu}/notices/{id}/sheet"))
+        .await
+        .unwrap();
+    assert!(b.text_of("#sheet").await.contains(&woman(7)));
+    b.shot("sheet").await;
+
+    // Back at Luohu: ANSWERED with the correction in its timeline.
+    wait_notice(&net, 0, &id, |n| n.status == NoticeStatus::Answered as i32).await;
+    // (Cookies do not tell ports apart: both consoles are on 127.0.0.1.)
+    b.login(&luohu, "chen.jie", "supervisor-pass-1").await;
+    b.c.goto(&format!("{luohu}/notices/{id}")).await.unwrap();
+    assert_eq!(b.text_of("#status").await, "已反馈");
+    assert!(b.text_of("#timeline").await.contains("核实有误"));
+    assert!(b.text_of("#corrections").await.contains("赵敏敏"));
+    b.shot("notice-answered-at-origin").await;
+
+    // 批量导入: a CSV with one bad row stores nothing; fixed, both rows.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("births.csv");
+    write_csv(&csv, &[row(&woman(11), "甲"), row(&bad_check(12), "乙")]);
+    b.upload(&luohu, &csv).await;
+    let bad = b.text_of("#results tr[data-line='3']").await;
+    assert!(bad.contains("拒绝") && bad.contains("id_number"), "{bad}");
+    assert!(
+        b.c.find(Locator::Id("commit")).await.is_err(),
+        "no commit offered"
+    );
+    assert_eq!(outbound().await, 1, "nothing stored");
+    b.shot("import-refused").await;
+    write_csv(&csv, &[row(&woman(11), "甲"), row(&woman(12), "乙")]);
+    b.upload(&luohu, &csv).await;
+    b.shot("import-preview").await;
+    assert_eq!(outbound().await, 1, "the preview stores nothing");
+    b.click("#commit").await;
+    b.until("the import", |_, page| page.contains("id=\"import-done\""))
+        .await;
+    assert!(b.text_of("#import-done").await.contains('2'));
+    assert_eq!(outbound().await, 3);
+    b.shot("import-done").await;
+    // The same with an Excel workbook.
+    let xlsx = dir.path().join("births.xlsx");
+    write_xlsx(&xlsx, &[row(&woman(13), "丙"), row(&bad_check(14), "丁")]);
+    b.upload(&luohu, &xlsx).await;
+    let bad = b.text_of("#results tr[data-line='3']").await;
+    assert!(bad.contains("拒绝") && bad.contains("id_number"), "{bad}");
+    assert_eq!(outbound().await, 3);
+    write_xlsx(&xlsx, &[row(&woman(13), "丙"), row(&woman(14), "丁")]);
+    b.upload(&luohu, &xlsx).await;
+    b.click("#commit").await;
+    b.until("the import", |_, page| page.contains("id=\"import-done\""))
+        .await;
+    assert_eq!(outbound().await, 5);
+
+    // 已发送 lists them with their status; the first one answered.
+    b.c.goto(&format!("{luohu}/sent")).await.unwrap();
+    let sent = b.text_of("#sent").await;
+    assert!(sent.contains("已反馈") && sent.contains("丁"), "{sent}");
+    assert!(!sent.contains(&woman(14)), "masked in the list");
+    b.shot("sent").await;
+    b.c.goto(&format!("{luohu}/stats")).await.unwrap();
+    b.shot("stats-supervisor").await;
+
+    // 管理: the admin sees accounts and peers and creates an account.
+    b.click("#logout").await;
+    b.until("logged out", |path, _| path == "/login").await;
+    b.login(&luohu, "root.admin", "admin-pass-0001").await;
+    b.c.goto(&format!("{luohu}/admin")).await.unwrap();
+    assert!(b.text_of("#peers").await.contains(SHUANGLIU));
+    b.type_into("#new-name", "wang.wu").await;
+    b.click("#new-role option[value=clerk]").await;
+    b.type_into("#new-password", "clerk-password-9").await;
+    b.click("#create-user").await;
+    b.until("the account", |_, page| {
+        page.contains("id=\"admin-message\"")
+    })
+    .await;
+    assert!(b.text_of("#users").await.contains("wang.wu"));
+    b.shot("admin").await;
+    b.c.goto(&format!("{luohu}/password")).await.unwrap();
+    b.shot("password").await;
+    // Nobody else reaches 管理.
+    b.click("#logout").await;
+    b.until("logged out", |path, _| path == "/login").await;
+    b.login(&luohu, "wang.wu", "clerk-password-9").await;
+    b.c.goto(&format!("{luohu}/admin")).await.unwrap();
+    assert!(b.c.source().await.unwrap().contains("出错了"));
+}
+
+impl Browser {
+    async fn set_value_css(&self, css: &str, value: &str) {
+        self.c
+            .execute(
+                "document.querySelector(arguments[0]).value = arguments[1]",
+                vec![css.into(), value.into()],
+            )
+            .await
+            .unwrap();
+    }
+}

@@ -68,16 +68,7 @@ pub async fn monthly(ctx: &NodeCtx, caller: &Caller, period: Period) -> Result<M
         true,
     );
     report::rank(&mut peers);
-    let mut months = Vec::with_capacity(12);
-    for m in report::twelve_months(period.last) {
-        let g = figures(ctx, caller, m, inbound, false, false).await?.groups;
-        let row = rows(g, false).into_iter().next().unwrap_or_default();
-        months.push(MonthRates {
-            month: report::month_label(&m),
-            timely_receipt: row.timely_receipt_rate,
-            timely_feedback: row.timely_feedback_rate,
-        });
-    }
+    let months = monthly_rates(ctx, caller, period, inbound).await?;
     let (now, late) = overdue(ctx, caller, Some(inbound), Page::new(REPORT_OVERDUE, 0)).await?;
     let tz = ctx.deadlines.tz;
     Ok(MonthlyReport {
@@ -88,6 +79,32 @@ pub async fn monthly(ctx: &NodeCtx, caller: &Caller, period: Period) -> Result<M
         months,
         overdue: late.iter().map(|n| overdue_line(n, now, tz)).collect(),
     })
+}
+
+/// The timely receipt and feedback rates of the twelve months that end
+/// with `period`'s last month (the report's chart).
+pub async fn monthly_rates(
+    ctx: &NodeCtx,
+    caller: &Caller,
+    period: Period,
+    direction: Direction,
+) -> Result<Vec<MonthRates>> {
+    let mut months = Vec::with_capacity(12);
+    for m in report::twelve_months(period.last) {
+        let g = figures(ctx, caller, m, direction, false, false)
+            .await?
+            .groups;
+        let row = stats::rows(&g, false, false)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        months.push(MonthRates {
+            month: report::month_label(&m),
+            timely_receipt: row.timely_receipt_rate,
+            timely_feedback: row.timely_feedback_rate,
+        });
+    }
+    Ok(months)
 }
 
 /// A notice of the overdue list, without its subject.

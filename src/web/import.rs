@@ -6,7 +6,7 @@
 //! node judges again: nothing is kept on the server between the two steps.
 
 use super::PageError;
-use super::register::field_zh;
+use super::register::column_label;
 use super::session::Staff;
 use crate::context::NodeCtx;
 use crate::import::{self, COLUMNS, Table};
@@ -128,16 +128,10 @@ async fn judge(
 }
 
 fn refusal(line: u64, field: &str, reason: &str) -> RowResult {
-    let column = import::column_of(field);
-    let label = field_zh(column);
     RowResult {
         line,
         ok: false,
-        column: if label.is_empty() {
-            column.to_string()
-        } else {
-            format!("{label} {column}")
-        },
+        column: column_label(field),
         reason: reason.to_string(),
     }
 }

@@ -84,6 +84,16 @@ pub(super) fn field_zh(column: &str) -> &'static str {
     }
 }
 
+/// The spreadsheet column a refusal is about, as staff read it:
+/// `身份证号 (id_number)`.
+pub(super) fn column_label(field: &str) -> String {
+    let column = crate::import::column_of(field);
+    match field_zh(column) {
+        "" => column.to_string(),
+        label => format!("{label} ({column})"),
+    }
+}
+
 /// The reply policy for every kind, category and urgency, with the
 /// deadline a notice received now would get.
 fn policy_lines(ctx: &NodeCtx) -> Vec<PolicyLine> {
@@ -172,18 +182,7 @@ pub(crate) async fn submit(
 ) -> Result<Response, PageError> {
     staff.check_form(values.get("csrf").map_or("", String::as_str))?;
     values.remove("csrf");
-    let refused = |field: &str, message: String| {
-        let column = crate::import::column_of(field);
-        let label = field_zh(column);
-        (
-            if label.is_empty() {
-                field.to_string()
-            } else {
-                format!("{label} ({column})")
-            },
-            message,
-        )
-    };
+    let refused = |field: &str, message: String| (column_label(field), message);
     let draft = match notice_from_fields(&|k| values.get(k).cloned()) {
         Ok(d) => d,
         Err(e) => {

@@ -8,7 +8,7 @@ use super::PageError;
 use super::session::Staff;
 use crate::context::NodeCtx;
 use crate::domain::{Direction, kind_zh};
-use crate::report::{self, MonthRates};
+use crate::report;
 use crate::service::{Page, reports};
 use crate::stats::{self, Period};
 use askama::Template;
@@ -107,21 +107,7 @@ pub(crate) async fn page(
             cells: report::figure_cells(row),
         })
         .collect();
-    let mut months = Vec::with_capacity(12);
-    for m in report::twelve_months(period.last) {
-        let g = reports::figures(&ctx, &staff.caller, m, direction, false, false)
-            .await?
-            .groups;
-        let row = stats::rows(&g, false, false)
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        months.push(MonthRates {
-            month: report::month_label(&m),
-            timely_receipt: row.timely_receipt_rate,
-            timely_feedback: row.timely_feedback_rate,
-        });
-    }
+    let months = reports::monthly_rates(&ctx, &staff.caller, period, direction).await?;
     let (now, late) = reports::overdue(
         &ctx,
         &staff.caller,

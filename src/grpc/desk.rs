@@ -5,7 +5,7 @@ use crate::context::NodeCtx;
 use crate::domain::{IdNumber, ts_from_pb};
 use crate::pb;
 use crate::service::notices::PendingQuery;
-use crate::service::{notices, replies};
+use crate::service::{Listing, notices, replies};
 use crate::store::{NoticeFilter, NoticeRecord};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -19,11 +19,11 @@ impl DeskService {
         Response::new(notice_view(&rec, self.ctx.now()))
     }
 
-    fn list(&self, recs: Vec<NoticeRecord>, p: crate::service::Page) -> pb::ListNoticesResponse {
+    fn list(&self, l: Listing) -> pb::ListNoticesResponse {
         let now = self.ctx.now();
         pb::ListNoticesResponse {
-            next_page_token: next_token(p, recs.len()),
-            notices: recs.iter().map(|r| notice_view(r, now)).collect(),
+            next_page_token: next_token(&l),
+            notices: l.rows.iter().map(|r| notice_view(r, now)).collect(),
         }
     }
 }
@@ -92,7 +92,7 @@ impl pb::desk_server::Desk for DeskService {
             due_within_days: (r.due_within_days > 0).then_some(r.due_within_days),
         };
         let recs = notices::pending(&self.ctx, &caller, q, p).await?;
-        Ok(Response::new(self.list(recs, p)))
+        Ok(Response::new(self.list(recs)))
     }
 
     async fn acknowledge_notice(
@@ -144,11 +144,10 @@ impl pb::desk_server::Desk for DeskService {
             },
             created_from: ts("created_from", r.created_from)?,
             created_to: ts("created_to", r.created_to)?,
-            limit: p.limit,
-            offset: p.offset,
+            ..Default::default()
         };
-        let recs = notices::list(&self.ctx, &caller, f).await?;
-        Ok(Response::new(self.list(recs, p)))
+        let recs = notices::list(&self.ctx, &caller, f, p).await?;
+        Ok(Response::new(self.list(recs)))
     }
 
     async fn withdraw_notice(

@@ -11,7 +11,7 @@ use crate::auth::{AuthError, Caller};
 use crate::context::NodeCtx;
 use crate::domain::{DomainError, FieldError, Refused, ts_to_pb};
 use crate::pb;
-use crate::service::{Page, ServiceError};
+use crate::service::{Cursor, Listing, Page, ServiceError};
 use crate::store::{NoticeRecord, StoreError};
 use time::OffsetDateTime;
 use tonic::{Code, Status};
@@ -100,21 +100,23 @@ fn bearer<T>(req: &tonic::Request<T>) -> Result<&str, Status> {
         .ok_or_else(|| Status::unauthenticated("authorization: expected 'Bearer <token>'"))
 }
 
-/// The page a request asks for: its size and the token of a previous answer.
+/// The page a request asks for: its size and the token of a previous
+/// answer (the text of a `Cursor`).
 pub fn page(size: u32, token: &str) -> Result<Page, Status> {
-    let offset = if token.is_empty() {
-        0
-    } else {
-        token
-            .parse()
-            .map_err(|_| Status::invalid_argument("page_token: not a token this node issued"))?
-    };
-    Ok(Page::new(size, offset))
+    let after =
+        if token.is_empty() {
+            None
+        } else {
+            Some(Cursor::parse(token).ok_or_else(|| {
+                Status::invalid_argument("page_token: not a token this node issued")
+            })?)
+        };
+    Ok(Page::new(size, after))
 }
 
-/// The token of the page after one that held `got` items ("" when last).
-pub fn next_token(page: Page, got: usize) -> String {
-    page.next(got).map(|o| o.to_string()).unwrap_or_default()
+/// The token of the page after `l` ("" when it was the last).
+pub fn next_token(l: &Listing) -> String {
+    l.next.as_ref().map(|c| c.to_string()).unwrap_or_default()
 }
 
 /// A notice id in a request.

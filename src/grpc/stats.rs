@@ -45,8 +45,9 @@ impl pb::stats_server::Stats for StatsService {
         let p = page(r.page_size, &r.page_token)?;
         let (now, recs) = reports::overdue(&self.ctx, &caller, direction, p).await?;
         Ok(Response::new(pb::ListOverdueResponse {
-            next_page_token: next_token(p, recs.len()),
+            next_page_token: next_token(&recs),
             notices: recs
+                .rows
                 .iter()
                 .map(|n| pb::OverdueNotice {
                     days_late: n.life.days_late(now),

@@ -14,7 +14,8 @@ pub mod replies;
 pub mod reports;
 
 use crate::domain::{DomainError, FieldError, Refused};
-use crate::store::StoreError;
+pub use crate::store::Cursor;
+use crate::store::{NoticeRecord, StoreError};
 
 /// Why an operation did not happen: refused by a rule (nothing changed),
 /// or the store failed (nothing was committed).
@@ -54,11 +55,12 @@ impl From<StoreError> for ServiceError {
 
 pub type Result<T> = std::result::Result<T, ServiceError>;
 
-/// One page of a list: at most `limit` items after the first `offset`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One page of a list: at most `limit` items, after the row `after`
+/// names (keyset paging: `store::Cursor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     pub limit: u32,
-    pub offset: u64,
+    pub after: Option<Cursor>,
 }
 
 impl Page {
@@ -67,20 +69,48 @@ impl Page {
     /// The largest page served.
     pub const MAX: u32 = 1000;
 
-    /// A page of `size` items (0: the default; capped) after `offset`.
-    pub fn new(size: u32, offset: u64) -> Self {
+    /// A page of `size` items (0: the default; capped) after `after`.
+    pub fn new(size: u32, after: Option<Cursor>) -> Self {
         Page {
             limit: if size == 0 {
                 Self::DEFAULT
             } else {
                 size.min(Self::MAX)
             },
-            offset,
+            after,
         }
     }
 
-    /// The offset of the next page, if a page of `got` items may have one.
-    pub fn next(&self, got: usize) -> Option<u64> {
-        (got as u64 == u64::from(self.limit)).then(|| self.offset.saturating_add(got as u64))
+    /// The first page of `size` items.
+    pub fn first(size: u32) -> Self {
+        Self::new(size, None)
+    }
+}
+
+/// A page of notices and where the next one starts (None: this was the last).
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub rows: Vec<NoticeRecord>,
+    pub next: Option<Cursor>,
+}
+
+impl Listing {
+    /// `rows` read for `page`, keyed on `at` (the time the list is ordered by).
+    fn new(
+        rows: Vec<NoticeRecord>,
+        page: &Page,
+        at: impl Fn(&NoticeRecord) -> Option<time::OffsetDateTime>,
+    ) -> Self {
+        let next = if rows.len() == page.limit as usize {
+            rows.last().and_then(|r| {
+                Some(Cursor {
+                    at: at(r)?,
+                    id: r.id().to_string(),
+                })
+            })
+        } else {
+            None
+        };
+        Listing { rows, next }
     }
 }

@@ -1,7 +1,7 @@
 //! Registering notices (they go to the outbox in the same transaction) and
 //! reading them: one, the pending list, any list.
 
-use super::{Page, Result};
+use super::{Listing, Page, Result};
 use crate::auth::Caller;
 use crate::context::NodeCtx;
 use crate::domain::{
@@ -226,7 +226,7 @@ pub async fn pending(
     caller: &Caller,
     q: PendingQuery,
     page: Page,
-) -> Result<Vec<NoticeRecord>> {
+) -> Result<Listing> {
     caller.require_personal_data()?;
     let now = ctx.now();
     let due_before = match q.due_within_days {
@@ -241,9 +241,10 @@ pub async fn pending(
         overdue_only: q.overdue_only,
         due_before,
         limit: page.limit,
-        offset: page.offset,
+        after: page.after.clone(),
     };
-    Ok(ctx.store.list_pending(&f, now).await?)
+    let rows = ctx.store.list_pending(&f, now).await?;
+    Ok(Listing::new(rows, &page, |r| r.life.due_at))
 }
 
 /// How many notices await our reply now: all, overdue, and due within
@@ -262,13 +263,21 @@ pub async fn sent(
     ctx: &NodeCtx,
     caller: &Caller,
     mut f: NoticeFilter,
-) -> Result<Vec<NoticeRecord>> {
+    page: Page,
+) -> Result<Listing> {
     caller.require_personal_data()?;
     f.direction = Some(crate::domain::Direction::Outbound);
-    Ok(ctx.store.list_notices(&f).await?)
+    list_page(ctx, f, page).await
 }
 
 /// Notices of both directions, newest first, as `f` narrows them.
-pub async fn list(ctx: &NodeCtx, _caller: &Caller, f: NoticeFilter) -> Result<Vec<NoticeRecord>> {
-    Ok(ctx.store.list_notices(&f).await?)
+pub async fn list(ctx: &NodeCtx, _caller: &Caller, f: NoticeFilter, page: Page) -> Result<Listing> {
+    list_page(ctx, f, page).await
+}
+
+async fn list_page(ctx: &NodeCtx, mut f: NoticeFilter, page: Page) -> Result<Listing> {
+    f.limit = page.limit;
+    f.after = page.after.clone();
+    let rows = ctx.store.list_notices(&f).await?;
+    Ok(Listing::new(rows, &page, |r| Some(r.life.created_at)))
 }

@@ -1,7 +1,7 @@
 //! What monitors read: the timeliness figures (SPEC.md section 4) and the
 //! overdue list. Every role may read them.
 
-use super::{Page, Result};
+use super::{Listing, Page, Result};
 use crate::auth::Caller;
 use crate::context::NodeCtx;
 use crate::domain::{Direction, format_date};
@@ -38,13 +38,13 @@ pub async fn overdue(
     _caller: &Caller,
     direction: Option<Direction>,
     page: Page,
-) -> Result<(OffsetDateTime, Vec<NoticeRecord>)> {
+) -> Result<(OffsetDateTime, Listing)> {
     let now = ctx.now();
-    let notices = ctx
+    let rows = ctx
         .store
-        .overdue(direction, now, page.limit, page.offset)
+        .overdue(direction, now, page.limit, page.after.as_ref())
         .await?;
-    Ok((now, notices))
+    Ok((now, Listing::new(rows, &page, |r| r.life.due_at)))
 }
 
 /// The most overdue notices a report lists.
@@ -69,7 +69,7 @@ pub async fn monthly(ctx: &NodeCtx, caller: &Caller, period: Period) -> Result<M
     );
     report::rank(&mut peers);
     let months = monthly_rates(ctx, caller, period, inbound).await?;
-    let (now, late) = overdue(ctx, caller, Some(inbound), Page::new(REPORT_OVERDUE, 0)).await?;
+    let (now, late) = overdue(ctx, caller, Some(inbound), Page::first(REPORT_OVERDUE)).await?;
     let tz = ctx.deadlines.tz;
     Ok(MonthlyReport {
         first_day: format_date(period.first),
@@ -77,7 +77,7 @@ pub async fn monthly(ctx: &NodeCtx, caller: &Caller, period: Period) -> Result<M
         summary: summary.into_iter().next().unwrap_or_default(),
         peers,
         months,
-        overdue: late.iter().map(|n| overdue_line(n, now, tz)).collect(),
+        overdue: late.rows.iter().map(|n| overdue_line(n, now, tz)).collect(),
     })
 }
 

@@ -141,6 +141,7 @@ mod gauges;
 mod leases;
 mod notices;
 mod outbox;
+mod paging;
 mod replies;
 mod rollups;
 mod tokens;
@@ -153,6 +154,7 @@ pub use notices::{
     NewNotice, NoticeFilter, NoticeRecord, PendingCounts, PendingFilter, StoredReceipt,
 };
 pub use outbox::{ItemKind, OutboxItem, Settled, Waiting};
+pub use paging::Cursor;
 pub use rollups::{CohortRow, Counts, LatencyHistogram, Metric, RollupCounts};
 pub use tokens::{TokenRecord, TokenSummary};
 

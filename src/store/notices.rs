@@ -1,6 +1,7 @@
 //! Notices as stored: the record both sides read, the filters of the
 //! staff lists, inserting (one or many), and the reads by id.
 
+use super::paging::{Cursor, Order, keyset};
 use super::{Cols, ItemKind, Result, Store, StoreError, Tx, from_micros, micros};
 use crate::calendar::month_key;
 use crate::domain::{
@@ -93,32 +94,25 @@ pub(super) fn overdue_sql(alias: &str) -> String {
     )
 }
 
-/// Ends a list query: its order, and one page of `limit` rows after `offset`.
-fn page<DB: sqlx::Database>(q: &mut QueryBuilder<DB>, order: &str, limit: u32, offset: u64)
-where
-    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-{
-    q.push(" ORDER BY ").push(order).push(" LIMIT ");
-    q.push_bind(i64::from(limit))
-        .push(" OFFSET ")
-        .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
-}
-
 /// The pending list's rule: inbound notices still owing the reply they
-/// need (pending, or signed for while they need feedback).
+/// need (pending, or signed for while they need feedback). Written as the
+/// expression of the `notices_awaiting` index (the migrations spell it with
+/// the same numbers), compared with a bound `true`, so that both planners
+/// walk that index in deadline order.
 fn awaiting_our_reply<DB: sqlx::Database>(q: &mut QueryBuilder<DB>)
 where
     for<'t> i32: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> bool: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
 {
     q.push(" WHERE n.direction = ")
         .push_bind(Direction::Inbound as i32)
-        .push(" AND (n.status = ")
-        .push_bind(NoticeStatus::Pending as i32)
-        .push(" OR (n.status = ")
-        .push_bind(NoticeStatus::Acknowledged as i32)
-        .push(" AND n.reply_required = ")
-        .push_bind(ReplySort::Feedback as i32)
-        .push("))");
+        .push(format!(
+            " AND (status = {pending} OR (status = {acknowledged} AND reply_required = {feedback})) = ",
+            pending = NoticeStatus::Pending as i32,
+            acknowledged = NoticeStatus::Acknowledged as i32,
+            feedback = ReplySort::Feedback as i32,
+        ))
+        .push_bind(true);
 }
 
 /// How many notices await our reply.
@@ -159,7 +153,8 @@ pub struct PendingFilter {
     pub overdue_only: bool,
     pub due_before: Option<OffsetDateTime>,
     pub limit: u32,
-    pub offset: u64,
+    /// The last (deadline, id) of the page before.
+    pub after: Option<Cursor>,
 }
 
 /// Filters of `Desk.ListNotices`.
@@ -174,7 +169,8 @@ pub struct NoticeFilter {
     pub created_from: Option<OffsetDateTime>,
     pub created_to: Option<OffsetDateTime>,
     pub limit: u32,
-    pub offset: u64,
+    /// The last (creation time, id) of the page before.
+    pub after: Option<Cursor>,
 }
 
 /// A notice to insert, with what is already known of its life.
@@ -274,18 +270,36 @@ impl Store {
             if let Some(before) = f.due_before {
                 q.push(" AND n.due_at <= ").push_bind(micros(before));
             }
-            page(&mut q, "n.due_at, n.id", f.limit, f.offset);
+            let key = ("n.due_at", "n.id");
+            keyset(&mut q, key, Order::Ascending, f.after.as_ref(), f.limit);
             let rows = q.build().fetch_all(pool).await?;
             rows.iter().map(NoticeRecord::from_row).collect()
         })
     }
 
-    /// Notices of both directions, newest first.
+    /// Notices of both directions, newest first. Each direction is its
+    /// own walk of the `notices_created` index, one page long; without a
+    /// direction the two pages are merged (a planner would sort the whole
+    /// table instead).
     pub async fn list_notices(&self, f: &NoticeFilter) -> Result<Vec<NoticeRecord>> {
+        let mut all = Vec::new();
+        match f.direction {
+            Some(d) => return self.list_notices_of(d, f).await,
+            None => {
+                for d in [Direction::Inbound, Direction::Outbound] {
+                    all.extend(self.list_notices_of(d, f).await?);
+                }
+            }
+        }
+        all.sort_by(|a, b| (b.life.created_at, b.id()).cmp(&(a.life.created_at, a.id())));
+        all.truncate(f.limit as usize);
+        Ok(all)
+    }
+
+    async fn list_notices_of(&self, d: Direction, f: &NoticeFilter) -> Result<Vec<NoticeRecord>> {
         with_pool!(self, read, |pool, Db| {
             let mut q = QueryBuilder::<Db>::new(notice_columns());
-            q.push(" WHERE 1 = 1");
-            and_eq(&mut q, "n.direction", f.direction.map(|d| d as i32));
+            q.push(" WHERE n.direction = ").push_bind(d as i32);
             and_eq(&mut q, "n.status", f.status.map(|s| s as i32));
             and_eq(&mut q, "n.kind", f.kind.map(|k| k as i32));
             if let Some(p) = &f.peer_prefix {
@@ -301,7 +315,8 @@ impl Store {
             if let Some(t) = f.created_to {
                 q.push(" AND n.created_at < ").push_bind(micros(t));
             }
-            page(&mut q, "n.created_at DESC, n.id", f.limit, f.offset);
+            let key = ("n.created_at", "n.id");
+            keyset(&mut q, key, Order::Descending, f.after.as_ref(), f.limit);
             let rows = q.build().fetch_all(pool).await?;
             rows.iter().map(NoticeRecord::from_row).collect()
         })
@@ -344,7 +359,7 @@ impl Store {
         direction: Option<Direction>,
         now: OffsetDateTime,
         limit: u32,
-        offset: u64,
+        after: Option<&Cursor>,
     ) -> Result<Vec<NoticeRecord>> {
         with_pool!(self, read, |pool, Db| {
             let mut q = QueryBuilder::<Db>::new(notice_columns());
@@ -354,7 +369,7 @@ impl Store {
             if let Some(d) = direction {
                 q.push(" AND n.direction = ").push_bind(d as i32);
             }
-            page(&mut q, "n.due_at, n.id", limit, offset);
+            keyset(&mut q, ("n.due_at", "n.id"), Order::Ascending, after, limit);
             let rows = q.build().fetch_all(pool).await?;
             rows.iter().map(NoticeRecord::from_row).collect()
         })

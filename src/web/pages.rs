@@ -8,7 +8,7 @@ use crate::context::NodeCtx;
 use crate::domain::{Category, NoticeKind, Urgency, category_zh, kind_zh, mask_id, reply_zh};
 use crate::report::place;
 use crate::service::notices::PendingQuery;
-use crate::service::{Page, notices, replies};
+use crate::service::{Cursor, Page, notices, replies};
 use crate::store::{NoticeRecord, PendingCounts};
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
@@ -82,7 +82,8 @@ struct PendingPage {
     f: PendingParams,
     /// The filters as a query string, for the next page's link.
     query: String,
-    next_page: Option<u64>,
+    /// The next page's `after`, when there may be one.
+    next_page: Option<String>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -98,7 +99,9 @@ pub(crate) struct PendingParams {
     /// Due within this many days ("" for any).
     #[serde(default)]
     within: String,
-    page: Option<u64>,
+    /// Where the page starts: `store::Cursor`'s text ("" for the first).
+    #[serde(default)]
+    after: String,
 }
 
 /// The most days ahead the "due within" filter takes.
@@ -109,7 +112,8 @@ pub(crate) async fn pending(
     staff: Staff,
     Query(q): Query<PendingParams>,
 ) -> Result<Html<String>, PageError> {
-    let page = Page::new(PAGE_SIZE, q.page.unwrap_or(0));
+    // A damaged or forged `after` shows the first page.
+    let page = Page::new(PAGE_SIZE, Cursor::parse(&q.after));
     let mut q = q;
     // Unknown values are dropped (shown as "all"), never passed on.
     let kind = NoticeKind::from_str_name(&q.kind);
@@ -142,8 +146,9 @@ pub(crate) async fn pending(
         csrf: staff.csrf.clone(),
         counts,
         soon_days: SOON_DAYS,
-        next_page: page.next(recs.len()),
+        next_page: recs.next.map(|c| c.to_string()),
         rows: recs
+            .rows
             .iter()
             .map(|r| PendingRow::new(r, now, ctx.deadlines.tz))
             .collect(),

@@ -8,7 +8,7 @@ use super::session::Staff;
 use crate::context::NodeCtx;
 use crate::domain::{NoticeKind, NoticeStatus, kind_zh, mask_id, result_zh, status_zh};
 use crate::report::place;
-use crate::service::{Page, notices, replies};
+use crate::service::{Cursor, Page, notices, replies};
 use crate::store::{NoticeFilter, NoticeRecord};
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
@@ -82,7 +82,8 @@ struct SentPage {
     status: String,
     kind: String,
     peer: String,
-    next_page: Option<u64>,
+    /// The next page's `after`, when there may be one.
+    next_page: Option<String>,
     query: String,
 }
 
@@ -94,7 +95,9 @@ pub(crate) struct SentParams {
     kind: String,
     #[serde(default)]
     peer: String,
-    page: Option<u64>,
+    /// Where the page starts: `store::Cursor`'s text ("" for the first).
+    #[serde(default)]
+    after: String,
 }
 
 pub(crate) async fn list(
@@ -102,7 +105,7 @@ pub(crate) async fn list(
     staff: Staff,
     Query(q): Query<SentParams>,
 ) -> Result<Html<String>, PageError> {
-    let page = Page::new(PAGE_SIZE, q.page.unwrap_or(0));
+    let page = Page::new(PAGE_SIZE, Cursor::parse(&q.after));
     let peer: String = q
         .peer
         .chars()
@@ -113,11 +116,9 @@ pub(crate) async fn list(
         status: NoticeStatus::from_str_name(&q.status),
         kind: NoticeKind::from_str_name(&q.kind),
         peer_prefix: (!peer.is_empty()).then(|| peer.clone()),
-        limit: page.limit,
-        offset: page.offset,
         ..Default::default()
     };
-    let recs = notices::sent(&ctx, &staff.caller, f).await?;
+    let recs = notices::sent(&ctx, &staff.caller, f, page).await?;
     let query = format!(
         "status={}&kind={}&peer={peer}",
         f_status(&q.status),
@@ -127,8 +128,9 @@ pub(crate) async fn list(
         user: staff.caller.name.clone(),
         role: staff.caller.role.as_str(),
         csrf: staff.csrf.clone(),
-        next_page: page.next(recs.len()),
+        next_page: recs.next.map(|c| c.to_string()),
         rows: recs
+            .rows
             .iter()
             .map(|r| SentRow::new(r, ctx.deadlines.tz))
             .collect(),

@@ -112,11 +112,12 @@ pub(crate) async fn page(
         &ctx,
         &staff.caller,
         Some(direction),
-        Page::new(OVERDUE_SHOWN + 1, 0),
+        Page::first(OVERDUE_SHOWN + 1),
     )
     .await?;
-    let more = late.len() > OVERDUE_SHOWN as usize;
+    let more = late.rows.len() > OVERDUE_SHOWN as usize;
     let overdue = late
+        .rows
         .iter()
         .take(OVERDUE_SHOWN as usize)
         .map(|n| reports::overdue_line(n, now, ctx.deadlines.tz))

@@ -224,6 +224,56 @@ pub async fn submit(net: &LocalNetwork, i: usize, n: pb::Notice) -> pb::Notice {
         .into_inner()
 }
 
+/// Registers `notices` as one batch through `desk` (all or nothing) and
+/// returns their ids; panics naming the first refused one.
+pub async fn submit_batch(
+    desk: &mut migrex::client::Desk,
+    notices: Vec<pb::Notice>,
+) -> Vec<String> {
+    let r = desk
+        .submit_notices(pb::SubmitNoticesRequest {
+            notices,
+            validate_only: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        r.committed,
+        "{:?}",
+        r.results.iter().find(|x| x.error.is_some())
+    );
+    r.results.into_iter().map(|x| x.notice_id).collect()
+}
+
+/// Every notice `ListNotices` gives for `direction` (0: both), walked in
+/// pages of `size`.
+pub async fn list_all(
+    desk: &mut migrex::client::Desk,
+    direction: i32,
+    size: u32,
+) -> Vec<pb::Notice> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = desk
+            .list_notices(pb::ListNoticesRequest {
+                direction,
+                page_size: size,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(r.notices);
+        if r.next_page_token.is_empty() {
+            return out;
+        }
+        token = r.next_page_token;
+    }
+}
+
 pub async fn get(net: &LocalNetwork, i: usize, id: &str) -> Option<pb::Notice> {
     net.desk(i)
         .await

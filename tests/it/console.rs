@@ -10,11 +10,14 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use migrex::auth::Role;
 use migrex::auth::accounts::create_user;
 use migrex::domain::NoticeStatus;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A headless chromium behind its own chromedriver; both end with the test.
+/// A headless chromium behind its own chromedriver; both end with the test
+/// (chromedriver leads its own process group, and the whole group — the
+/// browser's processes too — is killed on drop, even after a panic).
 pub(crate) struct Browser {
     driver: Child,
     pub c: Client,
@@ -23,7 +26,8 @@ pub(crate) struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        // SAFETY: a plain signal to the process group this test started.
+        unsafe { libc::kill(-(self.driver.id() as i32), libc::SIGKILL) };
         let _ = self.driver.wait();
     }
 }
@@ -54,6 +58,7 @@ pub(crate) async fn browser() -> Option<Browser> {
     let port = migrex::setup::free_port().unwrap();
     let driver = Command::new(driver)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -14,28 +14,6 @@ use std::time::Duration;
 
 const N: usize = 3000;
 
-async fn all(desk: &mut migrex::client::Desk, direction: Direction) -> Vec<pb::Notice> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let r = desk
-            .list_notices(pb::ListNoticesRequest {
-                direction: direction as i32,
-                page_size: 1000,
-                page_token: token,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        out.extend(r.notices);
-        if r.next_page_token.is_empty() {
-            return out;
-        }
-        token = r.next_page_token;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_killed_mid_delivery_delivers_every_notice_exactly_once() {
     // Small batches, so the kill lands between many commits on both sides.
@@ -56,22 +34,7 @@ async fn an_origin_killed_mid_delivery_delivers_every_notice_exactly_once() {
     let notices: Vec<pb::Notice> = (0..N as u32)
         .map(|i| marriage(SHUANGLIU, woman(i), "2026-10-01"))
         .collect();
-    let r = net
-        .desk(0)
-        .await
-        .unwrap()
-        .submit_notices(pb::SubmitNoticesRequest {
-            notices,
-            validate_only: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(
-        r.committed,
-        "{:?}",
-        r.results.iter().find(|x| x.error.is_some())
-    );
+    submit_batch(&mut net.desk(0).await.unwrap(), notices).await;
 
     net.start_node(1, Arc::new(SystemClock)).await.unwrap();
     let dest = net.store(1);
@@ -110,7 +73,7 @@ async fn an_origin_killed_mid_delivery_delivers_every_notice_exactly_once() {
         || {
             let mut d = origin_desk.clone();
             async move {
-                let sent = all(&mut d, Direction::Outbound).await;
+                let sent = list_all(&mut d, Direction::Outbound as i32, 1000).await;
                 sent.iter()
                     .all(|n| n.status == NoticeStatus::Delivered as i32)
                     .then_some(sent)
@@ -118,12 +81,15 @@ async fn an_origin_killed_mid_delivery_delivers_every_notice_exactly_once() {
         },
     )
     .await;
-    let received: HashMap<String, pb::Notice> =
-        all(&mut net.desk(1).await.unwrap(), Direction::Inbound)
-            .await
-            .into_iter()
-            .map(|n| (n.id.clone(), n))
-            .collect();
+    let received: HashMap<String, pb::Notice> = list_all(
+        &mut net.desk(1).await.unwrap(),
+        Direction::Inbound as i32,
+        1000,
+    )
+    .await
+    .into_iter()
+    .map(|n| (n.id.clone(), n))
+    .collect();
     assert_eq!(sent.len(), N);
     assert_eq!(
         received.len(),

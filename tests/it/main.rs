@@ -13,6 +13,7 @@ mod crash;
 mod deadlines;
 mod exchange;
 mod outage;
+mod paging;
 mod replicas;
 mod reply_rules;
 mod stats_agree;

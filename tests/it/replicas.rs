@@ -23,17 +23,10 @@ async fn submit(desk_url: &str, net: &Net, range: std::ops::Range<u32>) {
     let mut desk = migrex::client::connect(desk_url, &net.ca_pem, &net.nodes[0].admin_token)
         .await
         .unwrap();
-    let r = desk
-        .submit_notices(pb::SubmitNoticesRequest {
-            notices: range
-                .map(|i| marriage(SHUANGLIU, woman(i), "2026-10-01"))
-                .collect(),
-            validate_only: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(r.committed);
+    let notices = range
+        .map(|i| marriage(SHUANGLIU, woman(i), "2026-10-01"))
+        .collect();
+    submit_batch(&mut desk, notices).await;
 }
 
 /// Waits until the peer holds `total` notices and the origin has every ack.

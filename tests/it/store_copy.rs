@@ -23,21 +23,10 @@ fn migrex_cli(args: &[&str]) -> std::process::Output {
 }
 
 async fn send(net: &Net, from: usize, to: &str, first: u32, n: u32) -> Vec<String> {
-    let r = net
-        .desk(from)
-        .await
-        .unwrap()
-        .submit_notices(pb::SubmitNoticesRequest {
-            notices: (first..first + n)
-                .map(|i| birth(to, woman(i), "2026-10-01"))
-                .collect(),
-            validate_only: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(r.committed);
-    r.results.into_iter().map(|x| x.notice_id).collect()
+    let notices = (first..first + n)
+        .map(|i| birth(to, woman(i), "2026-10-01"))
+        .collect();
+    submit_batch(&mut net.desk(from).await.unwrap(), notices).await
 }
 
 /// Shuangliu answers Luohu's notice `id`; waits until Luohu holds the answer.

@@ -366,12 +366,9 @@ pub async fn timeliness(
             *into.entry(bucket).or_default() += n;
         }
     }
-    let end_of_time = time::macros::datetime!(9999-12-31 23:59:59 UTC);
     for n in store.replied_after(direction, from, to, t).await? {
         let key = group_key(n.peer.clone(), n.kind, by_peer, by_kind);
-        let (mut truth, mut assumed) = (Figures::default(), Figures::default());
-        truth.add_at(&n, t, t);
-        assumed.add_at(&n, t, end_of_time);
+        let (truth, assumed) = as_of(&n, t);
         let Some(g) = groups
             .iter_mut()
             .find(|g| (g.peer.as_str(), g.kind) == (key.0.as_str(), key.1))
@@ -403,6 +400,45 @@ pub async fn timeliness(
         }
     }
     Ok(groups)
+}
+
+/// A notice replied after report time `t`: what it counts at `t`, and what
+/// the roll-ups count for it (every stored reply made).
+fn as_of(n: &CohortRow, t: OffsetDateTime) -> (Figures, Figures) {
+    let end_of_time = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+    let (mut truth, mut assumed) = (Figures::default(), Figures::default());
+    truth.add_at(n, t, t);
+    assumed.add_at(n, t, end_of_time);
+    (truth, assumed)
+}
+
+/// The totals of `direction` for each month of `period` (whole months) at
+/// report time `t`, keyed YYYYMM: each what `timeliness` gives for that
+/// month alone, without grouping or latencies, from one read of the
+/// roll-ups (the twelve months' chart). Months without notices are absent.
+pub async fn month_totals(
+    store: &Store,
+    period: Period,
+    direction: Direction,
+    t: OffsetDateTime,
+) -> Result<BTreeMap<i64, GroupCounts>, StoreError> {
+    let Some((first, last)) = period.months() else {
+        return Err(StoreError::Unsupported("month totals are of whole months"));
+    };
+    let mut months: BTreeMap<i64, GroupCounts> = BTreeMap::new();
+    for c in store.rollup_counts(direction, first, last, t).await? {
+        months.entry(c.month).or_default().absorb(c.counts);
+    }
+    let (from, to) = period.bounds(store.timezone());
+    for n in store.replied_after(direction, from, to, t).await? {
+        let (truth, assumed) = as_of(&n, t);
+        months
+            .entry(crate::calendar::month_key(store.timezone(), n.received_at))
+            .or_default()
+            .swap(truth.counts, assumed.counts);
+    }
+    months.retain(|_, g| g.counts.received > 0);
+    Ok(months)
 }
 
 /// A group of a report: the peer ("" for all) and the kind (None for all).

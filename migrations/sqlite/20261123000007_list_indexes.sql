@@ -1,10 +1,10 @@
--- The pending list (待办) as an index walk: inbound notices still owing the
--- reply they need (PENDING = 3, or ACKNOWLEDGED = 4 while FEEDBACK = 2 is
--- required), in deadline order. The expression must stay the one
--- `store::notices::AWAITING` writes, or the planner will not match it.
-CREATE INDEX notices_awaiting ON notices (
-    direction, (status = 3 OR (status = 4 AND reply_required = 2)), due_at, id
-);
+-- Notices still owing the reply they need, in deadline order: the pending
+-- list (待办: inbound ones), its counts, and the overdue lists walk it and
+-- read one page. A partial index: its WHERE must stay the text
+-- `store::notices::open_sql` writes (literal codes: WITHDRAWN = 6,
+-- FEEDBACK = 2), or the planners will not use it.
+CREATE INDEX notices_open ON notices (direction, due_at, id)
+    WHERE status <> 6 AND answered_at IS NULL AND (reply_required = 2 OR acknowledged_at IS NULL);
 
 -- 已发送 and ListNotices, newest first, as an index walk per direction in
 -- the order `store::notices::list_notices_of` reads: (created_at, id)

@@ -85,25 +85,36 @@ pub async fn monthly(ctx: &NodeCtx, caller: &Caller, period: Period) -> Result<M
 /// with `period`'s last month (the report's chart).
 pub async fn monthly_rates(
     ctx: &NodeCtx,
-    caller: &Caller,
+    _caller: &Caller,
     period: Period,
     direction: Direction,
 ) -> Result<Vec<MonthRates>> {
-    let mut months = Vec::with_capacity(12);
-    for m in report::twelve_months(period.last) {
-        let g = figures(ctx, caller, m, direction, false, false)
-            .await?
-            .groups;
-        let row = stats::rows(&g, false, false)
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        months.push(MonthRates {
-            month: report::month_label(&m),
-            timely_receipt: row.timely_receipt_rate,
-            timely_feedback: row.timely_feedback_rate,
-        });
-    }
+    let twelve = report::twelve_months(period.last);
+    let span = Period {
+        first: twelve[0].first,
+        last: twelve[twelve.len() - 1].last,
+    };
+    let totals = stats::month_totals(&ctx.store, span, direction, ctx.now()).await?;
+    let months = twelve
+        .iter()
+        .map(|m| {
+            let g = m
+                .months()
+                .and_then(|(key, _)| totals.get(&key))
+                .cloned()
+                .map(|g| vec![g])
+                .unwrap_or_default();
+            let row = stats::rows(&g, false, false)
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            MonthRates {
+                month: report::month_label(m),
+                timely_receipt: row.timely_receipt_rate,
+                timely_feedback: row.timely_feedback_rate,
+            }
+        })
+        .collect();
     Ok(months)
 }
 

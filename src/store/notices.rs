@@ -81,38 +81,40 @@ fn notice_columns() -> String {
     )
 }
 
-/// `domain::Lifecycle::overdue` in SQL, the one place it is written there:
-/// not withdrawn, without the reply the notice needs, and due at or before
-/// the report time, whose placeholder the caller appends to the text.
+/// A notice still owes the reply it needs: not withdrawn, not answered,
+/// and either feedback is needed or it is not yet signed for
+/// (`domain::Lifecycle::overdue` without its deadline). Written with
+/// literal codes, as the WHERE of the `notices_open` partial index spells
+/// it (see the migrations), so that both planners walk that index.
 /// `alias` is the table's alias with its dot, or "".
-pub(super) fn overdue_sql(alias: &str) -> String {
+pub(super) fn open_sql(alias: &str) -> String {
     format!(
         "{alias}status <> {withdrawn} AND {alias}answered_at IS NULL \
-         AND ({alias}reply_required = {feedback} OR {alias}acknowledged_at IS NULL) AND {alias}due_at <= ",
+         AND ({alias}reply_required = {feedback} OR {alias}acknowledged_at IS NULL)",
         withdrawn = NoticeStatus::Withdrawn as i32,
         feedback = ReplySort::Feedback as i32,
     )
 }
 
+/// `domain::Lifecycle::overdue` in SQL, the one place it is written there:
+/// open (`open_sql`) and due at or before the report time, whose
+/// placeholder the caller appends to the text.
+pub(super) fn overdue_sql(alias: &str) -> String {
+    format!("{} AND {alias}due_at <= ", open_sql(alias))
+}
+
 /// The pending list's rule: inbound notices still owing the reply they
-/// need (pending, or signed for while they need feedback). Written as the
-/// expression of the `notices_awaiting` index (the migrations spell it with
-/// the same numbers), compared with a bound `true`, so that both planners
-/// walk that index in deadline order.
+/// need. For an inbound notice "open" is exactly "pending, or signed for
+/// while it needs feedback" (it is answered only with its feedback, and
+/// withdrawn only by its origin).
 fn awaiting_our_reply<DB: sqlx::Database>(q: &mut QueryBuilder<DB>)
 where
     for<'t> i32: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> bool: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
 {
     q.push(" WHERE n.direction = ")
         .push_bind(Direction::Inbound as i32)
-        .push(format!(
-            " AND (status = {pending} OR (status = {acknowledged} AND reply_required = {feedback})) = ",
-            pending = NoticeStatus::Pending as i32,
-            acknowledged = NoticeStatus::Acknowledged as i32,
-            feedback = ReplySort::Feedback as i32,
-        ))
-        .push_bind(true);
+        .push(" AND ")
+        .push(open_sql("n."));
 }
 
 /// How many notices await our reply.
@@ -243,6 +245,10 @@ impl Store {
                 .push_bind(micros(soon))
                 .push(" THEN 1 ELSE 0 END), 0) AS BIGINT) FROM notices n");
             awaiting_our_reply(&mut q);
+            // Every open inbound notice has a deadline; saying so steers
+            // SQLite's planner to the `notices_open` range (without it, it
+            // counts through a wider covering index).
+            q.push(" AND n.due_at > ").push_bind(i64::MIN);
             let row = q.build().fetch_one(pool).await?;
             Ok(PendingCounts {
                 total: row.get(0),
@@ -361,19 +367,44 @@ impl Store {
         limit: u32,
         after: Option<&Cursor>,
     ) -> Result<Vec<NoticeRecord>> {
+        let Some(d) = direction else {
+            let mut all = Vec::new();
+            for d in [Direction::Inbound, Direction::Outbound] {
+                all.extend(Box::pin(self.overdue(Some(d), now, limit, after)).await?);
+            }
+            return Ok(merged(all, |r| r.life.due_at, Order::Ascending, limit));
+        };
         with_pool!(self, read, |pool, Db| {
             let mut q = QueryBuilder::<Db>::new(notice_columns());
-            q.push(" WHERE ")
+            q.push(" WHERE n.direction = ")
+                .push_bind(d as i32)
+                .push(" AND ")
                 .push(overdue_sql("n."))
                 .push_bind(micros(now));
-            if let Some(d) = direction {
-                q.push(" AND n.direction = ").push_bind(d as i32);
-            }
             keyset(&mut q, ("n.due_at", "n.id"), Order::Ascending, after, limit);
             let rows = q.build().fetch_all(pool).await?;
             rows.iter().map(NoticeRecord::from_row).collect()
         })
     }
+}
+
+/// Pages of both directions (each one index walk) as one page: merged in
+/// the list's order of (time, id), cut to `limit`.
+fn merged(
+    mut all: Vec<NoticeRecord>,
+    at: impl Fn(&NoticeRecord) -> Option<OffsetDateTime>,
+    order: Order,
+    limit: u32,
+) -> Vec<NoticeRecord> {
+    all.sort_by(|a, b| {
+        let o = (at(a), a.id()).cmp(&(at(b), b.id()));
+        match order {
+            Order::Ascending => o,
+            Order::Descending => o.reverse(),
+        }
+    });
+    all.truncate(limit as usize);
+    all
 }
 
 impl Tx {

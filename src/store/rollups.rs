@@ -39,6 +39,8 @@ pub struct Counts {
 /// The roll-up counts of one (month, peer, kind).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollupCounts {
+    /// The cohort's local month, YYYYMM.
+    pub month: i64,
     pub peer: String,
     pub kind: NoticeKind,
     pub counts: Counts,
@@ -229,7 +231,7 @@ impl Store {
                    CAST(SUM(CASE WHEN due_at <= $4 THEN needs_feedback ELSE needs_feedback_answered END) AS BIGINT), \
                    CAST(SUM(answered) AS BIGINT), CAST(SUM(answered_timely) AS BIGINT), \
                    CAST(SUM(CASE WHEN due_at <= $4 THEN received - replied ELSE 0 END) AS BIGINT), \
-                   CAST(SUM(CASE WHEN due_at <= $4 THEN 0 ELSE received - replied END) AS BIGINT) \
+                   CAST(SUM(CASE WHEN due_at <= $4 THEN 0 ELSE received - replied END) AS BIGINT), month \
                  FROM timeliness_counts WHERE direction = $1 AND month >= $2 AND month <= $3 \
                  GROUP BY month, peer, kind",
             )
@@ -243,6 +245,7 @@ impl Store {
             rows.iter()
                 .map(|r| {
                     Ok(RollupCounts {
+                        month: r.get(11),
                         peer: r.get(0),
                         kind: code(r.get(1), "timeliness_counts.kind")?,
                         counts: Counts {

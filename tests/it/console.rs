@@ -102,6 +102,28 @@ impl Browser {
         eprintln!("screenshot: {}", path.display());
     }
 
+    /// The current page at phone width (390×844): nothing may stick out
+    /// sideways (the page scrolls down, never across); captured as
+    /// `phone-<name>`, then back to 1366×768.
+    pub async fn phone(&self, name: &str) {
+        self.c.set_window_size(390, 844).await.unwrap();
+        let widths = self
+            .c
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let (scroll, inner) = (widths[0].as_i64().unwrap(), widths[1].as_i64().unwrap());
+        self.shot(&format!("phone-{name}")).await;
+        assert!(
+            scroll <= inner,
+            "{name} at phone width is {scroll} px wide in a {inner} px window"
+        );
+        self.c.set_window_size(1366, 768).await.unwrap();
+    }
+
     pub async fn login(&self, console: &str, name: &str, password: &str) {
         self.c.goto(&format!("{console}/login")).await.unwrap();
         self.c
@@ -240,6 +262,7 @@ async fn a_clerk_logs_in_signs_for_a_notice_and_logs_out_in_a_browser() {
     assert_eq!(signed.status, NoticeStatus::Acknowledged as i32);
     assert_eq!(signed.acknowledged_by, "li.na");
     b.shot("pending-signed").await;
+    b.phone("pending-signed").await;
     // The receipt reaches Luohu like any other.
     wait_notice(&net, 0, &n.id, |x| x.acknowledged_by == "li.na").await;
 
@@ -275,6 +298,7 @@ async fn a_clerk_logs_in_signs_for_a_notice_and_logs_out_in_a_browser() {
     assert_eq!(b.text_of("#status").await, "已反馈");
     assert!(b.text_of("#timeline").await.contains("核实有误"));
     b.shot("notice-answered").await;
+    b.phone("notice-answered").await;
     // Back at Luohu the notice is ANSWERED with the correction.
     let answered = wait_notice(&net, 0, &n.id, |x| {
         x.status == NoticeStatus::Answered as i32

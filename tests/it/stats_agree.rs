@@ -6,7 +6,7 @@
 
 use migrex::domain::{Direction, IdNumber, NoticeContent, NoticeStatus, ParseContext};
 use migrex::pb;
-use migrex::stats::{Period, figures, timeliness};
+use migrex::stats::{Period, figures, month_totals, timeliness};
 use migrex::store::{Settled, Store};
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -213,6 +213,33 @@ async fn fast_path_and_raw_recount_agree_on_a_random_history() {
                     compared += raw.iter().map(|g| g.counts.received).sum::<u64>();
                 }
             }
+        }
+    }
+    // The twelve months' chart: each month's totals from one read of the
+    // roll-ups equal that month's own report, at every report time.
+    let year = Period::parse("period", "2026").unwrap();
+    for t in [
+        datetime!(2026-04-15 12:00 +8),
+        datetime!(2027-06-01 00:00 +8),
+    ] {
+        for direction in [Direction::Inbound, Direction::Outbound] {
+            let totals = month_totals(&store, year, direction, t).await.unwrap();
+            let mut months = 0;
+            for m in 1..=12u8 {
+                let p = Period::parse("period", &format!("2026-{m:02}")).unwrap();
+                let alone = timeliness(&store, p, direction, t, false, false)
+                    .await
+                    .unwrap();
+                let key = 202600 + i64::from(m);
+                let mine = totals.get(&key).map(|g| g.counts);
+                assert_eq!(
+                    mine,
+                    alone.first().map(|g| g.counts),
+                    "2026-{m:02} at {t} {direction:?}"
+                );
+                months += usize::from(mine.is_some());
+            }
+            assert!(months >= 10, "the history fills the year: {months} months");
         }
     }
     assert!(

@@ -152,3 +152,79 @@ async fn the_lists_page_by_keyset_and_give_every_notice_once_in_order() {
         assert!(e.message().contains("page_token"), "{}", e.message());
     }
 }
+
+/// The ids of the rows of list `table` on the browser's page.
+async fn row_ids(b: &crate::console::Browser, table: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for row in
+        b.c.find_all(fantoccini::Locator::Css(&format!("#{table} tbody tr")))
+            .await
+            .unwrap()
+    {
+        ids.push(row.attr("data-id").await.unwrap().expect("data-id"));
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consoles_next_page_links_continue_where_the_page_ended() {
+    let Some(b) = crate::console::browser().await else {
+        return;
+    };
+    let net = network(&[LUOHU, SHUANGLIU], None).await;
+    let notices: Vec<pb::Notice> = (0..55)
+        .map(|i| marriage(SHUANGLIU, woman(i), "2026-10-01"))
+        .collect();
+    let sent: BTreeSet<String> = submit_batch(&mut net.desk(0).await.unwrap(), notices)
+        .await
+        .into_iter()
+        .collect();
+    let store = net.store(1);
+    eventually("every notice at Shuangliu", Duration::from_secs(30), || {
+        let store = store.clone();
+        async move {
+            let n = store.count_notices(Direction::Inbound).await.ok()?;
+            (n == 55).then_some(())
+        }
+    })
+    .await;
+    let now = time::OffsetDateTime::now_utc();
+    for (i, name) in [(1, "li.na"), (0, "wang.wei")] {
+        migrex::auth::accounts::create_user(
+            &net.store(i),
+            name,
+            migrex::auth::Role::Clerk,
+            "correct-horse-1",
+            now,
+        )
+        .await
+        .unwrap();
+    }
+
+    // 待办 at Shuangliu and 已发送 at Luohu: 50 rows, then 下一页 the other 5.
+    for (i, name, path, table) in [
+        (1, "li.na", "/pending", "pending"),
+        (0, "wang.wei", "/sent", "sent"),
+    ] {
+        let console = net.nodes[i].console_url.clone();
+        b.login(&console, name, "correct-horse-1").await;
+        b.c.goto(&format!("{console}{path}")).await.unwrap();
+        let first = row_ids(&b, table).await;
+        assert_eq!(first.len(), 50, "{path}: a full first page");
+        b.click("#next-page").await;
+        let top = first[0].clone();
+        b.until("the next page", |_, page| !page.contains(&top))
+            .await;
+        let second = row_ids(&b, table).await;
+        assert_eq!(second.len(), 5, "{path}: the rest on the second page");
+        assert!(
+            b.c.find(fantoccini::Locator::Id("next-page"))
+                .await
+                .is_err(),
+            "{path}: no link past the last page"
+        );
+        let all: BTreeSet<String> = first.iter().chain(&second).cloned().collect();
+        assert_eq!(all, sent, "{path}: every notice once over the two pages");
+        b.shot(&format!("{table}-page-2")).await;
+    }
+}

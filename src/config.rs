@@ -184,7 +184,8 @@ impl Config {
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
         let text = toml::to_string_pretty(self).expect("config serialises");
         let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, text)
+        // Private: the file can hold the PostgreSQL password.
+        crate::files::write(&tmp, text.as_bytes())
             .and_then(|_| std::fs::rename(&tmp, path))
             .map_err(|source| ConfigError::Write {
                 path: path.display().to_string(),

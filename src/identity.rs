@@ -59,15 +59,13 @@ fn write(path: &Path, text: &str, private: bool) -> Result<()> {
         source,
     };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+        crate::files::create_dir_all(dir).map_err(io)?;
     }
-    std::fs::write(path, text).map_err(io)?;
-    #[cfg(unix)]
     if private {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        crate::files::write(path, text.as_bytes()).map_err(io)
+    } else {
+        std::fs::write(path, text).map_err(io)
     }
-    Ok(())
 }
 
 /// The files of a CA folder.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod domain;
 pub mod exchange;
+pub mod files;
 pub mod grpc;
 pub mod identity;
 pub mod import;

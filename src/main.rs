@@ -5,6 +5,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() {
+    // Everything the node writes is its owner's alone (migrex::files).
+    migrex::files::private_umask();
     let cli = migrex::cli::Cli::parse();
     if !cli.serves() {
         // A command that prints data ends quietly when its reader goes away

@@ -77,7 +77,7 @@ pub async fn init_node(
     if config_path.exists() {
         return Err(SetupError::Exists(dir.display().to_string()));
     }
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    crate::files::create_dir_all(dir).map_err(io(dir))?;
     let created_ca = identity::ensure_ca(ca_dir, "migrex development CA")?;
     identity::issue_node_cert(
         ca_dir,

@@ -30,7 +30,8 @@ impl Period {
             FieldError::new(
                 field,
                 format!(
-                    "'{s}' is not a period (2026-10, 2026-Q3, 2026, or 2026-10-01..2026-10-31)"
+                    "{} is not a period (2026-10, 2026-Q3, 2026, or 2026-10-01..2026-10-31)",
+                    crate::domain::quoted(s)
                 ),
             )
         };

@@ -33,7 +33,10 @@ impl Role {
             "admin" => Ok(Role::Admin),
             _ => Err(FieldError::new(
                 "role",
-                format!("'{s}' is not one of clerk, supervisor, monitor, admin"),
+                format!(
+                    "{} is not one of clerk, supervisor, monitor, admin",
+                    crate::domain::quoted(s)
+                ),
             )),
         }
     }

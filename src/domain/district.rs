@@ -77,7 +77,10 @@ impl DistrictCode {
         if !matches!(s.len(), 6 | 9 | 12) || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(FieldError::new(
                 field,
-                format!("'{s}' is not a district code (6, 9 or 12 digits)"),
+                format!(
+                    "{} is not a district code (6, 9 or 12 digits)",
+                    super::quoted(s)
+                ),
             ));
         }
         if county_name(s).is_none() {
@@ -121,7 +124,7 @@ impl RoutePrefix {
         if !(2..=12).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(FieldError::new(
                 field,
-                format!("'{s}' is not a code prefix (2 to 12 digits)"),
+                format!("{} is not a code prefix (2 to 12 digits)", super::quoted(s)),
             ));
         }
         // A route that no division code can match would never be used.
@@ -133,7 +136,10 @@ impl RoutePrefix {
         if !known {
             return Err(FieldError::new(
                 field,
-                format!("'{s}' is not the start of any known division code"),
+                format!(
+                    "{} is not the start of any known division code",
+                    super::quoted(s)
+                ),
             ));
         }
         Ok(RoutePrefix(s.to_string()))

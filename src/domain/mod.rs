@@ -57,8 +57,12 @@ pub fn parse_date(field: &str, s: &str) -> Result<Date, FieldError> {
     if s.is_empty() {
         return Err(FieldError::new(field, "is required (YYYY-MM-DD)"));
     }
-    Date::parse(s.trim(), format_description!("[year]-[month]-[day]"))
-        .map_err(|_| FieldError::new(field, format!("'{s}' is not a date of the form YYYY-MM-DD")))
+    Date::parse(s.trim(), format_description!("[year]-[month]-[day]")).map_err(|_| {
+        FieldError::new(
+            field,
+            format!("{} is not a date of the form YYYY-MM-DD", quoted(s)),
+        )
+    })
 }
 
 /// Formats a date as `YYYY-MM-DD`.
@@ -91,7 +95,53 @@ pub fn optional_text(field: &str, s: &str, max: usize) -> Result<String, FieldEr
             "must not contain control characters",
         ));
     }
+    if let Some(c) = t.chars().find(|c| hidden_format(*c)) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must not contain the invisible format character U+{:04X} (direction overrides and zero-width characters change how text reads without showing)",
+                u32::from(c)
+            ),
+        ));
+    }
     Ok(t.to_string())
+}
+
+/// A value as an error message quotes it: in quotes, at most 32
+/// characters (then "…"), control and invisible format characters written
+/// as escapes. A bad value may be megabytes long, or made to mislead
+/// whoever reads the message or the log.
+pub fn quoted(s: &str) -> String {
+    let mut out = String::from("'");
+    for (i, c) in s.chars().enumerate() {
+        if i == 32 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || hidden_format(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Characters that change how text is shown or compared while showing
+/// nothing themselves: bidirectional embeddings, overrides and isolates,
+/// zero-width spaces and joiners, the byte-order mark.
+fn hidden_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 /// Masks an ID number for logs: the first 6 and last 4 characters only.
@@ -121,7 +171,7 @@ pub fn enum_from_name<E>(
     }
     Err(FieldError::new(
         field,
-        format!("'{s}' is not one of {}", names.join(", ")),
+        format!("{} is not one of {}", quoted(s), names.join(", ")),
     ))
 }
 
@@ -167,5 +217,29 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn text_refuses_direction_overrides_and_zero_width_characters() {
+        assert_eq!(required_text("subject.name", " 王芳 ", 50).unwrap(), "王芳");
+        for bad in [
+            "王\u{202E}芳",
+            "王\u{200B}芳",
+            "\u{2067}王芳",
+            "王芳\u{FEFF}x",
+        ] {
+            let e = required_text("subject.name", bad, 50).unwrap_err();
+            assert_eq!(e.field, "subject.name");
+            assert!(e.rule.contains("U+"), "{}", e.rule);
+        }
+        assert!(optional_text("remarks", "第一行\n第二行", 100).is_ok());
+    }
+
+    #[test]
+    fn a_quoted_value_is_short_and_shows_what_hides() {
+        assert_eq!(quoted("2026-13-01"), "'2026-13-01'");
+        let long = "x".repeat(1_000_000);
+        assert_eq!(quoted(&long), format!("'{}…'", "x".repeat(32)));
+        assert_eq!(quoted("a\u{202E}b\n"), "'a\\u{202e}b\\u{a}'");
     }
 }

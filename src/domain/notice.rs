@@ -108,7 +108,8 @@ pub fn ts_from_pb(
 }
 
 pub(super) fn parse_uuid(field: &str, s: &str) -> Result<Uuid, FieldError> {
-    Uuid::parse_str(s.trim()).map_err(|_| FieldError::new(field, format!("'{s}' is not a UUID")))
+    Uuid::parse_str(s.trim())
+        .map_err(|_| FieldError::new(field, format!("{} is not a UUID", super::quoted(s))))
 }
 
 fn not_future(field: &str, d: Date, ctx: &ParseContext) -> Result<(), FieldError> {

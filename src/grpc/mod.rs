@@ -121,8 +121,12 @@ pub fn next_token(l: &Listing) -> String {
 
 /// A notice id in a request.
 pub fn notice_id(field: &str, s: &str) -> Result<Uuid, Status> {
-    Uuid::parse_str(s.trim())
-        .map_err(|_| Status::invalid_argument(format!("{field}: '{s}' is not a UUID")))
+    Uuid::parse_str(s.trim()).map_err(|_| {
+        Status::invalid_argument(format!(
+            "{field}: {} is not a UUID",
+            crate::domain::quoted(s)
+        ))
+    })
 }
 
 /// An optional enum filter: 0 means "any".

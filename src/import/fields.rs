@@ -48,9 +48,12 @@ const METHODS: &[&str] = &[
 ];
 
 fn number(field: &str, v: &str) -> Result<u32, FieldError> {
-    v.trim()
-        .parse()
-        .map_err(|_| FieldError::new(field, format!("'{v}' is not a whole number")))
+    v.trim().parse().map_err(|_| {
+        FieldError::new(
+            field,
+            format!("{} is not a whole number", crate::domain::quoted(v)),
+        )
+    })
 }
 
 /// Builds the wire notice; what the node fills in (origin, id, defaults) may be absent.

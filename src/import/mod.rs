@@ -39,8 +39,8 @@ fn headers(cells: impl Iterator<Item = String>) -> Result<Vec<String>, FieldErro
         return Err(FieldError::new(
             "header",
             format!(
-                "unknown column '{}' (known: {})",
-                h.chars().take(40).collect::<String>(),
+                "unknown column {} (known: {})",
+                crate::domain::quoted(h),
                 COLUMNS.join(", ")
             ),
         ));

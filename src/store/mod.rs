@@ -164,6 +164,11 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("notice {0} already exists")]
     Conflict(String),
     #[error("stored data is damaged: {0}")]
@@ -269,6 +274,15 @@ impl Store {
         // in-memory sorting: reports and bulk receipt stay off the disk.
         .pragma("cache_size", "-65536")
         .pragma("temp_store", "memory");
+        // The database file is made private before SQLite opens it; its
+        // WAL and shared-memory files take the database file's mode.
+        let file = opts.get_filename();
+        if !file.as_os_str().is_empty() && file != std::path::Path::new(":memory:") {
+            crate::files::create_empty(file).map_err(|source| StoreError::File {
+                path: file.display().to_string(),
+                source,
+            })?;
+        }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts.clone())
@@ -303,6 +317,13 @@ impl Store {
     pub async fn backup(&self, path: &str) -> Result<()> {
         match &self.backend {
             Backend::Sqlite { reader, .. } => {
+                // Made private and empty first (VACUUM INTO fills an empty file).
+                crate::files::create_empty(std::path::Path::new(path)).map_err(|source| {
+                    StoreError::File {
+                        path: path.to_string(),
+                        source,
+                    }
+                })?;
                 sqlx::query("VACUUM INTO $1")
                     .bind(path)
                     .execute(reader)

@@ -161,8 +161,8 @@ pub(crate) async fn download(
             return Err(PageError(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "format: '{}' is not csv or html",
-                    other.chars().take(20).collect::<String>()
+                    "format: {} is not csv or html",
+                    crate::domain::quoted(other)
                 ),
             ));
         }

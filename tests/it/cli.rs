@@ -52,6 +52,12 @@ struct Node {
 }
 
 /// A node's config path as a command-line argument.
+/// The permission bits of `path`.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
 fn cfg(n: &Node) -> String {
     n.config.to_str().unwrap().to_string()
 }
@@ -672,6 +678,13 @@ async fn an_online_backup_holds_a_running_nodes_notices() {
     let p = two_districts().await;
     walk_through(&p).await;
     let (a, root) = (&p.a, &p.root);
+    // What `init` made: the folder, the configuration (it can hold the
+    // database password) and the key are the owner's alone.
+    let dir = a.config.parent().unwrap();
+    assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    for f in [a.config.clone(), dir.join("node.key")] {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
     // An online backup of a running node holds its notices (SQLite; a
     // PostgreSQL store is backed up with PostgreSQL's own tools).
     let backup = root.path().join("luohu-backup.db");
@@ -692,6 +705,18 @@ async fn an_online_backup_holds_a_running_nodes_notices() {
         );
     } else {
         ok(&out);
+        // Private from birth: the database, its WAL and shared memory (made
+        // by `serve`) and the backup (made by `backup`).
+        let db = migrex::config::Config::load(&a.config).unwrap().0.database;
+        for f in [
+            db.clone(),
+            format!("{db}-wal"),
+            format!("{db}-shm"),
+            backup.display().to_string(),
+        ] {
+            let f = std::path::PathBuf::from(f);
+            assert_eq!(mode(&f), 0o600, "{}", f.display());
+        }
         let copy = migrex::store::Store::open(
             backup.to_str().unwrap(),
             migrex::calendar::timezone("Asia/Shanghai").unwrap(),

@@ -1,0 +1,54 @@
+//! Files and folders private from birth: what a node writes holds names,
+//! ID numbers, keys and passwords, so it is created with mode 0600 (folders
+//! 0700) in the same system call that creates it, never chmod-ed after a
+//! moment in which others could open it. The `migrex` binary also sets its
+//! umask to 077, so files made by SQLite (the database, its WAL and shared
+//! memory, backups) are private too; the store creates its database file
+//! itself where it can.
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Creates `dir` and any missing parents with mode 0700 (existing folders
+/// keep theirs).
+pub fn create_dir_all(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Writes `bytes` to `path` (replacing what was there) in a file created
+/// with mode 0600; an existing file keeps its mode.
+pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist.
+pub fn create_empty(path: &Path) -> io::Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets the process's umask to 077: whatever it creates from now on is its
+/// owner's alone. For the binary's `main`, before any file is made.
+pub fn private_umask() {
+    // SAFETY: umask only swaps the process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}

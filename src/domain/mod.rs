@@ -108,13 +108,19 @@ pub fn optional_text(field: &str, s: &str, max: usize) -> Result<String, FieldEr
 }
 
 /// A value as an error message quotes it: in quotes, at most 32
-/// characters (then "…"), control and invisible format characters written
-/// as escapes. A bad value may be megabytes long, or made to mislead
-/// whoever reads the message or the log.
+/// characters (then "…"), what hides escaped (`clipped`). A bad value may
+/// be megabytes long, or made to mislead whoever reads the message.
 pub fn quoted(s: &str) -> String {
-    let mut out = String::from("'");
+    format!("'{}'", clipped(s, 32))
+}
+
+/// Text from elsewhere (a bad value, a peer's error message) made safe to
+/// show and log: at most `max` characters (then "…"), control and
+/// invisible format characters written as escapes.
+pub fn clipped(s: &str, max: usize) -> String {
+    let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i == 32 {
+        if i == max {
             out.push('…');
             break;
         }
@@ -124,7 +130,6 @@ pub fn quoted(s: &str) -> String {
             out.push(c);
         }
     }
-    out.push('\'');
     out
 }
 

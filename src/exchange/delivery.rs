@@ -17,7 +17,7 @@
 use super::is_final;
 use crate::config::Route;
 use crate::context::NodeCtx;
-use crate::domain::ts_from_pb;
+use crate::domain::{clipped, ts_from_pb};
 use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
 use crate::store::{ItemKind, OutboxItem, Settled};
@@ -65,8 +65,13 @@ fn decode_all<M: Message + Default>(items: &[OutboxItem]) -> Result<Vec<M>, Stri
         .map_err(|e| format!("stored outbox payload is damaged: {e}"))
 }
 
+/// The most of a peer's error text kept and logged.
+const PEER_TEXT: usize = 300;
+
+/// A failed call as the outbox and the log keep it; the peer's text is
+/// clipped and what hides in it escaped (it is not ours to trust).
 fn call_failed(s: tonic::Status) -> String {
-    format!("{:?}: {}", s.code(), s.message())
+    format!("{:?}: {}", s.code(), clipped(s.message(), PEER_TEXT))
 }
 
 /// How each item of a call ended, from the peer's acks: refused for good,
@@ -92,7 +97,11 @@ fn settle_each<A>(
             match ack_of(ack).1 {
                 Some(e) if is_final(e.code) => Some(Settled::Refused {
                     seq: item.seq,
-                    error: format!("refused by {}: {}", item.target, e.message),
+                    error: format!(
+                        "refused by {}: {}",
+                        item.target,
+                        clipped(&e.message, PEER_TEXT)
+                    ),
                 }),
                 Some(_) => None,
                 None => delivered(item, ack),

@@ -32,6 +32,14 @@ async fn bad_notices_are_refused_with_the_field_named_and_nothing_stored() {
             "notice.subject.id_number",
         ),
         (
+            "a name with a right-to-left override",
+            with_subject(birth(SHUANGLIU, woman(1), "2026-10-03"), |p| {
+                p.name = "王\u{202E}芳".into()
+            }),
+            Code::InvalidArgument,
+            "notice.subject.name",
+        ),
+        (
             "unknown district code",
             birth("999999", woman(1), "2026-10-03"),
             Code::InvalidArgument,
@@ -128,6 +136,26 @@ async fn bad_notices_are_refused_with_the_field_named_and_nothing_stored() {
         0,
         "nothing stored"
     );
+
+    // A megabyte of bad id comes back as a short quote, so the client gets
+    // the INVALID_ARGUMENT instead of a failure on the metadata's size.
+    let e = desk
+        .get_notice(pb::GetNoticeRequest {
+            id: "x".repeat(1 << 20),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().len() < 200, "{} bytes", e.message().len());
+    // Days far beyond the calendar: everything, no panic.
+    let far = desk
+        .list_pending(pb::ListPendingRequest {
+            due_within_days: u32::MAX,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(far.into_inner().notices.is_empty());
 
     // A batch with one bad row stores none of its rows.
     let batch = vec![

@@ -292,17 +292,24 @@ pub fn tls_incoming(
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     tokio::spawn(async move {
+        let mut failing = AcceptFailures::default();
         loop {
             let (tcp, addr): (TcpStream, SocketAddr) = tokio::select! {
                 _ = tx.closed() => break,
                 r = listener.accept() => match r {
                     Ok(x) => x,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
+                        // Out of file descriptors (or the like): accepting
+                        // again at once would spin and flood the log.
+                        let pause = failing.failed(&e);
+                        tokio::select! {
+                            _ = tx.closed() => break,
+                            _ = tokio::time::sleep(pause) => continue,
+                        }
                     }
                 },
             };
+            failing = AcceptFailures::default();
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
@@ -320,9 +327,45 @@ pub fn tls_incoming(
     ReceiverStream::new(rx)
 }
 
+/// Accept failures in a row: how long to pause before the next accept
+/// (5 ms doubling to 1 s), and a log line at the first and then at most
+/// every 10 seconds, with how many failed meanwhile.
+#[derive(Default)]
+struct AcceptFailures {
+    in_a_row: u32,
+    unlogged: u64,
+    logged_at: Option<std::time::Instant>,
+}
+
+impl AcceptFailures {
+    fn failed(&mut self, e: &std::io::Error) -> Duration {
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        self.unlogged += 1;
+        if self
+            .logged_at
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            tracing::warn!(error = %e, failures = self.unlogged, "accept failed; pausing before the next");
+            self.unlogged = 0;
+            self.logged_at = Some(std::time::Instant::now());
+        }
+        Duration::from_millis(5u64 << self.in_a_row.min(9).saturating_sub(1))
+            .min(Duration::from_secs(1))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_failures_back_off_to_a_second_and_log_rarely() {
+        let mut f = AcceptFailures::default();
+        let e = std::io::Error::other("too many open files");
+        let pauses: Vec<u128> = (0..10).map(|_| f.failed(&e).as_millis()).collect();
+        assert_eq!(pauses, [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        assert_eq!(f.unlogged, 9, "logged once, the other nine counted");
+    }
 
     #[test]
     fn a_node_certificate_carries_its_district() {

@@ -98,16 +98,15 @@ pub async fn monthly_rates(
     let months = twelve
         .iter()
         .map(|m| {
-            let g = m
-                .months()
-                .and_then(|(key, _)| totals.get(&key))
-                .cloned()
-                .map(|g| vec![g])
-                .unwrap_or_default();
-            let row = stats::rows(&g, false, false)
-                .into_iter()
-                .next()
-                .unwrap_or_default();
+            let month = m.months().and_then(|(key, _)| totals.get(&key));
+            let row = stats::rows(
+                month.map(std::slice::from_ref).unwrap_or_default(),
+                false,
+                false,
+            )
+            .into_iter()
+            .next()
+            .unwrap_or_default();
             MonthRates {
                 month: report::month_label(m),
                 timely_receipt: row.timely_receipt_rate,

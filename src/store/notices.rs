@@ -288,18 +288,15 @@ impl Store {
     /// direction the two pages are merged (a planner would sort the whole
     /// table instead).
     pub async fn list_notices(&self, f: &NoticeFilter) -> Result<Vec<NoticeRecord>> {
-        let mut all = Vec::new();
-        match f.direction {
-            Some(d) => return self.list_notices_of(d, f).await,
-            None => {
-                for d in [Direction::Inbound, Direction::Outbound] {
-                    all.extend(self.list_notices_of(d, f).await?);
-                }
-            }
+        if let Some(d) = f.direction {
+            return self.list_notices_of(d, f).await;
         }
-        all.sort_by(|a, b| (b.life.created_at, b.id()).cmp(&(a.life.created_at, a.id())));
-        all.truncate(f.limit as usize);
-        Ok(all)
+        let mut all = Vec::new();
+        for d in [Direction::Inbound, Direction::Outbound] {
+            all.extend(self.list_notices_of(d, f).await?);
+        }
+        let created = |r: &NoticeRecord| Some(r.life.created_at);
+        Ok(merged(all, created, Order::Descending, f.limit))
     }
 
     async fn list_notices_of(&self, d: Direction, f: &NoticeFilter) -> Result<Vec<NoticeRecord>> {

@@ -49,6 +49,9 @@ pub async fn channel(url: &str, ca_pem: &str) -> Result<Channel, ConnectError> {
         .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem)))
         .map_err(t)?
         .connect_timeout(std::time::Duration::from_secs(5))
+        // Pings while an answer is awaited, so a long one is not taken for
+        // a silent connection by the node's idle timeout.
+        .http2_keep_alive_interval(std::time::Duration::from_secs(30))
         .connect()
         .await
         .map_err(t)

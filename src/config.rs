@@ -54,6 +54,9 @@ pub struct Config {
     pub console: Option<ConsoleFiles>,
     #[serde(default)]
     pub delivery: Delivery,
+    /// Limits of the listeners (connections, idle time, message sizes).
+    #[serde(default, skip_serializing_if = "ListenLimits::is_default")]
+    pub limits: ListenLimits,
     #[serde(default)]
     pub peers: Vec<Peer>,
     /// Absent: the default policy (SPEC.md section 4).
@@ -72,6 +75,101 @@ pub struct TlsFiles {
     pub ca_cert: String,
     pub cert: String,
     pub key: String,
+    /// The network CA's revocation list: a file (relative to this config)
+    /// or an `http://` URL. Absent: no certificate is revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<String>,
+    /// How often the list is read again (seconds).
+    #[serde(
+        default = "default_crl_refresh",
+        skip_serializing_if = "is_default_crl_refresh"
+    )]
+    pub crl_refresh_secs: u64,
+}
+
+fn default_crl_refresh() -> u64 {
+    60
+}
+
+fn is_default_crl_refresh(v: &u64) -> bool {
+    *v == default_crl_refresh()
+}
+
+/// Limits of every listener, so that no client, peer or stranger can tie
+/// up the node's memory, file descriptors or tasks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenLimits {
+    /// A connection from which nothing arrived this long is closed
+    /// (exchange, desk and console listeners).
+    pub idle_timeout_secs: u64,
+    /// Connections open at once, per listener; more wait to be accepted.
+    pub max_connections: usize,
+    /// Requests in flight at once on one desk connection (HTTP/2 streams).
+    pub max_streams: u32,
+    /// Batches in flight at once on one peer's connection (a peer's
+    /// delivery worker sends one at a time); each may be as large as
+    /// `exchange_message_bytes`.
+    pub exchange_streams: u32,
+    /// The largest desk request or answer, in bytes.
+    pub desk_message_bytes: usize,
+    /// The largest notice or reply a peer may send, in bytes; a peer's
+    /// batch may be `delivery.max_batch` of them.
+    pub exchange_item_bytes: usize,
+    /// The ops listener: a request must arrive whole within this; its
+    /// connections close after this much silence.
+    pub ops_timeout_secs: u64,
+    /// Connections open at once on the ops listener.
+    pub ops_max_connections: usize,
+}
+
+impl Default for ListenLimits {
+    fn default() -> Self {
+        ListenLimits {
+            idle_timeout_secs: 120,
+            max_connections: 256,
+            max_streams: 32,
+            exchange_streams: 4,
+            desk_message_bytes: 4 << 20,
+            exchange_item_bytes: 16 << 10,
+            ops_timeout_secs: 10,
+            ops_max_connections: 32,
+        }
+    }
+}
+
+impl ListenLimits {
+    fn is_default(&self) -> bool {
+        *self == ListenLimits::default()
+    }
+
+    /// The limits of the exchange, desk and console listeners; the TLS
+    /// handshake must finish within 10 s or the idle time if shorter.
+    pub fn listener(&self) -> crate::identity::Limits {
+        let idle = std::time::Duration::from_secs(self.idle_timeout_secs.max(1));
+        crate::identity::Limits {
+            max_connections: self.max_connections.max(1),
+            idle,
+            handshake: idle.min(std::time::Duration::from_secs(10)),
+        }
+    }
+
+    /// The ops listener's limits.
+    pub fn ops(&self) -> crate::identity::Limits {
+        crate::identity::Limits {
+            max_connections: self.ops_max_connections.max(1),
+            idle: std::time::Duration::from_secs(self.ops_timeout_secs.max(1)),
+            ..Default::default()
+        }
+    }
+
+    /// The largest message a peer may send: a full batch of the largest items.
+    pub fn exchange_message_bytes(&self, max_batch: usize) -> usize {
+        max_batch
+            .max(1)
+            .saturating_mul(self.exchange_item_bytes.max(1024))
+            .saturating_add(64 << 10)
+    }
 }
 
 /// The web console's listener and, optionally, a certificate browsers
@@ -344,6 +442,7 @@ pub struct Settings {
     /// The web console's listener and certificate files, if it has one.
     pub console: Option<(String, TlsPaths)>,
     pub delivery: Delivery,
+    pub limits: ListenLimits,
     pub routes: Vec<Route>,
     /// The timezone, holiday calendar and reply policy.
     pub deadlines: Deadlines,
@@ -355,6 +454,9 @@ pub struct TlsPaths {
     pub ca_cert: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// The revocation list and how often it is read again.
+    pub crl: Option<crate::identity::CrlSource>,
+    pub crl_refresh: std::time::Duration,
 }
 
 impl Settings {
@@ -371,10 +473,23 @@ impl Settings {
             path: path.display().to_string(),
             source,
         };
+        let crl = match c.tls.crl.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(u) if u.starts_with("http://") => Some(crate::identity::CrlSource::Url(u.into())),
+            Some(u) if u.contains("://") => {
+                return Err(field(FieldError::new(
+                    "tls.crl",
+                    "must be a file path or an http:// URL (the list is signed; no TLS needed)",
+                )));
+            }
+            Some(p) => Some(crate::identity::CrlSource::File(resolve(base, p))),
+        };
         let tls = TlsPaths {
             ca_cert: resolve(base, &c.tls.ca_cert),
             cert: resolve(base, &c.tls.cert),
             key: resolve(base, &c.tls.key),
+            crl,
+            crl_refresh: std::time::Duration::from_secs(c.tls.crl_refresh_secs.max(1)),
         };
         let console = match &c.console {
             None => None,
@@ -382,9 +497,9 @@ impl Settings {
                 let files = match (&k.cert, &k.key) {
                     (None, None) => tls.clone(),
                     (Some(cert), Some(key)) => TlsPaths {
-                        ca_cert: tls.ca_cert.clone(),
                         cert: resolve(base, cert),
                         key: resolve(base, key),
+                        ..tls.clone()
                     },
                     _ => {
                         return Err(field(FieldError::new(
@@ -405,6 +520,7 @@ impl Settings {
             tls,
             console,
             delivery: c.delivery.clone(),
+            limits: c.limits.clone(),
             routes: c.routes().map_err(field)?,
             deadlines: c.deadlines(base)?,
         })

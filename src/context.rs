@@ -7,9 +7,9 @@
 use crate::auth::Authenticator;
 use crate::calendar::Deadlines;
 use crate::clock::SharedClock;
-use crate::config::{Delivery, Route, Settings, route_for};
+use crate::config::{Delivery, ListenLimits, Route, Settings, route_for};
 use crate::domain::DistrictCode;
-use crate::identity::TlsMaterial;
+use crate::identity::{TlsMaterial, Trust};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use std::collections::HashMap;
@@ -26,6 +26,9 @@ pub struct NodeCtx {
     pub routes: Vec<Route>,
     pub delivery: Delivery,
     pub tls: TlsMaterial,
+    /// The network CA and its current revocation list.
+    pub trust: Arc<Trust>,
+    pub limits: ListenLimits,
     pub metrics: Arc<Metrics>,
     pub auth: Authenticator,
     /// This process among the replicas of the node (they share the
@@ -40,12 +43,13 @@ pub struct NodeCtx {
 
 impl NodeCtx {
     /// The context of a node configured by `settings`, on `store`, with
-    /// `tls` loaded from its files; `replica` names this process.
+    /// `tls` loaded from its files and `trust` in its CA; `replica` names
+    /// this process.
     pub fn new(
         settings: Settings,
         store: Store,
         clock: SharedClock,
-        tls: TlsMaterial,
+        (tls, trust): (TlsMaterial, Arc<Trust>),
         replica: String,
     ) -> Self {
         let Settings {
@@ -53,6 +57,7 @@ impl NodeCtx {
             deadlines,
             routes,
             delivery,
+            limits,
             ..
         } = settings;
         let wakers = routes
@@ -69,6 +74,8 @@ impl NodeCtx {
             routes,
             delivery,
             tls,
+            trust,
+            limits,
             replica,
             wakers,
             failed: AtomicBool::new(false),

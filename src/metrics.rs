@@ -10,7 +10,7 @@
 
 use crate::config::Route;
 use crate::domain::Direction;
-use crate::stats::{Period, rows, timeliness};
+use crate::stats::{GroupCounts, Period, rows, timeliness};
 use crate::store::{Store, StoreError};
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
@@ -27,6 +27,13 @@ use time::OffsetDateTime;
 
 type Labels = Vec<(String, String)>;
 type RateFamily = Family<Labels, Gauge<f64, AtomicU64>>;
+
+/// A peer's label: the county (first six digits) of its code, so that label
+/// values stay bounded by the counties that exist, whatever street codes a
+/// peer puts on its notices.
+pub fn peer_label(code: &str) -> &str {
+    code.get(..6).unwrap_or(code)
+}
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
@@ -139,8 +146,21 @@ impl Metrics {
         routes: &[Route],
         month: Period,
         now: OffsetDateTime,
+        certificates: &[(&'static str, i64)],
     ) -> Result<String, StoreError> {
         let mut scrape = Registry::with_prefix("migrex");
+
+        let expiry = Family::<Labels, Gauge>::default();
+        for (which, at) in certificates {
+            expiry
+                .get_or_create(&labels(&[("certificate", which)]))
+                .set(*at);
+        }
+        scrape.register(
+            "certificate_expiry_timestamp_seconds",
+            "When this node's certificate and the network CA's expire (seconds since 1970); the log warns 30 days ahead",
+            expiry,
+        );
 
         let notices = Family::<Labels, Gauge>::default();
         for c in store.notice_counts().await? {
@@ -148,10 +168,10 @@ impl Metrics {
                 .get_or_create(&labels(&[
                     ("direction", direction_name(c.direction)),
                     ("kind", c.kind.as_str_name()),
-                    ("peer", &c.peer),
+                    ("peer", peer_label(&c.peer)),
                     ("status", c.status.as_str_name()),
                 ]))
-                .set(c.notices);
+                .inc_by(c.notices);
         }
         scrape.register(
             "notices",
@@ -164,9 +184,9 @@ impl Metrics {
             overdue
                 .get_or_create(&labels(&[
                     ("direction", direction_name(c.direction)),
-                    ("peer", &c.peer),
+                    ("peer", peer_label(&c.peer)),
                 ]))
-                .set(c.notices);
+                .inc_by(c.notices);
         }
         scrape.register(
             "overdue_open",
@@ -265,6 +285,20 @@ impl Metrics {
         .collect();
         for direction in [Direction::Inbound, Direction::Outbound] {
             let groups = timeliness(store, month, direction, now, true, false).await?;
+            // One label per county: a peer cannot mint label values by
+            // giving its notices street codes of its own choosing.
+            let mut by_county: std::collections::BTreeMap<String, GroupCounts> = Default::default();
+            for g in groups {
+                let label = peer_label(&g.peer).to_string();
+                by_county
+                    .entry(label.clone())
+                    .or_insert_with(|| GroupCounts {
+                        peer: label,
+                        ..Default::default()
+                    })
+                    .absorb(g.counts);
+            }
+            let groups: Vec<GroupCounts> = by_county.into_values().collect();
             for row in rows(&groups, true, false) {
                 let l = labels(&[
                     ("direction", direction_name(direction)),

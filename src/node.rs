@@ -14,7 +14,7 @@ use crate::context::NodeCtx;
 use crate::exchange::server::ExchangeService;
 use crate::grpc::desk::DeskService;
 use crate::grpc::stats::StatsService;
-use crate::identity::{TlsMaterial, tls_incoming};
+use crate::identity::{TlsMaterial, Trust, tls_incoming};
 use crate::pb;
 use crate::store::Store;
 use std::net::SocketAddr;
@@ -131,6 +131,13 @@ impl BoundNode {
                 config: s.district.to_string(),
             });
         }
+        // The revocation list is read before anything serves: a node that
+        // cannot read the one it is told to use does not start.
+        let trust = Trust::new(&tls, s.tls.crl.clone())?;
+        if let Some(count) = trust.refresh().await? {
+            tracing::info!(source = %trust.source().map(|s| s.to_string()).unwrap_or_default(), revoked = count, "revocation list loaded");
+        }
+        let crl_refresh = s.tls.crl_refresh;
         let exchange_addr = self.exchange.local_addr().expect("bound");
         let desk_addr = self.desk.local_addr().expect("bound");
         let ops_addr = self.ops.local_addr().expect("bound");
@@ -167,9 +174,11 @@ impl BoundNode {
             s,
             self.store.clone(),
             self.clock.clone(),
-            tls.clone(),
+            (tls.clone(), trust.clone()),
             replica,
         ));
+        let limits = ctx.limits.clone();
+        let exchange_bytes = limits.exchange_message_bytes(ctx.delivery.max_batch);
         // Every peer's client is made before anything serves: an endpoint
         // that cannot be used is an error at start, naming its route.
         let mut workers = Vec::new();
@@ -205,17 +214,22 @@ impl BoundNode {
                 .map_err(|e| NodeError::Reflection(e.to_string()))
         };
 
-        let exchange = tonic::transport::Server::builder()
+        let exchange = grpc_server(limits.exchange_streams)
             .layer(crate::metrics::RpcMetricsLayer(ctx.metrics.clone()))
+            .layer(crate::grpc::codes::StatusLayer)
             .add_service(health_service.clone())
             .add_service(reflection()?)
             .add_service(
                 pb::exchange_server::ExchangeServer::new(ExchangeService { ctx: ctx.clone() })
-                    .max_decoding_message_size(64 << 20)
-                    .max_encoding_message_size(64 << 20),
+                    .max_decoding_message_size(exchange_bytes)
+                    .max_encoding_message_size(exchange_bytes),
             )
             .serve_with_incoming_shutdown(
-                tls_incoming(self.exchange, tls.exchange_server_config()?),
+                tls_incoming(
+                    self.exchange,
+                    tls.exchange_server_config(&trust)?,
+                    limits.listener(),
+                ),
                 shutdown.clone().cancelled_owned(),
             );
         let name = "exchange listener".to_string();
@@ -224,18 +238,24 @@ impl BoundNode {
             tasks.spawn(async move { (name, exchange.await.map_err(|e| e.to_string())) }),
         ));
 
-        let desk = tonic::transport::Server::builder()
+        let desk_bytes = limits.desk_message_bytes;
+        let desk = grpc_server(limits.max_streams)
             .layer(crate::metrics::RpcMetricsLayer(ctx.metrics.clone()))
+            .layer(crate::grpc::codes::StatusLayer)
             .add_service(health_service)
             .add_service(reflection()?)
-            .add_service(pb::desk_server::DeskServer::new(DeskService {
-                ctx: ctx.clone(),
-            }))
-            .add_service(pb::stats_server::StatsServer::new(StatsService {
-                ctx: ctx.clone(),
-            }))
+            .add_service(
+                pb::desk_server::DeskServer::new(DeskService { ctx: ctx.clone() })
+                    .max_decoding_message_size(desk_bytes)
+                    .max_encoding_message_size(desk_bytes),
+            )
+            .add_service(
+                pb::stats_server::StatsServer::new(StatsService { ctx: ctx.clone() })
+                    .max_decoding_message_size(desk_bytes)
+                    .max_encoding_message_size(desk_bytes),
+            )
             .serve_with_incoming_shutdown(
-                tls_incoming(self.desk, tls.desk_server_config()?),
+                tls_incoming(self.desk, tls.desk_server_config()?, limits.listener()),
                 shutdown.clone().cancelled_owned(),
             );
         let name = "desk listener".to_string();
@@ -247,6 +267,21 @@ impl BoundNode {
         let ops = crate::ops::serve(self.ops, ctx.clone(), shutdown.clone());
         let name = "ops listener".to_string();
         handles.push((name.clone(), tasks.spawn(async move { (name, ops.await) })));
+
+        let watch = crate::identity::watch(
+            trust.clone(),
+            tls.expiries()?,
+            crl_refresh,
+            shutdown.clone(),
+        );
+        let name = "revocation list watcher".to_string();
+        handles.push((
+            name.clone(),
+            tasks.spawn(async move {
+                watch.await;
+                (name, Ok(()))
+            }),
+        ));
 
         if let (Some(listener), Some(tls)) = (self.console, console_tls) {
             let console = crate::web::serve(listener, tls, ctx.clone(), shutdown.clone());
@@ -284,6 +319,18 @@ impl BoundNode {
             handles,
         })
     }
+}
+
+/// A gRPC server under the listener limits: `streams` per connection and
+/// header size. The server sends no keepalive pings of its own: a client's
+/// answers to them would keep a connection that asks nothing open past the
+/// idle timeout (`identity::Limits::idle`), which closes dead and silent
+/// connections alike; clients ping while they wait for a long answer.
+fn grpc_server(streams: u32) -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(streams.max(1)))
+        .http2_max_header_list_size(Some(64 << 10))
+        .concurrency_limit_per_connection(streams.max(1) as usize)
 }
 
 /// This machine's host name ("localhost" when it has none).

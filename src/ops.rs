@@ -35,7 +35,13 @@ async fn metrics(State(ctx): State<Arc<NodeCtx>>) -> axum::response::Response {
     let month = Period::month_of(ctx.deadlines.local_date(now));
     match ctx
         .metrics
-        .render(&ctx.store, &ctx.routes, month, now)
+        .render(
+            &ctx.store,
+            &ctx.routes,
+            month,
+            now,
+            &ctx.tls.expiries().unwrap_or_default(),
+        )
         .await
     {
         Ok(text) => (
@@ -59,13 +65,46 @@ pub async fn serve(
     ctx: Arc<NodeCtx>,
     shutdown: CancellationToken,
 ) -> Result<(), String> {
+    // A request must arrive whole, and a kept-alive connection speak,
+    // within the ops timeout; connections beyond the limit wait.
+    let ctx_limits = ctx.limits.ops();
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(ctx);
+    let listener = PlainListener {
+        local: listener.local_addr().map_err(|e| e.to_string())?,
+        incoming: crate::identity::plain_incoming(listener, ctx_limits),
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Accepted connections under the ops limits, as axum's listener.
+struct PlainListener {
+    incoming: tokio_stream::wrappers::ReceiverStream<(
+        crate::identity::Guarded<tokio::net::TcpStream>,
+        std::net::SocketAddr,
+    )>,
+    local: std::net::SocketAddr,
+}
+
+impl axum::serve::Listener for PlainListener {
+    type Io = crate::identity::Guarded<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        use tokio_stream::StreamExt;
+        match self.incoming.next().await {
+            Some(c) => c,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }

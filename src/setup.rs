@@ -88,6 +88,13 @@ pub async fn init_node(
     )?;
     let ca_crt = identity::ca_paths(ca_dir).0;
     std::fs::copy(&ca_crt, dir.join("ca.crt")).map_err(io(&ca_crt))?;
+    // The CA's revocation list, read by the node while it runs: an empty
+    // one until `migrex ca revoke` signs a new one.
+    let crl = identity::crl_path(ca_dir);
+    if !crl.exists() {
+        identity::write_crl(ca_dir, time::OffsetDateTime::now_utc())?;
+    }
+    let crl = std::path::absolute(&crl).map_err(io(&crl))?;
     let config = Config {
         district: district.to_string(),
         timezone: "Asia/Shanghai".into(),
@@ -100,6 +107,8 @@ pub async fn init_node(
             ca_cert: "ca.crt".into(),
             cert: "node.crt".into(),
             key: "node.key".into(),
+            crl: Some(crl.display().to_string()),
+            crl_refresh_secs: 60,
         },
         console: listens
             .get(3)
@@ -110,6 +119,7 @@ pub async fn init_node(
                 key: None,
             }),
         delivery: Delivery::default(),
+        limits: Default::default(),
         peers: vec![],
         reply_policy: vec![],
     };

@@ -6,7 +6,6 @@ use crate::auth::Role;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::domain::{DistrictCode, RoutePrefix};
-use crate::identity;
 use crate::node::Node;
 use crate::setup::{create_token, init_node, open_store};
 use anyhow::{Context, Result, bail};
@@ -44,28 +43,6 @@ pub struct InitArgs {
     /// URL of an existing, empty PostgreSQL database.
     #[arg(long, default_value = "migrex.db")]
     database: String,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum CaCommand {
-    /// Issue a node certificate for a district from the CA (for a node set up on another machine).
-    #[command(
-        after_help = "Example:\n  migrex ca issue --ca-dir ./ca --district 510116 --out ./shuangliu-certs --host node.shuangliu.example"
-    )]
-    Issue {
-        /// The CA folder (ca.crt, ca.key).
-        #[arg(long)]
-        ca_dir: PathBuf,
-        /// The district the certificate is for (6, 9 or 12 digits).
-        #[arg(long)]
-        district: String,
-        /// Folder for node.crt, node.key and a copy of ca.crt.
-        #[arg(long)]
-        out: PathBuf,
-        /// Host names or IP addresses the node is reached at (repeatable).
-        #[arg(long = "host")]
-        hosts: Vec<String>,
-    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -209,41 +186,6 @@ pub async fn user(cmd: UserCommand) -> Result<()> {
                 other => other?,
             }
             println!("console account {name} ({}) created", role.as_str());
-            Ok(())
-        }
-    }
-}
-
-pub async fn ca(cmd: CaCommand) -> Result<()> {
-    match cmd {
-        CaCommand::Issue {
-            ca_dir,
-            district,
-            out,
-            hosts,
-        } => {
-            let district = DistrictCode::parse("--district", &district)?;
-            if !identity::ca_paths(&ca_dir).0.exists() {
-                bail!(
-                    "--ca-dir: no ca.crt in {}; create one with `migrex init --ca-dir {}`",
-                    ca_dir.display(),
-                    ca_dir.display()
-                );
-            }
-            identity::issue_node_cert(
-                &ca_dir,
-                &district,
-                &hosts,
-                &out.join("node.crt"),
-                &out.join("node.key"),
-            )?;
-            std::fs::copy(identity::ca_paths(&ca_dir).0, out.join("ca.crt"))
-                .context("copying ca.crt")?;
-            println!(
-                "issued a certificate for {district} ({}) in {}",
-                district.county_name(),
-                out.display()
-            );
             Ok(())
         }
     }

@@ -8,6 +8,7 @@
 
 mod admin;
 mod args;
+mod ca;
 mod demo;
 mod inbox;
 mod monitoring;
@@ -45,7 +46,7 @@ enum Command {
     Init(admin::InitArgs),
     /// Certificate authority commands.
     #[command(subcommand)]
-    Ca(admin::CaCommand),
+    Ca(ca::CaCommand),
     /// Routes to peer nodes.
     #[command(subcommand)]
     Peer(admin::PeerCommand),
@@ -121,7 +122,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(a) => demo::run(a).await,
         Command::Init(a) => admin::init(a).await,
-        Command::Ca(c) => admin::ca(c).await,
+        Command::Ca(c) => ca::ca(c).await,
         Command::Peer(c) => admin::peer(c).await,
         Command::Serve { config } => admin::serve(&config).await,
         Command::Store(c) => admin::store(c).await,

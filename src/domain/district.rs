@@ -101,6 +101,12 @@ impl DistrictCode {
         other.0.starts_with(&self.0)
     }
 
+    /// True when every destination `route` can carry lies in this district:
+    /// the node of this district may be that route's peer.
+    pub fn covers_route(&self, route: &RoutePrefix) -> bool {
+        route.as_str().starts_with(&self.0)
+    }
+
     /// The Chinese name of the county-level unit.
     pub fn county_name(&self) -> &'static str {
         county_name(&self.0).unwrap_or("?")
@@ -216,5 +222,13 @@ mod tests {
         let street = DistrictCode::parse("d", "440303001").unwrap();
         assert!(county.covers(&street));
         assert!(!street.covers(&county));
+        let route = |p| RoutePrefix::parse("p", p).unwrap();
+        assert!(county.covers_route(&route(county.as_str())));
+        assert!(county.covers_route(&route(street.as_str())));
+        assert!(
+            !county.covers_route(&route("4403")),
+            "a city route reaches other counties"
+        );
+        assert!(!street.covers_route(&route(county.as_str())));
     }
 }

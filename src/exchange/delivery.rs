@@ -38,23 +38,31 @@ pub fn backoff_delay(failures: u32, initial: Duration, cap: Duration) -> Duratio
     half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos() as u64))
 }
 
-/// The client of one route's peer; made once, at start, so that an
-/// endpoint that cannot be used stops the node from starting.
+/// The client of one route's peer; made at start, so that an endpoint that
+/// cannot be used stops the node from starting, and again whenever the
+/// revocation list changes. The peer's certificate must chain to the
+/// network CA, not be revoked, and speak for a district that covers the
+/// route (`identity::Trust::peer_verifier`): otherwise the handshake fails
+/// and not a byte of any notice leaves.
 pub fn connect(
     ctx: &NodeCtx,
     route: &Route,
 ) -> Result<ExchangeClient<Channel>, tonic::transport::Error> {
     let call_timeout = Duration::from_secs(ctx.delivery.lease_secs.max(2) / 2);
     let channel = Endpoint::from_shared(route.endpoint.clone())?
-        .tls_config(ctx.tls.peer_client_config())?
+        .tls_config_with_verifier(
+            ctx.tls.peer_identity(),
+            ctx.trust.peer_verifier(&route.prefix),
+        )?
         .connect_timeout(Duration::from_secs(5).min(call_timeout))
         .timeout(call_timeout)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true)
         .connect_lazy();
+    let bytes = ctx.limits.exchange_message_bytes(ctx.delivery.max_batch);
     Ok(ExchangeClient::new(channel)
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20))
+        .max_decoding_message_size(bytes)
+        .max_encoding_message_size(bytes))
 }
 
 fn decode_all<M: Message + Default>(items: &[OutboxItem]) -> Result<Vec<M>, String> {
@@ -68,10 +76,21 @@ fn decode_all<M: Message + Default>(items: &[OutboxItem]) -> Result<Vec<M>, Stri
 /// The most of a peer's error text kept and logged.
 const PEER_TEXT: usize = 300;
 
-/// A failed call as the outbox and the log keep it; the peer's text is
+/// A failed call as the outbox and the log keep it, with the causes of a
+/// transport failure (a refused certificate says why); the peer's text is
 /// clipped and what hides in it escaped (it is not ours to trust).
 fn call_failed(s: tonic::Status) -> String {
-    format!("{:?}: {}", s.code(), clipped(s.message(), PEER_TEXT))
+    let mut text = format!("{:?}: {}", s.code(), clipped(s.message(), PEER_TEXT));
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&s);
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    clipped(&text, 2 * PEER_TEXT)
 }
 
 /// How each item of a call ended, from the peer's acks: refused for good,
@@ -177,7 +196,19 @@ pub async fn run(
     let mut waited = false;
     let mut alerted = false;
     let lease = time::Duration::seconds(d.lease_secs.max(2) as i64);
+    let mut trusted = ctx.trust.generation();
     while !shutdown.is_cancelled() {
+        if ctx.trust.generation() != trusted {
+            // A new revocation list: the open connection was checked
+            // against the old one.
+            trusted = ctx.trust.generation();
+            match connect(&ctx, &route) {
+                Ok(c) => client = c,
+                Err(e) => {
+                    tracing::error!(route = %prefix, error = %e, "cannot make a new connection to the peer")
+                }
+            }
+        }
         let now = ctx.now();
         // Reads may be cut short by shutdown: a store that does not answer
         // must not hold the node up when it stops.

@@ -218,7 +218,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
         &self,
         req: Request<pb::DeliverNoticesRequest>,
     ) -> Result<Response<pb::DeliverNoticesResponse>, Status> {
-        let peer = peer_district(&req)?;
+        let peer = peer_district(&req, &self.ctx.trust)?;
         let notices = req.into_inner().notices;
         self.check_batch(notices.len())?;
         let now = self.ctx.now();
@@ -242,7 +242,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
         &self,
         req: Request<pb::DeliverRepliesRequest>,
     ) -> Result<Response<pb::DeliverRepliesResponse>, Status> {
-        let peer = peer_district(&req)?;
+        let peer = peer_district(&req, &self.ctx.trust)?;
         let replies = req.into_inner().replies;
         self.check_batch(replies.len())?;
         let now = self.ctx.now();

@@ -4,6 +4,7 @@
 //! wire view of a stored notice. The services here are adapters over
 //! `service`: convert the request, call, convert the answer.
 
+pub mod codes;
 pub mod desk;
 pub mod stats;
 

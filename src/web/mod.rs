@@ -23,8 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::server::TlsStream;
+use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -209,19 +208,19 @@ fn html_escape(s: &str) -> String {
 
 /// Completed TLS connections as axum's listener.
 struct TlsListener {
-    incoming: ReceiverStream<std::io::Result<TlsStream<TcpStream>>>,
+    incoming: ReceiverStream<std::io::Result<crate::identity::TlsConn>>,
     local: SocketAddr,
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = crate::identity::TlsConn;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             match self.incoming.next().await {
                 Some(Ok(s)) => {
-                    let peer = s.get_ref().0.peer_addr().unwrap_or(self.local);
+                    let peer = s.get_ref().get_ref().0.peer_addr().unwrap_or(self.local);
                     return (s, peer);
                 }
                 Some(Err(_)) => continue,
@@ -244,7 +243,7 @@ pub async fn serve(
 ) -> Result<(), String> {
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let listener = TlsListener {
-        incoming: crate::identity::tls_incoming(listener, tls),
+        incoming: crate::identity::tls_incoming(listener, tls, ctx.limits.listener()),
         local,
     };
     axum::serve(listener, router(ctx))

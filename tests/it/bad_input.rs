@@ -434,3 +434,95 @@ async fn a_revoked_token_is_refused_within_a_minute() {
         .await
         .expect("other tokens keep working");
 }
+
+/// Bytes sent and received as they are: a client that can send what no
+/// generated client would.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+struct RawCoder;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCoder;
+    type Decoder = RawCoder;
+    fn encoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+    fn decoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+}
+
+impl tonic::codec::Encoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        prost::bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use prost::bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_requests_are_invalid_argument_and_oversized_ones_resource_exhausted() {
+    let net = network(&[LUOHU, SHUANGLIU], None).await;
+    let channel = migrex::client::channel(&net.nodes[0].desk_url, &net.ca_pem)
+        .await
+        .unwrap();
+    let mut raw = tonic::client::Grpc::new(channel);
+    let call = |body: Vec<u8>| {
+        let mut req = tonic::Request::new(body);
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", net.nodes[0].admin_token)
+                .parse()
+                .unwrap(),
+        );
+        req
+    };
+    raw.ready().await.unwrap();
+    // Field 1 with wire type 7: no protobuf message looks like this.
+    let e = raw
+        .unary(
+            call(vec![0x0f, 0xff, 0xff]),
+            http::uri::PathAndQuery::from_static("/migrex.v1.Desk/SubmitNotice"),
+            RawCodec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+
+    // A notice whose encoding passes the desk's 4 MiB message limit.
+    let mut desk = net.desk(0).await.unwrap();
+    let mut big = birth(SHUANGLIU, woman(7), "2026-10-03");
+    big.remarks = "备".repeat(2 << 20);
+    let e = desk
+        .submit_notice(pb::SubmitNoticeRequest { notice: Some(big) })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert_eq!(
+        net.store(0)
+            .count_notices(Direction::Outbound)
+            .await
+            .unwrap(),
+        0,
+        "nothing stored"
+    );
+}

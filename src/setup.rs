@@ -50,16 +50,28 @@ pub async fn create_token(
     name: &str,
     role: Role,
 ) -> Result<String, crate::store::StoreError> {
+    Ok(issue_token(store, name, role, None).await?.1)
+}
+
+/// A new staff token for `name` with `role`, valid until `expires` (or
+/// until revoked); only its hash is stored. Returns its id and the token.
+pub async fn issue_token(
+    store: &Store,
+    name: &str,
+    role: Role,
+    expires: Option<time::OffsetDateTime>,
+) -> Result<(i64, String), crate::store::StoreError> {
     let token = new_token();
-    store
+    let id = store
         .insert_token(
             name,
             role.as_str(),
             &hash_token(&token),
             time::OffsetDateTime::now_utc(),
+            expires,
         )
         .await?;
-    Ok(token)
+    Ok((id, token))
 }
 
 /// Writes a node folder: migrex.toml, node.crt/node.key signed by the CA in

@@ -165,6 +165,7 @@ pub async fn login(
         caller: Caller {
             name: user.name,
             role,
+            token: None,
         },
     })
 }
@@ -194,6 +195,7 @@ pub async fn session(
         caller: Caller {
             name: s.user_name,
             role,
+            token: None,
         },
         csrf: s.csrf,
     }))

@@ -49,6 +49,12 @@ impl Role {
     pub fn may_write(self) -> bool {
         self != Role::Monitor
     }
+
+    /// Whether the role may withdraw a notice this node sent (撤回) and
+    /// read the access audit: supervisors and administrators.
+    pub fn supervises(self) -> bool {
+        matches!(self, Role::Supervisor | Role::Admin)
+    }
 }
 
 /// Who is calling, from their token: the name signs their replies.
@@ -56,13 +62,37 @@ impl Role {
 pub struct Caller {
     pub name: String,
     pub role: Role,
+    /// The token's id when the caller came with a token (None: a console
+    /// account, by its name).
+    pub token: Option<i64>,
 }
 
 impl Caller {
+    /// Whether this caller may see a person's details (every role but monitor).
+    pub fn sees_personal_data(&self) -> bool {
+        self.role != Role::Monitor
+    }
+
+    /// Refuses a caller who is not a supervisor or administrator.
+    pub fn require_supervisor(&self) -> Result<(), DomainError> {
+        if self.role.supervises() {
+            Ok(())
+        } else {
+            Err(DomainError::new(
+                Refused::NotPermitted,
+                "role",
+                format!(
+                    "role {} may not do this: withdrawals and the access audit are for supervisors",
+                    self.role.as_str()
+                ),
+            ))
+        }
+    }
+
     /// Refuses a caller whose role may not see a person's details (monitors
     /// read figures and lists, SPEC.md section 5).
     pub fn require_personal_data(&self) -> Result<(), DomainError> {
-        if self.role == Role::Monitor {
+        if !self.sees_personal_data() {
             Err(DomainError::new(
                 Refused::NotPermitted,
                 "role",
@@ -130,7 +160,14 @@ const TOKEN_RECHECK: time::Duration = time::Duration::minutes(1);
 /// that on every replica without a restart.
 pub struct Authenticator {
     store: Store,
-    known: Mutex<HashMap<String, (Caller, OffsetDateTime)>>,
+    known: Mutex<HashMap<String, Known>>,
+}
+
+/// A token looked up: who it stands for, when it was looked up, and when it expires.
+struct Known {
+    caller: Caller,
+    seen: OffsetDateTime,
+    expires_at: Option<OffsetDateTime>,
 }
 
 impl Authenticator {
@@ -149,24 +186,35 @@ impl Authenticator {
             .lock()
             .expect("token cache")
             .get(&hash)
-            .filter(|(_, seen)| now - *seen < TOKEN_RECHECK)
-            .map(|(c, _)| c.clone());
+            .filter(|k| now - k.seen < TOKEN_RECHECK && k.expires_at.is_none_or(|e| now < e))
+            .map(|k| k.caller.clone());
         if let Some(c) = cached {
             return Ok(c);
         }
         let rec = self
             .store
-            .find_token(&hash)
+            .find_token(&hash, now)
             .await?
             .ok_or(AuthError::Unknown)?;
         let caller = Caller {
             name: rec.name,
             role: Role::parse(&rec.role).map_err(|_| AuthError::BadRole)?,
+            token: Some(rec.id),
         };
-        self.known
-            .lock()
-            .expect("token cache")
-            .insert(hash, (caller.clone(), now));
+        self.known.lock().expect("token cache").insert(
+            hash,
+            Known {
+                caller: caller.clone(),
+                seen: now,
+                expires_at: rec.expires_at,
+            },
+        );
         Ok(caller)
+    }
+
+    /// Forgets every token looked up: the next call of each asks the store
+    /// (after a revocation through this node, so it takes effect at once).
+    pub fn forget(&self) {
+        self.known.lock().expect("token cache").clear();
     }
 }

@@ -7,7 +7,7 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::domain::{DistrictCode, RoutePrefix};
 use crate::node::Node;
-use crate::setup::{create_token, init_node, open_store};
+use crate::setup::{init_node, open_store};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
@@ -91,40 +91,6 @@ pub enum StoreCommand {
         #[arg(long, default_value = "Asia/Shanghai")]
         timezone: String,
         /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum TokenCommand {
-    /// Revoke every token of a holder (running nodes refuse them within a minute).
-    #[command(
-        after_help = "Example:\n  migrex token revoke --config ./luohu/migrex.toml --name zhang.wei"
-    )]
-    Revoke {
-        /// The node's migrex.toml.
-        #[arg(long)]
-        config: PathBuf,
-        /// The holder's name, as given to `token create`.
-        #[arg(long)]
-        name: String,
-    },
-    /// Create a staff token and print it once (only its hash is stored).
-    #[command(
-        after_help = "Example:\n  migrex token create --config ./luohu/migrex.toml --role clerk --name zhang.wei"
-    )]
-    Create {
-        /// The node's migrex.toml.
-        #[arg(long)]
-        config: PathBuf,
-        /// clerk, supervisor, monitor or admin.
-        #[arg(long)]
-        role: String,
-        /// Who holds it (it signs their receipts and feedback); default: the role.
-        #[arg(long)]
-        name: Option<String>,
-        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -220,57 +186,6 @@ pub async fn peer(cmd: PeerCommand) -> Result<()> {
                 for p in &c.peers {
                     println!("{:<12} {}", p.prefix, p.endpoint);
                 }
-            }
-            Ok(())
-        }
-    }
-}
-
-pub async fn token(cmd: TokenCommand) -> Result<()> {
-    match cmd {
-        TokenCommand::Revoke { config, name } => {
-            let store = open_store(&config)
-                .await
-                .with_context(|| format!("opening the database of {}", config.display()))?;
-            let n = store
-                .revoke_tokens(&name, time::OffsetDateTime::now_utc())
-                .await?;
-            store.close().await;
-            if n == 0 {
-                bail!("--name: no active token is named '{name}'");
-            }
-            println!("revoked {n} token(s) of {name}; running nodes refuse them within a minute");
-            Ok(())
-        }
-        TokenCommand::Create {
-            config,
-            role,
-            name,
-            json,
-        } => {
-            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--{e}"))?;
-            let store = open_store(&config)
-                .await
-                .with_context(|| format!("opening the database of {}", config.display()))?;
-            // The name signs receipts and feedback that peers receive: it must be usable there.
-            let name = crate::domain::required_text(
-                "--name",
-                &name.unwrap_or_else(|| role.as_str().to_string()),
-                100,
-            )?;
-            let token = create_token(&store, &name, role).await?;
-            store.close().await;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"name": name, "role": role.as_str(), "token": token})
-                );
-            } else {
-                println!("{token}");
-                eprintln!(
-                    "token for {name} ({}); it is shown only this once",
-                    role.as_str()
-                );
             }
             Ok(())
         }

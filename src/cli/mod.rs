@@ -15,6 +15,7 @@ mod monitoring;
 mod notices;
 mod render;
 mod report;
+mod tokens;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -58,7 +59,7 @@ enum Command {
     },
     /// Staff tokens.
     #[command(subcommand)]
-    Token(admin::TokenCommand),
+    Token(tokens::TokenCommand),
     /// Web console accounts (staff log in with a name and password).
     #[command(subcommand)]
     User(admin::UserCommand),
@@ -127,7 +128,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve { config } => admin::serve(&config).await,
         Command::Store(c) => admin::store(c).await,
         Command::Backup { config, out } => admin::backup(config, out).await,
-        Command::Token(c) => admin::token(c).await,
+        Command::Token(c) => tokens::token(c).await,
         Command::User(c) => admin::user(c).await,
         Command::Notice(c) => notices::notice(*c).await,
         Command::Notices(a) => notices::notices(a).await,

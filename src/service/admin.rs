@@ -43,6 +43,23 @@ pub async fn tokens(ctx: &NodeCtx, caller: &Caller) -> Result<Vec<TokenSummary>>
     Ok(ctx.store.list_tokens().await?)
 }
 
+/// Revokes token `id`: refused at once by this node (its lookups are
+/// forgotten), within a minute by the other replicas.
+pub async fn revoke_token(ctx: &NodeCtx, caller: &Caller, id: i64) -> Result<()> {
+    caller.require_admin()?;
+    if !ctx.store.revoke_token_id(id, ctx.now()).await? {
+        return Err(crate::domain::DomainError::new(
+            crate::domain::Refused::NotFound,
+            "id",
+            format!("no active token has id {id}"),
+        )
+        .into());
+    }
+    ctx.auth.forget();
+    tracing::info!(token = id, by = %caller.name, "token revoked");
+    Ok(())
+}
+
 /// One peer route and how delivery to it stands.
 pub struct PeerState {
     pub prefix: String,

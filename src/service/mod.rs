@@ -13,6 +13,7 @@ pub mod notices;
 pub mod replies;
 pub mod reports;
 
+use crate::auth::Caller;
 use crate::domain::{DomainError, FieldError, Refused};
 pub use crate::store::Cursor;
 use crate::store::{NoticeRecord, StoreError};
@@ -113,4 +114,32 @@ impl Listing {
         };
         Listing { rows, next }
     }
+
+    /// The rows as `caller` may see them (see [`visible`]).
+    fn visible_to(mut self, caller: &Caller) -> Self {
+        self.rows = self.rows.into_iter().map(|r| visible(caller, r)).collect();
+        self
+    }
+}
+
+/// A notice as `caller` may see it: whole for roles that work on people's
+/// cases; for a monitor, what figures need and no more — the subject's ID
+/// number masked (`510116********0029`), no name, no kind-specific details
+/// (spouse, child, place), no free text, no feedback corrections.
+pub fn visible(caller: &Caller, mut rec: NoticeRecord) -> NoticeRecord {
+    if caller.sees_personal_data() {
+        return rec;
+    }
+    if let Some(p) = rec.content.subject.as_mut() {
+        p.id_number = crate::domain::mask_id(&p.id_number);
+        p.name.clear();
+    }
+    rec.content.details = None;
+    rec.content.remarks.clear();
+    rec.withdraw_reason = rec.withdraw_reason.map(|_| String::new());
+    if let Some(f) = rec.feedback.as_mut() {
+        f.corrections.clear();
+        f.remarks.clear();
+    }
+    rec
 }

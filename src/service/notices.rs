@@ -270,9 +270,14 @@ pub async fn sent(
     list_page(ctx, f, page).await
 }
 
-/// Notices of both directions, newest first, as `f` narrows them.
-pub async fn list(ctx: &NodeCtx, _caller: &Caller, f: NoticeFilter, page: Page) -> Result<Listing> {
-    list_page(ctx, f, page).await
+/// Notices of both directions, newest first, as `f` narrows them; masked
+/// for monitors (`service::visible`).
+pub async fn list(ctx: &NodeCtx, caller: &Caller, f: NoticeFilter, page: Page) -> Result<Listing> {
+    if f.subject_id.is_some() {
+        // Whether a person is on file is itself a personal detail.
+        caller.require_personal_data()?;
+    }
+    Ok(list_page(ctx, f, page).await?.visible_to(caller))
 }
 
 async fn list_page(ctx: &NodeCtx, mut f: NoticeFilter, page: Page) -> Result<Listing> {

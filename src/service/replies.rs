@@ -42,7 +42,7 @@ pub async fn withdraw(
     id: Uuid,
     reason: &str,
 ) -> Result<NoticeRecord> {
-    caller.require_write()?;
+    caller.require_supervisor()?;
     let body = ReplyBody::Withdrawal {
         withdrawn_at: ctx.now(),
         reason: optional_text("reason", reason, 500)?,

@@ -32,10 +32,10 @@ pub async fn figures(
 }
 
 /// Notices without their reply past their deadline, oldest deadline first;
-/// `direction` None means both.
+/// `direction` None means both. Masked for monitors (`service::visible`).
 pub async fn overdue(
     ctx: &NodeCtx,
-    _caller: &Caller,
+    caller: &Caller,
     direction: Option<Direction>,
     page: Page,
 ) -> Result<(OffsetDateTime, Listing)> {
@@ -44,7 +44,10 @@ pub async fn overdue(
         .store
         .overdue(direction, now, page.limit, page.after.as_ref())
         .await?;
-    Ok((now, Listing::new(rows, &page, |r| r.life.due_at)))
+    Ok((
+        now,
+        Listing::new(rows, &page, |r| r.life.due_at).visible_to(caller),
+    ))
 }
 
 /// The most overdue notices a report lists.

@@ -102,6 +102,7 @@ const TABLES: &[Table] = &[
             ("token_hash", Text),
             ("created_at", Int),
             ("revoked_at", Int),
+            ("expires_at", Int),
         ],
     },
     Table {

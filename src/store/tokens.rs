@@ -1,4 +1,5 @@
-//! Staff tokens: stored as SHA-256 hashes with a name and a role.
+//! Staff tokens: stored as SHA-256 hashes with an id, a name, a role and
+//! an optional expiry.
 
 use super::{Result, Store, micros};
 use sqlx::Row;
@@ -7,29 +8,49 @@ use time::OffsetDateTime;
 /// A staff token's record (never the token itself).
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
+    pub id: i64,
     pub name: String,
     pub role: String,
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 impl Store {
+    /// Stores a token's hash; returns its id.
     pub async fn insert_token(
         &self,
         name: &str,
         role: &str,
         token_hash: &str,
         now: OffsetDateTime,
-    ) -> Result<()> {
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<i64> {
         with_pool!(self, write, |pool, Db| {
-            sqlx::query(
-                "INSERT INTO tokens (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+            let row = sqlx::query(
+                "INSERT INTO tokens (name, role, token_hash, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
             .bind(name)
             .bind(role)
             .bind(token_hash)
             .bind(micros(now))
+            .bind(expires_at.map(micros))
+            .fetch_one(pool)
+            .await?;
+            Ok(row.get::<i64, _>("id"))
+        })
+    }
+
+    /// Revokes the token with id `id` if it is active; whether it was.
+    pub async fn revoke_token_id(&self, id: i64, now: OffsetDateTime) -> Result<bool> {
+        with_pool!(self, write, |pool, Db| {
+            let done = sqlx::query(
+                "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            )
+            .bind(micros(now))
+            .bind(id)
             .execute(pool)
             .await?;
-            Ok(())
+            Ok(done.rows_affected() == 1)
         })
     }
 
@@ -47,17 +68,28 @@ impl Store {
         })
     }
 
-    pub async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
+    /// The active token with this hash: not revoked, not expired at `now`.
+    pub async fn find_token(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<TokenRecord>> {
         with_pool!(self, read, |pool, Db| {
             let row = sqlx::query(
-                "SELECT name, role FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+                "SELECT id, name, role, expires_at FROM tokens WHERE token_hash = $1 \
+                 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
             )
             .bind(token_hash)
+            .bind(micros(now))
             .fetch_optional(pool)
             .await?;
             Ok(row.map(|r| TokenRecord {
+                id: r.get("id"),
                 name: r.get("name"),
                 role: r.get("role"),
+                expires_at: r
+                    .get::<Option<i64>, _>("expires_at")
+                    .map(super::from_micros),
             }))
         })
     }
@@ -66,13 +98,18 @@ impl Store {
     pub async fn list_tokens(&self) -> Result<Vec<TokenSummary>> {
         with_pool!(self, read, |pool, Db| {
             let rows = sqlx::query(
-                "SELECT name, role, created_at, revoked_at FROM tokens ORDER BY created_at DESC",
+                "SELECT id, name, role, created_at, revoked_at, expires_at FROM tokens \
+                 ORDER BY created_at DESC, id DESC",
             )
             .fetch_all(pool)
             .await?;
             Ok(rows
                 .iter()
                 .map(|r| TokenSummary {
+                    id: r.get("id"),
+                    expires_at: r
+                        .get::<Option<i64>, _>("expires_at")
+                        .map(super::from_micros),
                     name: r.get("name"),
                     role: r.get("role"),
                     created_at: super::from_micros(r.get("created_at")),
@@ -88,8 +125,10 @@ impl Store {
 /// A token as the admin page lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenSummary {
+    pub id: i64,
     pub name: String,
     pub role: String,
     pub created_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
+    pub expires_at: Option<OffsetDateTime>,
 }

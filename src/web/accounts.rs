@@ -15,6 +15,12 @@ struct Line {
     cells: Vec<String>,
 }
 
+struct TokenLine {
+    id: i64,
+    cells: Vec<String>,
+    active: bool,
+}
+
 #[derive(Template)]
 #[template(path = "admin.html")]
 struct AdminPage {
@@ -22,7 +28,7 @@ struct AdminPage {
     role: &'static str,
     csrf: String,
     users: Vec<Line>,
-    tokens: Vec<Line>,
+    tokens: Vec<TokenLine>,
     peers: Vec<Line>,
     roles: [&'static str; 4],
     message: Option<(bool, String)>,
@@ -53,15 +59,26 @@ async fn admin_page(
     let tokens = admin::tokens(ctx, &staff.caller)
         .await?
         .into_iter()
-        .map(|t| Line {
-            cells: vec![
-                t.name,
-                t.role,
-                super::local(tz, Some(t.created_at)),
-                t.revoked_at
-                    .map(|r| format!("已吊销 {}", super::local(tz, Some(r))))
-                    .unwrap_or_else(|| "有效".into()),
-            ],
+        .map(|t| {
+            let expired = t.expires_at.is_some_and(|e| e <= now);
+            TokenLine {
+                id: t.id,
+                active: t.revoked_at.is_none() && !expired,
+                cells: vec![
+                    t.id.to_string(),
+                    t.name,
+                    t.role,
+                    super::local(tz, Some(t.created_at)),
+                    t.expires_at
+                        .map(|e| super::local(tz, Some(e)))
+                        .unwrap_or_else(|| "长期".into()),
+                    match (t.revoked_at, expired) {
+                        (Some(r), _) => format!("已吊销 {}", super::local(tz, Some(r))),
+                        (None, true) => "已过期".into(),
+                        (None, false) => "有效".into(),
+                    },
+                ],
+            }
         })
         .collect();
     let peers = admin::peers(ctx, &staff.caller)
@@ -120,6 +137,30 @@ pub(crate) async fn add_user(
     };
     let message = match outcome {
         Ok(()) => (true, format!("已创建账户 {}", f.name.trim())),
+        Err(ServiceError::Refused(r)) => (false, r.to_string()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(admin_page(&ctx, &staff, Some(message))
+        .await?
+        .into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct RevokeForm {
+    #[serde(default)]
+    csrf: String,
+    id: i64,
+}
+
+/// 吊销令牌: through the service; this node refuses the token at once.
+pub(crate) async fn revoke_token(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    Form(f): Form<RevokeForm>,
+) -> Result<Response, PageError> {
+    staff.check_form(&f.csrf)?;
+    let message = match admin::revoke_token(&ctx, &staff.caller, f.id).await {
+        Ok(()) => (true, format!("已吊销令牌 {}", f.id)),
         Err(ServiceError::Refused(r)) => (false, r.to_string()),
         Err(e) => return Err(e.into()),
     };

@@ -59,6 +59,7 @@ fn router(ctx: Arc<NodeCtx>) -> Router {
         .route("/sent/{id}/withdraw", post(sent::withdraw))
         .route("/admin", get(accounts::page))
         .route("/admin/users", post(accounts::add_user))
+        .route("/admin/tokens/revoke", post(accounts::revoke_token))
         .route(
             "/password",
             get(accounts::password_page).post(accounts::change_password),

@@ -31,7 +31,8 @@ struct SentRow {
 }
 
 impl SentRow {
-    fn new(r: &NoticeRecord, tz: &'static time_tz::Tz) -> Self {
+    /// `may_withdraw`: whether the viewer's role may withdraw (supervisors).
+    fn new(r: &NoticeRecord, tz: &'static time_tz::Tz, may_withdraw: bool) -> Self {
         let n = &r.content;
         let s = n.subject.clone().unwrap_or_default();
         let local = |t| super::local(tz, Some(t));
@@ -67,7 +68,8 @@ impl SentRow {
             undelivered: status == NoticeStatus::Queued,
             attempts: r.delivery_attempts,
             last_error: r.last_error.clone().unwrap_or_default(),
-            withdrawable: !matches!(status, NoticeStatus::Answered | NoticeStatus::Withdrawn),
+            withdrawable: may_withdraw
+                && !matches!(status, NoticeStatus::Answered | NoticeStatus::Withdrawn),
         }
     }
 }
@@ -132,7 +134,7 @@ pub(crate) async fn list(
         rows: recs
             .rows
             .iter()
-            .map(|r| SentRow::new(r, ctx.deadlines.tz))
+            .map(|r| SentRow::new(r, ctx.deadlines.tz, staff.caller.role.supervises()))
             .collect(),
         status: f_status(&q.status).into(),
         kind: f_kind(&q.kind).into(),

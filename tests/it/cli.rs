@@ -671,6 +671,129 @@ async fn a_certificate_for_another_district_comes_from_the_same_ca() {
     )
     .unwrap();
     assert_eq!(issued.own_district().unwrap().as_str(), WANCHENG);
+
+    // The CA's ledger lists it; revoking the district revokes it, once.
+    let ca = root.path().join("ca");
+    let ca = ca.to_str().unwrap();
+    let listed = json(&migrex(args(&["ca", "list", "--ca-dir", ca, "--json"]), None).await);
+    let mine: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["district"] == WANCHENG)
+        .collect();
+    assert_eq!(mine.len(), 1);
+    assert!(mine[0]["revoked"].is_null());
+    let out = ok(&migrex(
+        args(&["ca", "revoke", "--ca-dir", ca, "--district", WANCHENG]),
+        None,
+    )
+    .await);
+    assert!(out.contains(mine[0]["serial"].as_str().unwrap()), "{out}");
+    let listed = json(&migrex(args(&["ca", "list", "--ca-dir", ca, "--json"]), None).await);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["district"] == WANCHENG && !c["revoked"].is_null())
+    );
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["district"] == LUOHU && c["revoked"].is_null())
+    );
+    let bad = migrex(
+        args(&["ca", "revoke", "--ca-dir", ca, "--serial", "not-hex"]),
+        None,
+    )
+    .await;
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).starts_with("error: --serial"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[tokio::test]
+async fn tokens_have_ids_expire_and_are_revoked_by_id() {
+    let root = tempfile::tempdir().unwrap();
+    let node = init(root.path(), LUOHU).await;
+    let made = json(
+        &migrex(
+            args(&[
+                "token",
+                "create",
+                "--config",
+                &cfg(&node),
+                "--role",
+                "monitor",
+                "--name",
+                "city.office",
+                "--expires",
+                "90d",
+                "--json",
+            ]),
+            None,
+        )
+        .await,
+    );
+    let id = made["id"].as_i64().unwrap();
+    assert!(made["expires_at"].is_string());
+    let listed = json(
+        &migrex(
+            args(&["token", "list", "--config", &cfg(&node), "--json"]),
+            None,
+        )
+        .await,
+    );
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (row["name"].as_str(), row["role"].as_str()),
+        (Some("city.office"), Some("monitor"))
+    );
+    assert!(row.get("token").is_none(), "never the token itself");
+    let revoke = |id: i64| {
+        migrex(
+            args(&[
+                "token",
+                "revoke",
+                "--config",
+                &cfg(&node),
+                "--id",
+                &id.to_string(),
+            ]),
+            None,
+        )
+    };
+    ok(&revoke(id).await);
+    let again = revoke(id).await;
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).starts_with("error: --id:"));
+    let late = migrex(
+        args(&[
+            "token",
+            "create",
+            "--config",
+            &cfg(&node),
+            "--role",
+            "clerk",
+            "--expires",
+            "2020-01-01",
+        ]),
+        None,
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&late.stderr).starts_with("error: --expires:"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

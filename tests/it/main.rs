@@ -17,6 +17,7 @@ mod outage;
 mod paging;
 mod replicas;
 mod reply_rules;
+mod roles;
 mod stats_agree;
 mod store_copy;
 mod supervision;

@@ -1,0 +1,2 @@
+-- A staff token may expire (migrex token create --expires); NULL: never.
+ALTER TABLE tokens ADD COLUMN expires_at INTEGER;

@@ -1,0 +1,192 @@
+//! Issue 10, item 4: least privilege. A monitor never receives a full ID
+//! number or a name from any call; clerks answer but do not withdraw;
+//! supervisors withdraw; tokens have ids, expire, and a revocation through
+//! the node takes effect at once.
+
+use crate::common::*;
+use migrex::auth::Role;
+use migrex::clock::{Clock, ManualClock};
+use migrex::pb;
+use prost::Message;
+use tonic::Code;
+
+/// Whether `bytes` hold `needle` anywhere.
+fn holds(bytes: &[u8], needle: &str) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_never_receives_a_full_id_number_or_a_name() {
+    let clock = ManualClock::new(time::macros::datetime!(2026-10-05 09:00 +8));
+    let net = network(&[LUOHU, SHUANGLIU], Some(clock.clone())).await;
+    let mut people = Vec::new();
+    for i in 0..3 {
+        let n = submit(&net, 0, birth(SHUANGLIU, woman(60 + i), "2026-10-03")).await;
+        people.push(n.subject.clone().unwrap().id_number);
+        wait_notice(&net, 0, &n.id, |x| x.received_at.is_some()).await;
+    }
+    let back = submit(&net, 1, marriage(LUOHU, man(70), "2026-09-30")).await;
+    people.push(back.subject.clone().unwrap().id_number);
+    wait_notice(&net, 1, &back.id, |x| x.received_at.is_some()).await;
+    // Past every deadline: the overdue lists are full.
+    clock.advance(time::Duration::days(45));
+
+    for node in 0..2 {
+        let token = migrex::setup::create_token(&net.store(node), "city.monitor", Role::Monitor)
+            .await
+            .unwrap();
+        let url = &net.nodes[node].desk_url;
+        let mut desk = migrex::client::connect(url, &net.ca_pem, &token)
+            .await
+            .unwrap();
+        let mut stats = migrex::client::connect_stats(url, &net.ca_pem, &token)
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let list = desk
+            .list_notices(pb::ListNoticesRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!list.notices.is_empty());
+        for n in &list.notices {
+            let s = n.subject.clone().unwrap();
+            assert!(s.id_number.contains("********"), "masked: {}", s.id_number);
+            assert!(
+                s.name.is_empty() && n.details.is_none(),
+                "no name, no details"
+            );
+        }
+        seen.extend(list.encode_to_vec());
+        let overdue = stats
+            .list_overdue(pb::ListOverdueRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!overdue.notices.is_empty(), "something is overdue");
+        seen.extend(overdue.encode_to_vec());
+        for p in &people {
+            assert!(!holds(&seen, p), "a full ID number reached the monitor");
+        }
+        assert!(!holds(&seen, "王芳"), "a name reached the monitor");
+
+        let id = list.notices[0].id.clone();
+        let refusals = [
+            desk.get_notice(pb::GetNoticeRequest { id: id.clone() })
+                .await
+                .unwrap_err()
+                .code(),
+            desk.list_pending(pb::ListPendingRequest::default())
+                .await
+                .unwrap_err()
+                .code(),
+            desk.list_notices(pb::ListNoticesRequest {
+                subject_id_number: people[0].clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err()
+            .code(),
+            desk.acknowledge_notice(pb::AcknowledgeNoticeRequest { id })
+                .await
+                .unwrap_err()
+                .code(),
+        ];
+        assert_eq!(refusals, [Code::PermissionDenied; 4], "node {node}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clerks_answer_supervisors_withdraw_and_tokens_end() {
+    let clock = ManualClock::new(time::macros::datetime!(2026-10-05 09:00 +8));
+    let net = network(&[LUOHU, SHUANGLIU], Some(clock.clone())).await;
+    let url = &net.nodes[0].desk_url;
+    let store = net.store(0);
+    let clerk = migrex::setup::create_token(&store, "wang.wu", Role::Clerk)
+        .await
+        .unwrap();
+    let supervisor = migrex::setup::create_token(&store, "chen.jie", Role::Supervisor)
+        .await
+        .unwrap();
+    let mut clerk_desk = migrex::client::connect(url, &net.ca_pem, &clerk)
+        .await
+        .unwrap();
+    let sent = clerk_desk
+        .submit_notice(pb::SubmitNoticeRequest {
+            notice: Some(birth(SHUANGLIU, woman(80), "2026-10-03")),
+        })
+        .await
+        .expect("a clerk sends")
+        .into_inner();
+    let withdraw = pb::WithdrawNoticeRequest {
+        id: sent.id.clone(),
+        reason: "登记有误".into(),
+    };
+    let e = clerk_desk
+        .withdraw_notice(withdraw.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(e.message().starts_with("role:"), "{}", e.message());
+    let still = get(&net, 0, &sent.id).await.unwrap();
+    assert!(still.withdrawn_at.is_none(), "the refusal changed nothing");
+    let mut sup_desk = migrex::client::connect(url, &net.ca_pem, &supervisor)
+        .await
+        .unwrap();
+    let w = sup_desk
+        .withdraw_notice(withdraw)
+        .await
+        .expect("a supervisor withdraws");
+    assert!(w.into_inner().withdrawn_at.is_some());
+
+    // A token that expires: it works until then, by the node's clock.
+    let expires = clock.now() + time::Duration::hours(1);
+    let (id, temp) = migrex::setup::issue_token(&store, "temp.help", Role::Clerk, Some(expires))
+        .await
+        .unwrap();
+    let mut temp_desk = migrex::client::connect(url, &net.ca_pem, &temp)
+        .await
+        .unwrap();
+    temp_desk
+        .list_pending(pb::ListPendingRequest::default())
+        .await
+        .expect("valid until it expires");
+    clock.advance(time::Duration::minutes(61));
+    let e = temp_desk
+        .list_pending(pb::ListPendingRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "expired");
+    let listed = store.list_tokens().await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|t| t.id == id && t.expires_at == Some(expires))
+    );
+
+    // Revoked by id through the node: refused at once, not after a minute.
+    let clerk_id = listed.iter().find(|t| t.name == "wang.wu").unwrap().id;
+    clerk_desk
+        .list_pending(pb::ListPendingRequest::default())
+        .await
+        .expect("works before");
+    let ctx = &net.nodes[0].running.as_ref().unwrap().ctx;
+    let admin = migrex::auth::Caller {
+        name: "admin".into(),
+        role: Role::Admin,
+        token: None,
+    };
+    migrex::service::admin::revoke_token(ctx, &admin, clerk_id)
+        .await
+        .unwrap();
+    let e = clerk_desk
+        .list_pending(pb::ListPendingRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "refused at once");
+    // Other tokens are untouched.
+    sup_desk
+        .list_pending(pb::ListPendingRequest::default())
+        .await
+        .expect("the supervisor's token still works");
+}

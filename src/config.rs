@@ -54,6 +54,13 @@ pub struct Config {
     pub console: Option<ConsoleFiles>,
     #[serde(default)]
     pub delivery: Delivery,
+    /// The secret that keys the access audit's hashes of ID numbers (a
+    /// file, created 0600 at first start; replicas of a node share it).
+    #[serde(
+        default = "default_audit_key",
+        skip_serializing_if = "is_default_audit_key"
+    )]
+    pub audit_key: String,
     /// Limits of the listeners (connections, idle time, message sizes).
     #[serde(default, skip_serializing_if = "ListenLimits::is_default")]
     pub limits: ListenLimits,
@@ -85,6 +92,14 @@ pub struct TlsFiles {
         skip_serializing_if = "is_default_crl_refresh"
     )]
     pub crl_refresh_secs: u64,
+}
+
+fn default_audit_key() -> String {
+    "audit.key".into()
+}
+
+fn is_default_audit_key(v: &str) -> bool {
+    v == "audit.key"
 }
 
 fn default_crl_refresh() -> u64 {
@@ -443,6 +458,8 @@ pub struct Settings {
     pub console: Option<(String, TlsPaths)>,
     pub delivery: Delivery,
     pub limits: ListenLimits,
+    /// The access audit's key file.
+    pub audit_key: PathBuf,
     pub routes: Vec<Route>,
     /// The timezone, holiday calendar and reply policy.
     pub deadlines: Deadlines,
@@ -521,6 +538,7 @@ impl Settings {
             console,
             delivery: c.delivery.clone(),
             limits: c.limits.clone(),
+            audit_key: resolve(base, &c.audit_key),
             routes: c.routes().map_err(field)?,
             deadlines: c.deadlines(base)?,
         })

@@ -29,6 +29,8 @@ pub struct NodeCtx {
     /// The network CA and its current revocation list.
     pub trust: Arc<Trust>,
     pub limits: ListenLimits,
+    /// Keys the access audit's hashes of ID numbers.
+    pub audit_key: crate::audit::SubjectKey,
     pub metrics: Arc<Metrics>,
     pub auth: Authenticator,
     /// This process among the replicas of the node (they share the
@@ -50,6 +52,7 @@ impl NodeCtx {
         store: Store,
         clock: SharedClock,
         (tls, trust): (TlsMaterial, Arc<Trust>),
+        audit_key: crate::audit::SubjectKey,
         replica: String,
     ) -> Self {
         let Settings {
@@ -76,6 +79,7 @@ impl NodeCtx {
             tls,
             trust,
             limits,
+            audit_key,
             replica,
             wakers,
             failed: AtomicBool::new(false),

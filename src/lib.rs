@@ -1,6 +1,7 @@
 //! migrex: the node software of the migrant-population information exchange
 //! network. See ARCHITECTURE.md for the map of modules.
 
+pub mod audit;
 pub mod auth;
 pub mod calendar;
 pub mod cli;

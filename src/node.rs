@@ -39,6 +39,8 @@ pub enum NodeError {
     },
     #[error("the certificate is for district {cert} but the config says {config}")]
     WrongCertificate { cert: String, config: String },
+    #[error("audit_key {path}: {reason}")]
+    AuditKey { path: String, reason: String },
     #[error("gRPC reflection: {0}")]
     Reflection(String),
     #[error("peers[{route}]: cannot use endpoint {endpoint}: {reason}")]
@@ -138,6 +140,12 @@ impl BoundNode {
             tracing::info!(source = %trust.source().map(|s| s.to_string()).unwrap_or_default(), revoked = count, "revocation list loaded");
         }
         let crl_refresh = s.tls.crl_refresh;
+        let audit_key = crate::audit::SubjectKey::load_or_create(&s.audit_key).map_err(|e| {
+            NodeError::AuditKey {
+                path: s.audit_key.display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
         let exchange_addr = self.exchange.local_addr().expect("bound");
         let desk_addr = self.desk.local_addr().expect("bound");
         let ops_addr = self.ops.local_addr().expect("bound");
@@ -175,6 +183,7 @@ impl BoundNode {
             self.store.clone(),
             self.clock.clone(),
             (tls.clone(), trust.clone()),
+            audit_key,
             replica,
         ));
         let limits = ctx.limits.clone();

@@ -132,10 +132,12 @@ pub async fn init_node(
             }),
         delivery: Delivery::default(),
         limits: Default::default(),
+        audit_key: "audit.key".into(),
         peers: vec![],
         reply_policy: vec![],
     };
     config.save(&config_path)?;
+    crate::audit::SubjectKey::load_or_create(&dir.join("audit.key")).map_err(io(dir))?;
     let store = open_store(&config_path).await?;
     let token = create_token(&store, "admin", Role::Admin).await?;
     store.close().await;

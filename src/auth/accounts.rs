@@ -166,6 +166,7 @@ pub async fn login(
             name: user.name,
             role,
             token: None,
+            address: String::new(),
         },
     })
 }
@@ -196,6 +197,7 @@ pub async fn session(
             name: s.user_name,
             role,
             token: None,
+            address: String::new(),
         },
         csrf: s.csrf,
     }))

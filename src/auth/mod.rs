@@ -65,6 +65,8 @@ pub struct Caller {
     /// The token's id when the caller came with a token (None: a console
     /// account, by its name).
     pub token: Option<i64>,
+    /// The client's address as the listener saw it (for the access audit).
+    pub address: String,
 }
 
 impl Caller {
@@ -200,6 +202,7 @@ impl Authenticator {
             name: rec.name,
             role: Role::parse(&rec.role).map_err(|_| AuthError::BadRole)?,
             token: Some(rec.id),
+            address: String::new(),
         };
         self.known.lock().expect("token cache").insert(
             hash,

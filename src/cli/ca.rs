@@ -9,6 +9,17 @@ use std::path::{Path, PathBuf};
 
 #[derive(Subcommand, Debug)]
 pub enum CaCommand {
+    /// Create a CA in an empty folder (ca.crt, ca.key 0600, an empty revocation list).
+    #[command(
+        after_help = "Example:\n  migrex ca create --ca-dir /root/migrex-ca --name \"Sichuan migrex CA\""
+    )]
+    Create {
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The CA's name in its certificate.
+        #[arg(long, default_value = "migrex network CA")]
+        name: String,
+    },
     /// Issue a node certificate for a district from the CA (for a node set up on another machine).
     #[command(
         after_help = "Example:\n  migrex ca issue --ca-dir ./ca --district 510116 --out ./shuangliu-certs --host node.shuangliu.example"
@@ -76,6 +87,17 @@ fn need_ca(ca_dir: &Path) -> Result<()> {
 
 pub async fn ca(cmd: CaCommand) -> Result<()> {
     match cmd {
+        CaCommand::Create { ca_dir, name } => {
+            if !identity::ensure_ca(&ca_dir, &name)? {
+                bail!("--ca-dir: {} holds a CA already", ca_dir.display());
+            }
+            identity::write_crl(&ca_dir, time::OffsetDateTime::now_utc())?;
+            println!(
+                "created a CA in {} (keep ca.key offline and private)",
+                ca_dir.display()
+            );
+            Ok(())
+        }
         CaCommand::Issue {
             ca_dir,
             district,

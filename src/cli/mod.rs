@@ -8,6 +8,7 @@
 
 mod admin;
 mod args;
+mod audit;
 mod ca;
 mod demo;
 mod inbox;
@@ -60,6 +61,9 @@ enum Command {
     /// Staff tokens.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
+    /// The access audit (访问审计): who looked at whom; check its chain.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Web console accounts (staff log in with a name and password).
     #[command(subcommand)]
     User(admin::UserCommand),
@@ -129,6 +133,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Store(c) => admin::store(c).await,
         Command::Backup { config, out } => admin::backup(config, out).await,
         Command::Token(c) => tokens::token(c).await,
+        Command::Audit(c) => audit::audit(c).await,
         Command::User(c) => admin::user(c).await,
         Command::Notice(c) => notices::notice(*c).await,
         Command::Notices(a) => notices::notices(a).await,

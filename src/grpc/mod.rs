@@ -85,7 +85,12 @@ pub fn refusal(e: &DomainError) -> pb::ItemError {
 
 /// Who is calling, from the call's bearer token.
 pub async fn caller<T>(ctx: &NodeCtx, req: &tonic::Request<T>) -> Result<Caller, Status> {
-    Ok(ctx.auth.caller(bearer(req)?, ctx.now()).await?)
+    let mut caller = ctx.auth.caller(bearer(req)?, ctx.now()).await?;
+    caller.address = req
+        .remote_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    Ok(caller)
 }
 
 /// The bearer token of a call (`authorization: Bearer <token>`).

@@ -9,6 +9,7 @@
 //! web console. Roles are checked here, once, for every interface.
 
 pub mod admin;
+pub mod audit;
 pub mod notices;
 pub mod replies;
 pub mod reports;

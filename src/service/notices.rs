@@ -1,7 +1,8 @@
 //! Registering notices (they go to the outbox in the same transaction) and
 //! reading them: one, the pending list, any list.
 
-use super::{Listing, Page, Result};
+use super::{Listing, Page, Result, audit};
+use crate::audit::Access;
 use crate::auth::Caller;
 use crate::context::NodeCtx;
 use crate::domain::{
@@ -89,8 +90,9 @@ pub async fn submit(ctx: &NodeCtx, caller: &Caller, draft: pb::Notice) -> Result
     caller.require_write()?;
     let now = ctx.now();
     let (content, route) = prepare(ctx, draft, now)?;
+    let one = [(content.clone(), route.clone())];
     ctx.store
-        .insert_outbound(&[(content.clone(), route.clone())], now)
+        .insert_outbound(&one, &registered(ctx, caller, &one), now)
         .await?;
     ctx.wake(&route);
     tracing::info!(notice = %content.id, destination = %content.destination, kind = content.kind().as_str_name(), subject = %content.subject.id_number.masked(), by = %caller.name, "notice queued");
@@ -173,7 +175,9 @@ pub async fn submit_many(
     if outcome.refused() > 0 || validate_only {
         return Ok(outcome);
     }
-    ctx.store.insert_outbound(&ready, now).await?;
+    ctx.store
+        .insert_outbound(&ready, &registered(ctx, caller, &ready), now)
+        .await?;
     outcome.committed = true;
     let mut routes: Vec<&String> = ready.iter().map(|(_, r)| r).collect();
     routes.sort();
@@ -189,10 +193,26 @@ pub async fn submit_many(
 /// monitors).
 pub async fn get(ctx: &NodeCtx, caller: &Caller, id: Uuid) -> Result<NoticeRecord> {
     caller.require_personal_data()?;
-    stored(ctx, &id.to_string()).await
+    let rec = stored(ctx, &id.to_string()).await?;
+    audit::record_reads(ctx, caller, "notice.get", std::slice::from_ref(&rec)).await?;
+    Ok(rec)
 }
 
-async fn stored(ctx: &NodeCtx, id: &str) -> Result<NoticeRecord> {
+/// The audit entries of `caller` registering `notices`.
+fn registered(ctx: &NodeCtx, caller: &Caller, notices: &[(NoticeContent, String)]) -> Vec<Access> {
+    let ids: Vec<(String, &str)> = notices
+        .iter()
+        .map(|(c, _)| (c.id.to_string(), c.subject.id_number.as_str()))
+        .collect();
+    audit::accesses(
+        &ctx.audit_key,
+        caller,
+        "notice.submit",
+        ids.iter().map(|(id, subject)| (id.as_str(), *subject)),
+    )
+}
+
+pub(super) async fn stored(ctx: &NodeCtx, id: &str) -> Result<NoticeRecord> {
     ctx.store
         .get_notice(id)
         .await?
@@ -244,6 +264,7 @@ pub async fn pending(
         after: page.after.clone(),
     };
     let rows = ctx.store.list_pending(&f, now).await?;
+    audit::record_reads(ctx, caller, "notice.pending", &rows).await?;
     Ok(Listing::new(rows, &page, |r| r.life.due_at))
 }
 
@@ -267,7 +288,9 @@ pub async fn sent(
 ) -> Result<Listing> {
     caller.require_personal_data()?;
     f.direction = Some(crate::domain::Direction::Outbound);
-    list_page(ctx, f, page).await
+    let listing = list_page(ctx, f, page).await?;
+    audit::record_reads(ctx, caller, "notice.sent", &listing.rows).await?;
+    Ok(listing)
 }
 
 /// Notices of both directions, newest first, as `f` narrows them; masked
@@ -277,7 +300,9 @@ pub async fn list(ctx: &NodeCtx, caller: &Caller, f: NoticeFilter, page: Page) -
         // Whether a person is on file is itself a personal detail.
         caller.require_personal_data()?;
     }
-    Ok(list_page(ctx, f, page).await?.visible_to(caller))
+    let listing = list_page(ctx, f, page).await?;
+    audit::record_reads(ctx, caller, "notice.list", &listing.rows).await?;
+    Ok(listing.visible_to(caller))
 }
 
 async fn list_page(ctx: &NodeCtx, mut f: NoticeFilter, page: Page) -> Result<Listing> {

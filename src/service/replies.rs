@@ -4,7 +4,7 @@
 //! applies to a peer's reply), recorded, and queued for the notice's other
 //! node, in one transaction.
 
-use super::{Result, notices};
+use super::{Result, audit, notices};
 use crate::auth::Caller;
 use crate::context::NodeCtx;
 use crate::domain::{Direction, FeedbackContent, Party, Reply, ReplyBody, Verdict, optional_text};
@@ -58,6 +58,11 @@ async fn reply(ctx: &NodeCtx, caller: &Caller, id: Uuid, body: ReplyBody) -> Res
     };
     let life = &rec.life;
     let party = life.own_party();
+    let operation = match &body {
+        ReplyBody::Receipt { .. } => "reply.receipt",
+        ReplyBody::Feedback(_) => "reply.feedback",
+        ReplyBody::Withdrawal { .. } => "reply.withdraw",
+    };
     let route = match life.check(party, &body, ctx.now(), "id")? {
         Verdict::AlreadyDone => None,
         Verdict::Apply => {
@@ -74,6 +79,13 @@ async fn reply(ctx: &NodeCtx, caller: &Caller, id: Uuid, body: ReplyBody) -> Res
                 body,
             };
             let route = queue(ctx, &mut tx, &reply, target).await?;
+            let subject = rec
+                .content
+                .subject
+                .as_ref()
+                .map_or("", |s| s.id_number.as_str());
+            let entries = audit::accesses(&ctx.audit_key, caller, operation, [(rec.id(), subject)]);
+            tx.append_audit(&entries, ctx.now()).await?;
             tracing::info!(notice = %id, sort, by = %caller.name, "reply recorded and queued");
             Some(route)
         }
@@ -82,7 +94,7 @@ async fn reply(ctx: &NodeCtx, caller: &Caller, id: Uuid, body: ReplyBody) -> Res
     if let Some(r) = route {
         ctx.wake(&r);
     }
-    notices::get(ctx, caller, id).await
+    notices::stored(ctx, &notice_id).await
 }
 
 /// Records a reply written here and queues it for `target`'s node, in `tx`;

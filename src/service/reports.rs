@@ -44,6 +44,7 @@ pub async fn overdue(
         .store
         .overdue(direction, now, page.limit, page.after.as_ref())
         .await?;
+    super::audit::record_reads(ctx, caller, "report.overdue", &rows).await?;
     Ok((
         now,
         Listing::new(rows, &page, |r| r.life.due_at).visible_to(caller),

@@ -2,7 +2,8 @@
 //! other one (the way a district moves from the embedded SQLite file to
 //! PostgreSQL), verified by row counts and a checksum per table.
 //!
-//! Copied: notices, replies, outbox, tokens and the store's own records
+//! Copied: notices, replies, outbox, tokens, the access audit (its chain
+//! intact: same sequence numbers and hashes) and the store's own records
 //! (`store_meta`). Not copied: what the target's triggers rebuild from the
 //! notices as they arrive (notice counts, timeliness roll-ups) and delivery
 //! leases (they belong to running processes).
@@ -103,6 +104,22 @@ const TABLES: &[Table] = &[
             ("created_at", Int),
             ("revoked_at", Int),
             ("expires_at", Int),
+        ],
+    },
+    Table {
+        name: "access_audit",
+        key: "seq",
+        columns: &[
+            ("seq", Int),
+            ("at", Int),
+            ("actor", Text),
+            ("token_id", Int),
+            ("operation", Text),
+            ("notice_id", Text),
+            ("subject", Text),
+            ("address", Text),
+            ("prev_hash", Text),
+            ("hash", Text),
         ],
     },
     Table {

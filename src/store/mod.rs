@@ -136,6 +136,7 @@ cols_for!(SqliteRow);
 cols_for!(PgRow);
 
 mod accounts;
+mod audit;
 mod copy;
 mod gauges;
 mod leases;
@@ -147,6 +148,7 @@ mod rollups;
 mod tokens;
 
 pub use accounts::{SessionRecord, UserRecord, UserSummary};
+pub use audit::AuditQuery;
 pub use copy::TableCopy;
 pub use gauges::{NoticeCount, OutboxCount, OverdueCount};
 pub use leases::Lease;

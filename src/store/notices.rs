@@ -191,9 +191,12 @@ pub struct NewNotice<'a> {
 impl Store {
     /// Commits new outbound notices and their outbox rows in one
     /// transaction: all of them or none.
+    /// Registers `notices` (each with its route) and queues them, with the
+    /// access audit's entries of the registration, in one transaction.
     pub async fn insert_outbound(
         &self,
         notices: &[(NoticeContent, String)],
+        audit: &[crate::audit::Access],
         now: OffsetDateTime,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
@@ -211,6 +214,7 @@ impl Store {
             )
             .await?;
         }
+        tx.append_audit(audit, now).await?;
         tx.commit().await
     }
 

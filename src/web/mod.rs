@@ -7,6 +7,7 @@
 //! (CSRF); `pages` the pages staff work in.
 
 mod accounts;
+mod audit;
 mod import;
 mod notice;
 mod pages;
@@ -65,6 +66,7 @@ fn router(ctx: Arc<NodeCtx>) -> Router {
             get(accounts::password_page).post(accounts::change_password),
         )
         .route("/stats", get(stats::page))
+        .route("/audit", get(audit::page).post(audit::query))
         .route("/stats/report", get(stats::download))
         .route("/static/console.css", get(stylesheet))
         .route("/static/console.js", get(script))
@@ -235,6 +237,18 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+/// The address a console request came from (the access audit notes it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
 /// Serves the console on `listener` with `tls` until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
@@ -247,8 +261,11 @@ pub async fn serve(
         incoming: crate::identity::tls_incoming(listener, tls, ctx.limits.listener()),
         local,
     };
-    axum::serve(listener, router(ctx))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .map_err(|e| e.to_string())
+    axum::serve(
+        listener,
+        router(ctx).into_make_service_with_connect_info::<ClientAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
+    .map_err(|e| e.to_string())
 }

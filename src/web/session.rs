@@ -73,9 +73,17 @@ impl FromRequestParts<Arc<NodeCtx>> for Staff {
     async fn from_request_parts(parts: &mut Parts, ctx: &Arc<NodeCtx>) -> Result<Self, Response> {
         let to_login = || Redirect::to("/login").into_response();
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(to_login)?;
+        let address = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<super::ClientAddr>>()
+            .map(|c| c.0.0.ip().to_string())
+            .unwrap_or_default();
         match accounts::session(&ctx.store, &token, ctx.now()).await {
-            Ok(Some(s)) => Ok(Staff {
-                caller: s.caller,
+            Ok(Some(mut s)) => Ok(Staff {
+                caller: {
+                    s.caller.address = address;
+                    s.caller
+                },
                 csrf: s.csrf,
                 token,
             }),

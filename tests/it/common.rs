@@ -359,6 +359,15 @@ impl std::ops::DerefMut for Serve {
     }
 }
 
+/// Runs the `migrex` binary with `args` to its end, as an operator would.
+pub fn migrex_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_migrex"))
+        .args(args)
+        .env("MIGREX_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
 /// `migrex serve --config PATH` as its own process, the way operators run it.
 pub fn spawn_serve(config: &std::path::Path) -> Serve {
     Serve(

@@ -305,6 +305,22 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
     b.shot("sent").await;
     b.c.goto(&format!("{luohu}/stats")).await.unwrap();
     b.shot("stats-supervisor").await;
+    // 审计: who looked at the person of the answered notice.
+    b.c.goto(&format!("{luohu}/audit")).await.unwrap();
+    b.type_into("#audit-subject", &woman(14)).await;
+    b.click("#audit-search").await;
+    b.until("the audit", |_, page| page.contains("id=\"audit\""))
+        .await;
+    let trail = b.text_of("#audit").await;
+    assert!(
+        trail.contains("notice.submit") && trail.contains("chen.jie"),
+        "{trail}"
+    );
+    assert!(
+        !trail.contains(&woman(14)),
+        "the ID number is not shown back"
+    );
+    b.shot("audit").await;
 
     // 管理: the admin sees accounts and peers and creates an account.
     b.click("#logout").await;
@@ -329,6 +345,9 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
     b.until("logged out", |path, _| path == "/login").await;
     b.login(&luohu, "wang.wu", "clerk-password-9").await;
     b.c.goto(&format!("{luohu}/admin")).await.unwrap();
+    assert!(b.c.source().await.unwrap().contains("出错了"));
+    // Nor 审计 (supervisors and administrators only).
+    b.c.goto(&format!("{luohu}/audit")).await.unwrap();
     assert!(b.c.source().await.unwrap().contains("出错了"));
 }
 

@@ -175,6 +175,7 @@ async fn clerks_answer_supervisors_withdraw_and_tokens_end() {
         name: "admin".into(),
         role: Role::Admin,
         token: None,
+        address: "127.0.0.1".into(),
     };
     migrex::service::admin::revoke_token(ctx, &admin, clerk_id)
         .await

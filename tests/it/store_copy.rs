@@ -14,14 +14,6 @@ use migrex::pb;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn migrex_cli(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_migrex"))
-        .args(args)
-        .env("MIGREX_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
 async fn send(net: &Net, from: usize, to: &str, first: u32, n: u32) -> Vec<String> {
     let notices = (first..first + n)
         .map(|i| birth(to, woman(i), "2026-10-01"))

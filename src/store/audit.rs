@@ -1,0 +1,144 @@
+//! The access audit's entries (`crate::audit` has the chain rule): appended
+//! in the transaction of the operation they record, read back in order for
+//! `migrex audit verify`, and by subject or actor for an inquiry.
+
+use super::{Result, Store, Tx, from_micros, micros};
+use crate::audit::{Access, Entry, GENESIS, chain_hash};
+use sqlx::{QueryBuilder, Row};
+use time::OffsetDateTime;
+
+/// What an inquiry looks for.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// The keyed hash of a subject's ID number.
+    pub subject: Option<String>,
+    /// A token holder's or account's name.
+    pub actor: Option<String>,
+    /// A token's id.
+    pub token: Option<i64>,
+    /// Entries after this sequence number.
+    pub after: i64,
+    pub limit: u32,
+}
+
+const COLUMNS: &str =
+    "seq, at, actor, token_id, operation, notice_id, subject, address, prev_hash, hash";
+
+fn entry<R: Row>(r: &R) -> Entry
+where
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<i64>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    Entry {
+        seq: r.get("seq"),
+        at: from_micros(r.get("at")),
+        actor: r.get("actor"),
+        token: r.get("token_id"),
+        operation: r.get("operation"),
+        notice_id: r.get("notice_id"),
+        subject: r.get("subject"),
+        address: r.get("address"),
+        prev_hash: r.get("prev_hash"),
+        hash: r.get("hash"),
+    }
+}
+
+impl Tx {
+    /// Appends `accesses` at `at` to the chain, in this transaction (they
+    /// commit or vanish with the operation they record). On PostgreSQL the
+    /// table is locked against other appenders (replicas) until commit, so
+    /// the chain has one order.
+    pub async fn append_audit(&mut self, accesses: &[Access], at: OffsetDateTime) -> Result<()> {
+        if accesses.is_empty() {
+            return Ok(());
+        }
+        let postgres = matches!(self.inner, super::TxInner::Postgres(_));
+        with_tx!(self, |conn, Db| {
+            if postgres {
+                sqlx::query("LOCK TABLE access_audit IN SHARE ROW EXCLUSIVE MODE")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let head = sqlx::query("SELECT seq, hash FROM access_audit ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *conn)
+                .await?;
+            let (mut seq, mut prev) = match head {
+                Some(r) => (r.get::<i64, _>("seq"), r.get::<String, _>("hash")),
+                None => (0, GENESIS.to_string()),
+            };
+            let at = micros(at);
+            // Several hundred rows per statement at most (bind limits).
+            for chunk in accesses.chunks(400) {
+                let mut rows = Vec::with_capacity(chunk.len());
+                for a in chunk {
+                    seq += 1;
+                    let hash = chain_hash(&prev, seq, at, a);
+                    rows.push((seq, a, std::mem::replace(&mut prev, hash.clone()), hash));
+                }
+                let mut q = QueryBuilder::<Db>::new(
+                    "INSERT INTO access_audit (seq, at, actor, token_id, operation, notice_id, subject, address, prev_hash, hash) ",
+                );
+                q.push_values(rows, |mut b, (seq, a, prev_hash, hash)| {
+                    b.push_bind(seq)
+                        .push_bind(at)
+                        .push_bind(a.actor.clone())
+                        .push_bind(a.token)
+                        .push_bind(a.operation.clone())
+                        .push_bind(a.notice_id.clone())
+                        .push_bind(a.subject.clone())
+                        .push_bind(a.address.clone())
+                        .push_bind(prev_hash)
+                        .push_bind(hash);
+                });
+                q.build().execute(&mut *conn).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Store {
+    /// Appends `accesses` in a transaction of their own (reads).
+    pub async fn append_audit(&self, accesses: &[Access], at: OffsetDateTime) -> Result<()> {
+        if accesses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        tx.append_audit(accesses, at).await?;
+        tx.commit().await
+    }
+
+    /// Entries in order of `seq` that match `q`, at most `q.limit`.
+    pub async fn audit_entries(&self, q: &AuditQuery) -> Result<Vec<Entry>> {
+        with_pool!(self, read, |pool, Db| {
+            let mut b =
+                QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM access_audit WHERE seq > "));
+            b.push_bind(q.after);
+            if let Some(s) = &q.subject {
+                b.push(" AND subject = ").push_bind(s.clone());
+            }
+            match (&q.actor, q.token) {
+                (Some(a), Some(t)) => {
+                    b.push(" AND (actor = ")
+                        .push_bind(a.clone())
+                        .push(" OR token_id = ")
+                        .push_bind(t)
+                        .push(")");
+                }
+                (Some(a), None) => {
+                    b.push(" AND actor = ").push_bind(a.clone());
+                }
+                (None, Some(t)) => {
+                    b.push(" AND token_id = ").push_bind(t);
+                }
+                (None, None) => {}
+            }
+            b.push(" ORDER BY seq LIMIT ")
+                .push_bind(i64::from(q.limit.max(1)));
+            let rows = b.build().fetch_all(pool).await?;
+            Ok(rows.iter().map(entry).collect())
+        })
+    }
+}

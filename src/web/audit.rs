@@ -1,0 +1,126 @@
+//! 审计 (access audit): for supervisors and administrators, who looked at a
+//! person (by ID number) or what a token or account did (by name or token
+//! id), through `service::audit::show`.
+
+use super::PageError;
+use super::session::Staff;
+use crate::context::NodeCtx;
+use crate::service::audit::{self, Inquiry};
+use askama::Template;
+use axum::extract::{Form, State};
+use axum::response::Html;
+use std::sync::Arc;
+
+/// The inquiry, posted (an ID number never goes in a URL, where logs and
+/// browser history would keep it).
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct AuditParams {
+    #[serde(default)]
+    csrf: String,
+    subject: Option<String>,
+    actor: Option<String>,
+}
+
+struct Line {
+    cells: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    user: String,
+    role: &'static str,
+    csrf: String,
+    /// The ID number asked about, masked (shown above the answer).
+    subject: String,
+    actor: String,
+    asked: bool,
+    error: Option<String>,
+    lines: Vec<Line>,
+}
+
+/// The most entries one inquiry shows.
+const SHOWN: u32 = 500;
+
+/// The empty form.
+pub(crate) async fn page(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+) -> Result<Html<String>, PageError> {
+    answer(&ctx, &staff, AuditParams::default()).await
+}
+
+/// The form's answer.
+pub(crate) async fn query(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    Form(q): Form<AuditParams>,
+) -> Result<Html<String>, PageError> {
+    staff.check_form(&q.csrf)?;
+    answer(&ctx, &staff, q).await
+}
+
+async fn answer(ctx: &NodeCtx, staff: &Staff, q: AuditParams) -> Result<Html<String>, PageError> {
+    staff.caller.require_supervisor()?;
+    let subject = q.subject.unwrap_or_default().trim().to_string();
+    let actor = q.actor.unwrap_or_default().trim().to_string();
+    let asked = !subject.is_empty() || !actor.is_empty();
+    let mut error = None;
+    let mut lines = Vec::new();
+    if asked {
+        let valid = if subject.is_empty() {
+            Ok(())
+        } else {
+            crate::domain::IdNumber::parse("subject", &subject).map(|_| ())
+        };
+        match valid {
+            Err(e) => error = Some(e.to_string()),
+            Ok(()) => {
+                let inquiry = Inquiry {
+                    subject: (!subject.is_empty()).then(|| subject.clone()),
+                    actor: (!actor.is_empty()).then(|| actor.clone()),
+                    after: 0,
+                    limit: SHOWN,
+                };
+                let tz = ctx.deadlines.tz;
+                lines = audit::show(ctx, &staff.caller, inquiry)
+                    .await?
+                    .into_iter()
+                    .map(|e| Line {
+                        cells: vec![
+                            e.seq.to_string(),
+                            super::local(tz, Some(e.at)),
+                            e.actor,
+                            e.token
+                                .map(|t| t.to_string())
+                                .unwrap_or_else(|| "账户".into()),
+                            e.operation,
+                            e.notice_id,
+                            e.address,
+                        ],
+                    })
+                    .collect();
+            }
+        }
+    }
+    let view = AuditPage {
+        user: staff.caller.name.clone(),
+        role: staff.caller.role.as_str(),
+        csrf: staff.csrf.clone(),
+        // The ID number asked about is not written back into the page.
+        subject: mask(&subject),
+        actor,
+        asked,
+        error,
+        lines,
+    };
+    Ok(Html(view.render()?))
+}
+
+fn mask(id: &str) -> String {
+    if id.is_empty() {
+        String::new()
+    } else {
+        crate::domain::mask_id(id)
+    }
+}

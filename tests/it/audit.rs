@@ -1,0 +1,199 @@
+//! Issue 10, item 5: the access audit. Every read of a person's details and
+//! every write by staff leaves an entry with who, what, which notice, a
+//! keyed hash of the subject and from where; the chain verifies on a busy
+//! node and names the first entry edited by hand.
+
+use crate::common::*;
+use migrex::auth::Role;
+use migrex::pb;
+use serde_json::Value;
+
+/// Runs one SQL statement on node `i`'s database, as someone with access to
+/// the database files would.
+async fn tamper(net: &LocalNetwork, i: usize, sql: &str) {
+    let db = migrex::config::Settings::load(&net.nodes[i].config_path)
+        .unwrap()
+        .database;
+    if db.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&db).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let url = format!("sqlite://{}", db.trim_start_matches("sqlite://"));
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_looked_at_whom_is_recorded_chained_and_checked() {
+    let net = network(&[LUOHU, SHUANGLIU], None).await;
+    let (watched, other) = (woman(90), woman(91));
+    let first = submit(&net, 0, birth(SHUANGLIU, watched.clone(), "2026-10-03")).await;
+    let second = submit(&net, 0, birth(SHUANGLIU, other.clone(), "2026-10-04")).await;
+    // A busy node: a batch of fifty more.
+    let batch: Vec<pb::Notice> = (0..50)
+        .map(|i| birth(SHUANGLIU, woman(100 + i), "2026-10-05"))
+        .collect();
+    submit_batch(&mut net.desk(0).await.unwrap(), batch).await;
+    wait_notice(&net, 0, &first.id, |n| n.received_at.is_some()).await;
+    wait_notice(&net, 0, &second.id, |n| n.received_at.is_some()).await;
+
+    let store = net.store(1);
+    let clerk = migrex::setup::create_token(&store, "li.na", Role::Clerk)
+        .await
+        .unwrap();
+    let monitor = migrex::setup::create_token(&store, "city.monitor", Role::Monitor)
+        .await
+        .unwrap();
+    let url = &net.nodes[1].desk_url;
+    let mut desk = migrex::client::connect(url, &net.ca_pem, &clerk)
+        .await
+        .unwrap();
+    // Wait on the store itself: the test's waiting must not be audited.
+    eventually("all 52 arrived", std::time::Duration::from_secs(20), || {
+        let store = store.clone();
+        async move {
+            let n = store
+                .count_notices(migrex::domain::Direction::Inbound)
+                .await
+                .ok()?;
+            (n == 52).then_some(())
+        }
+    })
+    .await;
+    let pending = desk
+        .list_pending(pb::ListPendingRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pending.notices.len(), 52);
+    desk.get_notice(pb::GetNoticeRequest {
+        id: first.id.clone(),
+    })
+    .await
+    .unwrap();
+    desk.acknowledge_notice(pb::AcknowledgeNoticeRequest {
+        id: first.id.clone(),
+    })
+    .await
+    .unwrap();
+    migrex::client::connect(url, &net.ca_pem, &monitor)
+        .await
+        .unwrap()
+        .list_notices(pb::ListNoticesRequest::default())
+        .await
+        .unwrap();
+
+    let cfg = net.nodes[1].config_path.to_str().unwrap().to_string();
+    let verify = migrex_cli(&["audit", "verify", "--config", &cfg]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("chain holds"));
+
+    let show = |args: &[&str]| -> Vec<Value> {
+        let mut all = vec!["audit", "show", "--config", &cfg, "--json"];
+        all.extend_from_slice(args);
+        let out = migrex_cli(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let about = show(&["--subject", &watched]);
+    let ops: Vec<(&str, &str, &str)> = about
+        .iter()
+        .map(|e| {
+            (
+                e["operation"].as_str().unwrap(),
+                e["actor"].as_str().unwrap(),
+                e["notice_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("notice.pending", "li.na", first.id.as_str()),
+            ("notice.get", "li.na", first.id.as_str()),
+            ("reply.receipt", "li.na", first.id.as_str()),
+        ],
+        "who looked at this person, and nobody else (the monitor saw a masked list)"
+    );
+    assert!(
+        about
+            .iter()
+            .all(|e| e["address"] == "127.0.0.1" && e["token"].is_i64())
+    );
+    let text = String::from_utf8_lossy(
+        &migrex_cli(&["audit", "show", "--config", &cfg, "--subject", &watched]).stdout,
+    )
+    .to_string();
+    assert!(
+        !text.contains(&watched),
+        "the ID number itself is not stored or shown"
+    );
+    let by_clerk = show(&["--token", "li.na"]);
+    assert_eq!(
+        by_clerk.len(),
+        52 + 2,
+        "52 pending rows, one notice, one receipt"
+    );
+    assert!(show(&["--token", "city.monitor"]).is_empty());
+    // Luohu recorded its registrations, in the same transactions.
+    let luohu_cfg = net.nodes[0].config_path.to_str().unwrap().to_string();
+    let out = migrex_cli(&[
+        "audit",
+        "show",
+        "--config",
+        &luohu_cfg,
+        "--json",
+        "--subject",
+        &other,
+    ]);
+    let at_origin: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(at_origin[0]["operation"], "notice.submit");
+    assert_eq!(at_origin[0]["actor"], "admin");
+    assert!(
+        at_origin[1..]
+            .iter()
+            .all(|e| e["operation"] == "notice.get"),
+        "then only the test's own look-ups (GetNotice): {at_origin:?}"
+    );
+
+    // An entry edited by hand breaks the chain there.
+    let third = by_clerk[2]["seq"].as_i64().unwrap();
+    tamper(
+        &net,
+        1,
+        &format!("UPDATE access_audit SET actor = 'someone.else' WHERE seq = {third}"),
+    )
+    .await;
+    let broken = migrex_cli(&["audit", "verify", "--config", &cfg]);
+    assert!(!broken.status.success());
+    let err = String::from_utf8_lossy(&broken.stderr);
+    assert!(
+        err.starts_with(&format!("error: audit entry {third}:"))
+            && err.contains("does not match its hash"),
+        "{err}"
+    );
+}

@@ -805,9 +805,15 @@ async fn an_online_backup_holds_a_running_nodes_notices() {
     // database password) and the key are the owner's alone.
     let dir = a.config.parent().unwrap();
     assert_eq!(mode(dir), 0o700, "{}", dir.display());
-    for f in [a.config.clone(), dir.join("node.key")] {
+    for f in [
+        a.config.clone(),
+        dir.join("node.key"),
+        dir.join("audit.key"),
+    ] {
         assert_eq!(mode(&f), 0o600, "{}", f.display());
     }
+    let ca = root.path().join("ca");
+    assert_eq!(mode(&ca.join("ca.key")), 0o600);
     // An online backup of a running node holds its notices (SQLite; a
     // PostgreSQL store is backed up with PostgreSQL's own tools).
     let backup = root.path().join("luohu-backup.db");

@@ -21,6 +21,7 @@ mod reply_rules;
 mod roles;
 mod stats_agree;
 mod store_copy;
+mod store_tls;
 mod supervision;
 mod timeliness;
 mod trust;

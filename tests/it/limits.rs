@@ -237,4 +237,19 @@ async fn a_peer_cannot_mint_metric_labels_with_street_codes_of_its_choosing() {
         Some(40.0),
         "the 40 notices counted under the county"
     );
+    // Operators see certificates' expiry coming: issued for 825 days.
+    let expiry = metric(
+        &text,
+        "migrex_certificate_expiry_timestamp_seconds{certificate=\"node\"}",
+    )
+    .expect("the node certificate's expiry gauge");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+    assert!(expiry > now + 800.0 * 86_400.0 && expiry < now + 830.0 * 86_400.0);
+    assert!(
+        metric(
+            &text,
+            "migrex_certificate_expiry_timestamp_seconds{certificate=\"ca\"}"
+        )
+        .is_some()
+    );
 }

@@ -344,11 +344,23 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
     b.click("#logout").await;
     b.until("logged out", |path, _| path == "/login").await;
     b.login(&luohu, "wang.wu", "clerk-password-9").await;
-    b.c.goto(&format!("{luohu}/admin")).await.unwrap();
-    assert!(b.c.source().await.unwrap().contains("出错了"));
-    // Nor 审计 (supervisors and administrators only).
-    b.c.goto(&format!("{luohu}/audit")).await.unwrap();
-    assert!(b.c.source().await.unwrap().contains("出错了"));
+    let landed = b.path().await;
+    if landed == "/login" {
+        let page = b.c.source().await.unwrap();
+        let start = page.find("<main").unwrap_or(0);
+        panic!(
+            "the clerk's login was refused: {}",
+            page[start..].chars().take(600).collect::<String>()
+        );
+    }
+    // Nor 管理, nor 审计 (supervisors and administrators only).
+    for refused in ["/admin", "/audit"] {
+        b.c.goto(&format!("{luohu}{refused}")).await.unwrap();
+        b.until(&format!("{refused} refused to a clerk"), |_, page| {
+            page.contains("出错了")
+        })
+        .await;
+    }
 }
 
 impl Browser {

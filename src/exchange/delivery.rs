@@ -10,7 +10,8 @@
 //!
 //! Replicas of a node sharing one database each run a worker per route, but
 //! only the holder of the route's lease (`route_leases`) sends: it renews the
-//! lease before every batch, and a call times out after half the lease, so
+//! lease once half of it has run (so never sends on less than half a lease
+//! left), and a call times out after half the lease, so
 //! no two replicas ever send the same items at once, and the route passes to
 //! another replica within one lease when its holder dies.
 
@@ -197,6 +198,12 @@ pub async fn run(
     let mut alerted = false;
     let lease = time::Duration::seconds(d.lease_secs.max(2) as i64);
     let mut trusted = ctx.trust.generation();
+    // Until when this replica holds the route's lease, as it last wrote it.
+    let mut held_until: Option<time::OffsetDateTime> = None;
+    // The acks of the batch sent last, being recorded while the next batch
+    // travels; and the last item sent, after which the next batch starts.
+    let mut settling = Settling(None);
+    let mut after: i64 = 0;
     while !shutdown.is_cancelled() {
         if ctx.trust.generation() != trusted {
             // A new revocation list: the open connection was checked
@@ -210,15 +217,30 @@ pub async fn run(
             }
         }
         let now = ctx.now();
+        // The lease is renewed once half of it has run, not before every
+        // batch (a durable write each time): a call times out after half
+        // the lease, so one started while more than half remains ends
+        // before the lease does.
+        let renew = held_until.is_none_or(|until| until - now < lease / 2);
         // Reads may be cut short by shutdown: a store that does not answer
         // must not hold the node up when it stops.
-        let claim = tokio::select! {
-            r = ctx.store.claim_route(&prefix, &ctx.replica, now, now + lease) => r,
-            _ = shutdown.cancelled() => break,
+        let claim = if renew {
+            tokio::select! {
+                r = ctx.store.claim_route(&prefix, &ctx.replica, now, now + lease) => r,
+                _ = shutdown.cancelled() => break,
+            }
+        } else {
+            Ok(true)
         };
         match claim {
-            Ok(true) => {}
+            Ok(true) => {
+                if renew {
+                    held_until = Some(now + lease);
+                }
+            }
             Ok(false) => {
+                held_until = None;
+                settling.finish(&mut after).await;
                 // Another replica delivers this route; look again later.
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(d.idle_poll_ms)) => {},
@@ -227,6 +249,8 @@ pub async fn run(
                 continue;
             }
             Err(e) => {
+                held_until = None;
+                settling.finish(&mut after).await;
                 tracing::error!(route = %prefix, error = %e, "cannot take the delivery lease");
                 failures += 1;
                 tokio::select! { _ = tokio::time::sleep(backoff_delay(failures, initial, cap)) => {}, _ = shutdown.cancelled() => break }
@@ -234,7 +258,7 @@ pub async fn run(
             }
         }
         let read = tokio::select! {
-            r = ctx.store.outbox_batch(&prefix, d.batch_size.max(1)) => r,
+            r = ctx.store.outbox_batch(&prefix, after, d.batch_size.max(1)) => r,
             _ = shutdown.cancelled() => break,
         };
         let batch = match read {
@@ -247,6 +271,13 @@ pub async fn run(
             }
         };
         if batch.is_empty() {
+            if after != 0 {
+                // Everything sent: once its acks are recorded, look again
+                // from the head (a failed record leaves items there).
+                settling.finish(&mut after).await;
+                after = 0;
+                continue;
+            }
             tokio::select! {
                 _ = wake.notified() => {},
                 _ = tokio::time::sleep(Duration::from_millis(d.idle_poll_ms)) => {},
@@ -276,9 +307,8 @@ pub async fn run(
                         tracing::error!(route = %prefix, error = %error, "peer refused an item for good; it stays in the outbox, marked refused");
                     }
                 }
-                if let Err(e) = ctx.store.settle(&settled, now).await {
-                    tracing::error!(route = %prefix, error = %e, "cannot record delivery; the items will be sent again");
-                }
+                // One record at a time, in order: the previous batch's first.
+                settling.finish(&mut after).await;
                 let unsettled: Vec<i64> = items
                     .iter()
                     .zip(&results)
@@ -292,8 +322,14 @@ pub async fn run(
                     }
                     failures = 0;
                     alerted = false;
+                    // The acks are recorded while the next batch travels.
+                    after = items[items.len() - 1].seq;
+                    settling.start(&ctx, &prefix, settled, now);
                     continue;
                 }
+                settling.start(&ctx, &prefix, settled, now);
+                settling.finish(&mut after).await;
+                after = 0;
                 failures += 1;
                 let delay = backoff_delay(failures, initial, cap);
                 let _ = ctx
@@ -308,6 +344,8 @@ pub async fn run(
                 tokio::select! { _ = tokio::time::sleep(delay) => {}, _ = shutdown.cancelled() => break }
             }
             Err(error) => {
+                settling.finish(&mut after).await;
+                after = 0;
                 failures += 1;
                 let delay = backoff_delay(failures, initial, cap);
                 let seqs: Vec<i64> = items.iter().map(|i| i.seq).collect();
@@ -326,7 +364,45 @@ pub async fn run(
             }
         }
     }
+    settling.finish(&mut after).await;
     tracing::debug!(route = %prefix, "delivery worker stopped");
+}
+
+/// The recording of one batch's acks (`Store::settle`), running while the
+/// next batch is sent. At most one runs; a later one starts only after it.
+struct Settling(Option<tokio::task::JoinHandle<bool>>);
+
+impl Settling {
+    fn start(
+        &mut self,
+        ctx: &Arc<NodeCtx>,
+        route: &str,
+        settled: Vec<Settled>,
+        now: time::OffsetDateTime,
+    ) {
+        debug_assert!(self.0.is_none());
+        let (ctx, route) = (ctx.clone(), route.to_string());
+        self.0 = Some(tokio::spawn(async move {
+            match ctx.store.settle(&settled, now).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(route = %route, error = %e, "cannot record delivery; the items will be sent again");
+                    false
+                }
+            }
+        }));
+    }
+
+    /// Waits for the recording under way, if any; when it failed, the next
+    /// batch starts again from the head of the queue (`after` = 0), so its
+    /// items are sent again (and answered by the peer with their first ack).
+    async fn finish(&mut self, after: &mut i64) {
+        if let Some(task) = self.0.take()
+            && !task.await.unwrap_or(false)
+        {
+            *after = 0;
+        }
+    }
 }
 
 #[cfg(test)]

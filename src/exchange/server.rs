@@ -13,36 +13,36 @@ use crate::domain::{
 use crate::grpc::{internal, item_error, refusal};
 use crate::identity::peer_district;
 use crate::pb;
-use crate::store::{StoreError, Tx};
+use crate::store::{EventKey, NewNotice, StoreError, Tx};
+use std::collections::HashMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
 use tonic::{Code, Request, Response, Status};
+
+/// A notice past the checks that need no store, or its refusal.
+type Admitted = Result<NoticeContent, Box<pb::NoticeAck>>;
 
 pub struct ExchangeService {
     pub ctx: Arc<NodeCtx>,
 }
 
 impl ExchangeService {
-    async fn receive_notice(
-        &self,
-        tx: &mut Tx,
-        peer: &DistrictCode,
-        n: &pb::Notice,
-        now: OffsetDateTime,
-    ) -> Result<pb::NoticeAck, StoreError> {
-        let refuse = |error| pb::NoticeAck {
-            notice_id: n.id.clone(),
-            error: Some(error),
-            ..Default::default()
+    /// The checks of one notice that need no store: it parses, comes from
+    /// the calling peer's district and is for ours. A refusal is its ack.
+    fn admit(&self, peer: &DistrictCode, n: &pb::Notice, now: OffsetDateTime) -> Admitted {
+        let refuse = |error| {
+            Box::new(pb::NoticeAck {
+                notice_id: n.id.clone(),
+                error: Some(error),
+                ..Default::default()
+            })
         };
         // Tolerance for clocks of two nodes on either side of midnight.
         let today = self.ctx.deadlines.local_date(now + CLOCK_SKEW);
-        let content = match NoticeContent::parse(n, &ParseContext { today }) {
-            Ok(c) => c,
-            Err(e) => return Ok(refuse(refusal(&e.into()))),
-        };
+        let content = NoticeContent::parse(n, &ParseContext { today })
+            .map_err(|e| refuse(refusal(&e.into())))?;
         if !peer.covers(&content.origin) {
-            return Ok(refuse(item_error(
+            return Err(refuse(item_error(
                 Code::PermissionDenied,
                 format!(
                     "notice.origin {} is not the calling peer's district {peer}",
@@ -52,7 +52,7 @@ impl ExchangeService {
             )));
         }
         if !self.ctx.district.covers(&content.destination) {
-            return Ok(refuse(item_error(
+            return Err(refuse(item_error(
                 Code::FailedPrecondition,
                 format!(
                     "notice.destination {} is not served by this node ({})",
@@ -61,45 +61,108 @@ impl ExchangeService {
                 "notice.destination",
             )));
         }
-        let id = content.id.to_string();
-        if let Some(stored) = tx.notice_receipt(&id).await? {
-            if stored.content_hash != content.content_hash() {
-                return Ok(refuse(item_error(
-                    Code::AlreadyExists,
-                    format!("notice {id} was received before with other content"),
-                    "notice.id",
-                )));
+        Ok(content)
+    }
+
+    /// Stores a batch of admitted notices in `tx` and returns the ack of
+    /// each, in order. Each step is one statement for the whole batch:
+    /// which ids are known (a redelivery gets its original ack, other
+    /// content with a known id is refused), which events are already open
+    /// (the later notice is flagged `duplicate_of` the earliest), then one
+    /// insert. Within the batch, items behave as if received one by one.
+    async fn receive_notices(
+        &self,
+        tx: &mut Tx,
+        admitted: &[Admitted],
+        now: OffsetDateTime,
+    ) -> Result<Vec<pb::NoticeAck>, StoreError> {
+        let fresh: Vec<&NoticeContent> = admitted.iter().filter_map(|a| a.as_ref().ok()).collect();
+        let ids: Vec<String> = fresh.iter().map(|c| c.id.to_string()).collect();
+        let known = tx.notice_receipts(&ids).await?;
+        let new: Vec<&NoticeContent> = fresh
+            .iter()
+            .zip(&ids)
+            .filter(|(_, id)| !known.contains_key(*id))
+            .map(|(c, _)| *c)
+            .collect();
+        let mut open = tx.open_events(&new).await?;
+        let mut taken: HashMap<String, (Vec<u8>, OffsetDateTime)> = HashMap::new();
+        let mut rows = Vec::new();
+        let mut acks = Vec::with_capacity(admitted.len());
+        for item in admitted {
+            let content = match item {
+                Ok(c) => c,
+                Err(refused) => {
+                    acks.push(pb::NoticeAck::clone(refused));
+                    continue;
+                }
+            };
+            let id = content.id.to_string();
+            let hash = content.content_hash();
+            let stored = known
+                .get(&id)
+                .map(|s| (s.content_hash.as_slice(), s.received_at, s.due_at))
+                .or_else(|| {
+                    taken
+                        .get(&id)
+                        .map(|(h, due)| (h.as_slice(), Some(now), Some(*due)))
+                });
+            if let Some((stored_hash, received_at, due_at)) = stored {
+                acks.push(if stored_hash != hash.as_slice() {
+                    pb::NoticeAck {
+                        notice_id: id.clone(),
+                        error: Some(item_error(
+                            Code::AlreadyExists,
+                            format!("notice {id} was received before with other content"),
+                            "notice.id",
+                        )),
+                        ..Default::default()
+                    }
+                } else {
+                    pb::NoticeAck {
+                        notice_id: id,
+                        received_at: received_at.map(ts_to_pb),
+                        due_at: due_at.map(ts_to_pb),
+                        error: None,
+                    }
+                });
+                continue;
             }
-            return Ok(pb::NoticeAck {
+            let rule = self.ctx.deadlines.policy.rule_for(
+                content.category,
+                content.kind(),
+                content.urgency,
+            );
+            let due_at = self.ctx.deadlines.due_at(now, rule);
+            let event = EventKey::of(content);
+            let duplicate_of = open.get(&event).cloned();
+            match &duplicate_of {
+                Some(first) => {
+                    tracing::info!(notice = %id, duplicate_of = %first, subject = %content.subject.id_number.masked(), "same event reported again; flagged as duplicate");
+                }
+                None => {
+                    open.insert(event, id.clone());
+                }
+            }
+            taken.insert(id.clone(), (hash, due_at));
+            rows.push(NewNotice {
+                content,
+                direction: Direction::Inbound,
+                status: NoticeStatus::Pending,
+                received: Some((now, due_at)),
+                duplicate_of,
+                acknowledged: None,
+                answered: None,
+            });
+            acks.push(pb::NoticeAck {
                 notice_id: id,
-                received_at: stored.received_at.map(ts_to_pb),
-                due_at: stored.due_at.map(ts_to_pb),
+                received_at: Some(ts_to_pb(now)),
+                due_at: Some(ts_to_pb(due_at)),
                 error: None,
             });
         }
-        let rule =
-            self.ctx
-                .deadlines
-                .policy
-                .rule_for(content.category, content.kind(), content.urgency);
-        let due_at = self.ctx.deadlines.due_at(now, rule);
-        let duplicate_of = tx.open_event(&content).await?;
-        if let Some(first) = &duplicate_of {
-            tracing::info!(notice = %id, duplicate_of = %first, subject = %content.subject.id_number.masked(), "same event reported again; flagged as duplicate");
-        }
-        tx.insert_notice(
-            &content,
-            Direction::Inbound,
-            NoticeStatus::Pending,
-            Some((now, due_at, duplicate_of)),
-        )
-        .await?;
-        Ok(pb::NoticeAck {
-            notice_id: id,
-            received_at: Some(ts_to_pb(now)),
-            due_at: Some(ts_to_pb(due_at)),
-            error: None,
-        })
+        tx.insert_notices(&rows).await?;
+        Ok(acks)
     }
 
     async fn receive_reply(
@@ -222,13 +285,12 @@ impl pb::exchange_server::Exchange for ExchangeService {
         let notices = req.into_inner().notices;
         self.check_batch(notices.len())?;
         let now = self.ctx.now();
+        let admitted: Vec<_> = notices.iter().map(|n| self.admit(&peer, n, now)).collect();
+        drop(notices);
         let acks = self
             .retrying_races(|| async {
                 let mut tx = self.ctx.store.begin().await?;
-                let mut acks = Vec::with_capacity(notices.len());
-                for n in &notices {
-                    acks.push(self.receive_notice(&mut tx, &peer, n, now).await?);
-                }
+                let acks = self.receive_notices(&mut tx, &admitted, now).await?;
                 tx.commit().await?;
                 Ok(acks)
             })

@@ -153,9 +153,9 @@ pub use copy::TableCopy;
 pub use gauges::{NoticeCount, OutboxCount, OverdueCount};
 pub use leases::Lease;
 pub use notices::{
-    NewNotice, NoticeFilter, NoticeRecord, PendingCounts, PendingFilter, StoredReceipt,
+    EventKey, NewNotice, NoticeFilter, NoticeRecord, PendingCounts, PendingFilter, StoredReceipt,
 };
-pub use outbox::{ItemKind, OutboxItem, Settled, Waiting};
+pub use outbox::{ItemKind, NewOutboxItem, OutboxItem, Settled, Waiting};
 pub use paging::Cursor;
 pub use rollups::{CohortRow, Counts, LatencyHistogram, Metric, RollupCounts};
 pub use tokens::{TokenRecord, TokenSummary};

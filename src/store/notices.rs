@@ -2,7 +2,7 @@
 //! staff lists, inserting (one or many), and the reads by id.
 
 use super::paging::{Cursor, Order, keyset};
-use super::{Cols, ItemKind, Result, Store, StoreError, Tx, from_micros, micros};
+use super::{Cols, ItemKind, NewOutboxItem, Result, Store, StoreError, Tx, from_micros, micros};
 use crate::calendar::month_key;
 use crate::domain::{
     Category, Direction, IdNumber, Lifecycle, NoticeContent, NoticeKind, NoticeStatus, ReplySort,
@@ -146,6 +146,28 @@ pub struct StoredReceipt {
     pub due_at: Option<OffsetDateTime>,
 }
 
+/// One event a notice reports: its subject, kind and event date. Two
+/// open inbound notices with the same key report the same event twice.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventKey {
+    pub subject: String,
+    pub kind: i64,
+    pub event_date: String,
+}
+
+impl EventKey {
+    pub fn of(c: &NoticeContent) -> Self {
+        EventKey {
+            subject: c.subject.id_number.as_str().to_string(),
+            kind: c.kind() as i64,
+            event_date: crate::domain::format_date(c.event_date()),
+        }
+    }
+}
+
+/// Values bound per look-up statement (SQLite allows 32,766 in all).
+const PARAMS_PER_LOOKUP: usize = 900;
+
 /// Filters of `Desk.ListPending`.
 #[derive(Debug, Clone, Default)]
 pub struct PendingFilter {
@@ -189,8 +211,6 @@ pub struct NewNotice<'a> {
 }
 
 impl Store {
-    /// Commits new outbound notices and their outbox rows in one
-    /// transaction: all of them or none.
     /// Registers `notices` (each with its route) and queues them, with the
     /// access audit's entries of the registration, in one transaction.
     pub async fn insert_outbound(
@@ -200,20 +220,33 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        for (content, route) in notices {
-            tx.insert_notice(content, Direction::Outbound, NoticeStatus::Queued, None)
-                .await?;
-            tx.enqueue(
+        let rows: Vec<NewNotice> = notices
+            .iter()
+            .map(|(content, _)| NewNotice {
+                content,
+                direction: Direction::Outbound,
+                status: NoticeStatus::Queued,
+                received: None,
+                duplicate_of: None,
+                acknowledged: None,
+                answered: None,
+            })
+            .collect();
+        tx.insert_notices(&rows).await?;
+        let ids: Vec<String> = notices.iter().map(|(c, _)| c.id.to_string()).collect();
+        let items: Vec<NewOutboxItem> = notices
+            .iter()
+            .zip(&ids)
+            .map(|((content, route), id)| NewOutboxItem {
                 route,
-                content.destination.as_str(),
-                ItemKind::Notice,
-                &content.id.to_string(),
-                None,
-                &content.to_wire().encode_to_vec(),
-                now,
-            )
-            .await?;
-        }
+                target: content.destination.as_str(),
+                kind: ItemKind::Notice,
+                notice_id: id,
+                reply_id: None,
+                payload: content.to_wire().encode_to_vec(),
+            })
+            .collect();
+        tx.enqueue_all(&items, now).await?;
         tx.append_audit(audit, now).await?;
         tx.commit().await
     }
@@ -409,42 +442,89 @@ fn merged(
 }
 
 impl Tx {
-    /// The stored content hash, received_at and due_at of a notice, if known.
-    pub async fn notice_receipt(&mut self, id: &str) -> Result<Option<StoredReceipt>> {
-        with_tx!(self, |conn, Db| {
-            let row =
-                sqlx::query("SELECT content_hash, received_at, due_at FROM notices WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            Ok(row.map(|r| StoredReceipt {
-                content_hash: r.get("content_hash"),
-                received_at: r.get::<Option<i64>, _>("received_at").map(from_micros),
-                due_at: r.get::<Option<i64>, _>("due_at").map(from_micros),
-            }))
-        })
+    /// The stored content hash, received_at and due_at of each of `ids`
+    /// that is known, by id: one statement per chunk of ids.
+    pub async fn notice_receipts(
+        &mut self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, StoredReceipt>> {
+        let mut found = std::collections::HashMap::new();
+        for chunk in ids.chunks(PARAMS_PER_LOOKUP) {
+            with_tx!(self, |conn, Db| {
+                let mut q = QueryBuilder::<Db>::new(
+                    "SELECT id, content_hash, received_at, due_at FROM notices WHERE id IN (",
+                );
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                for r in q.build().fetch_all(&mut *conn).await? {
+                    found.insert(
+                        r.get("id"),
+                        StoredReceipt {
+                            content_hash: r.get("content_hash"),
+                            received_at: r.get::<Option<i64>, _>("received_at").map(from_micros),
+                            due_at: r.get::<Option<i64>, _>("due_at").map(from_micros),
+                        },
+                    );
+                }
+            });
+        }
+        Ok(found)
     }
 
-    /// The earliest still-open inbound notice about the same event. (The
-    /// `+` keeps SQLite on the event index: ordering by the received_at
-    /// index instead scanned every inbound notice, once per notice received.)
-    pub async fn open_event(&mut self, content: &NoticeContent) -> Result<Option<String>> {
-        with_tx!(self, |conn, Db| {
-            let row = sqlx::query(
-                "SELECT id FROM notices WHERE subject_id = $1 AND kind = $2 AND event_date = $3 AND direction = $4 \
-                 AND status IN ($5, $6) AND id <> $7 ORDER BY +received_at LIMIT 1",
-            )
-            .bind(content.subject.id_number.as_str())
-            .bind(content.kind() as i32)
-            .bind(crate::domain::format_date(content.event_date()))
-            .bind(Direction::Inbound as i32)
-            .bind(NoticeStatus::Pending as i32)
-            .bind(NoticeStatus::Acknowledged as i32)
-            .bind(content.id.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
-            Ok(row.map(|r| r.get("id")))
-        })
+    /// For each event of `contents` (subject, kind, event date), the
+    /// earliest received still-open inbound notice about it, if any: one
+    /// statement per chunk of subjects, walking the event index.
+    pub async fn open_events(
+        &mut self,
+        contents: &[&NoticeContent],
+    ) -> Result<std::collections::HashMap<EventKey, String>> {
+        let wanted: std::collections::HashSet<EventKey> =
+            contents.iter().map(|c| EventKey::of(c)).collect();
+        let mut subjects: Vec<&str> = wanted.iter().map(|k| k.subject.as_str()).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        let mut earliest: std::collections::HashMap<EventKey, (i64, String)> =
+            std::collections::HashMap::new();
+        for chunk in subjects.chunks(PARAMS_PER_LOOKUP) {
+            with_tx!(self, |conn, Db| {
+                let mut q = QueryBuilder::<Db>::new(
+                    "SELECT subject_id, kind, event_date, id, received_at FROM notices WHERE subject_id IN (",
+                );
+                let mut list = q.separated(", ");
+                for s in chunk {
+                    list.push_bind(*s);
+                }
+                q.push(") AND direction = ")
+                    .push_bind(Direction::Inbound as i32)
+                    .push(" AND status IN (")
+                    .push_bind(NoticeStatus::Pending as i32)
+                    .push(", ")
+                    .push_bind(NoticeStatus::Acknowledged as i32)
+                    .push(")");
+                for r in q.build().fetch_all(&mut *conn).await? {
+                    let key = EventKey {
+                        subject: r.get("subject_id"),
+                        kind: r.get::<i64, _>("kind"),
+                        event_date: r.get("event_date"),
+                    };
+                    if !wanted.contains(&key) {
+                        continue;
+                    }
+                    let at = r.get::<Option<i64>, _>("received_at").unwrap_or(i64::MAX);
+                    let id: String = r.get("id");
+                    match earliest.get(&key) {
+                        Some((t, first)) if (*t, first.as_str()) <= (at, id.as_str()) => {}
+                        _ => {
+                            earliest.insert(key, (at, id));
+                        }
+                    }
+                }
+            });
+        }
+        Ok(earliest.into_iter().map(|(k, (_, id))| (k, id)).collect())
     }
 
     pub async fn insert_notice(

@@ -5,7 +5,8 @@
 use super::{Result, Store, Tx, code, from_micros, micros};
 use crate::calendar::month_key;
 use crate::domain::NoticeStatus;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 /// Which of the two things an outbox row carries.
@@ -69,14 +70,22 @@ pub enum Settled {
 }
 
 impl Store {
-    /// The oldest items waiting for `route`, in order of creation.
-    pub async fn outbox_batch(&self, route: &str, limit: usize) -> Result<Vec<OutboxItem>> {
-        with_pool!(self, write, |pool, Db| {
+    /// The oldest items waiting for `route` after item `after` (0: from
+    /// the head), in order of creation. Read through the read pool, so that
+    /// the next batch is read while the last one's acks are being written.
+    pub async fn outbox_batch(
+        &self,
+        route: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>> {
+        with_pool!(self, read, |pool, Db| {
             let rows = sqlx::query(
                 "SELECT seq, item, target, notice_id, reply_id, payload, created_at, attempts, next_attempt_at FROM outbox \
-                 WHERE route = $1 AND refused = 0 ORDER BY seq LIMIT $2",
+                 WHERE route = $1 AND refused = 0 AND seq > $2 ORDER BY seq LIMIT $3",
             )
             .bind(route)
+            .bind(after)
             .bind(limit as i64)
             .fetch_all(pool)
             .await?;
@@ -99,9 +108,14 @@ impl Store {
     }
 
     /// Records a peer's answers: delivered items leave the outbox in the same
-    /// transaction that stores their acknowledgement.
+    /// transaction that stores their acknowledgement. Notices acknowledged
+    /// with the same instants (a batch's) are updated by one statement,
+    /// delivered rows deleted by one per chunk.
     pub async fn settle(&self, outcomes: &[Settled], now: OffsetDateTime) -> Result<()> {
-        let mut tx = self.begin().await?;
+        let mut by_instants: BTreeMap<(i64, i64), Vec<&str>> = BTreeMap::new();
+        let mut replies = Vec::new();
+        let mut delivered = Vec::new();
+        let mut refused = Vec::new();
         for o in outcomes {
             match o {
                 Settled::NoticeDelivered {
@@ -110,42 +124,74 @@ impl Store {
                     received_at,
                     due_at,
                 } => {
-                    with_tx!(tx, |conn, Db| {
-                        sqlx::query(
-                        "UPDATE notices SET received_at = $1, due_at = $2, received_month = $3, \
-                         status = CASE WHEN status = $4 THEN $5 ELSE status END WHERE id = $6",
-                    )
-                    .bind(micros(*received_at))
-                    .bind(micros(*due_at))
-                    .bind(month_key(self.tz, *received_at))
-                    .bind(NoticeStatus::Queued as i32)
-                    .bind(NoticeStatus::Delivered as i32)
-                    .bind(notice_id)
-                    .execute(&mut *conn)
-                    .await?;
-                    });
-                    tx.delete_outbox(*seq).await?;
+                    by_instants
+                        .entry((micros(*received_at), micros(*due_at)))
+                        .or_default()
+                        .push(notice_id);
+                    delivered.push(*seq);
                 }
                 Settled::ReplyDelivered { seq, reply_id } => {
-                    with_tx!(tx, |conn, Db| {
-                        sqlx::query("UPDATE replies SET delivered_at = $1 WHERE reply_id = $2")
-                            .bind(micros(now))
-                            .bind(reply_id)
-                            .execute(&mut *conn)
-                            .await?;
-                    });
-                    tx.delete_outbox(*seq).await?;
+                    replies.push(reply_id.as_str());
+                    delivered.push(*seq);
                 }
-                Settled::Refused { seq, error } => {
-                    with_tx!(tx, |conn, Db| {
-                        sqlx::query("UPDATE outbox SET refused = 1, attempts = attempts + 1, last_error = $1 WHERE seq = $2")
-                        .bind(error)
-                        .bind(seq)
-                        .execute(&mut *conn)
-                        .await?;
-                    });
-                }
+                Settled::Refused { seq, error } => refused.push((*seq, error)),
             }
+        }
+        let mut tx = self.begin().await?;
+        for ((received_at, due_at), ids) in &by_instants {
+            for chunk in ids.chunks(CHUNK) {
+                with_tx!(tx, |conn, Db| {
+                    let mut q = QueryBuilder::<Db>::new("UPDATE notices SET received_at = ");
+                    q.push_bind(*received_at)
+                        .push(", due_at = ")
+                        .push_bind(*due_at)
+                        .push(", received_month = ")
+                        .push_bind(month_key(self.tz, from_micros(*received_at)))
+                        .push(", status = CASE WHEN status = ")
+                        .push_bind(NoticeStatus::Queued as i32)
+                        .push(" THEN ")
+                        .push_bind(NoticeStatus::Delivered as i32)
+                        .push(" ELSE status END WHERE id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    q.build().execute(&mut *conn).await?;
+                });
+            }
+        }
+        for chunk in replies.chunks(CHUNK) {
+            with_tx!(tx, |conn, Db| {
+                let mut q = QueryBuilder::<Db>::new("UPDATE replies SET delivered_at = ");
+                q.push_bind(micros(now)).push(" WHERE reply_id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                q.build().execute(&mut *conn).await?;
+            });
+        }
+        for chunk in delivered.chunks(CHUNK) {
+            with_tx!(tx, |conn, Db| {
+                let mut q = QueryBuilder::<Db>::new("DELETE FROM outbox WHERE seq IN (");
+                let mut list = q.separated(", ");
+                for seq in chunk {
+                    list.push_bind(*seq);
+                }
+                q.push(")");
+                q.build().execute(&mut *conn).await?;
+            });
+        }
+        for (seq, error) in refused {
+            with_tx!(tx, |conn, Db| {
+                sqlx::query("UPDATE outbox SET refused = 1, attempts = attempts + 1, last_error = $1 WHERE seq = $2")
+                    .bind(error)
+                    .bind(seq)
+                    .execute(&mut *conn)
+                    .await?;
+            });
         }
         tx.commit().await
     }
@@ -158,14 +204,21 @@ impl Store {
         next_attempt_at: OffsetDateTime,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        for seq in seqs {
+        for chunk in seqs.chunks(CHUNK) {
             with_tx!(tx, |conn, Db| {
-                sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE seq = $3")
-                .bind(error)
-                .bind(micros(next_attempt_at))
-                .bind(seq)
-                .execute(&mut *conn)
-                .await?;
+                let mut q = QueryBuilder::<Db>::new(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ",
+                );
+                q.push_bind(error)
+                    .push(", next_attempt_at = ")
+                    .push_bind(micros(next_attempt_at))
+                    .push(" WHERE seq IN (");
+                let mut list = q.separated(", ");
+                for seq in chunk {
+                    list.push_bind(*seq);
+                }
+                q.push(")");
+                q.build().execute(&mut *conn).await?;
             });
         }
         tx.commit().await
@@ -212,6 +265,19 @@ impl Store {
     }
 }
 
+/// An item to queue: where it goes and what it carries.
+pub struct NewOutboxItem<'a> {
+    pub route: &'a str,
+    pub target: &'a str,
+    pub kind: ItemKind,
+    pub notice_id: &'a str,
+    pub reply_id: Option<&'a str>,
+    pub payload: Vec<u8>,
+}
+
+/// Rows per multi-row statement (SQLite allows 32,766 values in all).
+const CHUNK: usize = 900;
+
 impl Tx {
     #[allow(clippy::too_many_arguments)]
     pub async fn enqueue(
@@ -224,32 +290,44 @@ impl Tx {
         payload: &[u8],
         now: OffsetDateTime,
     ) -> Result<()> {
-        with_tx!(self, |conn, Db| {
-            sqlx::query(
-                "INSERT INTO outbox (route, target, item, notice_id, reply_id, payload, created_at, next_attempt_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(route)
-            .bind(target)
-            .bind(kind as i32)
-            .bind(notice_id)
-            .bind(reply_id)
-            .bind(payload)
-            .bind(micros(now))
-            .bind(micros(now))
-            .execute(&mut *conn)
-            .await?;
-            Ok(())
-        })
+        self.enqueue_all(
+            &[NewOutboxItem {
+                route,
+                target,
+                kind,
+                notice_id,
+                reply_id,
+                payload: payload.to_vec(),
+            }],
+            now,
+        )
+        .await
     }
 
-    async fn delete_outbox(&mut self, seq: i64) -> Result<()> {
-        with_tx!(self, |conn, Db| {
-            sqlx::query("DELETE FROM outbox WHERE seq = $1")
-                .bind(seq)
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
-        })
+    /// Queues `items` in their order, a multi-row insert per chunk.
+    pub async fn enqueue_all(
+        &mut self,
+        items: &[NewOutboxItem<'_>],
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        for chunk in items.chunks(CHUNK / 8) {
+            with_tx!(self, |conn, Db| {
+                let mut q = QueryBuilder::<Db>::new(
+                    "INSERT INTO outbox (route, target, item, notice_id, reply_id, payload, created_at, next_attempt_at) ",
+                );
+                q.push_values(chunk, |mut b, i| {
+                    b.push_bind(i.route)
+                        .push_bind(i.target)
+                        .push_bind(i.kind as i32)
+                        .push_bind(i.notice_id)
+                        .push_bind(i.reply_id)
+                        .push_bind(i.payload.as_slice())
+                        .push_bind(micros(now))
+                        .push_bind(micros(now));
+                });
+                q.build().execute(&mut *conn).await?;
+            });
+        }
+        Ok(())
     }
 }

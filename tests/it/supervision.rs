@@ -45,7 +45,7 @@ async fn a_restart_keeps_each_items_retry_time() {
     wait_notice(&net, 0, &n.id, |x| x.delivery_attempts >= 1).await;
     let store = net.store(0);
     let route = SHUANGLIU;
-    let item = store.outbox_batch(route, 10).await.unwrap().remove(0);
+    let item = store.outbox_batch(route, 0, 10).await.unwrap().remove(0);
     assert_eq!(item.attempts, 1);
     net.stop_node(0).await;
 

@@ -1,0 +1,352 @@
+//! Benchmark (not a test): notices end to end between two `migrex serve`
+//! processes, as operators run them — an origin (Luohu, 440303) and a
+//! destination (Shuangliu, 510116) on one machine.
+//!
+//!     cargo run --release --example bench_e2e -- MODE [NOTICES] [sqlite | postgres://ADMIN-URL] [REPLICAS]
+//!
+//! MODE `e2e`: NOTICES birth notices (default 100,000) are submitted through
+//! the origin's desk (`SubmitNotices`, batches of 1,000 from 4 clients, spread
+//! over the origin's replicas) while both nodes run; the clock runs from the
+//! first submit to the moment the origin's outbox is empty, that is the last
+//! acknowledgement recorded at the origin.
+//!
+//! MODE `backlog`: the destination is down while NOTICES notices are
+//! submitted (not timed); the clock runs from the destination's start to
+//! the last acknowledgement recorded at the origin.
+//!
+//! Both print one line per run with the rate and each process's peak
+//! resident memory (VmHWM). With a PostgreSQL URL each node gets a new
+//! database created through it; REPLICAS (default 1) processes serve each
+//! node from it. It needs the release binary beside the example
+//! (`cargo build --release --locked` builds both).
+
+use migrex::config::{Config, Delivery};
+use migrex::pb;
+use migrex::setup::{LocalNetwork, StoreChoice};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SUBMIT_BATCH: usize = 1_000;
+const CLIENTS: usize = 4;
+
+fn notice(i: usize) -> pb::Notice {
+    // A distinct valid ID number per notice: birth dates from 1950 on, 500
+    // women's sequence numbers (even) per day, and the check character.
+    let born = time::macros::date!(1950 - 01 - 01) + time::Duration::days((i / 500) as i64);
+    let first17 = format!(
+        "440303{:04}{:02}{:02}{:03}",
+        born.year(),
+        u8::from(born.month()),
+        born.day(),
+        (i % 500) * 2
+    );
+    pb::Notice {
+        id: uuid::Uuid::new_v4().to_string(),
+        destination: "510116".into(),
+        kind: pb::NoticeKind::Birth as i32,
+        category: pb::Category::Notification as i32,
+        urgency: pb::Urgency::Normal as i32,
+        reply_required: pb::ReplySort::Feedback as i32,
+        subject: Some(pb::Person {
+            id_number: migrex::domain::IdNumber::complete(&first17),
+            name: "王芳".into(),
+            hukou_district: "510116".into(),
+            residence_district: "440303".into(),
+            ..Default::default()
+        }),
+        details: Some(pb::notice::Details::Birth(pb::BirthDetails {
+            born_on: "2026-10-03".into(),
+            child_sex: 2,
+            birth_order: 1,
+            child_name: String::new(),
+            place_of_delivery: "罗湖区人民医院".into(),
+        })),
+        ..Default::default()
+    }
+}
+
+/// One `migrex serve` process and the ops address it answers on.
+struct Serve {
+    child: Child,
+    ops: String,
+}
+
+impl Serve {
+    fn start(config: &Path) -> Serve {
+        let (c, _) = Config::load(config).expect("config");
+        let exe = std::env::current_exe().expect("exe");
+        let migrex = exe
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.join("migrex"))
+            .expect("target folder");
+        let child = Command::new(&migrex)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("MIGREX_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e} (cargo build --release)", migrex.display()));
+        Serve {
+            child,
+            ops: c.ops_listen,
+        }
+    }
+
+    /// Peak resident memory so far, in MiB (VmHWM).
+    fn peak_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    async fn ready(&self) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(mut s) = tokio::net::TcpStream::connect(&self.ops).await {
+                let get = format!(
+                    "GET /readyz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                    self.ops
+                );
+                let mut out = String::new();
+                if s.write_all(get.as_bytes()).await.is_ok()
+                    && s.read_to_string(&mut out).await.is_ok()
+                    && out.starts_with("HTTP/1.1 200")
+                {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "{} never became ready", self.ops);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The configs of `replicas` processes of the node at `config`: the
+/// first is the node's own, the others the same with their own ports.
+fn replica_configs(config: &Path, replicas: usize) -> Vec<PathBuf> {
+    let (c, _) = Config::load(config).expect("config");
+    let mut paths = vec![config.to_path_buf()];
+    for r in 1..replicas {
+        let mut c = c.clone();
+        let port = || format!("127.0.0.1:{}", migrex::setup::free_port().expect("port"));
+        (c.listen, c.desk_listen, c.ops_listen) = (port(), port(), port());
+        c.console = None;
+        let path = config.with_file_name(format!("migrex-replica{r}.toml"));
+        c.save(&path).expect("replica config");
+        paths.push(path);
+    }
+    paths
+}
+
+/// Items waiting in the origin's outbox, read from its store as a second
+/// reader (the seq range: two index look-ups however long the queue).
+enum Outbox {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+// Each a single MIN or MAX, which both planners answer from the key alone.
+const WAITING: &str = "SELECT (SELECT MIN(seq) FROM outbox), (SELECT MAX(seq) FROM outbox)";
+
+impl Outbox {
+    async fn open(url: &str) -> Outbox {
+        if url.starts_with("postgres") {
+            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1);
+            Outbox::Postgres(pool.connect(url).await.expect("origin store"))
+        } else {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(url)
+                .read_only(true);
+            let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1);
+            Outbox::Sqlite(pool.connect_with(options).await.expect("origin store"))
+        }
+    }
+
+    async fn waiting(&self) -> i64 {
+        let (min, max): (Option<i64>, Option<i64>) = match self {
+            Outbox::Sqlite(p) => sqlx::query_as(WAITING).fetch_one(p).await,
+            Outbox::Postgres(p) => sqlx::query_as(WAITING).fetch_one(p).await,
+        }
+        .expect("outbox");
+        match (min, max) {
+            (Some(a), Some(b)) => b - a + 1,
+            _ => 0,
+        }
+    }
+
+    /// Polls until the outbox is empty; prints progress every few seconds.
+    async fn drained(&self, t0: Instant, total: usize) {
+        let mut said = Instant::now();
+        loop {
+            let left = self.waiting().await;
+            if left == 0 {
+                return;
+            }
+            if said.elapsed() > Duration::from_secs(5) {
+                eprintln!(
+                    "  {:.0} s: about {left} of {total} still waiting at the origin",
+                    t0.elapsed().as_secs_f64()
+                );
+                said = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn submit_all(net: &LocalNetwork, desks: &[String], total: usize) {
+    let work = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..CLIENTS {
+        let url = desks[k % desks.len()].clone();
+        let (ca, token) = (net.ca_pem.clone(), net.nodes[0].admin_token.clone());
+        let work = work.clone();
+        tasks.spawn(async move {
+            let mut desk = migrex::client::connect(&url, &ca, &token)
+                .await
+                .expect("desk")
+                .max_encoding_message_size(64 << 20);
+            loop {
+                let start = work.fetch_add(SUBMIT_BATCH, std::sync::atomic::Ordering::Relaxed);
+                if start >= total {
+                    return;
+                }
+                let notices = (start..(start + SUBMIT_BATCH).min(total))
+                    .map(notice)
+                    .collect();
+                let r = desk
+                    .submit_notices(pb::SubmitNoticesRequest {
+                        notices,
+                        validate_only: false,
+                    })
+                    .await
+                    .expect("SubmitNotices")
+                    .into_inner();
+                assert!(
+                    r.committed && r.refused == 0,
+                    "refused: {:?}",
+                    r.results.first()
+                );
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("submit task");
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    migrex::cli::init_tracing("warn");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args
+        .first()
+        .map(String::as_str)
+        .unwrap_or("e2e")
+        .to_string();
+    assert!(
+        mode == "e2e" || mode == "backlog",
+        "MODE is e2e or backlog, not {mode}"
+    );
+    let total: usize = args
+        .get(1)
+        .map(|s| s.parse().expect("NOTICES"))
+        .unwrap_or(100_000);
+    let store = match args.get(2).map(String::as_str) {
+        None | Some("sqlite") => StoreChoice::Sqlite,
+        Some(url) => StoreChoice::Postgres {
+            admin_url: url.to_string(),
+        },
+    };
+    let replicas: usize = args
+        .get(3)
+        .map(|s| s.parse().expect("REPLICAS"))
+        .unwrap_or(1);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let net = LocalNetwork::create_with(
+        dir.path(),
+        &["440303", "510116"],
+        Delivery::default(),
+        &store,
+    )
+    .await
+    .expect("nodes");
+    let origin_configs = replica_configs(&net.nodes[0].config_path, replicas);
+    let destination_configs = replica_configs(&net.nodes[1].config_path, replicas);
+    let desks: Vec<String> = origin_configs
+        .iter()
+        .map(|p| format!("https://{}", Config::load(p).expect("config").0.desk_listen))
+        .collect();
+    let (origin_config, base) = Config::load(&net.nodes[0].config_path).expect("config");
+    let origin_db = match &store {
+        StoreChoice::Sqlite => base.join(&origin_config.database).display().to_string(),
+        StoreChoice::Postgres { .. } => origin_config.database.clone(),
+    };
+    let outbox = Outbox::open(&origin_db).await;
+    let origin: Vec<Serve> = origin_configs.iter().map(|p| Serve::start(p)).collect();
+    for s in &origin {
+        s.ready().await;
+    }
+    let start_destination = || async {
+        let d: Vec<Serve> = destination_configs
+            .iter()
+            .map(|p| Serve::start(p))
+            .collect();
+        for s in &d {
+            s.ready().await;
+        }
+        d
+    };
+    let (secs, destination) = if mode == "e2e" {
+        let destination = start_destination().await;
+        let t0 = Instant::now();
+        submit_all(&net, &desks, total).await;
+        eprintln!("  submitted in {:.1} s", t0.elapsed().as_secs_f64());
+        outbox.drained(t0, total).await;
+        (t0.elapsed().as_secs_f64(), destination)
+    } else {
+        let t = Instant::now();
+        submit_all(&net, &desks, total).await;
+        eprintln!(
+            "  {total} queued in {:.1} s while the destination is down",
+            t.elapsed().as_secs_f64()
+        );
+        let t0 = Instant::now();
+        let destination = start_destination().await;
+        outbox.drained(t0, total).await;
+        (t0.elapsed().as_secs_f64(), destination)
+    };
+    let peaks = |s: &[Serve]| {
+        s.iter()
+            .map(|p| format!("{:.0}", p.peak_mib()))
+            .collect::<Vec<_>>()
+            .join("+")
+    };
+    println!(
+        "{mode} {} replicas={replicas}: {total} notices in {secs:.1} s = {:.0} notices/s; peak RSS MiB origin {} destination {}",
+        match store {
+            StoreChoice::Sqlite => "sqlite",
+            StoreChoice::Postgres { .. } => "postgres",
+        },
+        total as f64 / secs,
+        peaks(&origin),
+        peaks(&destination),
+    );
+    drop(origin);
+    drop(destination);
+}

@@ -24,8 +24,11 @@ use migrex::config::{Config, Delivery};
 use migrex::pb;
 use migrex::setup::{LocalNetwork, StoreChoice};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "common/serve.rs"]
+mod serve;
+use serve::Serve;
 
 const SUBMIT_BATCH: usize = 1_000;
 const CLIENTS: usize = 4;
@@ -63,76 +66,6 @@ fn notice(i: usize) -> pb::Notice {
             place_of_delivery: "罗湖区人民医院".into(),
         })),
         ..Default::default()
-    }
-}
-
-/// One `migrex serve` process and the ops address it answers on.
-struct Serve {
-    child: Child,
-    ops: String,
-}
-
-impl Serve {
-    fn start(config: &Path) -> Serve {
-        let (c, _) = Config::load(config).expect("config");
-        let exe = std::env::current_exe().expect("exe");
-        let migrex = exe
-            .parent()
-            .and_then(Path::parent)
-            .map(|d| d.join("migrex"))
-            .expect("target folder");
-        let child = Command::new(&migrex)
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("MIGREX_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e} (cargo build --release)", migrex.display()));
-        Serve {
-            child,
-            ops: c.ops_listen,
-        }
-    }
-
-    /// Peak resident memory so far, in MiB (VmHWM).
-    fn peak_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    }
-
-    async fn ready(&self) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(mut s) = tokio::net::TcpStream::connect(&self.ops).await {
-                let get = format!(
-                    "GET /readyz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-                    self.ops
-                );
-                let mut out = String::new();
-                if s.write_all(get.as_bytes()).await.is_ok()
-                    && s.read_to_string(&mut out).await.is_ok()
-                    && out.starts_with("HTTP/1.1 200")
-                {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "{} never became ready", self.ops);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -333,7 +266,7 @@ async fn main() {
     };
     let peaks = |s: &[Serve]| {
         s.iter()
-            .map(|p| format!("{:.0}", p.peak_mib()))
+            .map(|p| format!("{:.0}", p.mib("VmHWM")))
             .collect::<Vec<_>>()
             .join("+")
     };

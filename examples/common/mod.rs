@@ -1,7 +1,8 @@
 //! What the read benchmarks share: one node (Shuangliu, 510116) whose
 //! SQLite store holds N notices of three years' history, filled through
 //! the store's bulk insert (triggers and all), kept in a folder so that a
-//! second run skips the fill.
+//! second run skips the fill (a file `filled` holds N once the fill is
+//! complete; a folder without it, or of another N, is filled again).
 
 use migrex::config::Delivery;
 use migrex::domain::{Direction, IdNumber, NoticeContent, NoticeStatus, ParseContext};
@@ -166,8 +167,10 @@ pub fn args(notices: usize, folder: &str) -> (usize, std::path::PathBuf, Vec<Str
 /// first run), not yet started; its `admin_token` reads the figures.
 pub async fn node_with_notices(total: usize, folder: &Path) -> LocalNetwork {
     let tz = migrex::calendar::timezone("Asia/Shanghai").expect("tz");
-    if folder.join("510116/migrex.toml").exists() {
-        eprintln!("re-using {}", folder.display());
+    let marker = folder.join("filled");
+    let filled = std::fs::read_to_string(&marker).ok();
+    if filled.as_deref().map(str::trim) == Some(total.to_string().as_str()) {
+        eprintln!("re-using {} ({total} notices)", folder.display());
         let (c, _) =
             migrex::config::Config::load(&folder.join("510116/migrex.toml")).expect("config");
         let store = Store::open(folder.join("510116/migrex.db").to_str().expect("path"), tz)
@@ -196,6 +199,10 @@ pub async fn node_with_notices(total: usize, folder: &Path) -> LocalNetwork {
             }],
         }
     } else {
+        // A fill that was cut off, or of another size, starts again.
+        if folder.exists() {
+            std::fs::remove_dir_all(folder).expect("remove the old folder");
+        }
         std::fs::create_dir_all(folder).expect("folder");
         let net = LocalNetwork::create(folder, &["510116"], Delivery::default())
             .await
@@ -205,6 +212,7 @@ pub async fn node_with_notices(total: usize, folder: &Path) -> LocalNetwork {
             .expect("store");
         fill(&store, total, OffsetDateTime::now_utc()).await;
         store.close().await;
+        std::fs::write(&marker, total.to_string()).expect("marker");
         net
     }
 }

@@ -296,7 +296,9 @@ pub async fn run(
         // One call carries one kind; order of creation is kept across calls.
         let run_len = batch.iter().take_while(|i| i.kind == batch[0].kind).count();
         let items = &batch[..run_len];
+        let sent = std::time::Instant::now();
         let outcome = send(&mut client, items).await;
+        tracing::debug!(route = %prefix, items = items.len(), ms = sent.elapsed().as_millis() as u64, "batch sent");
         ctx.metrics.delivery_attempt(&prefix, outcome.is_err());
         let now = ctx.now();
         match outcome {

@@ -281,6 +281,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
         &self,
         req: Request<pb::DeliverNoticesRequest>,
     ) -> Result<Response<pb::DeliverNoticesResponse>, Status> {
+        let started = std::time::Instant::now();
         let peer = peer_district(&req, &self.ctx.trust)?;
         let notices = req.into_inner().notices;
         self.check_batch(notices.len())?;
@@ -296,7 +297,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
             })
             .await?;
         let refused = acks.iter().filter(|a| a.error.is_some()).count();
-        tracing::debug!(peer = %peer, items = acks.len(), refused, "notices received");
+        tracing::debug!(peer = %peer, items = acks.len(), refused, ms = started.elapsed().as_millis() as u64, "notices received");
         Ok(Response::new(pb::DeliverNoticesResponse { acks }))
     }
 

@@ -38,11 +38,13 @@ pub struct OutboxCount {
 }
 
 impl Store {
-    /// Notices per (direction, kind, peer, status), from the trigger-kept table.
+    /// Notices per (direction, kind, peer, status), from the trigger-kept table
+    /// (on PostgreSQL split into shards per writing connection: added up here).
     pub async fn notice_counts(&self) -> Result<Vec<NoticeCount>> {
         with_pool!(self, read, |pool, Db| {
             let rows = sqlx::query(
-                "SELECT direction, kind, peer, status, n FROM notice_counts WHERE n > 0",
+                "SELECT direction, kind, peer, status, CAST(SUM(n) AS BIGINT) FROM notice_counts \
+                 GROUP BY direction, kind, peer, status HAVING SUM(n) > 0",
             )
             .fetch_all(pool)
             .await?;

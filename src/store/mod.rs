@@ -140,6 +140,7 @@ mod audit;
 mod copy;
 mod gauges;
 mod leases;
+mod nodelay;
 mod notices;
 mod outbox;
 mod paging;
@@ -247,10 +248,21 @@ impl Store {
     /// was last opened with another timezone).
     pub async fn open(location: &str, tz: &'static Tz) -> Result<Self> {
         if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            // Every statement planned for its own values: a plan cached
+            // while `notices` was empty (a new node) would go on scanning
+            // the whole table for each batch's list of ids once it is not.
+            let opts = sqlx::postgres::PgConnectOptions::from_str(location)?
+                .options([("plan_cache_mode", "force_custom_plan")]);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(30))
-                .connect(location)
+                .after_connect(|_, _| {
+                    Box::pin(async {
+                        nodelay::set_on_all_sockets();
+                        Ok(())
+                    })
+                })
+                .connect_with(opts)
                 .await?;
             // sqlx holds an advisory lock while migrating: replicas starting
             // together apply each migration once.

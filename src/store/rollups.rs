@@ -277,8 +277,10 @@ impl Store {
     ) -> Result<Vec<LatencyHistogram>> {
         with_pool!(self, read, |pool, Db| {
             let rows = sqlx::query(
-                "SELECT peer, kind, metric, string_agg(CAST(bucket AS TEXT) || ' ' || CAST(n AS TEXT), ' ') FROM timeliness_latency \
-                 WHERE direction = $1 AND month >= $2 AND month <= $3 AND n <> 0 \
+                "SELECT peer, kind, metric, string_agg(CAST(bucket AS TEXT) || ' ' || CAST(n AS TEXT), ' ') FROM \
+                 (SELECT month, peer, kind, metric, bucket, CAST(SUM(n) AS BIGINT) AS n FROM timeliness_latency \
+                  WHERE direction = $1 AND month >= $2 AND month <= $3 \
+                  GROUP BY month, peer, kind, metric, bucket HAVING SUM(n) <> 0) AS b \
                  GROUP BY month, peer, kind, metric",
             )
             .bind(direction as i32)

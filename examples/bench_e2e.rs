@@ -45,7 +45,8 @@ fn notice(i: usize) -> pb::Notice {
         (i % 500) * 2
     );
     pb::Notice {
-        id: uuid::Uuid::new_v4().to_string(),
+        // No id: the desk gives each a time-ordered one (UUIDv7).
+        id: String::new(),
         destination: "510116".into(),
         kind: pb::NoticeKind::Birth as i32,
         category: pb::Category::Notification as i32,

@@ -72,7 +72,7 @@ fn template(i: usize) -> NoticeContent {
     .expect("valid template")
 }
 
-/// Three years of history ending now: 70% inbound; deadlines of 15 or 30
+/// Three years of history ending now, filled in the order of time: 70% inbound; deadlines of 15 or 30
 /// calendar days ending 23:59:59 Beijing time; nine in ten receipts within
 /// 20 days, most feedback within 40 days after that; nothing stamped after now.
 pub async fn fill(store: &Store, total: usize, now: OffsetDateTime) {
@@ -94,7 +94,10 @@ pub async fn fill(store: &Store, total: usize, now: OffsetDateTime) {
         for _ in 0..batch.min(total - b * batch) {
             let mut c = templates[rng.usize(0..templates.len())].clone();
             c.id = uuid::Uuid::from_u128(rng.u128(..));
-            let received = start + Duration::microseconds(rng.i64(0..span));
+            // In the order of time, as a node receives them: batch b
+            // holds the b-th slice of the three years (random within it).
+            let slice = span / total.div_ceil(batch) as i64;
+            let received = start + Duration::microseconds(b as i64 * slice + rng.i64(0..slice));
             c.created_at = received - Duration::milliseconds(rng.i64(20..600_000));
             let last_day = received.to_offset(beijing).date()
                 + Duration::days(if rng.u8(0..10) < 2 { 15 } else { 30 });

@@ -269,6 +269,8 @@ impl Store {
     /// `first..=last`, every stored reply counted; one per (month, peer,
     /// kind, metric). A histogram travels as one text ("bucket count bucket
     /// count …"): a row per bucket would cost more to decode than the query.
+    /// On PostgreSQL a bucket may come once per shard of the counters
+    /// (PostgreSQL migration 7), some negative: the caller adds them up.
     pub async fn rollup_latency(
         &self,
         direction: Direction,
@@ -277,10 +279,8 @@ impl Store {
     ) -> Result<Vec<LatencyHistogram>> {
         with_pool!(self, read, |pool, Db| {
             let rows = sqlx::query(
-                "SELECT peer, kind, metric, string_agg(CAST(bucket AS TEXT) || ' ' || CAST(n AS TEXT), ' ') FROM \
-                 (SELECT month, peer, kind, metric, bucket, CAST(SUM(n) AS BIGINT) AS n FROM timeliness_latency \
-                  WHERE direction = $1 AND month >= $2 AND month <= $3 \
-                  GROUP BY month, peer, kind, metric, bucket HAVING SUM(n) <> 0) AS b \
+                "SELECT peer, kind, metric, string_agg(CAST(bucket AS TEXT) || ' ' || CAST(n AS TEXT), ' ') FROM timeliness_latency \
+                 WHERE direction = $1 AND month >= $2 AND month <= $3 AND n <> 0 \
                  GROUP BY month, peer, kind, metric",
             )
             .bind(direction as i32)

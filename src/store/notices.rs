@@ -2,7 +2,9 @@
 //! staff lists, inserting (one or many), and the reads by id.
 
 use super::paging::{Cursor, Order, keyset};
-use super::{Cols, ItemKind, NewOutboxItem, Result, Store, StoreError, Tx, from_micros, micros};
+use super::{
+    Cols, Dialect, ItemKind, NewOutboxItem, Result, Store, StoreError, Tx, from_micros, micros,
+};
 use crate::calendar::month_key;
 use crate::domain::{
     Category, Direction, IdNumber, Lifecycle, NoticeContent, NoticeKind, NoticeStatus, ReplySort,
@@ -490,9 +492,10 @@ impl Tx {
             std::collections::HashMap::new();
         for chunk in subjects.chunks(PARAMS_PER_LOOKUP) {
             with_tx!(self, |conn, Db| {
-                let mut q = QueryBuilder::<Db>::new(
-                    "SELECT subject_id, kind, event_date, id, received_at FROM notices WHERE subject_id IN (",
-                );
+                let mut q = QueryBuilder::<Db>::new(format!(
+                    "SELECT subject_id, kind, event_date, id, received_at FROM {} WHERE subject_id IN (",
+                    <Db as Dialect>::BY_EVENT
+                ));
                 let mut list = q.separated(", ");
                 for s in chunk {
                     list.push_bind(*s);

@@ -26,6 +26,8 @@ use migrex::setup::{LocalNetwork, StoreChoice};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+#[path = "common/birth.rs"]
+mod birth;
 #[path = "common/serve.rs"]
 mod serve;
 use serve::Serve;
@@ -33,40 +35,8 @@ use serve::Serve;
 const SUBMIT_BATCH: usize = 1_000;
 
 fn notice(i: usize) -> pb::Notice {
-    // A distinct valid ID number per notice: birth dates from 1950 on, 500
-    // women's sequence numbers (even) per day, and the check character.
-    let born = time::macros::date!(1950 - 01 - 01) + time::Duration::days((i / 500) as i64);
-    let first17 = format!(
-        "440303{:04}{:02}{:02}{:03}",
-        born.year(),
-        u8::from(born.month()),
-        born.day(),
-        (i % 500) * 2
-    );
-    pb::Notice {
-        // No id: the desk gives each a time-ordered one (UUIDv7).
-        id: String::new(),
-        destination: "510116".into(),
-        kind: pb::NoticeKind::Birth as i32,
-        category: pb::Category::Notification as i32,
-        urgency: pb::Urgency::Normal as i32,
-        reply_required: pb::ReplySort::Feedback as i32,
-        subject: Some(pb::Person {
-            id_number: migrex::domain::IdNumber::complete(&first17),
-            name: "王芳".into(),
-            hukou_district: "510116".into(),
-            residence_district: "440303".into(),
-            ..Default::default()
-        }),
-        details: Some(pb::notice::Details::Birth(pb::BirthDetails {
-            born_on: "2026-10-03".into(),
-            child_sex: 2,
-            birth_order: 1,
-            child_name: String::new(),
-            place_of_delivery: "罗湖区人民医院".into(),
-        })),
-        ..Default::default()
-    }
+    // No id: the desk gives each a time-ordered one (UUIDv7).
+    birth::birth(i)
 }
 
 /// The configs of `replicas` processes of the node at `config`: the

@@ -19,45 +19,18 @@ use migrex::setup::{LocalNetwork, StoreChoice};
 use std::sync::Arc;
 use std::time::Instant;
 
+#[path = "common/birth.rs"]
+mod birth;
+
 const BATCH: usize = 500;
 const CONNECTIONS: usize = 8;
 
 fn notice(i: usize) -> pb::Notice {
-    // A distinct valid ID number per notice: birth dates from 1970 on, a
-    // women's sequence numbers (even) per day, and the check character.
-    let born = time::macros::date!(1970 - 01 - 01) + time::Duration::days((i / 500) as i64);
-    let first17 = format!(
-        "440303{:04}{:02}{:02}{:03}",
-        born.year(),
-        u8::from(born.month()),
-        born.day(),
-        (i % 500) * 2
-    );
-    let subject = migrex::domain::IdNumber::complete(&first17);
     pb::Notice {
         id: uuid::Uuid::new_v4().to_string(),
         origin: "440303".into(),
-        destination: "510116".into(),
-        kind: pb::NoticeKind::Birth as i32,
-        category: pb::Category::Notification as i32,
-        urgency: pb::Urgency::Normal as i32,
-        reply_required: pb::ReplySort::Feedback as i32,
-        subject: Some(pb::Person {
-            id_number: subject,
-            name: "王芳".into(),
-            hukou_district: "510116".into(),
-            residence_district: "440303".into(),
-            ..Default::default()
-        }),
-        details: Some(pb::notice::Details::Birth(pb::BirthDetails {
-            born_on: "2026-10-03".into(),
-            child_sex: 2,
-            birth_order: 1,
-            child_name: String::new(),
-            place_of_delivery: "罗湖区人民医院".into(),
-        })),
         created_at: Some(migrex::domain::ts_to_pb(time::OffsetDateTime::now_utc())),
-        ..Default::default()
+        ..birth::birth(i)
     }
 }
 

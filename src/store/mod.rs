@@ -86,6 +86,9 @@ trait Dialect {
     const BY_LAST_REPLY: &'static str;
     /// The notices table read for the open notices about given subjects.
     const BY_EVENT: &'static str;
+    /// Ends a subquery that the planner must run as written, without
+    /// pushing the outer query's conditions into it.
+    const FENCE: &'static str;
 }
 
 impl Dialect for Sqlite {
@@ -97,12 +100,14 @@ impl Dialect for Sqlite {
     // notice for each received batch: a backlog of a million then drained
     // at 2,300/s, slower with every notice stored.
     const BY_EVENT: &'static str = "notices INDEXED BY notices_event";
+    const FENCE: &'static str = "LIMIT -1 OFFSET 0";
 }
 
 impl Dialect for Postgres {
     const GREATEST: &'static str = "GREATEST";
     const BY_LAST_REPLY: &'static str = "notices";
     const BY_EVENT: &'static str = "notices";
+    const FENCE: &'static str = "OFFSET 0";
 }
 
 /// Column access by name on either backend's rows.

@@ -492,21 +492,29 @@ impl Tx {
             std::collections::HashMap::new();
         for chunk in subjects.chunks(PARAMS_PER_LOOKUP) {
             with_tx!(self, |conn, Db| {
+                // The subjects alone choose the rows, in a fenced subquery:
+                // given `direction` and `status` too, both planners read
+                // notices_pending and walk every open inbound notice for
+                // each batch (PostgreSQL: 36 ms a batch at 100,000 open).
                 let mut q = QueryBuilder::<Db>::new(format!(
-                    "SELECT subject_id, kind, event_date, id, received_at FROM {} WHERE subject_id IN (",
+                    "SELECT subject_id, kind, event_date, id, received_at FROM \
+                     (SELECT subject_id, kind, event_date, id, received_at, direction, status FROM {} WHERE subject_id IN (",
                     <Db as Dialect>::BY_EVENT
                 ));
                 let mut list = q.separated(", ");
                 for s in chunk {
                     list.push_bind(*s);
                 }
-                q.push(") AND direction = ")
-                    .push_bind(Direction::Inbound as i32)
-                    .push(" AND status IN (")
-                    .push_bind(NoticeStatus::Pending as i32)
-                    .push(", ")
-                    .push_bind(NoticeStatus::Acknowledged as i32)
-                    .push(")");
+                q.push(format!(
+                    ") {}) n WHERE direction = ",
+                    <Db as Dialect>::FENCE
+                ))
+                .push_bind(Direction::Inbound as i32)
+                .push(" AND status IN (")
+                .push_bind(NoticeStatus::Pending as i32)
+                .push(", ")
+                .push_bind(NoticeStatus::Acknowledged as i32)
+                .push(")");
                 for r in q.build().fetch_all(&mut *conn).await? {
                     let key = EventKey {
                         subject: r.get("subject_id"),

@@ -515,7 +515,15 @@ impl Tx {
                 .push(", ")
                 .push_bind(NoticeStatus::Acknowledged as i32)
                 .push(")");
-                for r in q.build().fetch_all(&mut *conn).await? {
+                let [before, after] = <Db as Dialect>::INDEX_ONLY;
+                if !before.is_empty() {
+                    sqlx::query(before).execute(&mut *conn).await?;
+                }
+                let rows = q.build().fetch_all(&mut *conn).await?;
+                if !after.is_empty() {
+                    sqlx::query(after).execute(&mut *conn).await?;
+                }
+                for r in rows {
                     let key = EventKey {
                         subject: r.get("subject_id"),
                         kind: r.get::<i64, _>("kind"),

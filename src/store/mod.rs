@@ -163,6 +163,7 @@ cols_for!(PgRow);
 mod accounts;
 mod audit;
 mod copy;
+mod events;
 mod gauges;
 mod leases;
 mod nodelay;
@@ -176,10 +177,11 @@ mod tokens;
 pub use accounts::{SessionRecord, UserRecord, UserSummary};
 pub use audit::AuditQuery;
 pub use copy::TableCopy;
+pub use events::EventKey;
 pub use gauges::{NoticeCount, OutboxCount, OverdueCount};
 pub use leases::Lease;
 pub use notices::{
-    EventKey, NewNotice, NoticeFilter, NoticeRecord, PendingCounts, PendingFilter, StoredReceipt,
+    NewNotice, NoticeFilter, NoticeRecord, PendingCounts, PendingFilter, StoredReceipt,
 };
 pub use outbox::{ItemKind, NewOutboxItem, OutboxItem, Settled, Waiting};
 pub use paging::Cursor;

@@ -5,7 +5,7 @@
 //! workers; nothing here starts or serves anything.
 
 use crate::auth::Authenticator;
-use crate::calendar::Deadlines;
+use crate::calendar::{CalendarFile, Deadlines};
 use crate::clock::SharedClock;
 use crate::config::{Delivery, ListenLimits, Route, Settings, route_for};
 use crate::domain::DistrictCode;
@@ -23,6 +23,8 @@ pub struct NodeCtx {
     pub store: Store,
     pub clock: SharedClock,
     pub deadlines: Deadlines,
+    /// Where newer years of the holiday schedule come from.
+    pub calendar_file: CalendarFile,
     pub routes: Vec<Route>,
     pub delivery: Delivery,
     pub tls: TlsMaterial,
@@ -58,6 +60,7 @@ impl NodeCtx {
         let Settings {
             district,
             deadlines,
+            calendar,
             routes,
             delivery,
             limits,
@@ -74,6 +77,7 @@ impl NodeCtx {
             store,
             clock,
             deadlines,
+            calendar_file: calendar,
             routes,
             delivery,
             tls,

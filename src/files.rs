@@ -30,6 +30,17 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.sync_all()
 }
 
+/// Replaces `path` with `bytes` all at once: written whole (mode 0600) and
+/// synced beside it, then renamed over it, so a reader or a crash sees the
+/// old file or the new one, never half of one.
+pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// Creates `path` empty with mode 0600 if it does not exist.
 pub fn create_empty(path: &Path) -> io::Result<()> {
     match OpenOptions::new()

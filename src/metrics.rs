@@ -139,14 +139,15 @@ impl Metrics {
     }
 
     /// The exposition text: the process's counters and the store's figures
-    /// at `now`, with the timeliness figures of `month` (the current one).
+    /// at `now`, with the timeliness figures of `month` (the current one),
+    /// the certificates' expiry and the holiday schedule's last year.
     pub async fn render(
         &self,
         store: &Store,
         routes: &[Route],
-        month: Period,
-        now: OffsetDateTime,
+        (month, now): (Period, OffsetDateTime),
         certificates: &[(&'static str, i64)],
+        last_covered_year: i32,
     ) -> Result<String, StoreError> {
         let mut scrape = Registry::with_prefix("migrex");
 
@@ -160,6 +161,14 @@ impl Metrics {
             "certificate_expiry_timestamp_seconds",
             "When this node's certificate and the network CA's expire (seconds since 1970); the log warns 30 days ahead",
             expiry,
+        );
+
+        let covered = Gauge::<i64>::default();
+        covered.set(i64::from(last_covered_year));
+        scrape.register(
+            "calendar_last_covered_year",
+            "The last year of the official holiday schedule (节假日安排) this node has; working-day deadlines past it are provisional",
+            covered,
         );
 
         let notices = Family::<Labels, Gauge>::default();

@@ -292,6 +292,16 @@ impl BoundNode {
             }),
         ));
 
+        let calendar = crate::exchange::deadlines::watch(ctx.clone(), shutdown.clone());
+        let name = "calendar watcher".to_string();
+        handles.push((
+            name.clone(),
+            tasks.spawn(async move {
+                calendar.await;
+                (name, Ok(()))
+            }),
+        ));
+
         if let (Some(listener), Some(tls)) = (self.console, console_tls) {
             let console = crate::web::serve(listener, tls, ctx.clone(), shutdown.clone());
             let name = "console listener".to_string();

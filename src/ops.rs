@@ -38,9 +38,9 @@ async fn metrics(State(ctx): State<Arc<NodeCtx>>) -> axum::response::Response {
         .render(
             &ctx.store,
             &ctx.routes,
-            month,
-            now,
+            (month, now),
             &ctx.tls.expiries().unwrap_or_default(),
+            ctx.deadlines.calendar().last_covered_year(),
         )
         .await
     {

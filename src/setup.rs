@@ -115,6 +115,7 @@ pub async fn init_node(
         desk_listen: listens[1].into(),
         ops_listen: listens[2].into(),
         calendar_file: None,
+        calendar_refresh_secs: 60,
         tls: TlsFiles {
             ca_cert: "ca.crt".into(),
             cert: "node.crt".into(),

@@ -136,7 +136,7 @@ pub async fn fill(store: &Store, total: usize, now: OffsetDateTime) {
                     content: c,
                     direction,
                     status,
-                    received: Some((received, due)),
+                    received: Some((received, migrex::calendar::Due::fixed(due))),
                     duplicate_of: None,
                     acknowledged: acked.map(|a| (a, "clerk")),
                     answered: answered.map(|a| (a, &feedback)),

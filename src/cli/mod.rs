@@ -1,6 +1,6 @@
 //! The `migrex` command line: the parser and one file per command group —
 //! node administration (`admin`: init, ca, peer, token, backup, store,
-//! serve), notices (`notices`), the inbox (`inbox`: pending, ack,
+//! serve), the holiday schedule (`calendar`), notices (`notices`), the inbox (`inbox`: pending, ack,
 //! feedback), monitoring (`monitoring`: stats, overdue), reports
 //! (`report`), the demo (`demo`) — over the connection and flags they
 //! share (`args`) and one way of showing answers (`render`). The staff
@@ -10,6 +10,7 @@ mod admin;
 mod args;
 mod audit;
 mod ca;
+mod calendar;
 mod demo;
 mod inbox;
 mod monitoring;
@@ -49,6 +50,9 @@ enum Command {
     /// Certificate authority commands.
     #[command(subcommand)]
     Ca(ca::CaCommand),
+    /// The official holiday schedule (节假日安排) working-day deadlines are counted with: show, load a new year.
+    #[command(subcommand)]
+    Calendar(calendar::CalendarCommand),
     /// Routes to peer nodes.
     #[command(subcommand)]
     Peer(admin::PeerCommand),
@@ -128,6 +132,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => demo::run(a).await,
         Command::Init(a) => admin::init(a).await,
         Command::Ca(c) => ca::ca(c).await,
+        Command::Calendar(c) => calendar::calendar(c).await,
         Command::Peer(c) => admin::peer(c).await,
         Command::Serve { config } => admin::serve(&config).await,
         Command::Store(c) => admin::store(c).await,

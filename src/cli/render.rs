@@ -105,6 +105,10 @@ pub fn notice_json(n: &pb::Notice) -> Value {
         "created_at": rfc(&n.created_at),
         "received_at": rfc(&n.received_at),
         "due_at": rfc(&n.due_at),
+        "due_provisional": n.due_provisional,
+        "deadline_changes": n.deadline_changes.iter().map(|c| json!({
+            "changed_at": rfc(&c.changed_at), "previous_due_at": rfc(&c.previous_due_at),
+            "due_at": rfc(&c.due_at), "provisional": c.provisional})).collect::<Vec<_>>(),
         "acknowledged_at": rfc(&n.acknowledged_at),
         "acknowledged_by": n.acknowledged_by,
         "feedback": n.feedback.as_ref().map(|f| json!({
@@ -166,8 +170,26 @@ pub fn print_one(n: &pb::Notice, as_json: bool, local: Local) {
         ("withdrawn", &n.withdrawn_at),
     ] {
         if let Some(t) = local.instant(t) {
-            println!("{label:<12}{t}");
+            let mark = if label == "due" && n.due_provisional {
+                "  provisional 暂定: past the holiday schedule the destination has"
+            } else {
+                ""
+            };
+            println!("{label:<12}{t}{mark}");
         }
+    }
+    for c in &n.deadline_changes {
+        println!(
+            "due moved   at {}: {} → {}{}",
+            local.instant(&c.changed_at).unwrap_or_default(),
+            local.instant(&c.previous_due_at).unwrap_or_default(),
+            local.instant(&c.due_at).unwrap_or_default(),
+            if c.provisional {
+                " (still provisional 暂定)"
+            } else {
+                " (newer holiday schedule 时限更新)"
+            }
+        );
     }
     if !n.acknowledged_by.is_empty() {
         println!("signed by   {}", n.acknowledged_by);
@@ -240,7 +262,14 @@ pub fn print_list(r: &pb::ListNoticesResponse, as_json: bool, local: Local) {
         }
         let due = local
             .instant(&n.due_at)
-            .map(|d| format!("due {}", &d[..10]))
+            .map(|d| {
+                let provisional = if n.due_provisional {
+                    " PROVISIONAL(暂定)"
+                } else {
+                    ""
+                };
+                format!("due {}{provisional}", &d[..10])
+            })
             .unwrap_or_default();
         flags.insert(0, due);
         println!(

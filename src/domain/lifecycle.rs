@@ -92,9 +92,17 @@ pub struct Lifecycle {
     pub created_at: OffsetDateTime,
     pub received_at: Option<OffsetDateTime>,
     pub due_at: Option<OffsetDateTime>,
+    /// `due_at` was counted past the last year of the destination's
+    /// holiday schedule (时限（暂定）).
+    pub due_provisional: bool,
     pub acknowledged_at: Option<OffsetDateTime>,
     pub answered_at: Option<OffsetDateTime>,
 }
+
+/// How far a deadline change may move a deadline: a year's schedule moves
+/// a working-day deadline by its holidays and make-up days, a week or two;
+/// more is not a schedule's doing.
+pub const MAX_DEADLINE_MOVE: Duration = Duration::days(31);
 
 impl Lifecycle {
     /// The party this node itself is: the destination of what it received.
@@ -219,6 +227,69 @@ impl Lifecycle {
                     now,
                 )?;
             }
+            ReplyBody::DeadlineChange(c) => {
+                return self.check_deadline_change(by, c, now, notice_field);
+            }
+        }
+        Ok(Verdict::Apply)
+    }
+
+    /// A provisional deadline counted again: only by the destination, only
+    /// while the notice still awaits its reply (an answered notice keeps
+    /// the deadline it was answered against), only from the provisional
+    /// deadline both sides hold, and by no more than `MAX_DEADLINE_MOVE`.
+    fn check_deadline_change(
+        &self,
+        by: Party,
+        c: &super::DeadlineChange,
+        now: OffsetDateTime,
+        notice_field: &str,
+    ) -> Result<Verdict, DomainError> {
+        let refuse = |kind, message: &str| Err(DomainError::new(kind, notice_field, message));
+        if by != Party::Destination {
+            return refuse(
+                Refused::NotPermitted,
+                "only the notice's destination sets its deadline",
+            );
+        }
+        if self.status == NoticeStatus::Withdrawn {
+            return refuse(Refused::WrongState, "the origin withdrew this notice");
+        }
+        self.reply_instant(
+            "reply.deadline_change.changed_at",
+            c.changed_at,
+            self.received_at,
+            now,
+        )?;
+        if self.due_at == Some(c.due_at) && self.due_provisional == c.provisional {
+            return Ok(Verdict::AlreadyDone);
+        }
+        if self.replied_at().is_some() {
+            return refuse(
+                Refused::WrongState,
+                "the notice has its reply; its deadline stays the one it was answered against",
+            );
+        }
+        if !self.due_provisional {
+            return refuse(
+                Refused::WrongState,
+                "only a provisional deadline (时限（暂定）) is counted again",
+            );
+        }
+        if self.due_at != Some(c.previous_due_at) {
+            return refuse(
+                Refused::WrongState,
+                "the deadline held here is not the one this change replaces",
+            );
+        }
+        if (c.due_at - c.previous_due_at).abs() > MAX_DEADLINE_MOVE
+            || self.received_at.is_some_and(|r| c.due_at <= r)
+        {
+            return Err(DomainError::new(
+                Refused::Invalid,
+                "reply.deadline_change.due_at",
+                "moves the deadline by more than 31 days, or before the notice arrived",
+            ));
         }
         Ok(Verdict::Apply)
     }
@@ -276,6 +347,7 @@ mod tests {
             created_at: datetime!(2026-11-01 08:00 UTC),
             received_at: Some(datetime!(2026-11-01 09:00 UTC)),
             due_at: Some(datetime!(2026-12-01 15:59:59 UTC)),
+            due_provisional: false,
             acknowledged_at: None,
             answered_at: None,
         }
@@ -433,5 +505,72 @@ mod tests {
         let mut w = delivered(ReplySort::Receipt);
         w.status = NoticeStatus::Withdrawn;
         assert!(!w.overdue(due + Duration::days(9)));
+    }
+
+    #[test]
+    fn only_the_destination_moves_a_provisional_deadline_of_an_open_notice() {
+        use crate::domain::DeadlineChange;
+        let mut n = delivered(ReplySort::Feedback);
+        n.due_provisional = true;
+        let due = n.due_at.unwrap();
+        let change = |to: OffsetDateTime, provisional| {
+            ReplyBody::DeadlineChange(DeadlineChange {
+                changed_at: NOW,
+                previous_due_at: due,
+                due_at: to,
+                provisional,
+            })
+        };
+        let later = change(due + Duration::days(1), false);
+        assert_eq!(
+            n.check(Party::Destination, &later, NOW, "id"),
+            Ok(Verdict::Apply)
+        );
+        assert_eq!(
+            refusal(n.check(Party::Origin, &later, NOW, "id")),
+            Refused::NotPermitted
+        );
+        assert_eq!(
+            n.check(Party::Destination, &change(due, true), NOW, "id"),
+            Ok(Verdict::AlreadyDone),
+            "the deadline it already holds"
+        );
+        assert_eq!(
+            refusal(n.check(
+                Party::Destination,
+                &change(due + Duration::days(32), false),
+                NOW,
+                "id"
+            )),
+            Refused::Invalid
+        );
+        let mut official = n.clone();
+        official.due_provisional = false;
+        assert_eq!(
+            refusal(official.check(Party::Destination, &later, NOW, "id")),
+            Refused::WrongState,
+            "an official deadline stays"
+        );
+        let mut answered = n.clone();
+        answered.answered_at = Some(NOW);
+        answered.status = NoticeStatus::Answered;
+        assert_eq!(
+            refusal(answered.check(Party::Destination, &later, NOW, "id")),
+            Refused::WrongState,
+            "an answered notice keeps its deadline"
+        );
+        let mut moved = n.clone();
+        moved.due_at = Some(due - Duration::days(1));
+        assert_eq!(
+            refusal(moved.check(Party::Destination, &later, NOW, "id")),
+            Refused::WrongState,
+            "not the deadline held here"
+        );
+        let mut undelivered = n.clone();
+        undelivered.received_at = None;
+        assert_eq!(
+            refusal(undelivered.check(Party::Destination, &later, NOW, "id")),
+            Refused::NotYet
+        );
     }
 }

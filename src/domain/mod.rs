@@ -19,8 +19,8 @@ pub use district::{DistrictCode, RoutePrefix, county_name, find_districts};
 pub use id_number::IdNumber;
 pub use labels::{category_zh, kind_zh, reply_zh, result_zh, status_zh, urgency_zh};
 pub use lifecycle::{CLOCK_SKEW, DomainError, Lifecycle, Party, Refused, Verdict};
-pub use notice::{Details, NoticeContent, ParseContext, Person, ts_from_pb, ts_to_pb};
-pub use reply::{FeedbackContent, Reply, ReplyBody};
+pub use notice::{Details, NoticeContent, ParseContext, Person, parse_uuid, ts_from_pb, ts_to_pb};
+pub use reply::{DeadlineChange, FeedbackContent, Reply, ReplyBody};
 
 pub use crate::pb::{
     Category, ContraceptionMethod, Direction, FeedbackResult, NoticeKind, NoticeStatus, ReplySort,

@@ -107,7 +107,7 @@ pub fn ts_from_pb(
         .map_err(|_| FieldError::new(field, "is out of range"))
 }
 
-pub(super) fn parse_uuid(field: &str, s: &str) -> Result<Uuid, FieldError> {
+pub fn parse_uuid(field: &str, s: &str) -> Result<Uuid, FieldError> {
     Uuid::parse_str(s.trim())
         .map_err(|_| FieldError::new(field, format!("{} is not a UUID", super::quoted(s))))
 }

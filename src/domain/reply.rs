@@ -1,6 +1,6 @@
-//! Replies to a notice as they travel between nodes: receipts (签收) and
-//! verification feedback (核查反馈) from the destination, withdrawals (撤回)
-//! from the origin. Which of them a notice accepts is `lifecycle`'s business.
+//! Replies to a notice as they travel between nodes: receipts (签收),
+//! verification feedback (核查反馈) and deadline changes (时限更新) from the
+//! destination, withdrawals (撤回) from the origin. Which of them a notice accepts is `lifecycle`'s business.
 
 use super::notice::{parse_uuid, ts_from_pb, ts_to_pb};
 use super::{
@@ -107,15 +107,57 @@ pub enum ReplyBody {
         withdrawn_at: OffsetDateTime,
         reason: String,
     },
+    /// The destination counted a provisional deadline again with a newer
+    /// holiday schedule.
+    DeadlineChange(DeadlineChange),
+}
+
+/// A provisional deadline counted again (时限更新).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadlineChange {
+    pub changed_at: OffsetDateTime,
+    /// The deadline it replaces, as both sides held it.
+    pub previous_due_at: OffsetDateTime,
+    pub due_at: OffsetDateTime,
+    /// Still past the schedule's last covered year.
+    pub provisional: bool,
+}
+
+impl DeadlineChange {
+    fn parse(d: &pb::DeadlineChange) -> Result<Self, FieldError> {
+        let f = "reply.deadline_change";
+        Ok(DeadlineChange {
+            changed_at: ts_from_pb(&format!("{f}.changed_at"), d.changed_at.as_ref())?,
+            previous_due_at: ts_from_pb(
+                &format!("{f}.previous_due_at"),
+                d.previous_due_at.as_ref(),
+            )?,
+            due_at: ts_from_pb(&format!("{f}.due_at"), d.due_at.as_ref())?,
+            provisional: d.provisional,
+        })
+    }
+
+    pub fn to_wire(&self) -> pb::DeadlineChange {
+        pb::DeadlineChange {
+            changed_at: Some(ts_to_pb(self.changed_at)),
+            previous_due_at: Some(ts_to_pb(self.previous_due_at)),
+            due_at: Some(ts_to_pb(self.due_at)),
+            provisional: self.provisional,
+        }
+    }
 }
 
 impl ReplyBody {
-    /// 1 receipt, 2 feedback, 3 withdrawal: the stored sort code.
+    /// The reply sort of a deadline change, as stored.
+    pub const DEADLINE_CHANGE: i64 = 4;
+
+    /// 1 receipt, 2 feedback, 3 withdrawal, 4 deadline change: the stored sort code.
     pub fn sort_code(&self) -> i64 {
         match self {
             ReplyBody::Receipt { .. } => 1,
             ReplyBody::Feedback(_) => 2,
             ReplyBody::Withdrawal { .. } => 3,
+            ReplyBody::DeadlineChange(_) => Self::DEADLINE_CHANGE,
         }
     }
 }
@@ -126,7 +168,7 @@ impl Reply {
         let body = match r.body.as_ref().ok_or_else(|| {
             FieldError::new(
                 "reply.body",
-                "is required (receipt, feedback or withdrawal)",
+                "is required (receipt, feedback, withdrawal or deadline_change)",
             )
         })? {
             Body::Receipt(x) => ReplyBody::Receipt {
@@ -147,6 +189,7 @@ impl Reply {
                 withdrawn_at: ts_from_pb("reply.withdrawal.withdrawn_at", w.withdrawn_at.as_ref())?,
                 reason: optional_text("reply.withdrawal.reason", &w.reason, 500)?,
             },
+            Body::DeadlineChange(d) => ReplyBody::DeadlineChange(DeadlineChange::parse(d)?),
         };
         Ok(Reply {
             reply_id: parse_uuid("reply.reply_id", &r.reply_id)?,
@@ -178,11 +221,26 @@ impl Reply {
                     withdrawn_at: Some(ts_to_pb(*withdrawn_at)),
                     reason: reason.clone(),
                 }),
+                ReplyBody::DeadlineChange(d) => Body::DeadlineChange(d.to_wire()),
             }),
         }
     }
 
     pub fn content_hash(&self) -> Vec<u8> {
         Sha256::digest(self.to_wire().encode_to_vec()).to_vec()
+    }
+
+    /// A deadline change's id, made from what it says: two replicas of a
+    /// node counting the same deadline again write one reply, not two.
+    pub fn deadline_change_id(notice_id: Uuid, change: &DeadlineChange) -> Uuid {
+        let mut h = Sha256::new();
+        h.update(notice_id.as_bytes());
+        h.update(change.previous_due_at.unix_timestamp_nanos().to_be_bytes());
+        h.update(change.due_at.unix_timestamp_nanos().to_be_bytes());
+        h.update([u8::from(change.provisional)]);
+        let digest = h.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_custom_bytes(bytes).into_uuid()
     }
 }

@@ -152,6 +152,7 @@ async fn send(
                         notice_id: item.notice_id.clone(),
                         received_at: ts_from_pb("received_at", ack.received_at.as_ref()).ok()?,
                         due_at: ts_from_pb("due_at", ack.due_at.as_ref()).ok()?,
+                        due_provisional: ack.due_provisional,
                     })
                 },
             )

@@ -1,6 +1,8 @@
 //! The exchange between nodes: receiving notices and replies from peers
-//! (`server`), and delivering ours from the outbox (`delivery`).
+//! (`server`), delivering ours from the outbox (`delivery`), and keeping
+//! the deadlines we stamped true to the holiday schedule (`deadlines`).
 
+pub mod deadlines;
 pub mod delivery;
 pub mod server;
 

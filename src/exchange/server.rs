@@ -5,10 +5,11 @@
 //! transaction committed. Receipt is idempotent by notice id and reply id
 //! (same content → the original ack; other content → ALREADY_EXISTS).
 
+use crate::calendar::Due;
 use crate::context::NodeCtx;
 use crate::domain::{
     CLOCK_SKEW, Direction, DistrictCode, NoticeContent, NoticeStatus, ParseContext, Party, Reply,
-    Verdict, ts_to_pb,
+    ReplyBody, Verdict, ts_to_pb,
 };
 use crate::grpc::{internal, item_error, refusal};
 use crate::identity::peer_district;
@@ -86,7 +87,7 @@ impl ExchangeService {
             .map(|(c, _)| *c)
             .collect();
         let mut open = tx.open_events(&new).await?;
-        let mut taken: HashMap<String, (Vec<u8>, OffsetDateTime)> = HashMap::new();
+        let mut taken: HashMap<String, (Vec<u8>, Due)> = HashMap::new();
         let mut rows = Vec::new();
         let mut acks = Vec::with_capacity(admitted.len());
         for item in admitted {
@@ -101,13 +102,16 @@ impl ExchangeService {
             let hash = content.content_hash();
             let stored = known
                 .get(&id)
-                .map(|s| (s.content_hash.as_slice(), s.received_at, s.due_at))
+                .map(|s| {
+                    let due = s.due_at.map(|at| (at, s.due_provisional));
+                    (s.content_hash.as_slice(), s.received_at, due)
+                })
                 .or_else(|| {
                     taken
                         .get(&id)
-                        .map(|(h, due)| (h.as_slice(), Some(now), Some(*due)))
+                        .map(|(h, due)| (h.as_slice(), Some(now), Some((due.at, due.provisional))))
                 });
-            if let Some((stored_hash, received_at, due_at)) = stored {
+            if let Some((stored_hash, received_at, due)) = stored {
                 acks.push(if stored_hash != hash.as_slice() {
                     pb::NoticeAck {
                         notice_id: id.clone(),
@@ -122,7 +126,8 @@ impl ExchangeService {
                     pb::NoticeAck {
                         notice_id: id,
                         received_at: received_at.map(ts_to_pb),
-                        due_at: due_at.map(ts_to_pb),
+                        due_at: due.map(|(at, _)| ts_to_pb(at)),
+                        due_provisional: due.is_some_and(|(_, p)| p),
                         error: None,
                     }
                 });
@@ -133,7 +138,7 @@ impl ExchangeService {
                 content.kind(),
                 content.urgency,
             );
-            let due_at = self.ctx.deadlines.due_at(now, rule);
+            let due = self.ctx.deadlines.due(now, rule);
             let event = EventKey::of(content);
             let duplicate_of = open.get(&event).cloned();
             match &duplicate_of {
@@ -144,12 +149,12 @@ impl ExchangeService {
                     open.insert(event, id.clone());
                 }
             }
-            taken.insert(id.clone(), (hash, due_at));
+            taken.insert(id.clone(), (hash, due));
             rows.push(NewNotice {
                 content,
                 direction: Direction::Inbound,
                 status: NoticeStatus::Pending,
-                received: Some((now, due_at)),
+                received: Some((now, due)),
                 duplicate_of,
                 acknowledged: None,
                 answered: None,
@@ -157,7 +162,8 @@ impl ExchangeService {
             acks.push(pb::NoticeAck {
                 notice_id: id,
                 received_at: Some(ts_to_pb(now)),
-                due_at: Some(ts_to_pb(due_at)),
+                due_at: Some(ts_to_pb(due.at)),
+                due_provisional: due.provisional,
                 error: None,
             });
         }
@@ -229,6 +235,12 @@ impl ExchangeService {
             .check(party, &reply.body, now, "reply.notice_id")
         {
             Ok(Verdict::Apply) => {}
+            // A deadline this node already holds (its notice's ack, sent
+            // again after the change, carried it): kept for the journey.
+            Ok(Verdict::AlreadyDone) if matches!(reply.body, ReplyBody::DeadlineChange(_)) => {
+                tx.insert_reply(&reply, Direction::Inbound, now).await?;
+                return Ok(ok);
+            }
             Ok(Verdict::AlreadyDone) => {
                 return Ok(refuse(item_error(
                     Code::FailedPrecondition,

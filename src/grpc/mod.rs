@@ -152,6 +152,8 @@ pub fn notice_view(rec: &NoticeRecord, now: OffsetDateTime) -> pb::Notice {
     n.status = life.status as i32;
     n.received_at = life.received_at.map(ts_to_pb);
     n.due_at = life.due_at.map(ts_to_pb);
+    n.due_provisional = life.due_provisional;
+    n.deadline_changes = rec.deadline_changes.iter().map(|c| c.to_wire()).collect();
     n.acknowledged_at = life.acknowledged_at.map(ts_to_pb);
     n.acknowledged_by = rec.acknowledged_by.clone().unwrap_or_default();
     n.feedback = rec.feedback.clone();

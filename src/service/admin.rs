@@ -99,3 +99,21 @@ pub async fn change_own_password(
     tracing::info!(user = %caller.name, "console password changed");
     Ok(())
 }
+
+/// The holiday schedule in force, as administrators watch it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleStatus {
+    /// The last year of the unbroken run of covered years.
+    pub last_covered: i32,
+    /// The year whose schedule the node should have by now and does not
+    /// (this year, or from 1 November next year).
+    pub missing: Option<i32>,
+}
+
+pub fn schedule(ctx: &NodeCtx, caller: &Caller) -> Result<ScheduleStatus> {
+    caller.require_admin()?;
+    Ok(ScheduleStatus {
+        last_covered: ctx.deadlines.calendar().last_covered_year(),
+        missing: ctx.deadlines.missing_year(ctx.now()),
+    })
+}

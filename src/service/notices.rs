@@ -94,9 +94,13 @@ pub async fn submit(ctx: &NodeCtx, caller: &Caller, draft: pb::Notice) -> Result
     ctx.store
         .insert_outbound(&one, &registered(ctx, caller, &one), now)
         .await?;
+    // Read back before the worker is woken: the clerk is answered with the
+    // notice as registered (QUEUED), not with whatever delivery has made of
+    // it a moment later.
+    let record = stored(ctx, &content.id.to_string()).await;
     ctx.wake(&route);
     tracing::info!(notice = %content.id, destination = %content.destination, kind = content.kind().as_str_name(), subject = %content.subject.id_number.masked(), by = %caller.name, "notice queued");
-    stored(ctx, &content.id.to_string()).await
+    record
 }
 
 /// How one notice of a batch fared.

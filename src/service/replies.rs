@@ -7,7 +7,9 @@
 use super::{Result, audit, notices};
 use crate::auth::Caller;
 use crate::context::NodeCtx;
-use crate::domain::{Direction, FeedbackContent, Party, Reply, ReplyBody, Verdict, optional_text};
+use crate::domain::{
+    Direction, FeedbackContent, Party, Reply, ReplyBody, Verdict, optional_text, parse_uuid,
+};
 use crate::pb;
 use crate::store::{ItemKind, NoticeRecord, Tx};
 use prost::Message;
@@ -56,45 +58,60 @@ async fn reply(ctx: &NodeCtx, caller: &Caller, id: Uuid, body: ReplyBody) -> Res
     let Some(rec) = tx.get_notice(&notice_id).await? else {
         return Err(notices::not_found(&notice_id).into());
     };
-    let life = &rec.life;
-    let party = life.own_party();
     let operation = match &body {
         ReplyBody::Receipt { .. } => "reply.receipt",
         ReplyBody::Feedback(_) => "reply.feedback",
         ReplyBody::Withdrawal { .. } => "reply.withdraw",
+        ReplyBody::DeadlineChange(_) => "reply.deadline",
     };
-    let route = match life.check(party, &body, ctx.now(), "id")? {
-        Verdict::AlreadyDone => None,
-        Verdict::Apply => {
-            tx.record_reply(&notice_id, &body).await?;
-            let target = match party {
-                Party::Destination => &rec.content.origin,
-                _ => &rec.content.destination,
-            };
-            let sort = body.sort_code();
-            let reply = Reply {
-                reply_id: Uuid::now_v7(),
-                notice_id: id,
-                author: ctx.district.clone(),
-                body,
-            };
-            let route = queue(ctx, &mut tx, &reply, target).await?;
-            let subject = rec
-                .content
-                .subject
-                .as_ref()
-                .map_or("", |s| s.id_number.as_str());
-            let entries = audit::accesses(&ctx.audit_key, caller, operation, [(rec.id(), subject)]);
-            tx.append_audit(&entries, ctx.now()).await?;
-            tracing::info!(notice = %id, sort, by = %caller.name, "reply recorded and queued");
-            Some(route)
-        }
-    };
+    let sort = body.sort_code();
+    let route = record_own(ctx, &mut tx, &rec, body, Uuid::now_v7(), "id").await?;
+    if route.is_some() {
+        let subject = rec
+            .content
+            .subject
+            .as_ref()
+            .map_or("", |s| s.id_number.as_str());
+        let entries = audit::accesses(&ctx.audit_key, caller, operation, [(rec.id(), subject)]);
+        tx.append_audit(&entries, ctx.now()).await?;
+        tracing::info!(notice = %id, sort, by = %caller.name, "reply recorded and queued");
+    }
     tx.commit().await?;
     if let Some(r) = route {
         ctx.wake(&r);
     }
     notices::stored(ctx, &notice_id).await
+}
+
+/// A reply this node writes on `rec`, in `tx`: judged by the reply rules
+/// as this node's own party, recorded on the notice, kept, and queued for
+/// the notice's other node under `reply_id`. Returns the route to wake
+/// after the commit, or None when the notice already holds it.
+/// `notice_field` names the notice in the caller's request.
+pub(crate) async fn record_own(
+    ctx: &NodeCtx,
+    tx: &mut Tx,
+    rec: &NoticeRecord,
+    body: ReplyBody,
+    reply_id: Uuid,
+    notice_field: &str,
+) -> Result<Option<String>> {
+    let party = rec.life.own_party();
+    if rec.life.check(party, &body, ctx.now(), notice_field)? == Verdict::AlreadyDone {
+        return Ok(None);
+    }
+    tx.record_reply(rec.id(), &body).await?;
+    let target = match party {
+        Party::Destination => &rec.content.origin,
+        _ => &rec.content.destination,
+    };
+    let reply = Reply {
+        reply_id,
+        notice_id: parse_uuid("id", rec.id())?,
+        author: ctx.district.clone(),
+        body,
+    };
+    Ok(Some(queue(ctx, tx, &reply, target).await?))
 }
 
 /// Records a reply written here and queues it for `target`'s node, in `tx`;

@@ -59,6 +59,8 @@ const TABLES: &[Table] = &[
             ("withdraw_reason", Text),
             ("duplicate_of", Text),
             ("received_month", Int),
+            ("due_provisional", Int),
+            ("due_working_days", Int),
         ],
     },
     Table {

@@ -3,10 +3,10 @@
 
 use super::paging::{Cursor, Order, keyset};
 use super::{Cols, ItemKind, NewOutboxItem, Result, Store, StoreError, Tx, from_micros, micros};
-use crate::calendar::month_key;
+use crate::calendar::{Due, month_key};
 use crate::domain::{
-    Category, Direction, IdNumber, Lifecycle, NoticeContent, NoticeKind, NoticeStatus, ReplySort,
-    Urgency,
+    Category, DeadlineChange, Direction, IdNumber, Lifecycle, NoticeContent, NoticeKind,
+    NoticeStatus, ReplySort, Urgency,
 };
 use crate::pb;
 use prost::Message;
@@ -27,6 +27,9 @@ pub struct NoticeRecord {
     pub duplicate_of: Option<String>,
     pub delivery_attempts: u32,
     pub last_error: Option<String>,
+    /// Each time the destination counted a provisional deadline again,
+    /// oldest first (read with one notice, not with lists).
+    pub deadline_changes: Vec<DeadlineChange>,
 }
 
 impl NoticeRecord {
@@ -57,6 +60,7 @@ impl NoticeRecord {
                 created_at: from_micros(row.int("created_at")),
                 received_at: ts("received_at"),
                 due_at: ts("due_at"),
+                due_provisional: row.int("due_provisional") != 0,
                 acknowledged_at: ts("acknowledged_at"),
                 answered_at: ts("answered_at"),
             },
@@ -68,6 +72,7 @@ impl NoticeRecord {
             duplicate_of: row.opt_text("duplicate_of"),
             delivery_attempts: row.opt_int("attempts").unwrap_or(0) as u32,
             last_error: row.opt_text("last_error"),
+            deadline_changes: Vec::new(),
         })
     }
 }
@@ -144,6 +149,7 @@ pub struct StoredReceipt {
     pub content_hash: Vec<u8>,
     pub received_at: Option<OffsetDateTime>,
     pub due_at: Option<OffsetDateTime>,
+    pub due_provisional: bool,
 }
 
 /// Values bound per look-up statement (SQLite allows 32,766 in all).
@@ -183,8 +189,8 @@ pub struct NewNotice<'a> {
     pub content: &'a NoticeContent,
     pub direction: Direction,
     pub status: NoticeStatus,
-    /// received_at and due_at, once delivered.
-    pub received: Option<(OffsetDateTime, OffsetDateTime)>,
+    /// received_at and the deadline, once delivered.
+    pub received: Option<(OffsetDateTime, Due)>,
     pub duplicate_of: Option<String>,
     /// Receipt: when and by whom.
     pub acknowledged: Option<(OffsetDateTime, &'a str)>,
@@ -232,8 +238,9 @@ impl Store {
         tx.commit().await
     }
 
+    /// One notice, with its deadline changes.
     pub async fn get_notice(&self, id: &str) -> Result<Option<NoticeRecord>> {
-        with_pool!(self, read, |pool, Db| {
+        let found = with_pool!(self, read, |pool, Db| {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "{} WHERE n.id = $1",
                 notice_columns()
@@ -241,8 +248,13 @@ impl Store {
             .bind(id)
             .fetch_optional(pool)
             .await?;
-            row.as_ref().map(NoticeRecord::from_row).transpose()
-        })
+            row.as_ref().map(NoticeRecord::from_row).transpose()?
+        });
+        let Some(mut rec) = found else {
+            return Ok(None);
+        };
+        rec.deadline_changes = self.deadline_changes(id).await?;
+        Ok(Some(rec))
     }
 
     /// How many inbound notices await our reply: all of them, those past
@@ -433,7 +445,7 @@ impl Tx {
         for chunk in ids.chunks(PARAMS_PER_LOOKUP) {
             with_tx!(self, |conn, Db| {
                 let mut q = QueryBuilder::<Db>::new(
-                    "SELECT id, content_hash, received_at, due_at FROM notices WHERE id IN (",
+                    "SELECT id, content_hash, received_at, due_at, due_provisional FROM notices WHERE id IN (",
                 );
                 let mut list = q.separated(", ");
                 for id in chunk {
@@ -447,6 +459,7 @@ impl Tx {
                             content_hash: r.get("content_hash"),
                             received_at: r.get::<Option<i64>, _>("received_at").map(from_micros),
                             due_at: r.get::<Option<i64>, _>("due_at").map(from_micros),
+                            due_provisional: r.get::<i64, _>("due_provisional") != 0,
                         },
                     );
                 }
@@ -463,7 +476,7 @@ impl Tx {
         received: Option<(OffsetDateTime, OffsetDateTime, Option<String>)>,
     ) -> Result<()> {
         let (received, duplicate_of) = match received {
-            Some((r, d, dup)) => (Some((r, d)), dup),
+            Some((r, d, dup)) => (Some((r, Due::fixed(d))), dup),
             None => (None, None),
         };
         self.insert_notices(&[NewNotice {
@@ -482,7 +495,7 @@ impl Tx {
     /// fails the call with `Conflict` naming that id.
     pub async fn insert_notices(&mut self, rows: &[NewNotice<'_>]) -> Result<()> {
         with_tx!(self, |conn, Db| {
-            // SQLite allows 32,766 parameters per statement; a row binds 23.
+            // SQLite allows 32,766 parameters per statement; a row binds 25.
             for chunk in rows.chunks(1000) {
                 // Checked before inserting: on PostgreSQL a failed statement
                 // spoils the whole transaction.
@@ -505,7 +518,7 @@ impl Tx {
                     "INSERT INTO notices (id, direction, peer, origin, destination, kind, category, urgency, \
                      reply_required, subject_id, event_date, content, content_hash, status, created_at, \
                      received_at, due_at, duplicate_of, received_month, acknowledged_at, acknowledged_by, \
-                     answered_at, feedback) ",
+                     answered_at, feedback, due_provisional, due_working_days) ",
                 );
                 q.push_values(chunk, |mut b, n| {
                     let c = n.content;
@@ -529,13 +542,19 @@ impl Tx {
                         .push_bind(n.status as i32)
                         .push_bind(micros(c.created_at))
                         .push_bind(n.received.map(|(r, _)| micros(r)))
-                        .push_bind(n.received.map(|(_, d)| micros(d)))
+                        .push_bind(n.received.map(|(_, d)| micros(d.at)))
                         .push_bind(n.duplicate_of.clone())
                         .push_bind(n.received.map(|(r, _)| month_key(self.tz, r)))
                         .push_bind(n.acknowledged.map(|(at, _)| micros(at)))
                         .push_bind(n.acknowledged.map(|(_, by)| by.to_string()))
                         .push_bind(n.answered.map(|(at, _)| micros(at)))
-                        .push_bind(n.answered.map(|(_, fb)| fb.encode_to_vec()));
+                        .push_bind(n.answered.map(|(_, fb)| fb.encode_to_vec()))
+                        .push_bind(i32::from(n.received.is_some_and(|(_, d)| d.provisional)))
+                        .push_bind(
+                            n.received
+                                .and_then(|(_, d)| d.working_days)
+                                .map(i64::from),
+                        );
                 });
                 match q.build().execute(&mut *conn).await {
                     // Another replica stored one of them since the check above.

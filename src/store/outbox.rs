@@ -57,6 +57,8 @@ pub enum Settled {
         notice_id: String,
         received_at: OffsetDateTime,
         due_at: OffsetDateTime,
+        /// The destination counted `due_at` past its holiday schedule.
+        due_provisional: bool,
     },
     ReplyDelivered {
         seq: i64,
@@ -112,7 +114,7 @@ impl Store {
     /// with the same instants (a batch's) are updated by one statement,
     /// delivered rows deleted by one per chunk.
     pub async fn settle(&self, outcomes: &[Settled], now: OffsetDateTime) -> Result<()> {
-        let mut by_instants: BTreeMap<(i64, i64), Vec<&str>> = BTreeMap::new();
+        let mut by_instants: BTreeMap<(i64, i64, bool), Vec<&str>> = BTreeMap::new();
         let mut replies = Vec::new();
         let mut delivered = Vec::new();
         let mut refused = Vec::new();
@@ -123,9 +125,10 @@ impl Store {
                     notice_id,
                     received_at,
                     due_at,
+                    due_provisional,
                 } => {
                     by_instants
-                        .entry((micros(*received_at), micros(*due_at)))
+                        .entry((micros(*received_at), micros(*due_at), *due_provisional))
                         .or_default()
                         .push(notice_id);
                     delivered.push(*seq);
@@ -138,13 +141,15 @@ impl Store {
             }
         }
         let mut tx = self.begin().await?;
-        for ((received_at, due_at), ids) in &by_instants {
+        for ((received_at, due_at, provisional), ids) in &by_instants {
             for chunk in ids.chunks(CHUNK) {
                 with_tx!(tx, |conn, Db| {
                     let mut q = QueryBuilder::<Db>::new("UPDATE notices SET received_at = ");
                     q.push_bind(*received_at)
                         .push(", due_at = ")
                         .push_bind(*due_at)
+                        .push(", due_provisional = ")
+                        .push_bind(i32::from(*provisional))
                         .push(", received_month = ")
                         .push_bind(month_key(self.tz, from_micros(*received_at)))
                         .push(", status = CASE WHEN status = ")

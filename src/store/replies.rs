@@ -48,8 +48,9 @@ impl Tx {
         })
     }
 
-    /// Records an accepted reply on its notice (receipt, feedback or
-    /// withdrawal), conditional on the state the rules accepted.
+    /// Records an accepted reply on its notice (receipt, feedback,
+    /// withdrawal or deadline change), conditional on the state the rules
+    /// accepted.
     pub async fn record_reply(&mut self, notice_id: &str, body: &ReplyBody) -> Result<()> {
         match body {
             ReplyBody::Receipt {
@@ -67,6 +68,7 @@ impl Tx {
                 withdrawn_at,
                 reason,
             } => self.set_withdrawn(notice_id, *withdrawn_at, reason).await,
+            ReplyBody::DeadlineChange(c) => self.set_due(notice_id, c).await,
         }
     }
 

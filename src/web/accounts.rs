@@ -32,6 +32,8 @@ struct AdminPage {
     peers: Vec<Line>,
     roles: [&'static str; 4],
     message: Option<(bool, String)>,
+    /// The holiday schedule in force and the year missing, if one is.
+    schedule: admin::ScheduleStatus,
 }
 
 async fn admin_page(
@@ -103,6 +105,7 @@ async fn admin_page(
         peers,
         roles: Role::NAMES,
         message,
+        schedule: admin::schedule(ctx, &staff.caller)?,
     };
     Ok(Html(view.render()?))
 }

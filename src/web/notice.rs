@@ -90,10 +90,34 @@ pub(crate) async fn show(
             detail: place(&n.destination),
         });
         steps.push(Step {
-            label: "时限",
+            label: if life.due_provisional {
+                "时限（暂定）"
+            } else {
+                "时限"
+            },
             when: local(tz, life.due_at),
-            detail: String::new(),
+            detail: if life.due_provisional {
+                "该年节假日安排尚未导入，按普通周末推算；导入后自动更新".into()
+            } else {
+                String::new()
+            },
         });
+        for c in &rec.deadline_changes {
+            steps.push(Step {
+                label: "时限更新",
+                when: local(tz, Some(c.changed_at)),
+                detail: format!(
+                    "{} → {}{}",
+                    local(tz, Some(c.previous_due_at)),
+                    local(tz, Some(c.due_at)),
+                    if c.provisional {
+                        "（仍为暂定）"
+                    } else {
+                        "（依据新导入的节假日安排）"
+                    }
+                ),
+            });
+        }
     }
     if life.acknowledged_at.is_some() {
         steps.push(Step {
@@ -207,7 +231,15 @@ pub(crate) async fn sheet(
         title: format!("{}{}核查单", kind_zh(n.kind), category_zh(n.category)),
         origin: place(&n.destination),
         fields: fields_of(&rec),
-        due: local(ctx.deadlines.tz, rec.life.due_at),
+        due: format!(
+            "{}{}",
+            local(ctx.deadlines.tz, rec.life.due_at),
+            if rec.life.due_provisional {
+                "（暂定）"
+            } else {
+                ""
+            }
+        ),
     };
     Ok(Html(view.render()?))
 }

@@ -30,6 +30,8 @@ struct PendingRow {
     subject: String,
     id_number: String,
     due: String,
+    /// The deadline was counted past the holiday schedule (时限（暂定）).
+    provisional: bool,
     days_left: String,
     /// "overdue", "soon" or "".
     class: &'static str,
@@ -61,6 +63,7 @@ impl PendingRow {
             due: due
                 .map(|d| crate::domain::format_date(d.date()))
                 .unwrap_or_default(),
+            provisional: r.life.due_provisional,
             days_left,
             class,
             needs: reply_zh(r.life.reply_required),

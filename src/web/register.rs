@@ -108,10 +108,8 @@ fn policy_lines(ctx: &NodeCtx) -> Vec<PolicyLine> {
         for category in [Category::Notification, Category::VerificationRequest] {
             for urgency in [Urgency::Normal, Urgency::Urgent] {
                 let rule = ctx.deadlines.policy.rule_for(category, kind, urgency);
-                let due = ctx
-                    .deadlines
-                    .due_at(now, rule)
-                    .to_timezone(ctx.deadlines.tz);
+                let due = ctx.deadlines.due(now, rule);
+                let last_day = due.at.to_timezone(ctx.deadlines.tz).date();
                 lines.push(PolicyLine {
                     key: format!(
                         "{}/{}/{}",
@@ -135,7 +133,11 @@ fn policy_lines(ctx: &NodeCtx) -> Vec<PolicyLine> {
                             "自然日"
                         }
                     ),
-                    due: crate::domain::format_date(due.date()),
+                    due: format!(
+                        "{}{}",
+                        crate::domain::format_date(last_day),
+                        if due.provisional { "（暂定）" } else { "" }
+                    ),
                 });
             }
         }

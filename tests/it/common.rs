@@ -440,3 +440,51 @@ pub async fn timeliness_rows(
         .into_inner()
         .rows
 }
+
+/// Runs `promtool test rules` over the alert rules in
+/// deploy/prometheus/migrex-alerts.yml with `tests` (the YAML of a rule
+/// test file's `tests:` list, without that key) and returns what it
+/// printed when it failed. None when promtool is not installed: allowed
+/// outside CI (scripts/test installs it), a failure under `CI=true`.
+pub fn promtool_test(evaluation_interval: &str, tests: &str) -> Option<Result<(), String>> {
+    let ok = std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "promtool is not installed (scripts/test installs Debian's prometheus package)"
+        );
+        eprintln!("!!! promtool not found: the alert rule check is SKIPPED");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/prometheus/migrex-alerts.yml"
+    );
+    std::fs::copy(rules, dir.path().join("migrex-alerts.yml")).unwrap();
+    let file = dir.path().join("test.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "rule_files: [migrex-alerts.yml]\nevaluation_interval: {evaluation_interval}\ntests:\n{tests}"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    Some(if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    })
+}

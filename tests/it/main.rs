@@ -7,6 +7,7 @@ mod common;
 
 mod audit;
 mod bad_input;
+mod calendar;
 mod cli;
 mod console;
 mod console_work;

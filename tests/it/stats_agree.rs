@@ -143,6 +143,7 @@ async fn fast_path_and_raw_recount_agree_on_a_random_history() {
                 notice_id: id.clone(),
                 received_at: received,
                 due_at: due,
+                due_provisional: false,
             });
         }
         if rng.u8(0..100) < 65 {

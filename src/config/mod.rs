@@ -2,12 +2,16 @@
 //! database, certificates, peers (routes), reply policy, delivery tuning.
 //! Relative paths are relative to the folder holding the file.
 
-use crate::calendar::{Calendar, DayCount, Deadlines, PolicyRule, ReplyPolicy};
+use crate::calendar::{CalendarFile, DayCount, Deadlines, PolicyRule, ReplyPolicy};
 use crate::domain::{
     Category, DistrictCode, FieldError, NoticeKind, ReplySort, RoutePrefix, Urgency, enum_from_name,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+mod limits;
+
+pub use limits::ListenLimits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -45,9 +49,17 @@ pub struct Config {
     pub desk_listen: String,
     /// Ops listener (plain HTTP: /healthz, /readyz).
     pub ops_listen: String,
-    /// A newer holiday schedule (CSV `date,day,name`) laid over the shipped one.
+    /// Newer years of the holiday schedule (CSV `date,day,name`, as
+    /// `migrex calendar load` writes it) laid over the shipped one. Absent:
+    /// `holidays.csv` beside this file, if it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar_file: Option<String>,
+    /// How often a running node reads the calendar file again (seconds).
+    #[serde(
+        default = "default_calendar_refresh",
+        skip_serializing_if = "is_default_calendar_refresh"
+    )]
+    pub calendar_refresh_secs: u64,
     pub tls: TlsFiles,
     /// The web console (HTTPS, staff in a browser); absent: no console.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,89 +114,20 @@ fn is_default_audit_key(v: &str) -> bool {
     v == "audit.key"
 }
 
+fn default_calendar_refresh() -> u64 {
+    60
+}
+
+fn is_default_calendar_refresh(v: &u64) -> bool {
+    *v == default_calendar_refresh()
+}
+
 fn default_crl_refresh() -> u64 {
     60
 }
 
 fn is_default_crl_refresh(v: &u64) -> bool {
     *v == default_crl_refresh()
-}
-
-/// Limits of every listener, so that no client, peer or stranger can tie
-/// up the node's memory, file descriptors or tasks.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ListenLimits {
-    /// A connection from which nothing arrived this long is closed
-    /// (exchange, desk and console listeners).
-    pub idle_timeout_secs: u64,
-    /// Connections open at once, per listener; more wait to be accepted.
-    pub max_connections: usize,
-    /// Requests in flight at once on one desk connection (HTTP/2 streams).
-    pub max_streams: u32,
-    /// Batches in flight at once on one peer's connection (a peer's
-    /// delivery worker sends one at a time); each may be as large as
-    /// `exchange_message_bytes`.
-    pub exchange_streams: u32,
-    /// The largest desk request or answer, in bytes.
-    pub desk_message_bytes: usize,
-    /// The largest notice or reply a peer may send, in bytes; a peer's
-    /// batch may be `delivery.max_batch` of them.
-    pub exchange_item_bytes: usize,
-    /// The ops listener: a request must arrive whole within this; its
-    /// connections close after this much silence.
-    pub ops_timeout_secs: u64,
-    /// Connections open at once on the ops listener.
-    pub ops_max_connections: usize,
-}
-
-impl Default for ListenLimits {
-    fn default() -> Self {
-        ListenLimits {
-            idle_timeout_secs: 120,
-            max_connections: 256,
-            max_streams: 32,
-            exchange_streams: 4,
-            desk_message_bytes: 4 << 20,
-            exchange_item_bytes: 16 << 10,
-            ops_timeout_secs: 10,
-            ops_max_connections: 32,
-        }
-    }
-}
-
-impl ListenLimits {
-    fn is_default(&self) -> bool {
-        *self == ListenLimits::default()
-    }
-
-    /// The limits of the exchange, desk and console listeners; the TLS
-    /// handshake must finish within 10 s or the idle time if shorter.
-    pub fn listener(&self) -> crate::identity::Limits {
-        let idle = std::time::Duration::from_secs(self.idle_timeout_secs.max(1));
-        crate::identity::Limits {
-            max_connections: self.max_connections.max(1),
-            idle,
-            handshake: idle.min(std::time::Duration::from_secs(10)),
-        }
-    }
-
-    /// The ops listener's limits.
-    pub fn ops(&self) -> crate::identity::Limits {
-        crate::identity::Limits {
-            max_connections: self.ops_max_connections.max(1),
-            idle: std::time::Duration::from_secs(self.ops_timeout_secs.max(1)),
-            ..Default::default()
-        }
-    }
-
-    /// The largest message a peer may send: a full batch of the largest items.
-    pub fn exchange_message_bytes(&self, max_batch: usize) -> usize {
-        max_batch
-            .max(1)
-            .saturating_mul(self.exchange_item_bytes.max(1024))
-            .saturating_add(64 << 10)
-    }
 }
 
 /// The web console's listener and, optionally, a certificate browsers
@@ -296,14 +239,11 @@ impl Config {
 
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
         let text = toml::to_string_pretty(self).expect("config serialises");
-        let tmp = path.with_extension("toml.tmp");
         // Private: the file can hold the PostgreSQL password.
-        crate::files::write(&tmp, text.as_bytes())
-            .and_then(|_| std::fs::rename(&tmp, path))
-            .map_err(|source| ConfigError::Write {
-                path: path.display().to_string(),
-                source,
-            })
+        crate::files::replace(path, text.as_bytes()).map_err(|source| ConfigError::Write {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     /// The database to open: a URL as given, or a file path made absolute.
@@ -415,11 +355,22 @@ impl Config {
         Ok(crate::calendar::timezone(&self.timezone)?)
     }
 
+    /// The calendar file, resolved against the config's folder `base`.
+    pub fn calendar_file(&self, base: &Path) -> CalendarFile {
+        CalendarFile {
+            path: resolve(
+                base,
+                self.calendar_file
+                    .as_deref()
+                    .unwrap_or(CalendarFile::DEFAULT_NAME),
+            ),
+            required: self.calendar_file.is_some(),
+            refresh: std::time::Duration::from_secs(self.calendar_refresh_secs.max(1)),
+        }
+    }
+
     pub fn deadlines(&self, base: &Path) -> Result<Deadlines, ConfigError> {
-        let calendar = match &self.calendar_file {
-            Some(f) => Calendar::with_file(&resolve(base, f))?,
-            None => Calendar::builtin(),
-        };
+        let calendar = self.calendar_file(base).calendar()?;
         let policy = self.reply_policy().map_err(|source| ConfigError::Field {
             path: "reply_policy".into(),
             source,
@@ -463,6 +414,8 @@ pub struct Settings {
     pub routes: Vec<Route>,
     /// The timezone, holiday calendar and reply policy.
     pub deadlines: Deadlines,
+    /// Where newer years of the holiday schedule are read from.
+    pub calendar: CalendarFile,
 }
 
 /// The node's certificate files, resolved against the config's folder.
@@ -541,6 +494,7 @@ impl Settings {
             audit_key: resolve(base, &c.audit_key),
             routes: c.routes().map_err(field)?,
             deadlines: c.deadlines(base)?,
+            calendar: c.calendar_file(base),
         })
     }
 }
@@ -592,12 +546,12 @@ mod tests {
 
     #[test]
     fn the_example_config_in_deploy_parses() {
-        let c: Config = toml::from_str(include_str!("../deploy/migrex.example.toml")).unwrap();
+        let c: Config = toml::from_str(include_str!("../../deploy/migrex.example.toml")).unwrap();
         c.district().unwrap();
         assert_eq!(c.routes().unwrap().len(), 2);
         assert_eq!(c.reply_policy().unwrap().rules.len(), 4);
         let pg: Config =
-            toml::from_str(include_str!("../deploy/migrex.postgres.example.toml")).unwrap();
+            toml::from_str(include_str!("../../deploy/migrex.postgres.example.toml")).unwrap();
         assert!(
             pg.database_location(Path::new("/"))
                 .starts_with("postgres://")

@@ -1,18 +1,22 @@
 //! Working days and deadlines (时限).
 //!
-//! The official holiday and make-up workday schedule ships inside the binary
-//! (`data/cn-holidays.csv`, 2004–2026); a newer file named in the config is
-//! merged over it, so next year's schedule needs no release. A deadline is
-//! counted from the day the destination received the notice (that day not
-//! counted) and ends at 23:59:59 of its last day in the node's timezone.
+//! The official holiday and make-up workday schedule (`schedule`) ships
+//! inside the binary (`data/cn-holidays.csv`, 2004–2026); newer years are
+//! laid over it from the node's calendar file (`migrex calendar load`),
+//! picked up by a running node without a restart. A deadline is counted
+//! from the day the destination received the notice (that day not counted)
+//! and ends at 23:59:59 of its last day in the node's timezone. A
+//! working-day deadline that runs past the last year the schedule covers is
+//! counted by the plain week and marked provisional (`Due::provisional`).
 
-use crate::domain::{Category, NoticeKind, ReplySort, Urgency, parse_date};
-use std::collections::HashMap;
-use std::path::Path;
-use time::{Date, Duration, OffsetDateTime, Time, Weekday};
+mod schedule;
+
+pub use schedule::{BUILTIN_SOURCE, Calendar, MAX_FILE_BYTES, Schedule};
+
+use crate::domain::{Category, NoticeKind, ReplySort, Urgency};
+use std::sync::{Arc, RwLock};
+use time::{Date, Duration, OffsetDateTime, Time};
 use time_tz::{OffsetDateTimeExt, PrimitiveDateTimeExt, Tz};
-
-static BUILTIN_CSV: &str = include_str!("../data/cn-holidays.csv");
 
 #[derive(Debug, thiserror::Error)]
 pub enum CalendarError {
@@ -27,92 +31,14 @@ pub enum CalendarError {
         line: usize,
         rule: String,
     },
+    #[error("calendar file {path}{}: {rule}", year.map(|y| format!(", year {y}")).unwrap_or_default())]
+    Year {
+        path: String,
+        year: Option<i32>,
+        rule: String,
+    },
     #[error("timezone '{0}' is not a known IANA timezone name")]
     UnknownTimezone(String),
-}
-
-/// Whether a listed date is a day off or a worked weekend day (调休).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Listed {
-    Holiday,
-    Workday,
-}
-
-#[derive(Debug, Clone)]
-pub struct Calendar {
-    listed: HashMap<Date, Listed>,
-}
-
-impl Calendar {
-    /// The schedule shipped with this release.
-    pub fn builtin() -> Self {
-        let mut c = Calendar {
-            listed: HashMap::new(),
-        };
-        c.merge_csv("builtin", BUILTIN_CSV)
-            .expect("the shipped calendar parses");
-        c
-    }
-
-    /// The shipped schedule with a newer file's dates laid over it.
-    pub fn with_file(path: &Path) -> Result<Self, CalendarError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CalendarError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let mut c = Self::builtin();
-        c.merge_csv(&path.display().to_string(), &text)?;
-        Ok(c)
-    }
-
-    fn merge_csv(&mut self, path: &str, text: &str) -> Result<(), CalendarError> {
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if i == 0 && line.starts_with("date") || line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let err = |rule: String| CalendarError::Line {
-                path: path.into(),
-                line: i + 1,
-                rule,
-            };
-            let mut cols = line.split(',');
-            let date =
-                parse_date("date", cols.next().unwrap_or("")).map_err(|e| err(e.to_string()))?;
-            let day = match cols.next().map(str::trim) {
-                Some("holiday") => Listed::Holiday,
-                Some("workday") => Listed::Workday,
-                other => {
-                    return Err(err(format!(
-                        "day must be 'holiday' or 'workday', got {other:?}"
-                    )));
-                }
-            };
-            self.listed.insert(date, day);
-        }
-        Ok(())
-    }
-
-    pub fn is_working_day(&self, d: Date) -> bool {
-        match self.listed.get(&d) {
-            Some(Listed::Holiday) => false,
-            Some(Listed::Workday) => true,
-            None => !matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday),
-        }
-    }
-
-    /// The `n`th working day after `from` (`from` itself not counted).
-    pub fn add_working_days(&self, from: Date, n: u32) -> Date {
-        let mut d = from;
-        let mut left = n;
-        while left > 0 {
-            d = d.next_day().expect("date in range");
-            if self.is_working_day(d) {
-                left -= 1;
-            }
-        }
-        d
-    }
 }
 
 /// How a deadline's days are counted.
@@ -210,11 +136,61 @@ pub fn month_key(tz: &'static Tz, t: OffsetDateTime) -> i64 {
     i64::from(d.year()) * 100 + i64::from(u8::from(d.month()))
 }
 
-/// The node's view of time: its timezone and working-day calendar.
-#[derive(Debug, Clone)]
+/// The node's calendar file: the years laid over the shipped schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarFile {
+    pub path: std::path::PathBuf,
+    /// Named in the config: it must exist. Otherwise it is the default
+    /// place (`holidays.csv` beside the config), and absent means the
+    /// shipped schedule alone.
+    pub required: bool,
+    /// How often a running node reads it again.
+    pub refresh: std::time::Duration,
+}
+
+impl CalendarFile {
+    /// The default file's name, beside the config.
+    pub const DEFAULT_NAME: &'static str = "holidays.csv";
+
+    /// The shipped schedule with the file's years laid over it.
+    pub fn calendar(&self) -> Result<Calendar, CalendarError> {
+        if !self.required && !self.path.exists() {
+            return Ok(Calendar::builtin());
+        }
+        Calendar::with_file(&self.path)
+    }
+}
+
+/// A deadline as the destination stamps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// 23:59:59 local time of the deadline's last day.
+    pub at: OffsetDateTime,
+    /// Counted past the last year the holiday schedule covers (by the
+    /// plain week): it moves when that year's schedule is loaded.
+    pub provisional: bool,
+    /// The working days it counts, for a working-day rule: what a
+    /// provisional deadline is counted again from.
+    pub working_days: Option<u32>,
+}
+
+impl Due {
+    /// A deadline that is not provisional (calendar days, or given).
+    pub fn fixed(at: OffsetDateTime) -> Self {
+        Due {
+            at,
+            provisional: false,
+            working_days: None,
+        }
+    }
+}
+
+/// The node's view of time: its timezone, its working-day calendar (which
+/// a newer schedule replaces while the node runs) and its reply policy.
+#[derive(Debug)]
 pub struct Deadlines {
     pub tz: &'static Tz,
-    pub calendar: Calendar,
+    calendar: RwLock<Arc<Calendar>>,
     pub policy: ReplyPolicy,
 }
 
@@ -227,9 +203,25 @@ impl Deadlines {
         let tz = timezone(tz_name)?;
         Ok(Deadlines {
             tz,
-            calendar,
+            calendar: RwLock::new(Arc::new(calendar)),
             policy,
         })
+    }
+
+    /// The calendar in force now.
+    pub fn calendar(&self) -> Arc<Calendar> {
+        self.calendar
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts a newer calendar in force: deadlines computed from now on use it.
+    pub fn set_calendar(&self, calendar: Calendar) {
+        *self
+            .calendar
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(calendar);
     }
 
     /// The calendar date of an instant where the node is.
@@ -237,20 +229,55 @@ impl Deadlines {
         t.to_timezone(self.tz).date()
     }
 
-    /// 23:59:59 local time on the last day of a deadline of `rule` for a
-    /// notice received at `received_at`.
-    pub fn due_at(&self, received_at: OffsetDateTime, rule: &PolicyRule) -> OffsetDateTime {
-        let day0 = self.local_date(received_at);
-        let last = match rule.count {
-            DayCount::Calendar => day0 + Duration::days(i64::from(rule.days)),
-            DayCount::Working => self.calendar.add_working_days(day0, rule.days),
-        };
-        let end = last
-            .with_time(Time::from_hms(23, 59, 59).expect("valid time"))
+    /// The deadline of `rule` for a notice received at `received_at`.
+    pub fn due(&self, received_at: OffsetDateTime, rule: &PolicyRule) -> Due {
+        match rule.count {
+            DayCount::Calendar => {
+                let last = self.local_date(received_at) + Duration::days(i64::from(rule.days));
+                Due {
+                    at: self.end_of(last),
+                    provisional: false,
+                    working_days: None,
+                }
+            }
+            DayCount::Working => self.due_in_working_days(received_at, rule.days),
+        }
+    }
+
+    /// A deadline of `days` working days from `received_at`, with the
+    /// calendar in force: provisional when it ends past the schedule's last
+    /// covered year.
+    pub fn due_in_working_days(&self, received_at: OffsetDateTime, days: u32) -> Due {
+        let calendar = self.calendar();
+        let last = calendar.add_working_days(self.local_date(received_at), days);
+        Due {
+            at: self.end_of(last),
+            provisional: !calendar.covers(last),
+            working_days: Some(days),
+        }
+    }
+
+    /// 23:59:59 local time on `day`, as a UTC instant.
+    fn end_of(&self, day: Date) -> OffsetDateTime {
+        day.with_time(Time::from_hms(23, 59, 59).expect("valid time"))
             .assume_timezone(self.tz)
             .take_first()
-            .expect("23:59:59 exists in every supported timezone");
-        end.to_offset(time::UtcOffset::UTC)
+            .expect("23:59:59 exists in every supported timezone")
+            .to_offset(time::UtcOffset::UTC)
+    }
+
+    /// The year whose schedule the node should have and does not, at
+    /// `now`: this year once it is not covered, and from 1 November next
+    /// year too (the State Council publishes it in the autumn).
+    pub fn missing_year(&self, now: OffsetDateTime) -> Option<i32> {
+        let today = self.local_date(now);
+        let last = self.calendar().last_covered_year();
+        let needed = if today.month() >= time::Month::November {
+            today.year() + 1
+        } else {
+            today.year()
+        };
+        (last < needed).then_some(last + 1)
     }
 }
 
@@ -307,11 +334,11 @@ mod tests {
         // Received 2026-11-01 10:00 Beijing time (02:00 UTC): 15 days → end of 2026-11-16.
         let received = datetime!(2026-11-01 02:00 UTC);
         assert_eq!(
-            d.due_at(received, urgent),
+            d.due(received, urgent).at,
             datetime!(2026-11-16 23:59:59 +8)
         );
         assert_eq!(
-            d.due_at(received, marriage),
+            d.due(received, marriage).at,
             datetime!(2026-12-01 23:59:59 +8)
         );
     }
@@ -326,7 +353,7 @@ mod tests {
         );
         // 2026-10-31 17:00 UTC is already 2026-11-01 01:00 in Shanghai.
         assert_eq!(
-            d.due_at(datetime!(2026-10-31 17:00 UTC), rule),
+            d.due(datetime!(2026-10-31 17:00 UTC), rule).at,
             datetime!(2026-12-01 23:59:59 +8)
         );
     }
@@ -338,16 +365,16 @@ mod tests {
         // 02-15..02-23 holidays, Tue 02-24 = 2, Wed 02-25 = 3.
         let received = datetime!(2026-02-13 09:00 +8);
         assert_eq!(
-            d.due_at(received, &working(3)),
+            d.due(received, &working(3)).at,
             datetime!(2026-02-25 23:59:59 +8)
         );
         // Sat 02-28 is a make-up workday too: 02-24..02-27 = 2..5, 02-28 = 6.
         assert_eq!(
-            d.due_at(received, &working(6)),
+            d.due(received, &working(6)).at,
             datetime!(2026-02-28 23:59:59 +8)
         );
         assert_eq!(
-            d.due_at(received, &working(7)),
+            d.due(received, &working(7)).at,
             datetime!(2026-03-02 23:59:59 +8)
         );
     }
@@ -360,40 +387,62 @@ mod tests {
         // Thu 10-08 = 9, Fri 10-09 = 10, Sat 10-10 (make-up) = 11.
         let received = datetime!(2026-09-18 15:00 +8);
         assert_eq!(
-            d.due_at(received, &working(1)),
+            d.due(received, &working(1)).at,
             datetime!(2026-09-20 23:59:59 +8)
         );
         assert_eq!(
-            d.due_at(received, &working(8)),
+            d.due(received, &working(8)).at,
             datetime!(2026-09-30 23:59:59 +8)
         );
         assert_eq!(
-            d.due_at(received, &working(9)),
+            d.due(received, &working(9)).at,
             datetime!(2026-10-08 23:59:59 +8)
         );
         assert_eq!(
-            d.due_at(received, &working(11)),
+            d.due(received, &working(11)).at,
             datetime!(2026-10-10 23:59:59 +8)
         );
         assert_eq!(
-            d.due_at(received, &working(12)),
+            d.due(received, &working(12)).at,
             datetime!(2026-10-12 23:59:59 +8)
         );
     }
 
     #[test]
-    fn a_newer_calendar_file_is_laid_over_the_shipped_one() {
+    fn a_working_day_deadline_past_the_covered_years_is_provisional_until_they_are() {
+        let d = shanghai(ReplyPolicy::default());
+        // Friday 2026-12-11: 14 working days to the end of 2026, then the
+        // plain week: Fri 01-01 = 15, 01-04..01-07 = 16..19, Fri 01-08 = 20.
+        let received = datetime!(2026-12-11 09:00 +8);
+        let guess = d.due(received, &working(20));
+        assert_eq!(guess.at, datetime!(2027-01-08 23:59:59 +8));
+        assert!(guess.provisional);
+        assert_eq!(guess.working_days, Some(20));
+        assert!(
+            !d.due(received, &working(14)).provisional,
+            "ends 2026-12-31"
+        );
+        let calendar_days = d.policy.rule_for(
+            Category::Notification,
+            NoticeKind::Marriage,
+            Urgency::Normal,
+        );
+        assert!(!d.due(received, calendar_days).provisional);
+        assert_eq!(d.missing_year(received), Some(2027));
+        assert_eq!(d.missing_year(datetime!(2026-10-31 12:00 +8)), None);
+        assert_eq!(d.missing_year(datetime!(2026-11-01 00:30 +8)), Some(2027));
+
+        // 2027's schedule, from a file: New Year's Day off, Saturday 01-09 worked.
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cal.csv");
-        std::fs::write(
-            &path,
-            "date,day,name\n2027-01-01,holiday,New Year's Day\n2027-01-02,workday,x\n",
-        )
-        .unwrap();
-        let c = Calendar::with_file(&path).unwrap();
-        assert!(!c.is_working_day(date!(2027 - 01 - 01)));
-        assert!(c.is_working_day(date!(2027 - 01 - 02)));
-        assert!(c.is_working_day(date!(2026 - 02 - 14)));
+        let path = dir.path().join("holidays.csv");
+        std::fs::write(&path, schedule::YEAR_2027).unwrap();
+        d.set_calendar(Calendar::with_file(&path).unwrap());
+        let official = d.due(received, &working(20));
+        assert_eq!(official.at, datetime!(2027-01-09 23:59:59 +8));
+        assert!(!official.provisional);
+        assert_eq!(d.missing_year(received), None);
+        assert_eq!(d.missing_year(datetime!(2027-11-01 00:30 +8)), Some(2028));
+
         std::fs::write(&path, "2027-01-01,maybe,x\n").unwrap();
         let e = Calendar::with_file(&path).unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");

@@ -2,6 +2,7 @@
 //! check its chain, and answer an inquiry: who looked at this person, what
 //! did this token or account look at.
 
+use super::render::Local;
 use crate::audit::{Entry, SubjectKey};
 use crate::config::Settings;
 use crate::service::audit::{Inquiry, inquire, verify};
@@ -94,12 +95,12 @@ pub async fn audit(cmd: AuditCommand) -> Result<()> {
             )
             .await?;
             store.close().await;
-            print(&entries, json)
+            print(&entries, json, Local(settings.deadlines.tz))
         }
     }
 }
 
-fn print(entries: &[Entry], json: bool) -> Result<()> {
+fn print(entries: &[Entry], json: bool, local: Local) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(entries)?);
         return Ok(());
@@ -109,17 +110,14 @@ fn print(entries: &[Entry], json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:>7}  {:<20} {:<16} {:<6} {:<16} {:<38} address",
-        "entry", "when (UTC)", "who", "token", "operation", "notice"
+        "{:>7}  {:<25} {:<16} {:<6} {:<16} {:<38} address",
+        "entry", "when", "who", "token", "operation", "notice"
     );
     for e in entries {
         println!(
-            "{:>7}  {:<20} {:<16} {:<6} {:<16} {:<38} {}",
+            "{:>7}  {:<25} {:<16} {:<6} {:<16} {:<38} {}",
             e.seq,
-            e.at.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second]"
-            ))
-            .unwrap_or_default(),
+            local.time(e.at),
             e.actor,
             e.token.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
             e.operation,

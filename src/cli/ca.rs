@@ -1,6 +1,7 @@
 //! `migrex ca`: the network CA's work — issuing node certificates, listing
 //! them, revoking them and signing the revocation list nodes load.
 
+use super::render::Local;
 use crate::domain::DistrictCode;
 use crate::identity::{self, RevokeTarget};
 use anyhow::{Context, Result, bail};
@@ -39,10 +40,15 @@ pub enum CaCommand {
         hosts: Vec<String>,
     },
     /// List the node certificates the CA issued (serial, district, expiry, revoked).
-    #[command(after_help = "Example:\n  migrex ca list --ca-dir ./ca --json")]
+    #[command(
+        after_help = "Examples:\n  migrex ca list --ca-dir ./ca\n  migrex ca list --ca-dir ./ca --timezone Asia/Urumqi\n  migrex ca list --ca-dir ./ca --json      # times in UTC (RFC 3339)"
+    )]
     List {
         #[arg(long)]
         ca_dir: PathBuf,
+        /// The timezone the table's times are shown in.
+        #[arg(long, default_value = "Asia/Shanghai", env = "MIGREX_TIMEZONE")]
+        timezone: String,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -122,7 +128,12 @@ pub async fn ca(cmd: CaCommand) -> Result<()> {
             );
             Ok(())
         }
-        CaCommand::List { ca_dir, json } => {
+        CaCommand::List {
+            ca_dir,
+            timezone,
+            json,
+        } => {
+            let local = Local::named(&timezone).map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
             need_ca(&ca_dir)?;
             let all = identity::issued(&ca_dir)?;
             if json {
@@ -139,8 +150,11 @@ pub async fn ca(cmd: CaCommand) -> Result<()> {
                         "{:<34} {:<12} {:<26} {}",
                         i.serial,
                         i.district,
-                        i.expires,
-                        i.revoked.as_deref().unwrap_or("-")
+                        local.time_text(&i.expires),
+                        i.revoked
+                            .as_deref()
+                            .map(|r| local.time_text(r))
+                            .unwrap_or_else(|| "-".into())
                     );
                 }
             }

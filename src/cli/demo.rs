@@ -2,7 +2,7 @@
 //! all four kinds both ways, with receipts and every feedback result, then
 //! serving until Ctrl-C so that the staff commands can be tried on them.
 
-use super::render::{kind_name, result_name, status_name};
+use super::render::{Local, kind_name, result_name, status_name};
 use crate::clock::SystemClock;
 use crate::config::Delivery;
 use crate::domain::{Category, ContraceptionMethod, FeedbackResult, NoticeKind, NoticeStatus, Sex};
@@ -401,17 +401,9 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         if !arrived {
             println!("  (the reply to …{} is still on its way)", short(&n.id));
         }
+        // The demo's nodes keep Beijing time.
         let fmt = |t: &Option<prost_types::Timestamp>| {
-            t.as_ref()
-                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-                .map(|d| {
-                    d.to_offset(time::macros::offset!(+8))
-                        .format(time::macros::format_description!(
-                            "[month]-[day] [hour]:[minute]:[second]"
-                        ))
-                        .unwrap_or_default()
-                })
-                .unwrap_or_else(|| "-".into())
+            Local::shanghai().instant(t).unwrap_or_else(|| "-".into())
         };
         println!(
             "  …{} {:<13} {} → {}: queued {} | received {} | due {} | signed {} | {}",

@@ -22,13 +22,43 @@ impl Local {
         Local(time_tz::timezones::db::asia::SHANGHAI)
     }
 
+    /// The timezone named `name` (an IANA name such as Asia/Shanghai).
+    pub fn named(name: &str) -> Result<Self, crate::calendar::CalendarError> {
+        Ok(Local(crate::calendar::timezone(name)?))
+    }
+
+    /// The timezone of the node whose config is at `config`.
+    pub fn of_config(config: &std::path::Path) -> anyhow::Result<Self> {
+        let (c, _) = crate::config::Config::load(config)?;
+        Ok(Self::named(&c.timezone)?)
+    }
+
     fn at(&self, t: &Option<prost_types::Timestamp>) -> Option<OffsetDateTime> {
+        Some(self.local(OffsetDateTime::from_unix_timestamp(t.as_ref()?.seconds).ok()?))
+    }
+
+    fn local(&self, t: OffsetDateTime) -> OffsetDateTime {
         use time_tz::OffsetDateTimeExt;
-        Some(
-            OffsetDateTime::from_unix_timestamp(t.as_ref()?.seconds)
-                .ok()?
-                .to_timezone(self.0),
-        )
+        t.to_timezone(self.0)
+    }
+
+    /// The one way the CLI prints an instant as text: to the second, in this
+    /// timezone, with its whole UTC offset (`2026-12-06 17:16:02+08:00`,
+    /// `…+05:45` in Kathmandu). `--json` gives RFC 3339 in UTC instead.
+    pub fn time(&self, t: OffsetDateTime) -> String {
+        self.local(t)
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
+            ))
+            .unwrap_or_default()
+    }
+
+    /// `time` of an RFC 3339 text (as the CA's ledger keeps them); the text
+    /// itself when it is not one.
+    pub fn time_text(&self, rfc3339: &str) -> String {
+        OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+            .map(|t| self.time(t))
+            .unwrap_or_else(|_| rfc3339.to_string())
     }
 
     /// The local calendar date of an instant, or "" when absent.
@@ -38,13 +68,9 @@ impl Local {
             .unwrap_or_default()
     }
 
-    /// An instant to the second, with its UTC offset.
+    /// An instant to the second, with its UTC offset (see `time`).
     pub fn instant(&self, t: &Option<prost_types::Timestamp>) -> Option<String> {
-        self.at(t)?
-            .format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second][offset_hour sign:mandatory]"
-            ))
-            .ok()
+        Some(self.time(OffsetDateTime::from_unix_timestamp(t.as_ref()?.seconds).ok()?))
     }
 }
 
@@ -408,5 +434,23 @@ pub fn print_table(rows: &[pb::TimelinessRow]) {
     println!("{}", line(headers.iter().map(|h| h.1).collect()));
     for c in &cells {
         println!("{}", line(c.iter().map(String::as_str).collect()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_print_in_the_zone_with_its_whole_offset() {
+        let t = time::macros::datetime!(2026-12-06 09:30:05 UTC);
+        assert_eq!(Local::shanghai().time(t), "2026-12-06 17:30:05+08:00");
+        let kathmandu = Local::named("Asia/Kathmandu").unwrap();
+        assert_eq!(kathmandu.time(t), "2026-12-06 15:15:05+05:45");
+        assert_eq!(
+            kathmandu.time_text("2026-12-06T09:30:05Z"),
+            "2026-12-06 15:15:05+05:45"
+        );
+        assert_eq!(kathmandu.time_text("soon"), "soon");
     }
 }

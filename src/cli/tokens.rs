@@ -1,8 +1,8 @@
 //! `migrex token`: staff tokens for the desk — created with an id and an
 //! optional expiry, listed, revoked by id or by holder.
 
+use super::render::Local;
 use crate::auth::Role;
-use crate::config::Config;
 use crate::setup::{issue_token, open_store};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
@@ -89,12 +89,15 @@ pub fn expiry(text: &str, now: OffsetDateTime, tz: &time_tz::Tz) -> Result<Offse
     Ok(at)
 }
 
-fn stamp(t: Option<OffsetDateTime>) -> String {
-    t.and_then(|t| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    })
-    .unwrap_or_else(|| "-".into())
+/// An instant for `--json`: RFC 3339 in UTC, as every command's JSON.
+fn stamp(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// An instant for text, in the node's timezone; "-" when absent.
+fn shown(local: Local, t: Option<OffsetDateTime>) -> String {
+    t.map(|t| local.time(t)).unwrap_or_else(|| "-".into())
 }
 
 pub async fn token(cmd: TokenCommand) -> Result<()> {
@@ -145,14 +148,15 @@ pub async fn token(cmd: TokenCommand) -> Result<()> {
                     .map(|t| {
                         serde_json::json!({
                             "id": t.id, "name": t.name, "role": t.role,
-                            "created_at": stamp(Some(t.created_at)),
-                            "expires_at": t.expires_at.map(|e| stamp(Some(e))),
-                            "revoked_at": t.revoked_at.map(|e| stamp(Some(e))),
+                            "created_at": stamp(t.created_at),
+                            "expires_at": t.expires_at.map(stamp),
+                            "revoked_at": t.revoked_at.map(stamp),
                         })
                     })
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
+                let local = Local::of_config(&config)?;
                 println!(
                     "{:>5}  {:<20} {:<10} {:<26} {:<26} revoked",
                     "id", "holder", "role", "created", "expires"
@@ -163,9 +167,9 @@ pub async fn token(cmd: TokenCommand) -> Result<()> {
                         t.id,
                         t.name,
                         t.role,
-                        stamp(Some(t.created_at)),
-                        stamp(t.expires_at),
-                        stamp(t.revoked_at)
+                        shown(local, Some(t.created_at)),
+                        shown(local, t.expires_at),
+                        shown(local, t.revoked_at)
                     );
                 }
             }
@@ -179,15 +183,10 @@ pub async fn token(cmd: TokenCommand) -> Result<()> {
             json,
         } => {
             let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let local = Local::of_config(&config)?;
             let expires = match expires {
                 None => None,
-                Some(text) => {
-                    let (c, _) = Config::load(&config)?;
-                    let tz = time_tz::timezones::get_by_name(&c.timezone).ok_or_else(|| {
-                        anyhow::anyhow!("timezone: {} is not a known timezone", c.timezone)
-                    })?;
-                    Some(expiry(&text, OffsetDateTime::now_utc(), tz)?)
-                }
+                Some(text) => Some(expiry(&text, OffsetDateTime::now_utc(), local.0)?),
             };
             // The name signs receipts and feedback that peers receive: it must be usable there.
             let name = crate::domain::required_text(
@@ -203,7 +202,7 @@ pub async fn token(cmd: TokenCommand) -> Result<()> {
                     "{}",
                     serde_json::json!({
                         "id": id, "name": name, "role": role.as_str(), "token": token,
-                        "expires_at": expires.map(|e| stamp(Some(e))),
+                        "expires_at": expires.map(stamp),
                     })
                 );
             } else {
@@ -212,7 +211,7 @@ pub async fn token(cmd: TokenCommand) -> Result<()> {
                     "token {id} for {name} ({}), {}; it is shown only this once",
                     role.as_str(),
                     match expires {
-                        Some(e) => format!("valid until {}", stamp(Some(e))),
+                        Some(e) => format!("valid until {}", local.time(e)),
                         None => "valid until revoked".into(),
                     }
                 );

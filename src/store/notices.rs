@@ -550,11 +550,7 @@ impl Tx {
                         .push_bind(n.answered.map(|(at, _)| micros(at)))
                         .push_bind(n.answered.map(|(_, fb)| fb.encode_to_vec()))
                         .push_bind(i32::from(n.received.is_some_and(|(_, d)| d.provisional)))
-                        .push_bind(
-                            n.received
-                                .and_then(|(_, d)| d.working_days)
-                                .map(i64::from),
-                        );
+                        .push_bind(n.received.and_then(|(_, d)| d.working_days).map(i64::from));
                 });
                 match q.build().execute(&mut *conn).await {
                     // Another replica stored one of them since the check above.

@@ -28,11 +28,16 @@ use time::OffsetDateTime;
 type Labels = Vec<(String, String)>;
 type RateFamily = Family<Labels, Gauge<f64, AtomicU64>>;
 
-/// A peer's label: the county (first six digits) of its code, so that label
-/// values stay bounded by the counties that exist, whatever street codes a
-/// peer puts on its notices.
-pub fn peer_label(code: &str) -> &str {
-    code.get(..6).unwrap_or(code)
+/// A peer's label: always a six-digit division code, so that label values
+/// stay bounded by the divisions that exist — the county (first six digits)
+/// of a street code a peer puts on its notices, and for a route that covers
+/// a province or a city (`41`, `4103`) that division's own code (`410000`,
+/// `410300`), as the national division table writes it.
+pub fn peer_label(code: &str) -> std::borrow::Cow<'_, str> {
+    match code.get(..6) {
+        Some(county) => county.into(),
+        None => format!("{code:0<6}").into(),
+    }
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -117,7 +122,7 @@ fn direction_name(d: Direction) -> &'static str {
 
 impl Metrics {
     pub fn delivery_attempt(&self, route: &str, failed: bool) {
-        let l = labels(&[("peer", route)]);
+        let l = labels(&[("peer", &peer_label(route))]);
         self.delivery_attempts.get_or_create(&l).inc();
         if failed {
             self.delivery_failures.get_or_create(&l).inc();
@@ -177,7 +182,7 @@ impl Metrics {
                 .get_or_create(&labels(&[
                     ("direction", direction_name(c.direction)),
                     ("kind", c.kind.as_str_name()),
-                    ("peer", peer_label(&c.peer)),
+                    ("peer", &peer_label(&c.peer)),
                     ("status", c.status.as_str_name()),
                 ]))
                 .inc_by(c.notices);
@@ -193,7 +198,7 @@ impl Metrics {
             overdue
                 .get_or_create(&labels(&[
                     ("direction", direction_name(c.direction)),
-                    ("peer", peer_label(&c.peer)),
+                    ("peer", &peer_label(&c.peer)),
                 ]))
                 .inc_by(c.notices);
         }
@@ -210,20 +215,22 @@ impl Metrics {
         );
         // Every configured peer shows, at zero when nothing waits for it.
         for r in routes {
-            let l = labels(&[("peer", r.prefix.as_str())]);
+            let l = labels(&[("peer", &peer_label(r.prefix.as_str()))]);
             backlog.get_or_create(&l).set(0);
             refused.get_or_create(&l).set(0);
             oldest.get_or_create(&l).set(0);
         }
+        // Routes that share a label (a county and a street in it) add up.
         for c in store.outbox_counts().await? {
-            let l = labels(&[("peer", &c.route)]);
-            backlog.get_or_create(&l).set(c.waiting);
-            refused.get_or_create(&l).set(c.refused);
-            oldest.get_or_create(&l).set(
-                c.oldest_waiting
-                    .map(|t| (now - t).whole_seconds())
-                    .unwrap_or(0),
-            );
+            let l = labels(&[("peer", &peer_label(&c.route))]);
+            backlog.get_or_create(&l).inc_by(c.waiting);
+            refused.get_or_create(&l).inc_by(c.refused);
+            let age = c
+                .oldest_waiting
+                .map(|t| (now - t).whole_seconds())
+                .unwrap_or(0);
+            let oldest = oldest.get_or_create(&l);
+            oldest.set(oldest.get().max(age));
         }
         scrape.register(
             "outbox_backlog",
@@ -428,5 +435,18 @@ where
             metrics.rpc(&path, code, start.elapsed().as_secs_f64());
             res
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::peer_label;
+
+    #[test]
+    fn peer_labels_are_six_digit_division_codes() {
+        assert_eq!(peer_label("510116"), "510116");
+        assert_eq!(peer_label("510116001"), "510116");
+        assert_eq!(peer_label("41"), "410000");
+        assert_eq!(peer_label("4103"), "410300");
     }
 }

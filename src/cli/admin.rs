@@ -4,7 +4,7 @@
 use super::{init_tracing, wait_for_signal};
 use crate::auth::Role;
 use crate::clock::SystemClock;
-use crate::config::Config;
+use crate::config::{Config, PeerChange};
 use crate::domain::{DistrictCode, RoutePrefix};
 use crate::node::Node;
 use crate::setup::{init_node, open_store};
@@ -164,13 +164,21 @@ pub async fn peer(cmd: PeerCommand) -> Result<()> {
             district,
             endpoint,
         } => {
-            let (mut c, _) = Config::load(&config)?;
+            Config::load(&config)?;
             let prefix = RoutePrefix::parse("--district", &district)?;
-            crate::config::check_endpoint("--endpoint", &endpoint)?;
-            c.upsert_peer(&prefix, &endpoint);
-            c.save(&config)?;
+            let done = match crate::config::upsert_peer(&config, &prefix, &endpoint)? {
+                PeerChange::Unchanged => {
+                    println!(
+                        "route {prefix} → {endpoint} is already in {}",
+                        config.display()
+                    );
+                    return Ok(());
+                }
+                PeerChange::Added => "added",
+                PeerChange::Replaced(_) => "changed",
+            };
             println!(
-                "route {prefix} → {endpoint} saved in {} (restart `migrex serve` to use it)",
+                "route {prefix} → {endpoint} {done} in {} (restart `migrex serve` to use it)",
                 config.display()
             );
             Ok(())

@@ -9,8 +9,10 @@ use crate::domain::{
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod edit;
 mod limits;
 
+pub use edit::{PeerChange, upsert_peer};
 pub use limits::ListenLimits;
 
 #[derive(Debug, thiserror::Error)]
@@ -379,18 +381,37 @@ impl Config {
     }
 }
 
-/// A peer's exchange endpoint must be an https:// URL with a host, usable
-/// as it stands: a route nobody can connect to is an error at start, not a
-/// worker that silently delivers nothing.
+/// A peer's exchange endpoint must be `https://HOST:PORT` and nothing
+/// more, usable as it stands: a route nobody can connect to is an error at
+/// start, not a worker that silently delivers nothing (a missing port would
+/// mean 443, a path would be dropped by gRPC).
 pub fn check_endpoint(field: &str, endpoint: &str) -> Result<(), FieldError> {
+    let shown = crate::domain::quoted(endpoint);
     let uri: http::Uri = endpoint
         .parse()
-        .map_err(|_| FieldError::new(field, format!("'{endpoint}' is not a URL")))?;
-    if uri.scheme_str() != Some("https") || uri.host().is_none_or(str::is_empty) {
-        return Err(FieldError::new(
+        .map_err(|_| FieldError::new(field, format!("{shown} is not a URL")))?;
+    let bad = |rule: &str| {
+        FieldError::new(
             field,
-            format!("'{endpoint}' is not an https://HOST:PORT URL"),
+            format!("{shown} is not an https://HOST:PORT URL: {rule}"),
+        )
+    };
+    if uri.scheme_str() != Some("https") {
+        return Err(bad("it must start with https://"));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("it has no host"));
+    }
+    if uri.port_u16().is_none_or(|p| p == 0) {
+        return Err(bad(
+            "it has no port (the peer's exchange listener, e.g. :7401)",
         ));
+    }
+    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return Err(bad("it must not have a path"));
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(bad("it must not hold a user name"));
     }
     Ok(())
 }
@@ -590,5 +611,28 @@ count = "working"
             bad.reply_policy().unwrap_err().field,
             "reply_policy[0].reply"
         );
+    }
+    #[test]
+    fn an_endpoint_is_https_host_and_port_and_nothing_more() {
+        for ok in [
+            "https://node.example:7401",
+            "https://127.0.0.1:7411/",
+            "https://[::1]:7401",
+        ] {
+            assert!(check_endpoint("e", ok).is_ok(), "{ok}");
+        }
+        for (bad, rule) in [
+            ("https://node.example", "no port"),
+            ("https://node.example:7401/exchange", "path"),
+            ("http://node.example:7401", "https://"),
+            ("https://user@node.example:7401", "user name"),
+            ("node.example:7401", "https://"),
+        ] {
+            let e = check_endpoint("--endpoint", bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with("--endpoint") && e.contains(rule),
+                "{bad}: {e}"
+            );
+        }
     }
 }

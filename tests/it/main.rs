@@ -15,6 +15,7 @@ mod crash;
 mod deadlines;
 mod exchange;
 mod limits;
+mod operator;
 mod outage;
 mod paging;
 mod replicas;

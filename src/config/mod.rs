@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 mod edit;
+#[cfg(test)]
+mod examples;
 mod limits;
 
 pub use edit::{PeerChange, upsert_peer};
@@ -144,7 +146,7 @@ pub struct ConsoleFiles {
     pub key: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Delivery {
     /// Notices or replies sent to a peer in one call.
@@ -563,20 +565,6 @@ mod tests {
         assert_eq!(route_for(&routes, "440304").unwrap().endpoint, "https://sz");
         assert_eq!(route_for(&routes, "441900").unwrap().endpoint, "https://gd");
         assert!(route_for(&routes, "510116").is_none());
-    }
-
-    #[test]
-    fn the_example_config_in_deploy_parses() {
-        let c: Config = toml::from_str(include_str!("../../deploy/migrex.example.toml")).unwrap();
-        c.district().unwrap();
-        assert_eq!(c.routes().unwrap().len(), 2);
-        assert_eq!(c.reply_policy().unwrap().rules.len(), 4);
-        let pg: Config =
-            toml::from_str(include_str!("../../deploy/migrex.postgres.example.toml")).unwrap();
-        assert!(
-            pg.database_location(Path::new("/"))
-                .starts_with("postgres://")
-        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The `migrex` binary: parses the command line and reports any error as one
-//! line on stderr with a non-zero exit status.
+//! line on stderr with a non-zero exit status (2 for a usage error, 1 for
+//! the rest).
 
 use clap::Parser;
 
@@ -7,7 +8,21 @@ use clap::Parser;
 async fn main() {
     // Everything the node writes is its owner's alone (migrex::files).
     migrex::files::private_umask();
-    let cli = migrex::cli::Cli::parse();
+    let cli = match migrex::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, --version, and a command group named without its command.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            // A usage error is one line too (exit status 2, as clap's).
+            eprintln!("error: {}", migrex::cli::usage_error_line(&e));
+            std::process::exit(2);
+        }
+    };
     if !cli.serves() {
         // A command that prints data ends quietly when its reader goes away
         // (`migrex stats | head`), as Unix tools do, instead of panicking on

@@ -19,12 +19,18 @@ pub enum NoticeCommand {
     )]
     Send(Box<SendArgs>),
     /// Show one notice with its whole journey.
+    #[command(
+        after_help = "Examples:\n  migrex notice show --config ./luohu/migrex.toml 0193a5c2-7d1e-7c3a-9f40-2b6f1e0c9a11\n  migrex notice show --node https://node.luohu.example:7402 --ca ca.crt 0193a5c2-7d1e-7c3a-9f40-2b6f1e0c9a11 --json"
+    )]
     Show {
         id: String,
         #[command(flatten)]
         conn: Conn,
     },
     /// Withdraw a notice this node sent (撤回), until it is answered.
+    #[command(
+        after_help = "Example:\n  migrex notice withdraw --config ./luohu/migrex.toml 0193a5c2-7d1e-7c3a-9f40-2b6f1e0c9a11 --reason \"sent to the wrong district\""
+    )]
     Withdraw {
         id: String,
         /// Why it is withdrawn (shown to the destination).

@@ -1,5 +1,6 @@
-//! Setting a node up and running it: `init`, `ca issue`, `peer add|list`,
-//! `token create|revoke`, `backup`, `store copy`, `serve`.
+//! Setting a node up and running it: `init`, `peer add|list`, `user add`,
+//! `backup`, `store copy`, `serve` (the CA's commands are in `cli::ca`,
+//! tokens in `cli::tokens`).
 
 use super::{init_tracing, wait_for_signal};
 use crate::auth::Role;

@@ -94,3 +94,88 @@ fn peer_add_keeps_a_commented_config_as_written_and_refuses_what_serve_could_not
         assert_eq!(std::fs::read_to_string(&config).unwrap(), changed);
     }
 }
+
+/// The modules of `src/`: `store`, `store::notices`, … (and `pb`, declared
+/// in lib.rs around the generated code).
+fn source_modules() -> std::collections::BTreeSet<String> {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = std::collections::BTreeSet::new();
+    fn walk(dir: &std::path::Path, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+            if path.is_dir() {
+                if path.join("mod.rs").exists() {
+                    let module = format!("{prefix}{name}");
+                    out.insert(module.clone());
+                    walk(&path, &format!("{module}::"), out);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && !["mod", "lib", "main"].contains(&name.as_str())
+            {
+                out.insert(format!("{prefix}{name}"));
+            }
+        }
+    }
+    walk(&src, "", &mut out);
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    for line in lib.lines() {
+        if let Some(m) = line.trim().strip_prefix("pub mod ") {
+            out.insert(m.trim_end_matches([';', '{', ' ']).to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_module_map_in_architecture_md_names_what_src_holds() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ARCHITECTURE.md")).unwrap();
+    let map = text
+        .split("## Code map")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Code map section");
+    // Rows: (module in the first cell, the whole row).
+    let rows: Vec<(String, &str)> = map
+        .lines()
+        .filter_map(|l| {
+            let cell = l.strip_prefix("| `")?.split('`').next()?;
+            Some((cell.to_string(), l))
+        })
+        .collect();
+    assert!(rows.len() > 20, "{} rows", rows.len());
+    let modules = source_modules();
+    let mut missing = Vec::new();
+    for m in &modules {
+        let named = match m.split_once("::") {
+            None => rows
+                .iter()
+                .any(|(c, _)| c == m || c.starts_with(&format!("{m}::"))),
+            Some((parent, child)) => {
+                rows.iter().any(|(c, _)| c == m)
+                    || map.contains(&format!("`{m}`"))
+                    || rows
+                        .iter()
+                        .filter(|(c, _)| c == parent)
+                        .any(|(_, row)| row.contains(&format!("`{child}`")))
+            }
+        };
+        if !named {
+            missing.push(m.as_str());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's code map does not name {missing:?}"
+    );
+    let stale: Vec<&str> = rows
+        .iter()
+        .map(|(c, _)| c.as_str())
+        .filter(|c| !modules.contains(*c))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "the code map names modules src/ does not have: {stale:?}"
+    );
+}

@@ -39,6 +39,10 @@ pub enum NodeError {
     },
     #[error("the certificate is for district {cert} but the config says {config}")]
     WrongCertificate { cert: String, config: String },
+    #[error(
+        "tls.crl ({source_name}): {reason}; set tls.crl to the revocation list of the CA in tls.ca_cert (a file or http:// URL), or remove it"
+    )]
+    Crl { source_name: String, reason: String },
     #[error("audit_key {path}: {reason}")]
     AuditKey { path: String, reason: String },
     #[error("gRPC reflection: {0}")]
@@ -136,7 +140,11 @@ impl BoundNode {
         // The revocation list is read before anything serves: a node that
         // cannot read the one it is told to use does not start.
         let trust = Trust::new(&tls, s.tls.crl.clone())?;
-        if let Some(count) = trust.refresh().await? {
+        let loaded = trust.refresh().await.map_err(|e| NodeError::Crl {
+            source_name: trust.source().map(|s| s.to_string()).unwrap_or_default(),
+            reason: e.to_string(),
+        })?;
+        if let Some(count) = loaded {
             tracing::info!(source = %trust.source().map(|s| s.to_string()).unwrap_or_default(), revoked = count, "revocation list loaded");
         }
         let crl_refresh = s.tls.crl_refresh;

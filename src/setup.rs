@@ -74,13 +74,31 @@ pub async fn issue_token(
     Ok((id, token))
 }
 
-/// Writes a node folder: migrex.toml, node.crt/node.key signed by the CA in
-/// `ca_dir` (created if missing), a copy of ca.crt, the database with an
-/// admin token. Returns the config path, the admin token, and whether the CA was created.
+/// Where a new node's certificate comes from.
+#[derive(Debug, Clone)]
+pub enum NodeCerts {
+    /// Issued here by the CA in this folder (created if it holds none); the
+    /// node reads the folder's revocation list.
+    FromCa(PathBuf),
+    /// Handed over by the CA holder (`migrex ca issue --out`): the network
+    /// CA's certificate, the node's certificate and key, and optionally the
+    /// revocation list the network publishes (a file or `http://` URL).
+    Issued {
+        ca_cert: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+        crl: Option<String>,
+    },
+}
+
+/// Writes a node folder: migrex.toml, node.crt/node.key and a copy of
+/// ca.crt (issued by the CA folder of `certs`, or checked and copied from
+/// the files handed over), the database with an admin token. Returns the
+/// config path, the admin token, and whether a CA was created.
 pub async fn init_node(
     district: &DistrictCode,
     dir: &Path,
-    ca_dir: &Path,
+    certs: &NodeCerts,
     listens: [&str; 4],
     hosts: &[String],
     database: &str,
@@ -89,24 +107,48 @@ pub async fn init_node(
     if config_path.exists() {
         return Err(SetupError::Exists(dir.display().to_string()));
     }
-    crate::files::create_dir_all(dir).map_err(io(dir))?;
-    let created_ca = identity::ensure_ca(ca_dir, "migrex development CA")?;
-    identity::issue_node_cert(
-        ca_dir,
-        district,
-        hosts,
-        &dir.join("node.crt"),
-        &dir.join("node.key"),
-    )?;
-    let ca_crt = identity::ca_paths(ca_dir).0;
-    std::fs::copy(&ca_crt, dir.join("ca.crt")).map_err(io(&ca_crt))?;
-    // The CA's revocation list, read by the node while it runs: an empty
-    // one until `migrex ca revoke` signs a new one.
-    let crl = identity::crl_path(ca_dir);
-    if !crl.exists() {
-        identity::write_crl(ca_dir, time::OffsetDateTime::now_utc())?;
-    }
-    let crl = std::path::absolute(&crl).map_err(io(&crl))?;
+    let (created_ca, crl) = match certs {
+        NodeCerts::FromCa(ca_dir) => {
+            crate::files::create_dir_all(dir).map_err(io(dir))?;
+            let created_ca = identity::ensure_ca(ca_dir, "migrex development CA")?;
+            identity::issue_node_cert(
+                ca_dir,
+                district,
+                hosts,
+                &dir.join("node.crt"),
+                &dir.join("node.key"),
+            )?;
+            let ca_crt = identity::ca_paths(ca_dir).0;
+            std::fs::copy(&ca_crt, dir.join("ca.crt")).map_err(io(&ca_crt))?;
+            // The CA's revocation list, read by the node while it runs: an
+            // empty one until `migrex ca revoke` signs a new one.
+            let crl = identity::crl_path(ca_dir);
+            if !crl.exists() {
+                identity::write_crl(ca_dir, time::OffsetDateTime::now_utc())?;
+            }
+            let crl = std::path::absolute(&crl).map_err(io(&crl))?;
+            (created_ca, Some(crl.display().to_string()))
+        }
+        NodeCerts::Issued {
+            ca_cert,
+            cert,
+            key,
+            crl,
+        } => {
+            // Checked before anything is written: a refusal leaves no folder.
+            let material = identity::TlsMaterial::load(ca_cert, cert, key)?;
+            material.check_issued_for(district)?;
+            crate::files::create_dir_all(dir).map_err(io(dir))?;
+            let put = |name: &str, text: &str| {
+                let path = dir.join(name);
+                crate::files::write(&path, text.as_bytes()).map_err(io(&path))
+            };
+            put("ca.crt", &material.ca_pem)?;
+            put("node.crt", &material.cert_pem)?;
+            put("node.key", &material.key_pem)?;
+            (false, crl.clone())
+        }
+    };
     let config = Config {
         district: district.to_string(),
         timezone: "Asia/Shanghai".into(),
@@ -120,7 +162,7 @@ pub async fn init_node(
             ca_cert: "ca.crt".into(),
             cert: "node.crt".into(),
             key: "node.key".into(),
-            crl: Some(crl.display().to_string()),
+            crl,
             crl_refresh_secs: 60,
         },
         console: listens
@@ -228,7 +270,7 @@ impl LocalNetwork {
             let (config_path, admin_token, _) = init_node(
                 &district,
                 &dir.join(code),
-                &ca_dir,
+                &NodeCerts::FromCa(ca_dir.clone()),
                 [&listens[0], &listens[1], &listens[2], &listens[3]],
                 &[],
                 &database,

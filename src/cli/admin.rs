@@ -8,7 +8,7 @@ use crate::clock::SystemClock;
 use crate::config::{Config, PeerChange};
 use crate::domain::{DistrictCode, RoutePrefix};
 use crate::node::Node;
-use crate::setup::{init_node, open_store};
+use crate::setup::{NodeCerts, init_node, open_store};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
@@ -35,10 +35,26 @@ pub struct InitArgs {
     #[arg(long, default_value = "127.0.0.1:7404")]
     console_listen: String,
     /// CA folder; a development CA is created there if it holds none. Default: DIR/../ca.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ca_cert")]
     ca_dir: Option<PathBuf>,
+    /// Join a network whose CA is elsewhere: the network CA's certificate
+    /// from the CA holder (`migrex ca issue --out` hands it over with
+    /// node.crt and node.key, which are taken from beside it unless
+    /// --cert/--key say otherwise). Checked, then copied into DIR.
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
+    /// The node certificate issued for --district (with --ca-cert).
+    #[arg(long, requires = "ca_cert")]
+    cert: Option<PathBuf>,
+    /// The node certificate's private key (with --ca-cert).
+    #[arg(long, requires = "ca_cert")]
+    key: Option<PathBuf>,
+    /// The network's revocation list (a file or http:// URL) for `tls.crl`
+    /// (with --ca-cert; with --ca-dir the CA folder's crl.pem is used).
+    #[arg(long, requires = "ca_cert")]
+    crl: Option<String>,
     /// Extra host names or IP addresses for the node's certificate (repeatable).
-    #[arg(long = "host")]
+    #[arg(long = "host", conflicts_with = "ca_cert")]
     hosts: Vec<String>,
     /// The store: a SQLite file (relative to DIR) or the postgres://USER:PASSWORD@HOST/DB
     /// URL of an existing, empty PostgreSQL database.
@@ -290,24 +306,41 @@ async fn store_copy(from: &str, to: &str, timezone: &str, json: bool) -> Result<
 
 pub async fn init(a: InitArgs) -> Result<()> {
     let district = DistrictCode::parse("--district", &a.district)?;
-    let ca_dir = a
-        .ca_dir
-        .clone()
-        .unwrap_or_else(|| a.dir.join("..").join("ca"));
+    let certs = match &a.ca_cert {
+        Some(ca_cert) => {
+            let beside = |name: &str| ca_cert.parent().unwrap_or(Path::new(".")).join(name);
+            NodeCerts::Issued {
+                ca_cert: ca_cert.clone(),
+                cert: a.cert.clone().unwrap_or_else(|| beside("node.crt")),
+                key: a.key.clone().unwrap_or_else(|| beside("node.key")),
+                crl: a.crl.clone(),
+            }
+        }
+        None => NodeCerts::FromCa(
+            a.ca_dir
+                .clone()
+                .unwrap_or_else(|| a.dir.join("..").join("ca")),
+        ),
+    };
     let (config_path, token, created_ca) = init_node(
         &district,
         &a.dir,
-        &ca_dir,
+        &certs,
         [&a.listen, &a.desk_listen, &a.ops_listen, &a.console_listen],
         &a.hosts,
         &a.database,
     )
     .await?;
-    if created_ca {
-        eprintln!(
+    match &certs {
+        NodeCerts::FromCa(ca_dir) if created_ca => eprintln!(
             "created a development CA in {} (keep ca.key private)",
             ca_dir.display()
-        );
+        ),
+        NodeCerts::Issued { crl: None, .. } => eprintln!(
+            "no revocation list: set tls.crl in {} to the list the network CA publishes (deploy/README.md)",
+            config_path.display()
+        ),
+        _ => {}
     }
     println!(
         "node {district} ({}) initialised: {}",

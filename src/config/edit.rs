@@ -58,6 +58,14 @@ fn with_peer(text: &str, prefix: &str, endpoint: &str) -> Result<(String, PeerCh
     let mut doc: DocumentMut = text
         .parse()
         .map_err(|e: toml_edit::TomlError| e.to_string())?;
+    // `peers = []` (as a config without routes is written) becomes tables.
+    if doc
+        .get("peers")
+        .and_then(Item::as_array)
+        .is_some_and(|a| a.is_empty())
+    {
+        doc.remove("peers");
+    }
     let peers = doc
         .entry("peers")
         .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()))
@@ -132,6 +140,12 @@ mod tests {
                 .unwrap()
                 .1,
             PeerChange::Unchanged
+        );
+        let (first, _) =
+            with_peer("district = \"440303\"\npeers = []\n", "41", "https://r:1").unwrap();
+        assert_eq!(
+            first,
+            "district = \"440303\"\n\n[[peers]]\nprefix = \"41\"\nendpoint = \"https://r:1\"\n"
         );
     }
 }

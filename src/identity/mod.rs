@@ -52,6 +52,8 @@ pub enum IdentityError {
         "--district {0}: the CA's ledger (issued.tsv) holds no certificate for it; revoke by --serial"
     )]
     NothingIssued(String),
+    #[error("{0}")]
+    Joining(String),
     #[error("revocation list {0} {1}")]
     BadCrl(String, &'static str),
 }
@@ -173,6 +175,36 @@ impl TlsMaterial {
     pub fn own_district(&self) -> Result<DistrictCode> {
         let (certs, _) = self.chain()?;
         district_of_cert(certs.first().ok_or(IdentityError::NoDistrict)?.as_ref())
+    }
+
+    /// Checks files handed over by the CA holder before a node is made of
+    /// them: the certificate is signed by this CA, speaks for `district`,
+    /// and the key is its key. Names the first thing that is wrong.
+    pub fn check_issued_for(&self, district: &DistrictCode) -> Result<()> {
+        let (certs, _) = self.chain()?;
+        let leaf = certs.first().ok_or(IdentityError::NoDistrict)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
+            .map_err(|_| IdentityError::BadCertificate)?;
+        let signed_by_ca = self.ca_ders()?.iter().any(|der| {
+            x509_parser::parse_x509_certificate(der)
+                .is_ok_and(|(_, ca)| cert.verify_signature(Some(ca.public_key())).is_ok())
+        });
+        if !signed_by_ca {
+            return Err(IdentityError::Joining(
+                "the node certificate is not signed by the CA certificate given".into(),
+            ));
+        }
+        let own = district_of_cert(leaf.as_ref())?;
+        if own != *district {
+            return Err(IdentityError::Joining(format!(
+                "the node certificate is for district {own}, not {district}"
+            )));
+        }
+        // rustls refuses a key that is not the certificate's.
+        self.desk_server_config().map_err(|_| {
+            IdentityError::Joining("the key is not the node certificate's key".into())
+        })?;
+        Ok(())
     }
 
     /// The network CA's certificates.

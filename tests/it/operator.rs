@@ -179,3 +179,289 @@ fn the_module_map_in_architecture_md_names_what_src_holds() {
         "the code map names modules src/ does not have: {stale:?}"
     );
 }
+
+/// The shell lines of deploy/README.md's "Another district" block.
+fn second_machine_steps() -> Vec<String> {
+    let guide =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/README.md")).unwrap();
+    let section = guide
+        .split("- **Another district**")
+        .nth(1)
+        .expect("the Another district step");
+    let block = section
+        .split("```sh")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_machine_joins_as_deploy_readme_says_and_exchanges() {
+    let root = tempfile::tempdir().unwrap();
+    let at = |p: &str| root.path().join(p).to_str().unwrap().to_string();
+    let ports = |_| {
+        (0..4)
+            .map(|_| migrex::setup::free_port().unwrap())
+            .collect::<Vec<u16>>()
+    };
+    let (lp, sp) = (ports(0), ports(1));
+
+    // The CA holder's own node, with the network CA.
+    let out = migrex_cli(&[
+        "init",
+        "--district",
+        LUOHU,
+        "--dir",
+        &at("luohu"),
+        "--ca-dir",
+        &at("migrex-ca"),
+        "--host",
+        "127.0.0.1",
+        "--listen",
+        &format!("127.0.0.1:{}", lp[0]),
+        "--desk-listen",
+        &format!("127.0.0.1:{}", lp[1]),
+        "--ops-listen",
+        &format!("127.0.0.1:{}", lp[2]),
+        "--console-listen",
+        &format!("127.0.0.1:{}", lp[3]),
+        "--database",
+        &store_location(root.path(), "luohu").await,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let luohu_token = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("admin token (shown only this once): "))
+        .unwrap()
+        .to_string();
+
+    // deploy/README.md's lines, with this machine's folders and free ports
+    // for the guide's; the host names point at 127.0.0.1.
+    let shuangliu_db = store_location(root.path(), "shuangliu").await;
+    let substitutions = [
+        ("/root/migrex-ca", at("migrex-ca")),
+        ("/var/lib/migrex", at("shuangliu")),
+        ("shuangliu-certs", at("shuangliu-certs")),
+        (
+            "http://ca.province.example/migrex/crl.pem",
+            at("migrex-ca/crl.pem"),
+        ),
+        ("node.luohu.example:7401", format!("127.0.0.1:{}", lp[0])),
+        ("node.shuangliu.example", "127.0.0.1".to_string()),
+        ("0.0.0.0:7401", format!("127.0.0.1:{}", sp[0])),
+        ("0.0.0.0:7402", format!("127.0.0.1:{}", sp[1])),
+        ("127.0.0.1:7403", format!("127.0.0.1:{}", sp[2])),
+        ("0.0.0.0:7404", format!("127.0.0.1:{}", sp[3])),
+    ];
+    let steps = second_machine_steps();
+    assert!(steps.iter().any(|s| s.contains("--ca-cert")), "{steps:?}");
+    let mut serving = Vec::new();
+    for step in &steps {
+        let mut line = step.clone();
+        for (from, to) in &substitutions {
+            line = line.replace(from, to);
+        }
+        eprintln!("step: {line}");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["rm", "-r", dir] => std::fs::remove_dir_all(dir).unwrap(),
+            ["migrex", "serve", "--config", config] => {
+                serving.push(spawn_serve(std::path::Path::new(config)))
+            }
+            ["migrex", "init", rest @ ..] => {
+                // The guide's database is the default SQLite file; the
+                // PostgreSQL pass gives the node its own database.
+                let mut a = vec!["init"];
+                a.extend(rest);
+                a.extend(["--database", &shuangliu_db]);
+                let out = migrex_cli(&a);
+                assert!(
+                    out.status.success(),
+                    "{line}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            ["migrex", rest @ ..] => {
+                let out = migrex_cli(rest);
+                assert!(
+                    out.status.success(),
+                    "{line}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            _ => panic!("a step this test does not know: {step}"),
+        }
+    }
+    assert_eq!(serving.len(), 1, "the guide starts the node");
+    assert!(!root.path().join("shuangliu-certs").exists());
+    let toml = std::fs::read_to_string(root.path().join("shuangliu/migrex.toml")).unwrap();
+    assert!(
+        toml.contains("crl = ") && !toml.contains("ca-dir"),
+        "{toml}"
+    );
+
+    // The route back, as the guide says, and the CA holder's node.
+    let out = migrex_cli(&[
+        "peer",
+        "add",
+        "--config",
+        &at("luohu/migrex.toml"),
+        "--district",
+        SHUANGLIU,
+        "--endpoint",
+        &format!("https://127.0.0.1:{}", sp[0]),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _luohu = spawn_serve(&root.path().join("luohu/migrex.toml"));
+    wait_ready(&format!("http://127.0.0.1:{}", sp[2])).await;
+    wait_ready(&format!("http://127.0.0.1:{}", lp[2])).await;
+
+    // A birth notice from Luohu reaches the new node and is acknowledged.
+    let subject = woman(7);
+    let luohu_config = at("luohu/migrex.toml");
+    let sent = std::process::Command::new(env!("CARGO_BIN_EXE_migrex"))
+        .args([
+            "notice",
+            "send",
+            "--config",
+            &luohu_config,
+            "--destination",
+            SHUANGLIU,
+            "--kind",
+            "birth",
+            "--category",
+            "notification",
+            "--id-number",
+            &subject,
+            "--name",
+            "王芳",
+            "--hukou",
+            SHUANGLIU,
+            "--residence",
+            LUOHU,
+            "--event-date",
+            "2026-10-03",
+            "--child-sex",
+            "female",
+            "--birth-order",
+            "1",
+            "--place-of-delivery",
+            "罗湖区人民医院",
+            "--json",
+        ])
+        .env("MIGREX_TOKEN", &luohu_token)
+        .env("MIGREX_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let id = serde_json::from_slice::<serde_json::Value>(&sent.stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eventually(
+        "the notice delivered to the second machine's node",
+        std::time::Duration::from_secs(30),
+        || {
+            let (config, id, token) = (luohu_config.clone(), id.clone(), luohu_token.clone());
+            async move {
+                let out = tokio::task::spawn_blocking(move || {
+                    std::process::Command::new(env!("CARGO_BIN_EXE_migrex"))
+                        .args(["notice", "show", "--config", &config, &id, "--json"])
+                        .env("MIGREX_TOKEN", &token)
+                        .env("MIGREX_LOG", "warn")
+                        .output()
+                        .unwrap()
+                })
+                .await
+                .unwrap();
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+                (v["status"] == "DELIVERED" && !v["received_at"].is_null()).then_some(())
+            }
+        },
+    )
+    .await;
+    eprintln!("delivered: {id}");
+}
+
+#[test]
+fn init_refuses_handed_over_files_that_are_not_this_districts_and_writes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let at = |p: &str| root.path().join(p).to_str().unwrap().to_string();
+    let out = migrex_cli(&["ca", "create", "--ca-dir", &at("ca"), "--name", "test CA"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = migrex_cli(&[
+        "ca",
+        "issue",
+        "--ca-dir",
+        &at("ca"),
+        "--district",
+        WANCHENG,
+        "--out",
+        &at("certs"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let node = at("node");
+    let init = |extra: &[&str]| {
+        let mut a = vec!["init", "--district", SHUANGLIU, "--dir", &node, "--ca-cert"];
+        a.extend(extra);
+        migrex_cli(&a)
+    };
+    let certs_ca = at("certs/ca.crt");
+    let out = init(&[&certs_ca]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("for district 411302, not 510116"), "{err}");
+    assert!(
+        !root.path().join("node").exists(),
+        "a refusal writes nothing"
+    );
+
+    // Another CA's certificate is refused too.
+    let out = migrex_cli(&[
+        "ca",
+        "create",
+        "--ca-dir",
+        &at("other"),
+        "--name",
+        "other CA",
+    ]);
+    assert!(out.status.success());
+    let other_ca = at("other/ca.crt");
+    let cert = at("certs/node.crt");
+    let key = at("certs/node.key");
+    let out = init(&[&other_ca, "--cert", &cert, "--key", &key]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not signed by the CA certificate given"),
+        "{err}"
+    );
+    assert!(!root.path().join("node").exists());
+}

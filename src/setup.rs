@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 pub enum SetupError {
     #[error("--dir: {0} already holds a node (migrex.toml exists)")]
     Exists(String),
+    #[error(
+        "--database: it already holds a node's data ({0} staff tokens); name a new, empty database, or add --adopt to make this folder a node of that data (a new admin token is added)"
+    )]
+    HoldsNode(i64),
     #[error("{path}")]
     Io {
         path: String,
@@ -102,10 +106,20 @@ pub async fn init_node(
     listens: [&str; 4],
     hosts: &[String],
     database: &str,
+    adopt: bool,
 ) -> Result<(PathBuf, String, bool), SetupError> {
     let config_path = dir.join("migrex.toml");
     if config_path.exists() {
         return Err(SetupError::Exists(dir.display().to_string()));
+    }
+    // A database that serves a node already is not taken over silently.
+    let location = if database.contains("://") || database.starts_with("sqlite:") {
+        database.to_string()
+    } else {
+        crate::config::resolve(dir, database).display().to_string()
+    };
+    if !adopt && let Some(tokens) = crate::store::existing_node_tokens(&location).await? {
+        return Err(SetupError::HoldsNode(tokens));
     }
     let (created_ca, crl) = match certs {
         NodeCerts::FromCa(ca_dir) => {
@@ -274,6 +288,7 @@ impl LocalNetwork {
                 [&listens[0], &listens[1], &listens[2], &listens[3]],
                 &[],
                 &database,
+                false,
             )
             .await?;
             nodes.push(LocalNode {

@@ -60,6 +60,10 @@ pub struct InitArgs {
     /// URL of an existing, empty PostgreSQL database.
     #[arg(long, default_value = "migrex.db")]
     database: String,
+    /// Make this folder a node of a database that already holds one's data
+    /// (without it, such a database is refused); a new admin token is added.
+    #[arg(long)]
+    adopt: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -261,6 +265,14 @@ async fn store_copy(from: &str, to: &str, timezone: &str, json: bool) -> Result<
     if !is_url(from) && !Path::new(from).exists() {
         bail!("--from: {from} does not exist");
     }
+    // A node writing to it would make the copy a mix of two moments.
+    match crate::store::sqlite_in_use(from) {
+        Ok(false) => {}
+        Ok(true) => bail!(
+            "--from: {from} is open in another process (a running node?); stop the node first (systemctl stop migrex)"
+        ),
+        Err(e) => bail!("--from: cannot tell whether a node has {from} open: {e}"),
+    }
     let source = crate::store::Store::open(from, tz)
         .await
         .with_context(|| "--from: cannot open the store")?;
@@ -329,6 +341,7 @@ pub async fn init(a: InitArgs) -> Result<()> {
         [&a.listen, &a.desk_listen, &a.ops_listen, &a.console_listen],
         &a.hosts,
         &a.database,
+        a.adopt,
     )
     .await?;
     match &certs {

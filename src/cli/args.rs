@@ -122,9 +122,11 @@ impl Conn {
         })?;
         let ca = ca
             .ok_or_else(|| anyhow!("--ca: the network CA certificate is required (or --config)"))?;
+        // An empty MIGREX_TOKEN= is no token, not a wrong one.
         let token = self
             .token
             .clone()
+            .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| anyhow!("--token: a staff token is required (or set MIGREX_TOKEN)"))?;
         let ca_pem = std::fs::read_to_string(&ca)
             .with_context(|| format!("--ca: cannot read {}", ca.display()))?;

@@ -350,3 +350,48 @@ async fn insert_page(tx: &mut super::Tx, t: &Table, page: &[Vec<Value>]) -> Resu
         Ok(())
     })
 }
+
+/// The SQLite file a location names (a path, `sqlite://PATH` or
+/// `sqlite:PATH`, query dropped); `None` for another kind of store.
+fn sqlite_file(location: &str) -> Option<std::path::PathBuf> {
+    if location.contains("://") && !location.starts_with("sqlite:") {
+        return None;
+    }
+    let path = location
+        .strip_prefix("sqlite://")
+        .or_else(|| location.strip_prefix("sqlite:"))
+        .unwrap_or(location);
+    Some(path.split('?').next().unwrap_or(path).into())
+}
+
+/// Whether another process has the SQLite database at `location` open (a
+/// running node): every connection to a database in WAL mode holds a
+/// shared POSIX lock on byte 128 of its `-shm` file (SQLite's "DMS" slot)
+/// for as long as it is open, which a probe for a write lock on that byte
+/// sees. No `-shm` file: nobody has it open. Our own process holds no
+/// connection to it when this is asked (POSIX locks of one's own process
+/// are not reported, and closing a probe's descriptor would drop them).
+pub fn sqlite_in_use(location: &str) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let Some(db) = sqlite_file(location) else {
+        return Ok(false);
+    };
+    let mut shm = db.clone().into_os_string();
+    shm.push("-shm");
+    let file = match std::fs::File::open(&shm) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    // SAFETY: a plain struct for fcntl, zeroed then filled in.
+    let mut probe: libc::flock = unsafe { std::mem::zeroed() };
+    probe.l_type = libc::F_WRLCK as _;
+    probe.l_whence = libc::SEEK_SET as _;
+    probe.l_start = 128;
+    probe.l_len = 1;
+    // SAFETY: F_GETLK only reads the lock table into `probe`.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(probe.l_type != libc::F_UNLCK as libc::c_short)
+}

@@ -177,7 +177,7 @@ mod tokens;
 
 pub use accounts::{SessionRecord, UserRecord, UserSummary};
 pub use audit::AuditQuery;
-pub use copy::TableCopy;
+pub use copy::{TableCopy, sqlite_in_use};
 pub use deadlines::ProvisionalDeadline;
 pub use events::EventKey;
 pub use gauges::{NoticeCount, OutboxCount, OverdueCount};
@@ -188,7 +188,7 @@ pub use notices::{
 pub use outbox::{ItemKind, NewOutboxItem, OutboxItem, Settled, Waiting};
 pub use paging::Cursor;
 pub use rollups::{CohortRow, Counts, LatencyHistogram, Metric, RollupCounts};
-pub use tokens::{TokenRecord, TokenSummary};
+pub use tokens::{TokenRecord, TokenSummary, existing_node_tokens};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

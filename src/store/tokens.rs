@@ -3,6 +3,7 @@
 
 use super::{Result, Store, micros};
 use sqlx::Row;
+use std::str::FromStr;
 use time::OffsetDateTime;
 
 /// A staff token's record (never the token itself).
@@ -131,4 +132,56 @@ pub struct TokenSummary {
     pub created_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
     pub expires_at: Option<OffsetDateTime>,
+}
+
+/// How many staff tokens the database at `location` holds, looked at
+/// without changing it (no migration, no file created, no re-keying):
+/// `None` when it holds no node at all (no file, or no `tokens` table).
+/// Every node has its admin token from `migrex init` on, so this is how
+/// `init` tells a database that already serves a node.
+pub async fn existing_node_tokens(location: &str) -> Result<Option<i64>> {
+    use sqlx::Connection;
+    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+        let opts = sqlx::postgres::PgConnectOptions::from_str(location)?;
+        let mut conn = sqlx::PgConnection::connect_with(&opts).await?;
+        let has: bool = sqlx::query_scalar("SELECT to_regclass('tokens') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await?;
+        let count = if has {
+            Some(
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM tokens")
+                    .fetch_one(&mut conn)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        conn.close().await?;
+        return Ok(count);
+    }
+    let opts = if location.starts_with("sqlite:") {
+        sqlx::sqlite::SqliteConnectOptions::from_str(location)?
+    } else {
+        sqlx::sqlite::SqliteConnectOptions::new().filename(location)
+    };
+    if !opts.get_filename().exists() {
+        return Ok(None);
+    }
+    let mut conn = sqlx::SqliteConnection::connect_with(&opts.read_only(true)).await?;
+    let has: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tokens')",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    let count = if has {
+        Some(
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM tokens")
+                .fetch_one(&mut conn)
+                .await?,
+        )
+    } else {
+        None
+    };
+    conn.close().await?;
+    Ok(count)
 }

@@ -465,3 +465,123 @@ fn init_refuses_handed_over_files_that_are_not_this_districts_and_writes_nothing
     );
     assert!(!root.path().join("node").exists());
 }
+
+/// `init` into a database that holds a node, `store copy` from a SQLite
+/// file a running node has open, and an empty `MIGREX_TOKEN=`: each is
+/// refused with the reason, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dangerous_silences_are_refusals() {
+    let root = tempfile::tempdir().unwrap();
+    let at = |p: &str| root.path().join(p).to_str().unwrap().to_string();
+    let p: Vec<u16> = (0..4)
+        .map(|_| migrex::setup::free_port().unwrap())
+        .collect();
+    let listen = |i: usize| format!("127.0.0.1:{}", p[i]);
+    let out = migrex_cli(&[
+        "init",
+        "--district",
+        LUOHU,
+        "--dir",
+        &at("luohu"),
+        "--ca-dir",
+        &at("ca"),
+        "--listen",
+        &listen(0),
+        "--desk-listen",
+        &listen(1),
+        "--ops-listen",
+        &listen(2),
+        "--console-listen",
+        &listen(3),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let db = at("luohu/migrex.db");
+
+    // A second folder for the same database: refused unless --adopt.
+    let again = |extra: &[&str]| {
+        let mut a = vec![
+            "init",
+            "--district",
+            LUOHU,
+            "--dir",
+            &at("again"),
+            "--ca-dir",
+            &at("ca"),
+            "--database",
+            &db,
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        migrex_cli(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let out = again(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--database") && err.contains("--adopt"),
+        "{err}"
+    );
+    assert!(
+        !root.path().join("again").exists(),
+        "a refusal writes nothing"
+    );
+    let out = again(&["--adopt"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tokens = migrex_cli(&[
+        "token",
+        "list",
+        "--config",
+        &at("luohu/migrex.toml"),
+        "--json",
+    ]);
+    let tokens: serde_json::Value = serde_json::from_slice(&tokens.stdout).unwrap();
+    assert_eq!(
+        tokens.as_array().unwrap().len(),
+        2,
+        "adopting adds an admin token"
+    );
+
+    // store copy from the file of a running node: refused; stopped: copied.
+    let mut serve = spawn_serve(&root.path().join("luohu/migrex.toml"));
+    wait_ready(&format!("http://{}", listen(2))).await;
+    let copy = || migrex_cli(&["store", "copy", "--from", &db, "--to", &at("copy.db")]);
+    let out = copy();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--from") && err.contains("stop the node"),
+        "{err}"
+    );
+    assert!(!root.path().join("copy.db").exists());
+
+    // An empty token is no token.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_migrex"))
+        .args(["pending", "--config", &at("luohu/migrex.toml")])
+        .env("MIGREX_TOKEN", "")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--token: a staff token is required"), "{err}");
+
+    std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(serve.wait().unwrap().success());
+    let out = copy();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

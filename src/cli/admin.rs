@@ -377,12 +377,15 @@ pub async fn serve(config_path: &Path) -> Result<()> {
         .start()
         .await?;
     println!(
-        "serving district {} ({}): exchange {} desk {} ops http://{}",
+        "serving district {} ({}): exchange {} desk {} ops http://{} console {}",
         node.ctx.district,
         node.ctx.district.county_name(),
         node.exchange_addr,
         node.desk_addr,
-        node.ops_addr
+        node.ops_addr,
+        node.console_addr
+            .map(|a| format!("https://{a}/"))
+            .unwrap_or_else(|| "off (no [console] in the config)".into())
     );
     let stop = node.shutdown_token();
     tokio::spawn(async move {

@@ -273,31 +273,7 @@ pub fn print_list(r: &pb::ListNoticesResponse, as_json: bool, local: Local) {
         } else {
             &n.destination
         };
-        let mut flags = vec![];
-        if n.overdue {
-            flags.push("OVERDUE".to_string());
-        }
-        if !n.duplicate_of.is_empty() {
-            flags.push(format!(
-                "DUP-OF {}",
-                &n.duplicate_of[n.duplicate_of.len().saturating_sub(8)..]
-            ));
-        }
-        if !n.last_error.is_empty() {
-            flags.push(format!("RETRYING({})", n.delivery_attempts));
-        }
-        let due = local
-            .instant(&n.due_at)
-            .map(|d| {
-                let provisional = if n.due_provisional {
-                    " PROVISIONAL(暂定)"
-                } else {
-                    ""
-                };
-                format!("due {}{provisional}", &d[..10])
-            })
-            .unwrap_or_default();
-        flags.insert(0, due);
+        let flags = list_flags(n, local);
         println!(
             "{:<36}  {:<3}  {:<13}  {}  {:<12}  {}  {:<20}  {:<12}  {}",
             n.id,
@@ -315,7 +291,7 @@ pub fn print_list(r: &pb::ListNoticesResponse, as_json: bool, local: Local) {
             pad(&s.name, 10),
             mask_id(&s.id_number),
             status_name(n.status),
-            flags.join(" ")
+            flags
         );
     }
     if r.notices.is_empty() {
@@ -327,6 +303,43 @@ pub fn print_list(r: &pb::ListNoticesResponse, as_json: bool, local: Local) {
 }
 
 /// How wide a string shows in a terminal: CJK characters take two columns.
+/// The last column of a list row: the deadline (with its provisional
+/// mark), overdue, duplicate, and why delivery is retrying.
+fn list_flags(n: &pb::Notice, local: Local) -> String {
+    let mut flags = vec![];
+    if n.overdue {
+        flags.push("OVERDUE".to_string());
+    }
+    if !n.duplicate_of.is_empty() {
+        flags.push(format!(
+            "DUP-OF {}",
+            &n.duplicate_of[n.duplicate_of.len().saturating_sub(8)..]
+        ));
+    }
+    if !n.last_error.is_empty() {
+        // Why it waits, in the table too (whole in `notice show`, --json).
+        flags.push(format!(
+            "RETRYING({}): {}",
+            n.delivery_attempts,
+            crate::domain::clipped(&n.last_error, 120)
+        ));
+    }
+    let due = local
+        .instant(&n.due_at)
+        .map(|d| {
+            let provisional = if n.due_provisional {
+                " PROVISIONAL(暂定)"
+            } else {
+                ""
+            };
+            format!("due {}{provisional}", &d[..10])
+        })
+        .unwrap_or_default();
+    flags.insert(0, due);
+    flags.retain(|f| !f.is_empty());
+    flags.join(" ")
+}
+
 pub fn width(s: &str) -> usize {
     s.chars().map(|c| if c >= '\u{2E80}' { 2 } else { 1 }).sum()
 }
@@ -452,5 +465,18 @@ mod tests {
             "2026-12-06 15:15:05+05:45"
         );
         assert_eq!(kathmandu.time_text("soon"), "soon");
+    }
+
+    #[test]
+    fn a_retrying_row_says_why_in_the_table() {
+        let n = pb::Notice {
+            last_error: "the peer's certificate is for district 411302 (宛城区), which does not cover route 510116; nothing was sent".into(),
+            delivery_attempts: 4,
+            ..Default::default()
+        };
+        assert_eq!(
+            list_flags(&n, Local::shanghai()),
+            "RETRYING(4): the peer's certificate is for district 411302 (宛城区), which does not cover route 510116; nothing was sent"
+        );
     }
 }

@@ -160,7 +160,17 @@ pub async fn init_node(
             put("ca.crt", &material.ca_pem)?;
             put("node.crt", &material.cert_pem)?;
             put("node.key", &material.key_pem)?;
-            (false, crl.clone())
+            // A file is named as the operator meant it: from where they are.
+            let crl = match crl {
+                Some(c) if !c.starts_with("http://") => Some(
+                    std::path::absolute(c)
+                        .map_err(io(Path::new(c)))?
+                        .display()
+                        .to_string(),
+                ),
+                other => other.clone(),
+            };
+            (false, crl)
         }
     };
     let config = Config {

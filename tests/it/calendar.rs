@@ -8,6 +8,8 @@
 //! answered before the load keeps the deadline it was answered against.
 
 use crate::common::*;
+use migrex::auth::Role;
+use migrex::auth::accounts::create_user;
 use migrex::calendar::DayCount;
 use migrex::clock::{ManualClock, SharedClock};
 use migrex::config::{Config, PolicyEntry};
@@ -130,6 +132,39 @@ async fn a_deadline_past_the_schedule_is_provisional_until_its_year_is_loaded() 
         "待办 shows the mark"
     );
 
+    // A clerk sees it in the console: on 待办 and on the notice's page.
+    let browser = crate::console::browser().await;
+    if let Some(b) = &browser {
+        create_user(
+            &net.store(1),
+            "li.na",
+            Role::Clerk,
+            "correct-horse-1",
+            datetime!(2026-12-11 09:00 +8),
+        )
+        .await
+        .unwrap();
+        let console = net.nodes[1].console_url.clone();
+        b.login(&console, "li.na", "correct-horse-1").await;
+        let row = b
+            .text_of(&format!("#pending tr[data-id='{}']", open.id))
+            .await;
+        assert!(
+            row.contains("时限（暂定）") && row.contains("2027-01-08"),
+            "{row}"
+        );
+        b.shot("pending-provisional").await;
+        b.c.goto(&format!("{console}/notices/{}", open.id))
+            .await
+            .unwrap();
+        b.until(
+            "the notice page with its provisional deadline",
+            |_, page| page.contains("时限（暂定）"),
+        )
+        .await;
+        b.shot("notice-provisional").await;
+    }
+
     // Operators see it coming: the gauge, and the alert rule from 1 November.
     assert_eq!(last_covered_year(&net, 1).await, 2026.0);
     // 2026-10-24: quiet; 2026-11-03 and 2026-12-13: 2027 is missing.
@@ -205,6 +240,20 @@ async fn a_deadline_past_the_schedule_is_provisional_until_its_year_is_loaded() 
     }
     assert_eq!(last_covered_year(&net, 1).await, 2027.0);
     alert_rule_says(2027.0, &[(20830, None)]);
+
+    // The clerk's notice page: the official deadline, the move in the journey.
+    if let Some(b) = &browser {
+        let console = net.nodes[1].console_url.clone();
+        b.login(&console, "li.na", "correct-horse-1").await;
+        b.c.goto(&format!("{console}/notices/{}", open.id))
+            .await
+            .unwrap();
+        b.until("the notice page with the deadline moved", |_, page| {
+            page.contains("时限更新") && !page.contains("时限（暂定）")
+        })
+        .await;
+        b.shot("notice-deadline-moved").await;
+    }
 
     // The figures recount: not overdue, not yet due, on both sides.
     assert_eq!(december(&net, 1, Direction::Inbound).await, (0, 1));

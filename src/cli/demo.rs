@@ -413,7 +413,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             fin.destination,
             fmt(&fin.created_at),
             fmt(&fin.received_at),
-            fmt(&fin.due_at).get(..5).unwrap_or("-"),
+            Local::shanghai().day(&fin.due_at),
             fmt(&fin.acknowledged_at),
             match &fin.feedback {
                 Some(f) => format!(

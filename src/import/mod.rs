@@ -6,8 +6,10 @@
 //! console's 批量导入 and by `migrex notice send --file`.
 
 mod fields;
+mod xlsx;
 
 pub use fields::{COLUMNS, notice_from_fields};
+pub use xlsx::{MAX_CELLS, MAX_COLUMNS, MAX_INFLATED, read_xlsx};
 
 use crate::domain::FieldError;
 use crate::pb;
@@ -51,7 +53,7 @@ fn headers(cells: impl Iterator<Item = String>) -> Result<Vec<String>, FieldErro
 fn too_many(n: usize) -> FieldError {
     FieldError::new(
         "file",
-        format!("more than {MAX_ROWS} rows ({n}); split the file"),
+        format!("超过 {MAX_ROWS} 行，请拆分文件 (more than {MAX_ROWS} rows ({n}); split the file)"),
     )
 }
 
@@ -123,40 +125,6 @@ fn cell_text(column: &str, line: u64, c: &calamine::Data) -> Result<String, Fiel
             ));
         }
     })
-}
-
-/// Reads the first sheet of an Excel `.xlsx` workbook.
-pub fn read_xlsx(bytes: &[u8]) -> Result<Table, FieldError> {
-    use calamine::Reader;
-    let mut book: calamine::Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes))
-        .map_err(|e| FieldError::new("file", format!("not an .xlsx workbook: {e}")))?;
-    let range = book
-        .worksheet_range_at(0)
-        .ok_or_else(|| FieldError::new("file", "the workbook has no sheet"))?
-        .map_err(|e| FieldError::new("file", format!("the first sheet cannot be read: {e}")))?;
-    let mut rows = range.rows();
-    let Some(head) = rows.next() else {
-        return Err(FieldError::new("header", "the first sheet is empty"));
-    };
-    let headers = headers(head.iter().map(|c| c.to_string()))?;
-    let mut table = Table::default();
-    for (i, cells) in rows.enumerate() {
-        let line = i as u64 + 2;
-        let mut row = HashMap::new();
-        for (h, c) in headers.iter().zip(cells) {
-            if !h.is_empty() {
-                row.insert(h.clone(), cell_text(h, line, c)?);
-            }
-        }
-        if row.values().all(|v| v.trim().is_empty()) {
-            continue;
-        }
-        if table.rows.len() == MAX_ROWS {
-            return Err(too_many(MAX_ROWS + 1));
-        }
-        table.rows.push((line, row));
-    }
-    Ok(table)
 }
 
 /// Each row as a notice or a refusal naming its column.

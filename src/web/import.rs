@@ -7,7 +7,7 @@
 
 use super::PageError;
 use super::register::column_label;
-use super::session::Staff;
+use super::session::{Staff, Writer};
 use crate::context::NodeCtx;
 use crate::import::{self, COLUMNS, Table};
 use crate::pb;
@@ -150,7 +150,11 @@ async fn preview_or_commit(
         }
         Ok(t) => t,
         Err(e) => {
-            page.error = Some(format!("文件无法读取：{} — {}", e.field, e.rule));
+            page.error = Some(match e.field.as_str() {
+                "file" => format!("文件无法读取：{}", e.rule),
+                "header" => format!("第一行（列名）有误：{}", e.rule),
+                field => format!("文件无法读取：{} — {}", column_label(field), e.rule),
+            });
             return Ok((StatusCode::BAD_REQUEST, Html(page.render()?)).into_response());
         }
     };
@@ -173,7 +177,7 @@ async fn preview_or_commit(
 /// The uploaded file: every row judged, nothing stored.
 pub(crate) async fn upload(
     State(ctx): State<Arc<NodeCtx>>,
-    staff: Staff,
+    Writer(staff): Writer,
     mut form: Multipart,
 ) -> Result<Response, PageError> {
     let bad = |m: String| PageError(StatusCode::BAD_REQUEST, m);
@@ -202,12 +206,21 @@ pub(crate) async fn upload(
     };
     let mut page = view(&staff);
     page.file_name = name.chars().take(100).collect();
-    // An .xlsx workbook is a zip file.
-    let table = if bytes.starts_with(b"PK") {
-        import::read_xlsx(&bytes)
-    } else {
-        import::read_csv(&bytes)
-    };
+    // Parsed off the async workers (an .xlsx workbook is a zip file).
+    let table = tokio::task::spawn_blocking(move || {
+        if bytes.starts_with(b"PK") {
+            import::read_xlsx(&bytes)
+        } else {
+            import::read_csv(&bytes)
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(crate::domain::FieldError::new(
+            "file",
+            "文件无法读取 (the file cannot be read)",
+        ))
+    });
     preview_or_commit(&ctx, &staff, page, table, false).await
 }
 
@@ -223,7 +236,7 @@ pub(crate) struct CommitForm {
 /// 全部登记: the previewed rows, judged again and committed all or nothing.
 pub(crate) async fn commit(
     State(ctx): State<Arc<NodeCtx>>,
-    staff: Staff,
+    Writer(staff): Writer,
     Form(f): Form<CommitForm>,
 ) -> Result<Response, PageError> {
     staff.check_form(&f.csrf)?;

@@ -93,6 +93,24 @@ impl FromRequestParts<Arc<NodeCtx>> for Staff {
     }
 }
 
+/// A staff member who may register notices, checked from the request's
+/// head alone: a handler that takes it refuses anyone else before a byte
+/// of the body is read (uploads are parsed only for those who may send).
+pub(crate) struct Writer(pub Staff);
+
+impl FromRequestParts<Arc<NodeCtx>> for Writer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Arc<NodeCtx>) -> Result<Self, Response> {
+        let staff = Staff::from_request_parts(parts, ctx).await?;
+        staff
+            .caller
+            .require_write()
+            .map_err(|e| PageError::from(e).into_response())?;
+        Ok(Writer(staff))
+    }
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {

@@ -27,3 +27,4 @@ mod store_tls;
 mod supervision;
 mod timeliness;
 mod trust;
+mod uploads;

@@ -160,6 +160,23 @@ pub fn mask_id(id: &str) -> String {
     format!("{head}{}{tail}", "*".repeat(chars.len() - 10))
 }
 
+/// An ID number as monitors see it: the district (first six characters)
+/// and the check character, nothing between (`510116***********9`).
+/// Unlike `mask_id` it hides the sequence digits too, so that nothing
+/// shown beside it narrows the hidden birth date down to one person.
+pub fn mask_id_to_district(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() <= 7 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..6].iter().collect();
+    format!(
+        "{head}{}{}",
+        "*".repeat(chars.len() - 7),
+        chars[chars.len() - 1]
+    )
+}
+
 /// Parses a generated enum from its proto name, case-insensitively; the
 /// `UNSPECIFIED` value is refused.
 pub fn enum_from_name<E>(

@@ -32,17 +32,25 @@ pub fn accesses<'a>(
         .collect()
 }
 
-/// Records that `caller` read `records` with their people's details (a
-/// monitor's masked view is no such read).
+/// Records that `caller` read `records`: with their people's details, or,
+/// for a monitor, masked (the entry's operation says `(masked)`: no
+/// personal data was shown). Every read of a notice leaves a trace.
 pub async fn record_reads(
     ctx: &NodeCtx,
     caller: &Caller,
     operation: &str,
     records: &[NoticeRecord],
 ) -> Result<()> {
-    if !caller.sees_personal_data() || records.is_empty() {
+    if records.is_empty() {
         return Ok(());
     }
+    let masked;
+    let operation = if caller.sees_personal_data() {
+        operation
+    } else {
+        masked = format!("{operation} (masked)");
+        masked.as_str()
+    };
     let subjects = records.iter().map(|r| {
         (
             r.id(),

@@ -124,17 +124,23 @@ impl Listing {
 }
 
 /// A notice as `caller` may see it: whole for roles that work on people's
-/// cases; for a monitor, what figures need and no more — the subject's ID
-/// number masked (`510116********0029`), no name, no kind-specific details
-/// (spouse, child, place), no free text, no feedback corrections.
+/// cases; for a monitor, what figures need and nothing from which a person
+/// could be found again — the subject's ID number reduced to its district
+/// and check character (`510116***********9`: the birth date it hides is
+/// not given elsewhere), no name, sex or birth date, no kind-specific
+/// details (spouse, child, place), no free text, no feedback corrections,
+/// no peer's error text.
 pub fn visible(caller: &Caller, mut rec: NoticeRecord) -> NoticeRecord {
     if caller.sees_personal_data() {
         return rec;
     }
     if let Some(p) = rec.content.subject.as_mut() {
-        p.id_number = crate::domain::mask_id(&p.id_number);
+        p.id_number = crate::domain::mask_id_to_district(&p.id_number);
         p.name.clear();
+        p.sex = 0;
+        p.birth_date.clear();
     }
+    rec.last_error = rec.last_error.map(|_| String::new());
     rec.content.details = None;
     rec.content.remarks.clear();
     rec.withdraw_reason = rec.withdraw_reason.map(|_| String::new());

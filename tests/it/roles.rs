@@ -52,6 +52,15 @@ async fn a_monitor_never_receives_a_full_id_number_or_a_name() {
         for n in &list.notices {
             let s = n.subject.clone().unwrap();
             assert!(s.id_number.contains("********"), "masked: {}", s.id_number);
+            // Only the district and the check character remain, and
+            // nothing beside them gives the birth date or the sex back.
+            assert_eq!(
+                s.id_number.chars().filter(|c| *c != '*').count(),
+                7,
+                "{}",
+                s.id_number
+            );
+            assert!(s.birth_date.is_empty() && s.sex == 0, "{s:?}");
             assert!(
                 s.name.is_empty() && n.details.is_none(),
                 "no name, no details"
@@ -69,6 +78,39 @@ async fn a_monitor_never_receives_a_full_id_number_or_a_name() {
             assert!(!holds(&seen, p), "a full ID number reached the monitor");
         }
         assert!(!holds(&seen, "王芳"), "a name reached the monitor");
+        for p in &people {
+            let born = &p[6..14];
+            let dashed = format!("{}-{}-{}", &born[..4], &born[4..6], &born[6..]);
+            assert!(
+                !holds(&seen, born) && !holds(&seen, &dashed),
+                "a birth date reached the monitor"
+            );
+        }
+        // The monitor's reads are in the access audit, marked masked.
+        let config = net.nodes[node].config_path.to_str().unwrap().to_string();
+        let out = migrex_cli(&[
+            "audit",
+            "show",
+            "--config",
+            &config,
+            "--token",
+            "city.monitor",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let entries: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            entries
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["operation"] == "notice.list (masked)"),
+            "{entries}"
+        );
 
         let id = list.notices[0].id.clone();
         let refusals = [

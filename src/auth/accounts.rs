@@ -36,14 +36,12 @@ impl From<FieldError> for AccountError {
     }
 }
 
-/// Why a login did not open a session. Both say as little as possible: an
-/// unknown name and a wrong password look the same.
+/// Why a login did not open a session. It says as little as possible: an
+/// unknown name, a wrong password and a locked account look the same.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    #[error("wrong user name or password")]
+    #[error("wrong user name or password, or the account is locked for now")]
     Refused,
-    #[error("too many failed logins; the account is locked until {until}")]
-    Locked { until: OffsetDateTime },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -119,30 +117,32 @@ pub async fn create_user(
     }
 }
 
-/// Checks a name and password at `now` and opens a session. Repeated
-/// failures lock the account for `LOCKOUT`.
+/// Checks a name and password at `now` and opens a session. `MAX_FAILURES`
+/// failures in a row lock the account for `LOCKOUT`. Each attempt is
+/// claimed before its password is checked (`Store::claim_login`, one
+/// statement), so a burst of guesses cannot outrun the count; an unknown
+/// name, a wrong password and a locked account cost the same hashing and
+/// get the same answer.
 pub async fn login(
     store: &Store,
     name: &str,
     password: &str,
     now: OffsetDateTime,
 ) -> Result<NewSession, LoginError> {
-    let Some(user) = store.find_user(name.trim()).await? else {
-        // The same work as for a real account, so timing tells nothing.
-        password_matches(password, DUMMY_HASH.get_or_init(|| hash_password("x")));
+    let dummy = || DUMMY_HASH.get_or_init(|| hash_password("x"));
+    let Some(user) = store.claim_login(name.trim(), now, MAX_FAILURES).await? else {
+        // Unknown, or locked: the same work as for a real account.
+        password_matches(password, dummy());
+        tracing::warn!(user = %crate::domain::quoted(name.trim()), "console login refused (unknown or locked)");
         return Err(LoginError::Refused);
     };
-    if let Some(until) = user.locked_until.filter(|u| *u > now) {
-        return Err(LoginError::Locked { until });
-    }
     if !password_matches(password, &user.password_hash) {
-        let lock = (user.failed_logins + 1 >= MAX_FAILURES).then(|| now + LOCKOUT);
-        store.login_failed(&user.name, lock).await?;
-        tracing::warn!(user = %user.name, locked = lock.is_some(), "console login refused");
-        return Err(match lock {
-            Some(until) => LoginError::Locked { until },
-            None => LoginError::Refused,
-        });
+        let lock = user.failed_logins >= MAX_FAILURES;
+        if lock {
+            store.lock_login(&user.name, now + LOCKOUT).await?;
+        }
+        tracing::warn!(user = %user.name, locked = lock, "console login refused");
+        return Err(LoginError::Refused);
     }
     let role = Role::parse(&user.role).map_err(|_| LoginError::Refused)?;
     store.login_succeeded(&user.name).await?;

@@ -73,17 +73,45 @@ impl Store {
         })
     }
 
-    /// Records a failed login; `lock_until` locks the account until then.
-    pub async fn login_failed(&self, name: &str, lock_until: Option<OffsetDateTime>) -> Result<()> {
+    /// Claims one login attempt for `name` at `now`, in one statement: the
+    /// attempt counts as a failure until it is known to have succeeded, so
+    /// however many arrive at once, at most `max` are ever let through to
+    /// the password check before the account is locked. None: no such
+    /// account, or it is locked (or has `max` attempts outstanding). A lock
+    /// that has run out is lifted by the claim that finds it.
+    pub async fn claim_login(
+        &self,
+        name: &str,
+        now: OffsetDateTime,
+        max: i64,
+    ) -> Result<Option<UserRecord>> {
         with_pool!(self, write, |pool, Db| {
-            sqlx::query(
-                "UPDATE users SET failed_logins = CASE WHEN $2 IS NULL THEN failed_logins + 1 ELSE 0 END, \
-                 locked_until = COALESCE($2, locked_until) WHERE name = $1",
+            let row = sqlx::query(
+                "UPDATE users SET                  failed_logins = CASE WHEN locked_until <= $2 THEN 1 ELSE failed_logins + 1 END,                  locked_until = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_until END                  WHERE name = $1 AND (locked_until IS NULL OR locked_until <= $2)                  AND (failed_logins < $3 OR locked_until <= $2)                  RETURNING name, role, password_hash, failed_logins, locked_until",
             )
             .bind(name)
-            .bind(lock_until.map(micros))
-            .execute(pool)
+            .bind(micros(now))
+            .bind(max)
+            .fetch_optional(pool)
             .await?;
+            Ok(row.map(|r| UserRecord {
+                name: r.get(0),
+                role: r.get(1),
+                password_hash: r.get(2),
+                failed_logins: r.get(3),
+                locked_until: r.get::<Option<i64>, _>(4).map(from_micros),
+            }))
+        })
+    }
+
+    /// Locks an account until `until` (its failed attempts reached the limit).
+    pub async fn lock_login(&self, name: &str, until: OffsetDateTime) -> Result<()> {
+        with_pool!(self, write, |pool, Db| {
+            sqlx::query("UPDATE users SET locked_until = $2 WHERE name = $1")
+                .bind(name)
+                .bind(micros(until))
+                .execute(pool)
+                .await?;
             Ok(())
         })
     }

@@ -14,7 +14,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use std::sync::Arc;
-use time_tz::OffsetDateTimeExt;
 
 const SESSION_COOKIE: &str = "migrex_session";
 const LOGIN_COOKIE: &str = "migrex_login";
@@ -172,20 +171,11 @@ pub(crate) async fn login(
         Err(LoginError::Refused) => login_form(
             StatusCode::UNAUTHORIZED,
             &f.name,
-            Some("用户名或密码错误 (wrong user name or password)".into()),
+            Some(
+                "用户名或密码错误；连续失败 5 次将锁定 15 分钟 (wrong user name or password; five failures in a row lock the account for 15 minutes)"
+                    .into(),
+            ),
         ),
-        Err(LoginError::Locked { until }) => {
-            let local = until.to_timezone(ctx.deadlines.tz);
-            login_form(
-                StatusCode::TOO_MANY_REQUESTS,
-                &f.name,
-                Some(format!(
-                    "登录失败次数过多，账户已锁定至 {:02}:{:02} (too many failed logins; locked for now)",
-                    local.hour(),
-                    local.minute()
-                )),
-            )
-        }
         Err(LoginError::Store(e)) => Err(e.into()),
     }
 }

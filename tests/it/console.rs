@@ -314,14 +314,16 @@ async fn a_clerk_logs_in_signs_for_a_notice_and_logs_out_in_a_browser() {
     b.c.goto(&format!("{console}/pending")).await.unwrap();
     assert_eq!(b.path().await, "/login");
 
-    // Five wrong passwords lock the account; then even the right one waits.
+    // Five wrong passwords lock the account; then even the right one waits,
+    // with the same answer a wrong password gets.
     for _ in 0..5 {
         b.login(&console, "zhao.min", "not-the-password").await;
     }
-    assert!(b.text_of("#login-error").await.contains("锁定"));
+    let wrong = b.text_of("#login-error").await;
+    assert!(wrong.contains("锁定"), "{wrong}");
     b.login(&console, "zhao.min", "correct-horse-2").await;
     assert_eq!(b.path().await, "/login");
-    assert!(b.text_of("#login-error").await.contains("锁定"));
+    assert_eq!(b.text_of("#login-error").await, wrong);
     b.shot("login-locked").await;
 }
 

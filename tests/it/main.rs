@@ -15,6 +15,7 @@ mod crash;
 mod deadlines;
 mod exchange;
 mod limits;
+mod logins;
 mod operator;
 mod outage;
 mod paging;

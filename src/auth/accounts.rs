@@ -60,6 +60,8 @@ pub struct NewSession {
 pub struct Session {
     pub caller: Caller,
     pub csrf: String,
+    /// An administrator reset the password: it must be changed first.
+    pub must_change_password: bool,
 }
 
 fn hash_password(password: &str) -> String {
@@ -87,7 +89,134 @@ fn check_password(field: &str, password: &str) -> Result<(), FieldError> {
     if password.chars().count() > 200 {
         return Err(FieldError::new(field, "must be at most 200 characters"));
     }
+    if let Some(why) = weak(password) {
+        return Err(FieldError::new(field, why));
+    }
     Ok(())
+}
+
+/// Passwords guessed first, whatever their length (lower case).
+const COMMON: &[&str] = &[
+    "1234567890",
+    "12345678910",
+    "0987654321",
+    "1111111111",
+    "qwertyuiop",
+    "1qaz2wsx3edc",
+    "1q2w3e4r5t",
+    "qwerty1234",
+    "qwer123456",
+    "password12",
+    "password123",
+    "password1!",
+    "passw0rd123",
+    "abc1234567",
+    "abcd123456",
+    "a123456789",
+    "123456789a",
+    "aa12345678",
+    "admin12345",
+    "admin123456",
+    "administrator",
+    "woaini1314",
+    "iloveyou12",
+    "5201314520",
+    "1314520520",
+    "zxcvbnm123",
+    "asdfghjkl1",
+    "qazwsxedc123",
+    "changeme123",
+    "welcome123",
+    "migrex12345",
+    "p@ssw0rd123",
+];
+
+/// Why a password is too easy to guess: one character repeated, a run
+/// (1234…, abcd…, in either direction), or one of the most common.
+fn weak(password: &str) -> Option<&'static str> {
+    let lower = password.to_lowercase();
+    let chars: Vec<char> = lower.chars().collect();
+    if chars.windows(2).all(|w| w[0] == w[1]) {
+        return Some("must not be one character repeated");
+    }
+    let steps: Vec<i64> = chars
+        .windows(2)
+        .map(|w| i64::from(u32::from(w[1])) - i64::from(u32::from(w[0])))
+        .collect();
+    if steps.iter().all(|d| *d == 1) || steps.iter().all(|d| *d == -1) {
+        return Some("must not be a run of characters (1234…, abcd…)");
+    }
+    if COMMON.contains(&lower.as_str()) {
+        return Some("is one of the most common passwords; choose another");
+    }
+    None
+}
+
+/// An account name: letters, digits, `.`, `_`, `-` and CJK characters —
+/// it signs receipts and feedback that travel to peers, so nothing else.
+fn check_name(name: &str) -> Result<String, FieldError> {
+    let name = required_text("name", name, 100)?;
+    let allowed = |c: char| {
+        c.is_ascii_alphanumeric()
+            || matches!(c, '.' | '_' | '-')
+            || ('\u{4e00}'..='\u{9fff}').contains(&c)
+            || ('\u{3400}'..='\u{4dbf}').contains(&c)
+    };
+    if let Some(c) = name.chars().find(|c| !allowed(*c)) {
+        return Err(FieldError::new(
+            "name",
+            format!(
+                "must hold only letters, digits, '.', '_', '-' and Chinese characters (not {})",
+                crate::domain::quoted(&c.to_string())
+            ),
+        ));
+    }
+    Ok(name)
+}
+
+/// What an administrator does to an account.
+#[derive(Debug, Clone)]
+pub enum AccountChange {
+    /// It cannot log in and its sessions end, until enabled.
+    Disable,
+    Enable,
+    /// Gone, with its sessions (what it signed stays signed).
+    Delete,
+    SetRole(Role),
+    /// Lifts a lock from failed logins.
+    Unlock,
+    /// A new password, which its holder must change at the next login.
+    ResetPassword(String),
+}
+
+/// Changes the account `name`; its sessions end at once (but for `Unlock`).
+pub async fn change_account(
+    store: &Store,
+    name: &str,
+    change: AccountChange,
+) -> Result<(), AccountError> {
+    use crate::store::UserChange;
+    let change = match change {
+        AccountChange::Disable => UserChange::Disable,
+        AccountChange::Enable => UserChange::Enable,
+        AccountChange::Delete => UserChange::Delete,
+        AccountChange::SetRole(role) => UserChange::SetRole(role.as_str().to_string()),
+        AccountChange::Unlock => UserChange::Unlock,
+        AccountChange::ResetPassword(password) => {
+            check_password("password", &password)?;
+            UserChange::ResetPassword(hash_password(&password))
+        }
+    };
+    if store.change_user(name.trim(), &change).await? {
+        Ok(())
+    } else {
+        Err(DomainError::new(
+            Refused::NotFound,
+            "name",
+            format!("no account is named {}", crate::domain::quoted(name.trim())),
+        )
+        .into())
+    }
 }
 
 /// Creates an account with `role` and `password`.
@@ -98,10 +227,7 @@ pub async fn create_user(
     password: &str,
     now: OffsetDateTime,
 ) -> Result<(), AccountError> {
-    let name = required_text("name", name, 100)?;
-    if name.chars().any(char::is_whitespace) {
-        return Err(FieldError::new("name", "must not contain spaces").into());
-    }
+    let name = check_name(name)?;
     check_password("password", password)?;
     match store
         .insert_user(&name, role.as_str(), &hash_password(password), now)
@@ -200,6 +326,7 @@ pub async fn session(
             address: String::new(),
         },
         csrf: s.csrf,
+        must_change_password: s.must_change_password,
     }))
 }
 

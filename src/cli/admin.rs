@@ -137,10 +137,149 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// The console accounts: name, role, created, locked, disabled.
+    #[command(after_help = "Example:\n  migrex user list --config ./luohu/migrex.toml --json")]
+    List {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an account (停用): it cannot log in, its sessions end at once.
+    #[command(
+        after_help = "Example:\n  migrex user disable --config ./luohu/migrex.toml --name wang.fang"
+    )]
+    Disable(UserName),
+    /// Enable a disabled account again.
+    #[command(
+        after_help = "Example:\n  migrex user enable --config ./luohu/migrex.toml --name wang.fang"
+    )]
+    Enable(UserName),
+    /// Delete an account and its sessions (what it signed stays signed).
+    #[command(
+        after_help = "Example:\n  migrex user delete --config ./luohu/migrex.toml --name wang.fang"
+    )]
+    Delete(UserName),
+    /// Lift the lock that failed logins put on an account.
+    #[command(
+        after_help = "Example:\n  migrex user unlock --config ./luohu/migrex.toml --name wang.fang"
+    )]
+    Unlock(UserName),
+    /// Give an account another role; its sessions end at once.
+    #[command(
+        after_help = "Example:\n  migrex user set-role --config ./luohu/migrex.toml --name wang.fang --role supervisor"
+    )]
+    SetRole {
+        #[command(flatten)]
+        who: UserName,
+        /// clerk, supervisor, monitor or admin.
+        #[arg(long)]
+        role: String,
+    },
+    /// Give an account a new password (from standard input) that its holder
+    /// must change at the next login; its sessions end at once.
+    #[command(
+        after_help = "Example:\n  printf '%s\\n' \"$NEW\" | migrex user reset-password --config ./luohu/migrex.toml --name wang.fang --password-stdin"
+    )]
+    ResetPassword {
+        #[command(flatten)]
+        who: UserName,
+        /// Read the new password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// The account a `migrex user` command changes.
+#[derive(Args, Debug)]
+pub struct UserName {
+    /// The node's migrex.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// The account's name.
+    #[arg(long)]
+    name: String,
+}
+
+fn read_password_line() -> Result<String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    Ok(password.trim_end_matches(['\n', '\r']).to_string())
 }
 
 pub async fn user(cmd: UserCommand) -> Result<()> {
+    use crate::auth::accounts::AccountChange;
     match cmd {
+        UserCommand::List { config, json } => {
+            let store = open_store(&config)
+                .await
+                .with_context(|| format!("opening the database of {}", config.display()))?;
+            let users = store.list_users().await?;
+            store.close().await;
+            let local = super::render::Local::of_config(&config)?;
+            let now = time::OffsetDateTime::now_utc();
+            if json {
+                let rows: Vec<serde_json::Value> = users
+                    .iter()
+                    .map(|u| {
+                        serde_json::json!({
+                            "name": u.name, "role": u.role,
+                            "created_at": u.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                            "locked": u.locked_until.is_some_and(|t| t > now),
+                            "disabled": u.disabled,
+                            "must_change_password": u.must_change_password,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<24} {:<10} {:<26} state", "name", "role", "created");
+                for u in &users {
+                    let mut state = vec![];
+                    if u.disabled {
+                        state.push("DISABLED(停用)".to_string());
+                    }
+                    if let Some(t) = u.locked_until.filter(|t| *t > now) {
+                        state.push(format!("LOCKED until {}", local.time(t)));
+                    }
+                    if u.must_change_password {
+                        state.push("MUST-CHANGE-PASSWORD".into());
+                    }
+                    println!(
+                        "{:<24} {:<10} {:<26} {}",
+                        u.name,
+                        u.role,
+                        local.time(u.created_at),
+                        if state.is_empty() {
+                            "active".into()
+                        } else {
+                            state.join(" ")
+                        }
+                    );
+                }
+            }
+            Ok(())
+        }
+        UserCommand::Disable(who) => change_user(who, AccountChange::Disable).await,
+        UserCommand::Enable(who) => change_user(who, AccountChange::Enable).await,
+        UserCommand::Delete(who) => change_user(who, AccountChange::Delete).await,
+        UserCommand::Unlock(who) => change_user(who, AccountChange::Unlock).await,
+        UserCommand::SetRole { who, role } => {
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            change_user(who, AccountChange::SetRole(role)).await
+        }
+        UserCommand::ResetPassword {
+            who,
+            password_stdin,
+        } => {
+            if !password_stdin {
+                bail!("--password-stdin: give the password on standard input (it is never a flag)");
+            }
+            change_user(who, AccountChange::ResetPassword(read_password_line()?)).await
+        }
+
         UserCommand::Add {
             config,
             name,
@@ -151,11 +290,8 @@ pub async fn user(cmd: UserCommand) -> Result<()> {
             if !password_stdin {
                 bail!("--password-stdin: give the password on standard input (it is never a flag)");
             }
-            let mut password = String::new();
-            std::io::stdin()
-                .read_line(&mut password)
-                .context("reading the password from standard input")?;
-            let password = password.trim_end_matches(['\n', '\r']);
+            let password = read_password_line()?;
+            let password = password.as_str();
             let store = open_store(&config)
                 .await
                 .with_context(|| format!("opening the database of {}", config.display()))?;
@@ -219,6 +355,35 @@ pub async fn peer(cmd: PeerCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// One administrator's change to the account `who` names.
+async fn change_user(who: UserName, change: crate::auth::accounts::AccountChange) -> Result<()> {
+    use crate::auth::accounts::{AccountChange, AccountError, change_account};
+    let UserName { config, name } = who;
+    let store = open_store(&config)
+        .await
+        .with_context(|| format!("opening the database of {}", config.display()))?;
+    let done = change_account(&store, &name, change.clone()).await;
+    store.close().await;
+    match done {
+        Err(AccountError::Refused(e)) => bail!("--{e}"),
+        other => other?,
+    }
+    println!(
+        "account {} {}; running nodes apply it at its next request",
+        name.trim(),
+        match change {
+            AccountChange::Disable => "disabled (停用), its sessions ended",
+            AccountChange::Enable => "enabled",
+            AccountChange::Delete => "deleted, its sessions ended",
+            AccountChange::SetRole(_) => "has its new role, its sessions ended",
+            AccountChange::Unlock => "unlocked",
+            AccountChange::ResetPassword(_) =>
+                "has a new password, to be changed at the next login; its sessions ended",
+        }
+    );
+    Ok(())
 }
 
 /// `migrex backup`: an online copy of the SQLite store.

@@ -20,6 +20,8 @@ pub struct UserRecord {
 pub struct SessionRecord {
     pub user_name: String,
     pub role: String,
+    /// The password was reset: the holder must change it before anything else.
+    pub must_change_password: bool,
     pub csrf: String,
     pub created_at: OffsetDateTime,
     pub seen_at: OffsetDateTime,
@@ -87,7 +89,12 @@ impl Store {
     ) -> Result<Option<UserRecord>> {
         with_pool!(self, write, |pool, Db| {
             let row = sqlx::query(
-                "UPDATE users SET                  failed_logins = CASE WHEN locked_until <= $2 THEN 1 ELSE failed_logins + 1 END,                  locked_until = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_until END                  WHERE name = $1 AND (locked_until IS NULL OR locked_until <= $2)                  AND (failed_logins < $3 OR locked_until <= $2)                  RETURNING name, role, password_hash, failed_logins, locked_until",
+                "UPDATE users SET \
+                 failed_logins = CASE WHEN locked_until <= $2 THEN 1 ELSE failed_logins + 1 END, \
+                 locked_until = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_until END \
+                 WHERE name = $1 AND disabled = 0 AND (locked_until IS NULL OR locked_until <= $2) \
+                 AND (failed_logins < $3 OR locked_until <= $2) \
+                 RETURNING name, role, password_hash, failed_logins, locked_until",
             )
             .bind(name)
             .bind(micros(now))
@@ -131,11 +138,13 @@ impl Store {
     pub async fn set_password(&self, name: &str, password_hash: &str) -> Result<()> {
         with_pool!(self, write, |pool, Db| {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE users SET password_hash = $2 WHERE name = $1")
-                .bind(name)
-                .bind(password_hash)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE users SET password_hash = $2, must_change_password = 0 WHERE name = $1",
+            )
+            .bind(name)
+            .bind(password_hash)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("DELETE FROM sessions WHERE user_name = $1")
                 .bind(name)
                 .execute(&mut *tx)
@@ -169,8 +178,9 @@ impl Store {
     pub async fn find_session(&self, token_hash: &str) -> Result<Option<SessionRecord>> {
         with_pool!(self, write, |pool, Db| {
             let row = sqlx::query(
-                "SELECT s.user_name, u.role, s.csrf, s.created_at, s.seen_at FROM sessions s \
-                 JOIN users u ON u.name = s.user_name WHERE s.token_hash = $1",
+                "SELECT s.user_name, u.role, s.csrf, s.created_at, s.seen_at, u.must_change_password \
+                 FROM sessions s JOIN users u ON u.name = s.user_name \
+                 WHERE s.token_hash = $1 AND u.disabled = 0",
             )
             .bind(token_hash)
             .fetch_optional(pool)
@@ -181,6 +191,7 @@ impl Store {
                 csrf: r.get(2),
                 created_at: from_micros(r.get(3)),
                 seen_at: from_micros(r.get(4)),
+                must_change_password: r.get::<i64, _>(5) != 0,
             }))
         })
     }
@@ -224,13 +235,57 @@ impl Store {
         })
     }
 
+    /// Changes an account as an administrator asks; every change but
+    /// `Unlock` ends the account's sessions in the same transaction. False:
+    /// no account has that name.
+    pub async fn change_user(&self, name: &str, change: &UserChange) -> Result<bool> {
+        with_pool!(self, write, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            let (sql, value): (&str, Option<&str>) = match change {
+                UserChange::Disable => ("UPDATE users SET disabled = 1 WHERE name = $1", None),
+                UserChange::Enable => (
+                    "UPDATE users SET disabled = 0, failed_logins = 0, locked_until = NULL WHERE name = $1",
+                    None,
+                ),
+                UserChange::Delete => ("DELETE FROM users WHERE name = $1", None),
+                UserChange::SetRole(role) => {
+                    ("UPDATE users SET role = $2 WHERE name = $1", Some(role))
+                }
+                UserChange::Unlock => (
+                    "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = $1",
+                    None,
+                ),
+                UserChange::ResetPassword(hash) => (
+                    "UPDATE users SET password_hash = $2, must_change_password = 1, \
+                     failed_logins = 0, locked_until = NULL WHERE name = $1",
+                    Some(hash),
+                ),
+            };
+            if !matches!(change, UserChange::Unlock) {
+                sqlx::query("DELETE FROM sessions WHERE user_name = $1")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let mut q = sqlx::query(sql).bind(name);
+            if let Some(v) = value {
+                q = q.bind(v);
+            }
+            let done = q.execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok(done > 0)
+        })
+    }
+
     /// Every account, by name (without password hashes).
     pub async fn list_users(&self) -> Result<Vec<UserSummary>> {
         with_pool!(self, read, |pool, Db| {
-            let rows =
-                sqlx::query("SELECT name, role, created_at, locked_until FROM users ORDER BY name")
-                    .fetch_all(pool)
-                    .await?;
+            let rows = sqlx::query(
+                "SELECT name, role, created_at, locked_until, disabled, must_change_password \
+                 FROM users ORDER BY name",
+            )
+            .fetch_all(pool)
+            .await?;
             Ok(rows
                 .iter()
                 .map(|r| UserSummary {
@@ -238,6 +293,8 @@ impl Store {
                     role: r.get("role"),
                     created_at: from_micros(r.get("created_at")),
                     locked_until: r.get::<Option<i64>, _>("locked_until").map(from_micros),
+                    disabled: r.get::<i64, _>("disabled") != 0,
+                    must_change_password: r.get::<i64, _>("must_change_password") != 0,
                 })
                 .collect())
         })
@@ -251,4 +308,18 @@ pub struct UserSummary {
     pub role: String,
     pub created_at: OffsetDateTime,
     pub locked_until: Option<OffsetDateTime>,
+    pub disabled: bool,
+    pub must_change_password: bool,
+}
+
+/// What an administrator does to an account (`Store::change_user`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserChange {
+    Disable,
+    Enable,
+    Delete,
+    SetRole(String),
+    Unlock,
+    /// A new password hash that its holder must change at the next login.
+    ResetPassword(String),
 }

@@ -134,6 +134,8 @@ const TABLES: &[Table] = &[
             ("created_at", Int),
             ("failed_logins", Int),
             ("locked_until", Int),
+            ("disabled", Int),
+            ("must_change_password", Int),
         ],
     },
     Table {

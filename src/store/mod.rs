@@ -175,7 +175,7 @@ mod replies;
 mod rollups;
 mod tokens;
 
-pub use accounts::{SessionRecord, UserRecord, UserSummary};
+pub use accounts::{SessionRecord, UserChange, UserRecord, UserSummary};
 pub use audit::AuditQuery;
 pub use copy::{TableCopy, sqlite_in_use};
 pub use deadlines::ProvisionalDeadline;

@@ -78,6 +78,13 @@ impl FromRequestParts<Arc<NodeCtx>> for Staff {
             .map(|c| c.0.0.ip().to_string())
             .unwrap_or_default();
         match accounts::session(&ctx.store, &token, ctx.now()).await {
+            // A password an administrator reset is changed before anything else.
+            Ok(Some(s))
+                if s.must_change_password
+                    && !matches!(parts.uri.path(), "/password" | "/logout") =>
+            {
+                Err(Redirect::to("/password").into_response())
+            }
             Ok(Some(mut s)) => Ok(Staff {
                 caller: {
                     s.caller.address = address;

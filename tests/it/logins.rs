@@ -62,3 +62,154 @@ async fn a_burst_of_wrong_passwords_locks_the_account_and_names_tell_nothing() {
     let (k, u) = (timings.0.as_secs_f64(), timings.1.as_secs_f64());
     eprintln!("known {k:.3} s, unknown {u:.3} s for 7 attempts each");
 }
+
+/// `migrex user …` with `stdin` on standard input.
+fn user_cli(args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_migrex"))
+        .arg("user")
+        .args(args)
+        .env("MIGREX_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_are_disabled_changed_reset_and_deleted_and_their_sessions_end() {
+    use migrex::auth::accounts::{change_password, session};
+    let net = network(&[LUOHU], None).await;
+    let store = net.store(0);
+    let config = net.nodes[0].config_path.to_str().unwrap().to_string();
+    let now = OffsetDateTime::now_utc();
+    create_user(&store, "wang.fang", Role::Clerk, "correct-horse-1", now)
+        .await
+        .unwrap();
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let who = ["--config", config.as_str(), "--name", "wang.fang"];
+    let with = |cmd: &str, extra: &[&str]| {
+        let mut a = vec![cmd];
+        a.extend(who);
+        a.extend(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>, stdin: &str| {
+        user_cli(&a.iter().map(String::as_str).collect::<Vec<_>>(), stdin)
+    };
+
+    // Disabled: the open session is refused at its next click, no login.
+    let s = login(&store, "wang.fang", "correct-horse-1", now)
+        .await
+        .unwrap();
+    assert!(session(&store, &s.token, now).await.unwrap().is_some());
+    ok(run(with("disable", &[]), ""));
+    assert!(session(&store, &s.token, now).await.unwrap().is_none());
+    assert!(
+        login(&store, "wang.fang", "correct-horse-1", now)
+            .await
+            .is_err()
+    );
+    let listed: serde_json::Value = serde_json::from_str(&ok(run(
+        vec![
+            "list".into(),
+            "--config".into(),
+            config.clone(),
+            "--json".into(),
+        ],
+        "",
+    )))
+    .unwrap();
+    assert_eq!(listed[0]["disabled"], true, "{listed}");
+    ok(run(with("enable", &[]), ""));
+
+    // Another role: sessions end, the next login has it.
+    let s = login(&store, "wang.fang", "correct-horse-1", now)
+        .await
+        .unwrap();
+    ok(run(with("set-role", &["--role", "supervisor"]), ""));
+    assert!(session(&store, &s.token, now).await.unwrap().is_none());
+    let s = login(&store, "wang.fang", "correct-horse-1", now)
+        .await
+        .unwrap();
+    assert_eq!(s.caller.role, Role::Supervisor);
+
+    // A reset password: the old sessions end, the new one must be changed.
+    let weak = run(
+        with("reset-password", &["--password-stdin"]),
+        "1234567890\n",
+    );
+    assert!(!weak.status.success());
+    assert!(
+        String::from_utf8_lossy(&weak.stderr).contains("common"),
+        "{weak:?}"
+    );
+    ok(run(
+        with("reset-password", &["--password-stdin"]),
+        "temporary-pass-7\n",
+    ));
+    assert!(session(&store, &s.token, now).await.unwrap().is_none());
+    let s = login(&store, "wang.fang", "temporary-pass-7", now)
+        .await
+        .unwrap();
+    assert!(
+        session(&store, &s.token, now)
+            .await
+            .unwrap()
+            .unwrap()
+            .must_change_password
+    );
+    change_password(&store, "wang.fang", "temporary-pass-7", "her-own-pass-42")
+        .await
+        .unwrap();
+    let s = login(&store, "wang.fang", "her-own-pass-42", now)
+        .await
+        .unwrap();
+    assert!(
+        !session(&store, &s.token, now)
+            .await
+            .unwrap()
+            .unwrap()
+            .must_change_password
+    );
+
+    // Deleted: gone, its session with it; an unknown name is named.
+    ok(run(with("delete", &[]), ""));
+    assert!(session(&store, &s.token, now).await.unwrap().is_none());
+    let gone = run(with("unlock", &[]), "");
+    assert!(!gone.status.success());
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("no account is named"),
+        "{gone:?}"
+    );
+
+    // Names and passwords that are refused at creation.
+    for (name, password, why) in [
+        ("<script>x", "correct-horse-1", "name"),
+        ("li.na", "abcdefghij", "run of characters"),
+        ("li.na", "aaaaaaaaaaaa", "repeated"),
+    ] {
+        let e = create_user(&store, name, Role::Clerk, password, now)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains(why), "{name} {password}: {e}");
+    }
+    create_user(&store, "李娜.2", Role::Clerk, "correct-horse-1", now)
+        .await
+        .unwrap();
+}

@@ -47,15 +47,23 @@ async fn admin_page(
         .await?
         .into_iter()
         .map(|u| Line {
-            cells: vec![
-                u.name,
-                u.role,
-                super::local(tz, Some(u.created_at)),
-                u.locked_until
-                    .filter(|l| *l > now)
-                    .map(|l| format!("锁定至 {}", super::local(tz, Some(l))))
-                    .unwrap_or_else(|| "正常".into()),
-            ],
+            cells: vec![u.name, u.role, super::local(tz, Some(u.created_at)), {
+                let mut state: Vec<String> = Vec::new();
+                if u.disabled {
+                    state.push("已停用".into());
+                }
+                if let Some(l) = u.locked_until.filter(|l| *l > now) {
+                    state.push(format!("锁定至 {}", super::local(tz, Some(l))));
+                }
+                if u.must_change_password {
+                    state.push("待改密码".into());
+                }
+                if state.is_empty() {
+                    "正常".into()
+                } else {
+                    state.join("，")
+                }
+            }],
         })
         .collect();
     let tokens = admin::tokens(ctx, &staff.caller)

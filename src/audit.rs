@@ -169,9 +169,9 @@ impl SubjectKey {
                 Ok(SubjectKey(k))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                use std::io::Read;
                 let mut k = [0u8; 32];
-                std::fs::File::open("/dev/urandom")?.read_exact(&mut k)?;
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
+                    .map_err(|_| std::io::Error::other("the system's random source failed"))?;
                 crate::files::write(path, format!("{}\n", hex::encode(k)).as_bytes())?;
                 Ok(SubjectKey(k))
             }
@@ -193,24 +193,12 @@ impl SubjectKey {
     }
 }
 
-/// HMAC-SHA256 (RFC 2104) of `msg` under a key of at most 64 bytes.
+/// HMAC-SHA256 (RFC 2104) of `msg` under `key` (ring's).
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let pad = |b: u8| k.map(|x| x ^ b);
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(msg)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), msg);
+    tag.as_ref()
+        .try_into()
+        .expect("HMAC-SHA256 tags are 32 bytes")
 }
 
 #[cfg(test)]

@@ -113,7 +113,8 @@ pub fn issue_node_cert(
     params.not_after = params.not_before + time::Duration::days(825);
     // 16 random bytes, the top bit clear: a positive serial of fixed size.
     let mut serial = [0u8; 16];
-    serial.iter_mut().for_each(|b| *b = fastrand::u8(..));
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut serial)
+        .map_err(|_| rcgen::Error::RingUnspecified)?;
     serial[0] = (serial[0] & 0x7f) | 0x01;
     params.serial_number = Some(SerialNumber::from_slice(&serial));
     let key = KeyPair::generate()?;

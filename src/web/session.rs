@@ -39,9 +39,10 @@ fn set_cookie(name: &str, value: &str) -> HeaderValue {
     .expect("cookie values are URL-safe tokens")
 }
 
-/// Two form tokens are equal (compared in constant time).
+/// Two form tokens are equal (compared in constant time, `subtle`).
 fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 /// A staff member with a valid session, from the request's cookie.

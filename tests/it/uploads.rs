@@ -122,6 +122,13 @@ async fn hostile_workbooks_are_refused_and_the_node_serves_on() {
             .join("; ");
     let answer = raw_post(&net.ca_pem, &console, "/import", &session, 8_000_000).await;
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    // Refusals carry the console's security headers too, HSTS among them.
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=31536000"),
+        "{answer}"
+    );
 }
 
 /// Sends a POST's head announcing `length` bytes and none of them; the
@@ -151,7 +158,7 @@ async fn raw_post(ca_pem: &str, console: &str, path: &str, cookie: &str, length:
     )
     .await
     .unwrap();
-    let mut got = vec![0u8; 256];
+    let mut got = vec![0u8; 8192];
     let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut got))
         .await
         .expect("answered without the body")

@@ -137,7 +137,7 @@ async fn who_looked_at_whom_is_recorded_chained_and_checked() {
             ("notice.get", "li.na", first.id.as_str()),
             ("reply.receipt", "li.na", first.id.as_str()),
         ],
-        "who looked at this person, and nobody else (the monitor saw a masked list)"
+        "who looked at this person, and nobody else (the monitor's masked page, newest first, did not reach this notice)"
     );
     assert!(
         about
@@ -158,7 +158,15 @@ async fn who_looked_at_whom_is_recorded_chained_and_checked() {
         52 + 2,
         "52 pending rows, one notice, one receipt"
     );
-    assert!(show(&["--token", "city.monitor"]).is_empty());
+    // The monitor's masked page is recorded too, marked as masked.
+    let by_monitor = show(&["--token", "city.monitor"]);
+    assert!(!by_monitor.is_empty());
+    assert!(
+        by_monitor
+            .iter()
+            .all(|e| e["operation"] == "notice.list (masked)"),
+        "{by_monitor:?}"
+    );
     // Luohu recorded its registrations, in the same transactions.
     let luohu_cfg = net.nodes[0].config_path.to_str().unwrap().to_string();
     let out = migrex_cli(&[

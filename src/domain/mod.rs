@@ -160,6 +160,33 @@ pub fn mask_id(id: &str) -> String {
     format!("{head}{}{tail}", "*".repeat(chars.len() - 10))
 }
 
+/// A peer's text (an error message) as this node keeps, shows and logs
+/// it: anything that looks like an ID number (15 to 18 digits, the last
+/// perhaps X) masked as `mask_id` does, then `clipped` to `max`. A peer may
+/// quote the notice it refused; its subject is not to be spread by that.
+pub fn peer_text(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max * 4));
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if (15..=18).contains(&run.len()) {
+            out.push_str(&mask_id(run));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in s.chars() {
+        if c.is_ascii_digit() || ((c == 'X' || c == 'x') && run.len() == 17) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    clipped(&out, max)
+}
+
 /// An ID number as monitors see it: the district (first six characters)
 /// and the check character, nothing between (`510116***********9`).
 /// Unlike `mask_id` it hides the sequence digits too, so that nothing
@@ -208,6 +235,25 @@ pub fn enum_from_wire<E: TryFrom<i32>>(field: &str, v: i32) -> Result<E, FieldEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_s_text_keeps_no_id_number() {
+        assert_eq!(
+            peer_text(
+                "subject 51011619900101002X refused; notice 123 of 2026",
+                300
+            ),
+            "subject 510116********002X refused; notice 123 of 2026"
+        );
+        assert_eq!(
+            peer_text("id 440303199001010063.", 300),
+            "id 440303********0063."
+        );
+        assert_eq!(
+            peer_text("a 1234567890123456789 long number", 300),
+            "a 1234567890123456789 long number"
+        );
+    }
 
     #[test]
     fn masks_all_but_first_six_and_last_four() {

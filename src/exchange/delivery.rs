@@ -18,7 +18,7 @@
 use super::is_final;
 use crate::config::Route;
 use crate::context::NodeCtx;
-use crate::domain::{clipped, ts_from_pb};
+use crate::domain::{clipped, peer_text, ts_from_pb};
 use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
 use crate::store::{ItemKind, OutboxItem, Settled};
@@ -79,9 +79,10 @@ const PEER_TEXT: usize = 300;
 
 /// A failed call as the outbox and the log keep it, with the causes of a
 /// transport failure (a refused certificate says why); the peer's text is
-/// clipped and what hides in it escaped (it is not ours to trust).
+/// clipped, ID numbers in it masked and what hides in it escaped (it is
+/// not ours to trust).
 fn call_failed(s: tonic::Status) -> String {
-    let mut text = format!("{:?}: {}", s.code(), clipped(s.message(), PEER_TEXT));
+    let mut text = format!("{:?}: {}", s.code(), peer_text(s.message(), PEER_TEXT));
     let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&s);
     while let Some(c) = cause {
         let c_text = c.to_string();
@@ -120,7 +121,7 @@ fn settle_each<A>(
                     error: format!(
                         "refused by {}: {}",
                         item.target,
-                        clipped(&e.message, PEER_TEXT)
+                        peer_text(&e.message, PEER_TEXT)
                     ),
                 }),
                 Some(_) => None,

@@ -245,7 +245,7 @@ impl BoundNode {
                 tls_incoming(
                     self.exchange,
                     tls.exchange_server_config(&trust)?,
-                    limits.listener(),
+                    limits.exchange(),
                 ),
                 shutdown.clone().cancelled_owned(),
             );
@@ -402,8 +402,24 @@ impl RunningNode {
     /// Stops accepting, waits for in-flight work to finish, closes the store.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        while self.tasks.join_next().await.is_some() {}
+        self.drain().await;
         self.close().await;
+    }
+
+    /// Waits for the node's tasks to end once `shutdown` is cancelled: at
+    /// most `SHUTDOWN_GRACE` (a client that trickles bytes cannot hold a
+    /// stopping node), then ends what is left (a delivery cut short rolls
+    /// back and is sent again after the restart).
+    async fn drain(&mut self) {
+        let all = async { while self.tasks.join_next().await.is_some() {} };
+        let grace = crate::identity::SHUTDOWN_GRACE + std::time::Duration::from_secs(1);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!(
+                tasks = self.tasks.len(),
+                "parts of the node did not stop within the shutdown grace; ending them"
+            );
+            self.tasks.shutdown().await;
+        }
     }
 
     async fn close(&self) {
@@ -461,7 +477,7 @@ impl RunningNode {
             tracing::error!(task = %task, reason = %reason, "a part of the node stopped; stopping the node");
         }
         self.shutdown.cancel();
-        while self.tasks.join_next().await.is_some() {}
+        self.drain().await;
         self.close().await;
         match failure {
             None => Ok(()),

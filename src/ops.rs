@@ -73,38 +73,8 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(ctx);
-    let listener = PlainListener {
-        local: listener.local_addr().map_err(|e| e.to_string())?,
-        incoming: crate::identity::plain_incoming(listener, ctx_limits),
-    };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// Accepted connections under the ops limits, as axum's listener.
-struct PlainListener {
-    incoming: tokio_stream::wrappers::ReceiverStream<(
-        crate::identity::Guarded<tokio::net::TcpStream>,
-        std::net::SocketAddr,
-    )>,
-    local: std::net::SocketAddr,
-}
-
-impl axum::serve::Listener for PlainListener {
-    type Io = crate::identity::Guarded<tokio::net::TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        use tokio_stream::StreamExt;
-        match self.incoming.next().await {
-            Some(c) => c,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
+    // The whole request within the ops timeout, however slowly it comes.
+    let incoming = crate::identity::plain_incoming(listener, ctx_limits);
+    crate::identity::serve_http1(incoming, app, ctx_limits.idle, shutdown).await;
+    Ok(())
 }

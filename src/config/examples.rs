@@ -45,12 +45,16 @@ fn every_setting() -> Config {
         limits: ListenLimits {
             idle_timeout_secs: 1,
             max_connections: 1,
+            max_connections_per_address: 1,
+            exchange_connections_per_peer: 1,
+            request_head_secs: 1,
             max_streams: 1,
             exchange_streams: 1,
             desk_message_bytes: 1,
             exchange_item_bytes: 1,
             ops_timeout_secs: 1,
             ops_max_connections: 1,
+            ops_max_connections_per_address: 1,
         },
         peers: vec![Peer {
             prefix: "41".into(),

@@ -1,7 +1,8 @@
 //! Identity and TLS: node certificates, the TLS configurations of the
 //! listeners and of outgoing connections (`ca`: the CA folder and its
 //! revocation list; `trust`: what a node trusts while it runs; `accept`:
-//! the TLS accept loop with its limits).
+//! the accept loop with its limits per listener, address and peer; `serve`:
+//! HTTP/1.1 with a request-head deadline and a bounded shutdown).
 //!
 //! A node's district code is in its certificate as a URI SAN
 //! `urn:migrex:district:<code>`. The exchange listener requires a client
@@ -11,6 +12,7 @@
 
 mod accept;
 mod ca;
+mod serve;
 mod trust;
 
 pub use accept::{Guarded, Limits, TlsConn, plain_incoming, tls_incoming};
@@ -18,6 +20,7 @@ pub use ca::{
     Issued, RevokeTarget, ca_paths, crl_path, ensure_ca, issue_node_cert, issued, revoke,
     serial_text, write_crl,
 };
+pub use serve::{SHUTDOWN_GRACE, serve_http1};
 pub use trust::{CrlSource, Trust, watch};
 
 use crate::domain::DistrictCode;

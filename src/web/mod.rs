@@ -22,11 +22,9 @@ use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 const STYLESHEET: &str = include_str!("static/console.css");
@@ -211,46 +209,6 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Completed TLS connections as axum's listener.
-struct TlsListener {
-    incoming: ReceiverStream<std::io::Result<crate::identity::TlsConn>>,
-    local: SocketAddr,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = crate::identity::TlsConn;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.incoming.next().await {
-                Some(Ok(s)) => {
-                    let peer = s.get_ref().get_ref().0.peer_addr().unwrap_or(self.local);
-                    return (s, peer);
-                }
-                Some(Err(_)) => continue,
-                None => std::future::pending().await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
-/// The address a console request came from (the access audit notes it).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ClientAddr(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for ClientAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
-}
-
 /// Serves the console on `listener` with `tls` until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
@@ -258,16 +216,15 @@ pub async fn serve(
     ctx: Arc<NodeCtx>,
     shutdown: CancellationToken,
 ) -> Result<(), String> {
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let listener = TlsListener {
-        incoming: crate::identity::tls_incoming(listener, tls, ctx.limits.listener()),
-        local,
-    };
-    axum::serve(
-        listener,
-        router(ctx).into_make_service_with_connect_info::<ClientAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
-    .map_err(|e| e.to_string())
+    // Handshakes that failed never reach here (the accept loop logs them).
+    let incoming = crate::identity::tls_incoming(listener, tls, ctx.limits.listener())
+        .filter_map(|c| c.ok())
+        .map(|s| {
+            let peer = s.get_ref().get_ref().0.peer_addr();
+            (s, peer)
+        })
+        .filter_map(|(s, peer)| peer.ok().map(|p| (s, p)));
+    let head = ctx.limits.request_head();
+    crate::identity::serve_http1(Box::pin(incoming), router(ctx), head, shutdown).await;
+    Ok(())
 }

@@ -75,8 +75,8 @@ impl FromRequestParts<Arc<NodeCtx>> for Staff {
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(to_login)?;
         let address = parts
             .extensions
-            .get::<axum::extract::ConnectInfo<super::ClientAddr>>()
-            .map(|c| c.0.0.ip().to_string())
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
             .unwrap_or_default();
         match accounts::session(&ctx.store, &token, ctx.now()).await {
             // A password an administrator reset is changed before anything else.

@@ -52,19 +52,7 @@ async fn silent_connections_are_closed_after_the_idle_timeout() {
 
     // A TLS connection to the desk that finishes its handshake and then
     // sends nothing at all.
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls::pki_types::pem::PemObject;
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(net.ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let connector = tls_client(&net.ca_pem, &[b"h2"]);
     let tcp = tokio::net::TcpStream::connect(addr(&net.nodes[0].desk_url))
         .await
         .unwrap();
@@ -150,11 +138,16 @@ async fn out_of_file_descriptors_a_node_idles_quietly_and_serves_again() {
     wait_ready(&net.nodes[0].ops_url).await;
     let pid = serve.id();
 
-    // 300 connections that never speak: more than the node has descriptors.
+    // 300 connections that never speak: more than the node has descriptors
+    // (from ten addresses, each within its per-address share).
     let desk = addr(&net.nodes[0].desk_url);
     let mut crowd = Vec::new();
-    for _ in 0..300 {
-        crowd.push(tokio::net::TcpStream::connect(&desk).await.unwrap());
+    for i in 0..300u16 {
+        crowd.push(
+            connect_from([127, 0, 1, (i % 10) as u8], &desk)
+                .await
+                .unwrap(),
+        );
     }
     let (cpu0, t0) = (cpu_ticks(pid), std::time::Instant::now());
     let log0 = std::fs::metadata(&log_path).unwrap().len();

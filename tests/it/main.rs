@@ -9,6 +9,7 @@ mod audit;
 mod bad_input;
 mod calendar;
 mod cli;
+mod connections;
 mod console;
 mod console_work;
 mod crash;

@@ -10,7 +10,6 @@ use fantoccini::Locator;
 use migrex::auth::Role;
 use migrex::auth::accounts::create_user;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -134,18 +133,7 @@ async fn hostile_workbooks_are_refused_and_the_node_serves_on() {
 /// Sends a POST's head announcing `length` bytes and none of them; the
 /// answer's first bytes, read within 5 s.
 async fn raw_post(ca_pem: &str, console: &str, path: &str, cookie: &str, length: usize) -> String {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let connector = tls_client(ca_pem, &[]);
     let host = console.trim_start_matches("https://");
     let tcp = tokio::net::TcpStream::connect(host).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();

@@ -1,0 +1,262 @@
+//! Issue 20, item 5: connections one client cannot hog, on a `migrex serve`
+//! process. 300 half-sent requests (console, ops) or silent connections
+//! (desk) from 127.0.0.2 hold at most that address's share of a listener,
+//! and a request from 127.0.0.1 is answered within 3 s; a request head that
+//! trickles in a line every 5 s is closed within 70 s; a node stopped with
+//! SIGTERM while a client trickles exits within the 10 s shutdown grace.
+
+use crate::common::*;
+use migrex::config::Config;
+use migrex::pb;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinSet;
+
+const ATTACKER: [u8; 4] = [127, 0, 0, 2];
+const CLERK: [u8; 4] = [127, 0, 0, 1];
+
+fn host(url: &str) -> String {
+    url.split("://").nth(1).unwrap().to_string()
+}
+
+/// Opens `n` connections to `addr` from the attacker's address, each made
+/// by `open`; the ones the node kept (an open connection is one whose
+/// handshake, if any, passed and that is not closed within 3 s).
+async fn crowd<S, F, Fut>(n: usize, open: F) -> Vec<S>
+where
+    S: tokio::io::AsyncRead + Unpin + Send + 'static,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<S>> + Send + 'static,
+{
+    let mut set = JoinSet::new();
+    for _ in 0..n {
+        let fut = open();
+        set.spawn(async move {
+            let mut s = tokio::time::timeout(Duration::from_secs(20), fut)
+                .await
+                .ok()??;
+            // Still open 3 s later? (a closed one reads EOF or an error)
+            let mut b = [0u8; 1];
+            match tokio::time::timeout(Duration::from_secs(3), s.read(&mut b)).await {
+                Err(_) => Some(s),
+                Ok(_) => None,
+            }
+        });
+    }
+    let mut kept = Vec::new();
+    while let Some(r) = set.join_next().await {
+        kept.extend(r.unwrap());
+    }
+    kept
+}
+
+/// A whole HTTPS GET of the console's login page from `from`; its status
+/// line.
+async fn console_get(ca_pem: &str, console: &str, from: [u8; 4]) -> String {
+    let addr = host(console);
+    let tcp = connect_from(from, &addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tls_client(ca_pem, &[b"http/1.1"])
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    tls.write_all(
+        format!("GET /login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    tls.read_to_end(&mut out).await.ok();
+    String::from_utf8_lossy(&out)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_take_every_slot_of_a_listener() {
+    let net = create(&[LUOHU], fast_delivery()).await;
+    let config = net.nodes[0].config_path.clone();
+    let (c, _) = Config::load(&config).unwrap();
+    let per_address = c.limits.max_connections_per_address;
+    let ops_per_address = c.limits.ops_max_connections_per_address;
+    assert!(per_address < c.limits.max_connections && 300 > c.limits.max_connections);
+    let _serve = spawn_serve(&config);
+    wait_ready(&net.nodes[0].ops_url).await;
+    let console = net.nodes[0].console_url.clone();
+
+    // Console: 300 TLS connections from 127.0.0.2, each with half a request.
+    let addr = host(&console);
+    let ca = net.ca_pem.clone();
+    let held = crowd(300, || {
+        let (addr, ca) = (addr.clone(), ca.clone());
+        async move {
+            let tcp = connect_from(ATTACKER, &addr).await.ok()?;
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            let mut tls = tls_client(&ca, &[b"http/1.1"])
+                .connect(name, tcp)
+                .await
+                .ok()?;
+            tls.write_all(b"GET /login HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .ok()?;
+            Some(tls)
+        }
+    })
+    .await;
+    assert_eq!(
+        held.len(),
+        per_address,
+        "the console kept only its per-address share"
+    );
+    let started = Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(3), console_get(&ca, &console, CLERK))
+        .await
+        .expect("the clerk's request is answered within 3 s");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    eprintln!(
+        "console answered the clerk in {:?} beside {} half-sent requests",
+        started.elapsed(),
+        held.len()
+    );
+    drop(held);
+
+    // Desk: 300 silent TCP connections (not even a TLS hello).
+    let addr = host(&net.nodes[0].desk_url);
+    let held = crowd(300, || {
+        let addr = addr.clone();
+        async move { connect_from(ATTACKER, &addr).await.ok() }
+    })
+    .await;
+    assert_eq!(
+        held.len(),
+        per_address,
+        "the desk kept only its per-address share"
+    );
+    let answered = tokio::time::timeout(Duration::from_secs(3), async {
+        net.desk(0)
+            .await
+            .unwrap()
+            .list_pending(pb::ListPendingRequest::default())
+            .await
+    })
+    .await
+    .expect("a desk call is answered within 3 s");
+    answered.expect("and served");
+    drop(held);
+
+    // Ops: 300 half-sent requests; /readyz still answers.
+    let addr = host(&net.nodes[0].ops_url);
+    let held = crowd(300, || {
+        let addr = addr.clone();
+        async move {
+            let mut s = connect_from(ATTACKER, &addr).await.ok()?;
+            s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .ok()?;
+            Some(s)
+        }
+    })
+    .await;
+    assert_eq!(
+        held.len(),
+        ops_per_address,
+        "the ops listener kept only its per-address share"
+    );
+    let ready = tokio::time::timeout(
+        Duration::from_secs(3),
+        http_get(&net.nodes[0].ops_url, "/readyz"),
+    )
+    .await
+    .expect("/readyz answers within 3 s");
+    assert!(ready.unwrap().starts_with("HTTP/1.1 200"));
+}
+
+/// Sends `first`, then a header line every 5 s until the other side closes;
+/// how long after the first byte it closed.
+async fn trickle<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut s: S,
+    first: &[u8],
+) -> Duration {
+    let started = Instant::now();
+    s.write_all(first).await.unwrap();
+    let mut b = [0u8; 512];
+    for i in 0.. {
+        // A read that ends (EOF, an error, or an answer) means closed.
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await;
+        if read.is_ok() {
+            return started.elapsed();
+        }
+        if s.write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
+            .await
+            .is_err()
+        {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(130), "never closed");
+    }
+    unreachable!()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_request_head_is_closed_and_cannot_hold_a_stopping_node() {
+    let net = create(&[LUOHU], fast_delivery()).await;
+    let config = net.nodes[0].config_path.clone();
+    let mut serve = spawn_serve(&config);
+    wait_ready(&net.nodes[0].ops_url).await;
+    let console = net.nodes[0].console_url.clone();
+    let ca = net.ca_pem.clone();
+    let open_console = || async {
+        let tcp = connect_from(CLERK, &host(&console)).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        tls_client(&ca, &[b"http/1.1"])
+            .connect(name, tcp)
+            .await
+            .unwrap()
+    };
+
+    // Both at once: the console (60 s for a head) and ops (its 10 s).
+    let ops = connect_from(CLERK, &host(&net.nodes[0].ops_url))
+        .await
+        .unwrap();
+    let (on_console, on_ops) = tokio::join!(
+        trickle(open_console().await, b"GET /login HTTP/1.1\r\n"),
+        trickle(ops, b"GET /metrics HTTP/1.1\r\n"),
+    );
+    eprintln!("trickling heads closed after {on_console:?} (console), {on_ops:?} (ops)");
+    assert!(
+        on_console < Duration::from_secs(70),
+        "console: {on_console:?}"
+    );
+    assert!(
+        on_console >= Duration::from_secs(55),
+        "console closed before its 60 s: {on_console:?}"
+    );
+    assert!(on_ops < Duration::from_secs(15), "ops: {on_ops:?}");
+
+    // SIGTERM while a client trickles: the node exits within the grace.
+    let slow = tokio::spawn({
+        let s = open_console().await;
+        async move { trickle(s, b"GET /login HTTP/1.1\r\n").await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = serve.id() as i32;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let stopping = Instant::now();
+    let status = eventually(
+        "the node to exit after SIGTERM",
+        Duration::from_secs(30),
+        || {
+            let exited = serve.0.try_wait().unwrap();
+            async move { exited }
+        },
+    )
+    .await;
+    let took = stopping.elapsed();
+    eprintln!("stopped in {took:?} with a trickling client ({status})");
+    assert!(took < Duration::from_secs(12), "stopping took {took:?}");
+    assert!(status.success(), "{status}");
+    slow.abort();
+}

@@ -300,6 +300,23 @@ impl BoundNode {
             }),
         ));
 
+        let revocations = {
+            let (ctx, stop) = (ctx.clone(), shutdown.clone());
+            async move {
+                ctx.auth
+                    .watch_revocations(std::time::Duration::from_millis(500), stop)
+                    .await
+            }
+        };
+        let name = "token revocation watcher".to_string();
+        handles.push((
+            name.clone(),
+            tasks.spawn(async move {
+                revocations.await;
+                (name, Ok(()))
+            }),
+        ));
+
         let calendar = crate::exchange::deadlines::watch(ctx.clone(), shutdown.clone());
         let name = "calendar watcher".to_string();
         handles.push((

@@ -157,9 +157,9 @@ pub enum AuthError {
 /// How long a looked-up token is trusted before the store is asked again.
 const TOKEN_RECHECK: time::Duration = time::Duration::minutes(1);
 
-/// Turns tokens into callers, remembering what it looked up for a minute
-/// (by the node's clock), so that a revoked token stops working within
-/// that on every replica without a restart.
+/// Turns tokens into callers, remembering what it looked up until a
+/// revocation is seen (`watch_revocations`, every half second) or for a
+/// minute by the node's clock, whichever comes first.
 pub struct Authenticator {
     store: Store,
     known: Mutex<HashMap<String, Known>>,
@@ -219,5 +219,35 @@ impl Authenticator {
     /// (after a revocation through this node, so it takes effect at once).
     pub fn forget(&self) {
         self.known.lock().expect("token cache").clear();
+    }
+
+    /// Until `stop`: every `every`, asks the store how many tokens were
+    /// ever revoked and forgets what it looked up when that grew, so that a
+    /// token revoked by `migrex token revoke` or on another replica is
+    /// refused within `every` (a store that does not answer is asked again
+    /// at the next tick; the one-minute recheck still holds).
+    pub async fn watch_revocations(
+        &self,
+        every: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut seen = None;
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match self.store.revoked_token_count().await {
+                Ok(n) if seen.is_some_and(|s| s != n) => {
+                    tracing::info!(revoked = n, "a token was revoked; looking tokens up again");
+                    self.forget();
+                    seen = Some(n);
+                }
+                Ok(n) => seen = Some(n),
+                Err(e) => tracing::debug!(error = %e, "cannot count revoked tokens; asking again"),
+            }
+        }
     }
 }

@@ -43,7 +43,7 @@ pub enum TokenCommand {
         json: bool,
     },
     /// Revoke one token by its id, or every token of a holder (running
-    /// nodes, every replica, refuse them within a minute).
+    /// nodes, every replica, refuse them within a second).
     #[command(
         after_help = "Examples:\n  migrex token revoke --config ./luohu/migrex.toml --id 7\n  migrex token revoke --config ./luohu/migrex.toml --name zhang.wei"
     )]
@@ -135,7 +135,7 @@ pub async fn token(cmd: TokenCommand) -> Result<()> {
                 }
                 (None, None) => bail!("--id or --name: say which token to revoke"),
             };
-            println!("revoked {done}; running nodes refuse it within a minute");
+            println!("revoked {done}; running nodes refuse it within a second");
             Ok(())
         }
         TokenCommand::List { config, json } => {

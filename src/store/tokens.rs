@@ -69,6 +69,18 @@ impl Store {
         })
     }
 
+    /// How many tokens were ever revoked: grows with every revocation
+    /// (tokens are never deleted), so a node sees one made elsewhere.
+    pub async fn revoked_token_count(&self) -> Result<i64> {
+        with_pool!(self, read, |pool, Db| {
+            Ok(sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM tokens WHERE revoked_at IS NOT NULL",
+            )
+            .fetch_one(pool)
+            .await?)
+        })
+    }
+
     /// The active token with this hash: not revoked, not expired at `now`.
     pub async fn find_token(
         &self,

@@ -387,7 +387,7 @@ async fn an_oversized_batch_is_resource_exhausted() {
 }
 
 #[tokio::test]
-async fn a_revoked_token_is_refused_within_a_minute() {
+async fn a_revoked_token_is_refused_within_2_seconds() {
     let clock = migrex::clock::ManualClock::new(time::macros::datetime!(2026-10-05 09:00 +8));
     let net = network(&[LUOHU], Some(clock.clone())).await;
     let url = &net.nodes[0].desk_url;
@@ -420,12 +420,26 @@ async fn a_revoked_token_is_refused_within_a_minute() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).starts_with("error: --name:"));
 
-    clock.advance(time::Duration::seconds(61));
-    let e = clerk
-        .list_pending(pb::ListPendingRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), Code::Unauthenticated);
+    // The node's clock stands still: no recheck after a minute, the
+    // revocation itself is seen.
+    let revoked = std::time::Instant::now();
+    let code = eventually(
+        "the revoked token refused",
+        std::time::Duration::from_secs(2),
+        || {
+            let mut clerk = clerk.clone();
+            async move {
+                let r = clerk.list_pending(pb::ListPendingRequest::default()).await;
+                r.err().map(|e| e.code())
+            }
+        },
+    )
+    .await;
+    assert_eq!(code, Code::Unauthenticated);
+    eprintln!(
+        "revoked token refused {:?} after the revoke",
+        revoked.elapsed()
+    );
     // The admin token made at set-up is untouched.
     net.desk(0)
         .await

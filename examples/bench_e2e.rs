@@ -14,6 +14,11 @@
 //! submitted (not timed); the clock runs from the destination's start to
 //! the last acknowledgement recorded at the origin.
 //!
+//! With BENCH_CSV=ROWS the notices are submitted instead as CSV files of
+//! ROWS rows, one after another, each by `migrex notice send --file` (as an
+//! operator imports a spreadsheet), and the line adds the origin's
+//! resident memory when ready and idle, before the first file.
+//!
 //! Both print one line per run with the rate and each process's peak
 //! resident memory (VmHWM). With a PostgreSQL URL each node gets a new
 //! database created through it; REPLICAS (default 1) processes serve each
@@ -162,6 +167,35 @@ async fn submit_all(net: &LocalNetwork, desks: &[String], total: usize) {
     }
 }
 
+/// Submits `total` notices as CSV files of `rows` rows, one after another,
+/// each through `migrex notice send --config CONFIG --file F`.
+fn submit_csv(config: &Path, token: &str, folder: &Path, total: usize, rows: usize) {
+    let migrex = std::env::current_exe()
+        .expect("exe")
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("migrex"))
+        .expect("target folder");
+    let file = folder.join("notices.csv");
+    for from in (0..total).step_by(rows.max(1)) {
+        std::fs::write(&file, birth::csv(from, (from + rows).min(total))).expect("csv");
+        let out = std::process::Command::new(&migrex)
+            .args(["notice", "send", "--config"])
+            .arg(config)
+            .arg("--file")
+            .arg(&file)
+            .env("MIGREX_LOG", "error")
+            .env("MIGREX_TOKEN", token)
+            .output()
+            .expect("migrex notice send");
+        assert!(
+            out.status.success(),
+            "notice send: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
     migrex::cli::init_tracing("warn");
@@ -214,6 +248,24 @@ async fn main() {
     for s in &origin {
         s.ready().await;
     }
+    let csv_rows: Option<usize> = std::env::var("BENCH_CSV")
+        .ok()
+        .map(|v| v.parse().expect("BENCH_CSV: rows per file"));
+    let idle = origin[0].mib("VmRSS");
+    let submit = || async {
+        match csv_rows {
+            Some(rows) => {
+                let (config, folder) = (net.nodes[0].config_path.clone(), dir.path().to_path_buf());
+                let token = net.nodes[0].admin_token.clone();
+                tokio::task::spawn_blocking(move || {
+                    submit_csv(&config, &token, &folder, total, rows)
+                })
+                .await
+                .expect("csv submits")
+            }
+            None => submit_all(&net, &desks, total).await,
+        }
+    };
     let start_destination = || async {
         let d: Vec<Serve> = destination_configs
             .iter()
@@ -227,7 +279,7 @@ async fn main() {
     let (secs, first_ack, destination) = if mode == "e2e" {
         let destination = start_destination().await;
         let t0 = Instant::now();
-        submit_all(&net, &desks, total).await;
+        submit().await;
         eprintln!("  submitted in {:.1} s", t0.elapsed().as_secs_f64());
         // Acknowledgements arrive while the submits go on; the outbox is
         // watched only after them, so no first-ack time is claimed here.
@@ -235,10 +287,12 @@ async fn main() {
         (t0.elapsed().as_secs_f64(), None, destination)
     } else {
         let t = Instant::now();
-        submit_all(&net, &desks, total).await;
+        submit().await;
         eprintln!(
-            "  {total} queued in {:.1} s while the destination is down",
-            t.elapsed().as_secs_f64()
+            "  {total} queued in {:.1} s while the destination is down; origin resident {:.0} MiB, peak {:.0} MiB",
+            t.elapsed().as_secs_f64(),
+            origin[0].mib("VmRSS"),
+            origin[0].mib("VmHWM"),
         );
         let t0 = Instant::now();
         let destination = start_destination().await;
@@ -254,8 +308,9 @@ async fn main() {
             .collect::<Vec<_>>()
             .join("+")
     };
+    let how = csv_rows.map_or_else(String::new, |r| format!(" as CSV files of {r} rows"));
     println!(
-        "{mode} {} replicas={replicas}: {total} notices in {secs:.1} s = {:.0} notices/s{}; peak RSS MiB origin {} destination {}",
+        "{mode} {} replicas={replicas}{how}: {total} notices in {secs:.1} s = {:.0} notices/s{}; origin idle {idle:.0} MiB; peak RSS MiB origin {} destination {}",
         match store {
             StoreChoice::Sqlite => "sqlite",
             StoreChoice::Postgres { .. } => "postgres",

@@ -35,6 +35,8 @@ pub struct NodeCtx {
     pub audit_key: crate::audit::SubjectKey,
     pub metrics: Arc<Metrics>,
     pub auth: Authenticator,
+    /// Console login guesses per source address.
+    pub login_throttle: crate::auth::throttle::LoginThrottle,
     /// This process among the replicas of the node (they share the
     /// district, certificate and PostgreSQL database): host name and exchange
     /// address, stable across restarts, so a replica restarted after a crash
@@ -72,6 +74,7 @@ impl NodeCtx {
             .collect();
         NodeCtx {
             auth: Authenticator::new(store.clone()),
+            login_throttle: Default::default(),
             metrics: Arc::new(Metrics::default()),
             district,
             store,

@@ -40,3 +40,23 @@ pub fn birth(i: usize) -> pb::Notice {
         ..Default::default()
     }
 }
+
+/// Birth notices `from..to` as the CSV file `migrex notice send --file`
+/// reads (the same content as `birth(i)`). Only `bench_e2e` writes CSV
+/// files; the other examples that include this file do not.
+#[allow(dead_code)]
+pub fn csv(from: usize, to: usize) -> String {
+    let mut out = String::from(
+        "destination,kind,category,urgency,reply_required,id_number,name,hukou_district,\
+         residence_district,event_date,child_sex,birth_order,place_of_delivery\n",
+    );
+    for i in from..to {
+        let n = birth(i);
+        let p = n.subject.expect("subject");
+        out.push_str(&format!(
+            "510116,BIRTH,NOTIFICATION,NORMAL,FEEDBACK,{},{},{},{},2026-10-03,FEMALE,1,罗湖区人民医院\n",
+            p.id_number, p.name, p.hukou_district, p.residence_district
+        ));
+    }
+    out
+}

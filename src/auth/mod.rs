@@ -5,6 +5,7 @@
 //! and hands the `Caller` to the service layer, which checks the role.
 
 pub mod accounts;
+pub mod throttle;
 
 use crate::domain::{DomainError, FieldError, Refused};
 use crate::store::{Store, StoreError};

@@ -88,6 +88,57 @@ pub async fn peers(ctx: &NodeCtx, caller: &Caller) -> Result<Vec<PeerState>> {
         .collect())
 }
 
+/// How a console login ended, when it did not open a session.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginRefusal {
+    /// The address guessed too often: try again after this.
+    #[error("too many failed logins from this address; wait {0}")]
+    Wait(time::Duration),
+    /// Wrong name or password, or the account locked or disabled: alike.
+    #[error("wrong user name or password")]
+    Refused,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// A console login from `address`: refused at once (nothing checked,
+/// nothing recorded) while the address waits out its failures; otherwise
+/// the account's login, and a refusal counted for the address and written
+/// to the access audit (`console:login refused`, the name as typed, clipped).
+pub async fn console_login(
+    ctx: &NodeCtx,
+    name: &str,
+    password: &str,
+    address: std::net::IpAddr,
+) -> std::result::Result<accounts::NewSession, LoginRefusal> {
+    let now = ctx.now();
+    if let Some(wait) = ctx.login_throttle.wait(address, now) {
+        return Err(LoginRefusal::Wait(wait));
+    }
+    match accounts::login(&ctx.store, name, password, now).await {
+        Ok(mut s) => {
+            ctx.login_throttle.succeeded(address);
+            s.caller.address = address.to_string();
+            Ok(s)
+        }
+        Err(accounts::LoginError::Refused) => {
+            ctx.login_throttle.failed(address, now);
+            let actor: String = name.trim().chars().take(64).collect();
+            let entry = crate::audit::Access {
+                actor,
+                token: None,
+                operation: "console:login refused".into(),
+                notice_id: String::new(),
+                subject: String::new(),
+                address: address.to_string(),
+            };
+            ctx.store.append_audit(&[entry], now).await?;
+            Err(LoginRefusal::Refused)
+        }
+        Err(accounts::LoginError::Store(e)) => Err(e.into()),
+    }
+}
+
 /// Changes the caller's own password (every account may).
 pub async fn change_own_password(
     ctx: &NodeCtx,

@@ -6,8 +6,9 @@
 
 use super::PageError;
 use crate::auth::Caller;
-use crate::auth::accounts::{self, LoginError};
+use crate::auth::accounts;
 use crate::context::NodeCtx;
+use crate::service::admin::LoginRefusal;
 use askama::Template;
 use axum::extract::{Form, FromRequestParts, State};
 use axum::http::request::Parts;
@@ -157,6 +158,7 @@ pub(crate) struct LoginForm {
 
 pub(crate) async fn login(
     State(ctx): State<Arc<NodeCtx>>,
+    axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, PageError> {
@@ -168,7 +170,7 @@ pub(crate) async fn login(
             Some("登录表单已过期，请重新登录 (the login form expired)".into()),
         );
     }
-    match accounts::login(&ctx.store, &f.name, &f.password, ctx.now()).await {
+    match crate::service::admin::console_login(&ctx, &f.name, &f.password, client.ip()).await {
         Ok(s) => {
             let mut res = Redirect::to("/").into_response();
             let h = res.headers_mut();
@@ -176,7 +178,15 @@ pub(crate) async fn login(
             h.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, ""));
             Ok(res)
         }
-        Err(LoginError::Refused) => login_form(
+        Err(LoginRefusal::Wait(wait)) => login_form(
+            StatusCode::TOO_MANY_REQUESTS,
+            &f.name,
+            Some(format!(
+                "本机登录失败次数过多，请 {} 秒后再试 (too many failed logins from this address)",
+                wait.whole_seconds().max(1)
+            )),
+        ),
+        Err(LoginRefusal::Refused) => login_form(
             StatusCode::UNAUTHORIZED,
             &f.name,
             Some(
@@ -184,7 +194,7 @@ pub(crate) async fn login(
                     .into(),
             ),
         ),
-        Err(LoginError::Store(e)) => Err(e.into()),
+        Err(LoginRefusal::Store(e)) => Err(e.into()),
     }
 }
 

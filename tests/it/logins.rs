@@ -7,6 +7,7 @@
 use crate::common::*;
 use migrex::auth::Role;
 use migrex::auth::accounts::{LoginError, create_user, login};
+use migrex::clock::Clock;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -212,4 +213,153 @@ async fn accounts_are_disabled_changed_reset_and_deleted_and_their_sessions_end(
     create_user(&store, "李娜.2", Role::Clerk, "correct-horse-1", now)
         .await
         .unwrap();
+}
+
+/// One HTTPS request to the console from `from`: the status code and the
+/// Set-Cookie values and body of the answer.
+async fn console_request(
+    ca_pem: &str,
+    console: &str,
+    from: [u8; 4],
+    request: String,
+) -> (u16, Vec<String>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = console.trim_start_matches("https://");
+    let tcp = connect_from(from, addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tls_client(ca_pem, &[b"http/1.1"])
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tls.read_to_end(&mut out).await.ok();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text[9..12].parse().unwrap();
+    let cookies = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("set-cookie: "))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .collect();
+    (status, cookies, text)
+}
+
+/// Logs in through the console's form from `from`: the answer's status
+/// and body.
+async fn console_login(
+    ca: &str,
+    console: &str,
+    from: [u8; 4],
+    name: &str,
+    password: &str,
+) -> (u16, String) {
+    let host = console.trim_start_matches("https://");
+    let get = format!("GET /login HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let (_, cookies, page) = console_request(ca, console, from, get).await;
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let body = format!("name={name}&password={password}&csrf={csrf}");
+    let post = format!(
+        "POST /login HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nCookie: {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        cookies.join("; "),
+        body.len()
+    );
+    let (status, _, text) = console_request(ca, console, from, post).await;
+    (status, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_that_guesses_waits_longer_each_time_and_every_failure_is_audited() {
+    let clock = migrex::clock::ManualClock::new(time::macros::datetime!(2026-12-07 09:00 +8));
+    let net = network(&[LUOHU], Some(clock.clone())).await;
+    let store = net.store(0);
+    create_user(
+        &store,
+        "wang.fang",
+        Role::Clerk,
+        "correct-horse-1",
+        clock.now(),
+    )
+    .await
+    .unwrap();
+    let (ca, console) = (net.ca_pem.clone(), net.nodes[0].console_url.clone());
+    let guesser = [127, 0, 0, 5];
+
+    // Ten free guesses (two at the account, under its lock's five), each
+    // refused alike and audited.
+    let names: Vec<&str> = (0..10)
+        .map(|i| if i % 5 == 0 { "wang.fang" } else { "nobody" })
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let (status, _) =
+            console_login(&ca, &console, guesser, name, &format!("guess-{i}-xx")).await;
+        assert_eq!(status, 401, "guess {i}");
+    }
+    // The next waits a second: refused without a look at the password,
+    // even the right one, and nothing recorded.
+    let (status, page) =
+        console_login(&ca, &console, guesser, "wang.fang", "correct-horse-1").await;
+    assert_eq!(status, 429);
+    assert!(page.contains("请 1 秒后再试"), "{page}");
+    // Another address is not slowed: the owner logs in.
+    let (status, _) = console_login(
+        &ca,
+        &console,
+        [127, 0, 0, 6],
+        "wang.fang",
+        "correct-horse-1",
+    )
+    .await;
+    assert_eq!(status, 303, "the owner from elsewhere");
+    // Once waited, the guesser's next failure doubles the wait.
+    clock.advance(time::Duration::seconds(1));
+    let (status, _) = console_login(&ca, &console, guesser, "wang.fang", "guess-10-xx").await;
+    assert_eq!(status, 401);
+    let (status, page) = console_login(&ca, &console, guesser, "nobody", "guess-11-xx").await;
+    assert_eq!(status, 429);
+    assert!(page.contains("请 2 秒后再试"), "{page}");
+
+    // The access audit holds the eleven checked failures, with the address.
+    let cfg = net.nodes[0].config_path.to_str().unwrap().to_string();
+    let mut entries: Vec<serde_json::Value> = Vec::new();
+    for actor in ["wang.fang", "nobody"] {
+        let out = migrex_cli(&[
+            "audit", "show", "--config", &cfg, "--token", actor, "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        entries.extend(serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap());
+    }
+    entries.sort_by_key(|e| e["seq"].as_i64());
+    let refused: Vec<_> = entries
+        .iter()
+        .filter(|e| e["operation"] == "console:login refused")
+        .collect();
+    assert_eq!(refused.len(), 11, "{entries:?}");
+    assert!(refused.iter().all(|e| e["address"] == "127.0.0.5"));
+    assert_eq!(
+        refused
+            .iter()
+            .map(|e| e["actor"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        names
+            .iter()
+            .chain(&["wang.fang"])
+            .copied()
+            .collect::<Vec<_>>()
+    );
+    let verify = migrex_cli(&["audit", "verify", "--config", &cfg]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
 }

@@ -88,6 +88,39 @@ pub async fn peers(ctx: &NodeCtx, caller: &Caller) -> Result<Vec<PeerState>> {
         .collect())
 }
 
+/// Changes another staff account (disable, enable, delete, set-role,
+/// unlock, reset-password); its sessions end at once. An administrator
+/// cannot disable, delete or re-role their own account (the node would be
+/// left without one who can undo it).
+pub async fn change_user(
+    ctx: &NodeCtx,
+    caller: &Caller,
+    name: &str,
+    change: accounts::AccountChange,
+) -> Result<()> {
+    use accounts::AccountChange as C;
+    caller.require_admin()?;
+    if name.trim() == caller.name && matches!(change, C::Disable | C::Delete | C::SetRole(_)) {
+        return Err(crate::domain::DomainError::new(
+            crate::domain::Refused::NotPermitted,
+            "name",
+            "不能停用、删除或更改自己的账户 (an administrator cannot disable, delete or re-role their own account)",
+        )
+        .into());
+    }
+    let what = match &change {
+        C::Disable => "disabled",
+        C::Enable => "enabled",
+        C::Delete => "deleted",
+        C::SetRole(_) => "role changed",
+        C::Unlock => "unlocked",
+        C::ResetPassword(_) => "password reset",
+    };
+    accounts::change_account(&ctx.store, name, change).await?;
+    tracing::info!(user = %name.trim(), change = what, by = %caller.name, "console account changed");
+    Ok(())
+}
+
 /// How a console login ended, when it did not open a session.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginRefusal {

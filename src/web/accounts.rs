@@ -15,6 +15,14 @@ struct Line {
     cells: Vec<String>,
 }
 
+struct UserLine {
+    name: String,
+    role: String,
+    disabled: bool,
+    locked: bool,
+    cells: Vec<String>,
+}
+
 struct TokenLine {
     id: i64,
     cells: Vec<String>,
@@ -27,7 +35,7 @@ struct AdminPage {
     user: String,
     role: &'static str,
     csrf: String,
-    users: Vec<Line>,
+    users: Vec<UserLine>,
     tokens: Vec<TokenLine>,
     peers: Vec<Line>,
     roles: [&'static str; 4],
@@ -46,7 +54,11 @@ async fn admin_page(
     let users = admin::users(ctx, &staff.caller)
         .await?
         .into_iter()
-        .map(|u| Line {
+        .map(|u| UserLine {
+            name: u.name.clone(),
+            role: u.role.clone(),
+            disabled: u.disabled,
+            locked: u.locked_until.is_some_and(|l| l > now),
             cells: vec![u.name, u.role, super::local(tz, Some(u.created_at)), {
                 let mut state: Vec<String> = Vec::new();
                 if u.disabled {
@@ -172,6 +184,109 @@ pub(crate) async fn revoke_token(
     staff.check_form(&f.csrf)?;
     let message = match admin::revoke_token(&ctx, &staff.caller, f.id).await {
         Ok(()) => (true, format!("已吊销令牌 {}", f.id)),
+        Err(ServiceError::Refused(r)) => (false, r.to_string()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(admin_page(&ctx, &staff, Some(message))
+        .await?
+        .into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct ChangeUserForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    action: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    user: String,
+    role: &'static str,
+    csrf: String,
+    question: String,
+    verb: &'static str,
+    name: String,
+    action: String,
+    /// The role chosen, for 改角色 (empty otherwise).
+    role_chosen: String,
+}
+
+/// 停用, 启用, 解锁, 改角色, 重置密码, 删除 on an account's row: through the
+/// service; 停用, 删除 and 改角色 ask once more first (a page of its own,
+/// no script needed). A refusal shows 管理 with its reason.
+pub(crate) async fn change_user(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    Form(f): Form<ChangeUserForm>,
+) -> Result<Response, PageError> {
+    use crate::auth::accounts::AccountChange as C;
+    staff.check_form(&f.csrf)?;
+    staff.caller.require_admin()?;
+    let name = f.name.trim().to_string();
+    let change = match f.action.as_str() {
+        "disable" => Ok((C::Disable, "停用", "已停用账户")),
+        "enable" => Ok((C::Enable, "启用", "已启用账户")),
+        "delete" => Ok((C::Delete, "删除", "已删除账户")),
+        "unlock" => Ok((C::Unlock, "解锁", "已解锁账户")),
+        "reset-password" => Ok((
+            C::ResetPassword(f.password.clone()),
+            "重置密码",
+            "已重置密码（须在下次登录时修改）：账户",
+        )),
+        "set-role" => Role::parse(&f.role)
+            .map(|r| (C::SetRole(r), "更改角色", "已更改角色：账户"))
+            .map_err(ServiceError::from),
+        _ => Err(ServiceError::Refused(crate::domain::DomainError::new(
+            crate::domain::Refused::Invalid,
+            "action",
+            "操作：未知的账户操作",
+        ))),
+    };
+    let (change, verb, done) = match change {
+        Ok(c) => c,
+        Err(ServiceError::Refused(r)) => {
+            return Ok(admin_page(&ctx, &staff, Some((false, r.to_string())))
+                .await?
+                .into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if matches!(change, C::Disable | C::Delete | C::SetRole(_)) && f.confirm != "1" {
+        let question = match &change {
+            C::Disable => {
+                format!("停用账户 {name}？该账户已登录的会话将立即结束，启用前不能登录。")
+            }
+            C::Delete => format!(
+                "删除账户 {name}？该账户将不能再登录，已登录的会话立即结束；此操作不能撤销。"
+            ),
+            _ => format!(
+                "把账户 {name} 的角色改为 {}？该账户已登录的会话将立即结束。",
+                f.role
+            ),
+        };
+        let view = ConfirmPage {
+            user: staff.caller.name.clone(),
+            role: staff.caller.role.as_str(),
+            csrf: staff.csrf.clone(),
+            question,
+            verb,
+            name,
+            action: f.action.clone(),
+            role_chosen: f.role.clone(),
+        };
+        return Ok(Html(view.render()?).into_response());
+    }
+    let message = match admin::change_user(&ctx, &staff.caller, &name, change).await {
+        Ok(()) => (true, format!("{done} {name}")),
         Err(ServiceError::Refused(r)) => (false, r.to_string()),
         Err(e) => return Err(e.into()),
     };

@@ -58,6 +58,7 @@ fn router(ctx: Arc<NodeCtx>) -> Router {
         .route("/sent/{id}/withdraw", post(sent::withdraw))
         .route("/admin", get(accounts::page))
         .route("/admin/users", post(accounts::add_user))
+        .route("/admin/users/change", post(accounts::change_user))
         .route("/admin/tokens/revoke", post(accounts::revoke_token))
         .route(
             "/password",

@@ -338,6 +338,42 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
     .await;
     assert!(b.text_of("#users").await.contains("wang.wu"));
     b.shot("admin").await;
+    // The account's life cycle on its row: 停用 asks first, then ends it;
+    // an administrator cannot disable themselves; 启用 brings it back.
+    b.click("tr[data-name='wang.wu'] button[value=disable]")
+        .await;
+    b.until("the confirmation", |_, page| {
+        page.contains("id=\"confirm-question\"")
+    })
+    .await;
+    assert!(
+        b.text_of("#confirm-question")
+            .await
+            .contains("停用账户 wang.wu")
+    );
+    b.shot("admin-confirm-disable").await;
+    b.click("#confirm").await;
+    b.until("disabled", |_, page| page.contains("已停用账户 wang.wu"))
+        .await;
+    assert!(
+        b.text_of("tr[data-name='wang.wu']")
+            .await
+            .contains("已停用")
+    );
+    b.click("tr[data-name='root.admin'] button[value=disable]")
+        .await;
+    b.until("the confirmation", |_, page| {
+        page.contains("id=\"confirm-question\"")
+    })
+    .await;
+    b.click("#confirm").await;
+    b.until("refused", |_, page| page.contains("不能停用"))
+        .await;
+    b.click("tr[data-name='wang.wu'] button[value=enable]")
+        .await;
+    b.until("enabled", |_, page| page.contains("已启用账户 wang.wu"))
+        .await;
+    b.shot("admin-enabled").await;
     b.c.goto(&format!("{luohu}/password")).await.unwrap();
     b.shot("password").await;
     // Nobody else reaches 管理.

@@ -299,6 +299,56 @@ pub async fn login(
 
 static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+/// How long a login form waits for its login.
+pub const LOGIN_FORM_EXPIRY: Duration = Duration::minutes(30);
+/// Login forms one address may hold at once (the oldest goes first).
+const LOGIN_FORMS_PER_ADDRESS: i64 = 20;
+
+/// A login form just shown: its pre-session cookie's value (stored hashed)
+/// and the form token the page carries.
+pub struct LoginForm {
+    pub token: String,
+    pub csrf: String,
+}
+
+/// Opens the pre-session of a login form shown to `address` at `now`.
+pub async fn open_login_form(
+    store: &Store,
+    address: &str,
+    now: OffsetDateTime,
+) -> Result<LoginForm, StoreError> {
+    let form = LoginForm {
+        token: super::new_token(),
+        csrf: Uuid::new_v4().simple().to_string(),
+    };
+    store
+        .open_login_form(
+            &hash_token(&form.token),
+            &form.csrf,
+            address,
+            now,
+            now - LOGIN_FORM_EXPIRY,
+            LOGIN_FORMS_PER_ADDRESS,
+        )
+        .await?;
+    Ok(form)
+}
+
+/// Takes the login form whose cookie is `token`: its form token, when the
+/// node showed it within `LOGIN_FORM_EXPIRY` and it was not used yet.
+pub async fn take_login_form(
+    store: &Store,
+    token: &str,
+    now: OffsetDateTime,
+) -> Result<Option<String>, StoreError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    store
+        .take_login_form(&hash_token(token), now - LOGIN_FORM_EXPIRY)
+        .await
+}
+
 /// The session a cookie's value stands for at `now`, if it is still valid;
 /// using it restarts its idle time. An expired session is removed.
 pub async fn session(

@@ -154,6 +154,69 @@ impl Store {
         })
     }
 
+    /// Stores a login form's pre-session (the hash of its cookie's value,
+    /// its form token, the address it is shown to) in one transaction that
+    /// first drops the forms made before `expired_before` and this
+    /// address's oldest beyond `per_address - 1`, so an address holds at
+    /// most `per_address` and nothing outlives its expiry.
+    pub async fn open_login_form(
+        &self,
+        token_hash: &str,
+        csrf: &str,
+        address: &str,
+        now: OffsetDateTime,
+        expired_before: OffsetDateTime,
+        per_address: i64,
+    ) -> Result<()> {
+        with_pool!(self, write, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM login_forms WHERE created_at < $1")
+                .bind(micros(expired_before))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "DELETE FROM login_forms WHERE address = $1 AND token_hash NOT IN \
+                 (SELECT token_hash FROM login_forms WHERE address = $1 \
+                  ORDER BY created_at DESC, token_hash LIMIT $2)",
+            )
+            .bind(address)
+            .bind((per_address - 1).max(0))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO login_forms (token_hash, csrf, address, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash)
+            .bind(csrf)
+            .bind(address)
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Takes (deletes) the login form whose cookie hashes to `token_hash`:
+    /// its form token, if it was made at or after `expired_before`.
+    pub async fn take_login_form(
+        &self,
+        token_hash: &str,
+        expired_before: OffsetDateTime,
+    ) -> Result<Option<String>> {
+        with_pool!(self, write, |pool, Db| {
+            let row = sqlx::query(
+                "DELETE FROM login_forms WHERE token_hash = $1 RETURNING csrf, created_at",
+            )
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row
+                .filter(|r| r.get::<i64, _>(1) >= micros(expired_before))
+                .map(|r| r.get::<String, _>(0)))
+        })
+    }
+
     pub async fn insert_session(
         &self,
         token_hash: &str,

@@ -5,8 +5,9 @@
 //! Copied: notices, replies, outbox, tokens, the access audit (its chain
 //! intact: same sequence numbers and hashes) and the store's own records
 //! (`store_meta`). Not copied: what the target's triggers rebuild from the
-//! notices as they arrive (notice counts, timeliness roll-ups) and delivery
-//! leases (they belong to running processes).
+//! notices as they arrive (notice counts, timeliness roll-ups), delivery
+//! leases (they belong to running processes), and console sessions and
+//! login forms (short-lived: staff log in again after the move).
 
 use super::{Result, Store, StoreError, TxInner};
 use sha2::{Digest, Sha256};

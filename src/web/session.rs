@@ -25,19 +25,24 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_string())
 }
 
-/// A `Set-Cookie` value: HttpOnly, Secure, SameSite=Strict; "" clears it.
+/// A `Set-Cookie` value: HttpOnly, Secure, SameSite=Strict, for the whole
+/// console; "" clears it.
 fn set_cookie(name: &str, value: &str) -> HeaderValue {
-    let expiry = if value.is_empty() { "; Max-Age=0" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; Secure; SameSite=Strict{expiry}"
-    ))
-    .expect("cookie values are URL-safe tokens")
+    let mut c = cookie::Cookie::build((name.to_string(), value.to_string()))
+        .path("/")
+        .http_only(true)
+        .secure(true)
+        .same_site(cookie::SameSite::Strict);
+    if value.is_empty() {
+        c = c.max_age(time::Duration::ZERO);
+    }
+    HeaderValue::from_str(&c.build().to_string()).expect("cookie values are URL-safe tokens")
 }
 
 /// Two form tokens are equal (compared in constant time, `subtle`).
@@ -127,25 +132,31 @@ struct LoginPage {
     error: Option<String>,
 }
 
-fn login_form(
+/// The login page with a new form (its pre-session stored, its cookie set).
+async fn login_form(
+    ctx: &NodeCtx,
+    client: std::net::IpAddr,
     status: StatusCode,
     name: &str,
     error: Option<String>,
 ) -> Result<Response, PageError> {
-    let csrf = uuid::Uuid::new_v4().simple().to_string();
+    let form = accounts::open_login_form(&ctx.store, &client.to_string(), ctx.now()).await?;
     let page = LoginPage {
-        csrf: csrf.clone(),
+        csrf: form.csrf,
         name: name.to_string(),
         error,
     };
     let mut res = (status, Html(page.render()?)).into_response();
     res.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, &csrf));
+        .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, &form.token));
     Ok(res)
 }
 
-pub(crate) async fn login_page() -> Result<Response, PageError> {
-    login_form(StatusCode::OK, "", None)
+pub(crate) async fn login_page(
+    State(ctx): State<Arc<NodeCtx>>,
+    axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<std::net::SocketAddr>,
+) -> Result<Response, PageError> {
+    login_form(&ctx, client.ip(), StatusCode::OK, "", None).await
 }
 
 #[derive(serde::Deserialize)]
@@ -162,13 +173,18 @@ pub(crate) async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, PageError> {
-    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !same_token(&expected, &f.csrf) {
+    // Only a form this node showed, within its time, once.
+    let form = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    let expected = accounts::take_login_form(&ctx.store, &form, ctx.now()).await?;
+    if !expected.is_some_and(|e| same_token(&e, &f.csrf)) {
         return login_form(
+            &ctx,
+            client.ip(),
             StatusCode::FORBIDDEN,
             &f.name,
             Some("登录表单已过期，请重新登录 (the login form expired)".into()),
-        );
+        )
+        .await;
     }
     match crate::service::admin::console_login(&ctx, &f.name, &f.password, client.ip()).await {
         Ok(s) => {
@@ -179,21 +195,27 @@ pub(crate) async fn login(
             Ok(res)
         }
         Err(LoginRefusal::Wait(wait)) => login_form(
+            &ctx,
+            client.ip(),
             StatusCode::TOO_MANY_REQUESTS,
             &f.name,
             Some(format!(
                 "本机登录失败次数过多，请 {} 秒后再试 (too many failed logins from this address)",
                 wait.whole_seconds().max(1)
             )),
-        ),
+        )
+        .await,
         Err(LoginRefusal::Refused) => login_form(
+            &ctx,
+            client.ip(),
             StatusCode::UNAUTHORIZED,
             &f.name,
             Some(
                 "用户名或密码错误；连续失败 5 次将锁定 15 分钟 (wrong user name or password; five failures in a row lock the account for 15 minutes)"
                     .into(),
             ),
-        ),
+        )
+        .await,
         Err(LoginRefusal::Store(e)) => Err(e.into()),
     }
 }

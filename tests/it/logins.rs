@@ -363,3 +363,87 @@ async fn an_address_that_guesses_waits_longer_each_time_and_every_failure_is_aud
         String::from_utf8_lossy(&verify.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_login_form_the_node_showed_logs_in_and_only_once() {
+    let net = network(&[LUOHU], None).await;
+    let store = net.store(0);
+    create_user(
+        &store,
+        "wang.fang",
+        Role::Clerk,
+        "correct-horse-1",
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    let (ca, console) = (net.ca_pem.clone(), net.nodes[0].console_url.clone());
+    let host = console.trim_start_matches("https://").to_string();
+    let post = |cookie: &str, csrf: &str| {
+        let body = format!("name=wang.fang&password=correct-horse-1&csrf={csrf}");
+        format!(
+            "POST /login HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nCookie: {cookie}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let from = [127, 0, 0, 1];
+    // A cookie and a field that merely agree (what a stateless
+    // double-submit token accepted): the node never showed that form.
+    let forged = "0123456789abcdef0123456789abcdef";
+    let (status, _, page) = console_request(
+        &ca,
+        &console,
+        from,
+        post(&format!("migrex_login={forged}"), forged),
+    )
+    .await;
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("登录表单已过期"), "{page}");
+
+    // A form the node showed logs in once; the same form again is refused.
+    let get = format!("GET /login HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let (_, cookies, page) = console_request(&ca, &console, from, get).await;
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let form_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("migrex_login="))
+        .unwrap()
+        .clone();
+    let (status, set, _) = console_request(&ca, &console, from, post(&form_cookie, &csrf)).await;
+    assert_eq!(status, 303);
+    assert!(set.iter().any(|c| c.starts_with("migrex_session=")));
+    let (status, _, _) = console_request(&ca, &console, from, post(&form_cookie, &csrf)).await;
+    assert_eq!(status, 403, "a form is used once");
+    // Its token with another form's cookie is refused as well.
+    let get = format!("GET /login HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let (_, other, _) = console_request(&ca, &console, from, get).await;
+    let (status, _, _) = console_request(&ca, &console, from, post(&other[0], &csrf)).await;
+    assert_eq!(status, 403, "a form token belongs to its own form");
+
+    // One address holds at most 20 forms (the oldest go first), and a
+    // form lives 30 minutes.
+    use migrex::auth::accounts::{open_login_form, take_login_form};
+    let t0 = OffsetDateTime::now_utc();
+    let mut forms = Vec::new();
+    for i in 0..25 {
+        let at = t0 + time::Duration::seconds(i);
+        forms.push(open_login_form(&store, "10.0.0.9", at).await.unwrap());
+    }
+    let later = t0 + time::Duration::seconds(30);
+    for (i, f) in forms.iter().enumerate() {
+        let kept = take_login_form(&store, &f.token, later).await.unwrap();
+        assert_eq!(kept.is_some(), i >= 5, "form {i}");
+    }
+    let old = open_login_form(&store, "10.0.0.9", t0).await.unwrap();
+    let expired = t0 + time::Duration::minutes(30) + time::Duration::seconds(1);
+    assert_eq!(
+        take_login_form(&store, &old.token, expired).await.unwrap(),
+        None
+    );
+}

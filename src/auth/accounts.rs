@@ -17,8 +17,9 @@ pub const IDLE: Duration = Duration::minutes(30);
 pub const ABSOLUTE: Duration = Duration::hours(12);
 /// Failed logins in a row that lock an account.
 pub const MAX_FAILURES: i64 = 5;
-/// How long a locked account stays locked.
-pub const LOCKOUT: Duration = Duration::minutes(15);
+/// The first lock's length; each failure after it doubles the next (1, 2,
+/// 4, 8 minutes), then 15 times this at most (`Store::claim_login`).
+pub const LOCKOUT: Duration = Duration::minutes(1);
 /// The shortest password accepted.
 pub const MIN_PASSWORD: usize = 10;
 
@@ -244,7 +245,9 @@ pub async fn create_user(
 }
 
 /// Checks a name and password at `now` and opens a session. `MAX_FAILURES`
-/// failures in a row lock the account for `LOCKOUT`. Each attempt is
+/// failures in a row lock the account for `LOCKOUT`, each failure after a
+/// lock for twice as long (up to 15 minutes), until a login succeeds or an
+/// administrator unlocks it. Each attempt is
 /// claimed before its password is checked (`Store::claim_login`, one
 /// statement), so a burst of guesses cannot outrun the count; an unknown
 /// name, a wrong password and a locked account cost the same hashing and
@@ -256,18 +259,19 @@ pub async fn login(
     now: OffsetDateTime,
 ) -> Result<NewSession, LoginError> {
     let dummy = || DUMMY_HASH.get_or_init(|| hash_password("x"));
-    let Some(user) = store.claim_login(name.trim(), now, MAX_FAILURES).await? else {
+    let Some(user) = store
+        .claim_login(name.trim(), now, MAX_FAILURES, LOCKOUT)
+        .await?
+    else {
         // Unknown, or locked: the same work as for a real account.
         password_matches(password, dummy());
         tracing::warn!(user = %crate::domain::quoted(name.trim()), "console login refused (unknown or locked)");
         return Err(LoginError::Refused);
     };
     if !password_matches(password, &user.password_hash) {
-        let lock = user.failed_logins >= MAX_FAILURES;
-        if lock {
-            store.lock_login(&user.name, now + LOCKOUT).await?;
-        }
-        tracing::warn!(user = %user.name, locked = lock, "console login refused");
+        // The claim has already locked the account if this was one too many.
+        let locked = user.locked_until.is_some();
+        tracing::warn!(user = %user.name, locked, "console login refused");
         return Err(LoginError::Refused);
     }
     let role = Role::parse(&user.role).map_err(|_| LoginError::Refused)?;

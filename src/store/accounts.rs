@@ -76,29 +76,34 @@ impl Store {
     }
 
     /// Claims one login attempt for `name` at `now`, in one statement: the
-    /// attempt counts as a failure until it is known to have succeeded, so
-    /// however many arrive at once, at most `max` are ever let through to
-    /// the password check before the account is locked. None: no such
-    /// account, or it is locked (or has `max` attempts outstanding). A lock
-    /// that has run out is lifted by the claim that finds it.
+    /// attempt counts as a failure until it is known to have succeeded, and
+    /// the attempt that reaches `max` failures in a row (and each one after)
+    /// locks the account at once for `wait` × 1, 2, 4, 8, then 15 (so the
+    /// waits grow and never pass 15 × `wait`), lifted by a success or an
+    /// administrator's unlock. However many arrive at once, only those
+    /// before the lock reach the password check. None: no such account, it
+    /// is disabled, or it is locked now.
     pub async fn claim_login(
         &self,
         name: &str,
         now: OffsetDateTime,
         max: i64,
+        wait: time::Duration,
     ) -> Result<Option<UserRecord>> {
         with_pool!(self, write, |pool, Db| {
             let row = sqlx::query(
                 "UPDATE users SET \
-                 failed_logins = CASE WHEN locked_until <= $2 THEN 1 ELSE failed_logins + 1 END, \
-                 locked_until = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_until END \
+                 failed_logins = failed_logins + 1, \
+                 locked_until = CASE WHEN failed_logins + 1 < $3 THEN NULL \
+                 ELSE $2 + $4 * CASE failed_logins + 1 - $3 \
+                 WHEN 0 THEN 1 WHEN 1 THEN 2 WHEN 2 THEN 4 WHEN 3 THEN 8 ELSE 15 END END \
                  WHERE name = $1 AND disabled = 0 AND (locked_until IS NULL OR locked_until <= $2) \
-                 AND (failed_logins < $3 OR locked_until <= $2) \
                  RETURNING name, role, password_hash, failed_logins, locked_until",
             )
             .bind(name)
             .bind(micros(now))
             .bind(max)
+            .bind(i64::try_from(wait.whole_microseconds()).unwrap_or(i64::MAX / 16))
             .fetch_optional(pool)
             .await?;
             Ok(row.map(|r| UserRecord {
@@ -108,18 +113,6 @@ impl Store {
                 failed_logins: r.get(3),
                 locked_until: r.get::<Option<i64>, _>(4).map(from_micros),
             }))
-        })
-    }
-
-    /// Locks an account until `until` (its failed attempts reached the limit).
-    pub async fn lock_login(&self, name: &str, until: OffsetDateTime) -> Result<()> {
-        with_pool!(self, write, |pool, Db| {
-            sqlx::query("UPDATE users SET locked_until = $2 WHERE name = $1")
-                .bind(name)
-                .bind(micros(until))
-                .execute(pool)
-                .await?;
-            Ok(())
         })
     }
 

@@ -211,7 +211,7 @@ pub(crate) async fn login(
             StatusCode::UNAUTHORIZED,
             &f.name,
             Some(
-                "用户名或密码错误；连续失败 5 次将锁定 15 分钟 (wrong user name or password; five failures in a row lock the account for 15 minutes)"
+                "用户名或密码错误；连续失败 5 次将锁定账户 1 分钟，此后每次失败锁定时间加倍，最长 15 分钟，管理员可解锁 (wrong user name or password; five failures in a row lock the account for a minute, doubling with each failure after, up to 15 minutes)"
                     .into(),
             ),
         )

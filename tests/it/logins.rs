@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 async fn a_burst_of_wrong_passwords_locks_the_account_and_names_tell_nothing() {
     let net = network(&[LUOHU], None).await;
     let store = net.store(0);
-    let now = OffsetDateTime::now_utc();
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
     create_user(&store, "wang.fang", Role::Clerk, "correct-horse-1", now)
         .await
         .unwrap();
@@ -34,9 +34,32 @@ async fn a_burst_of_wrong_passwords_locks_the_account_and_names_tell_nothing() {
         "the right password after the burst is refused: the account is locked"
     );
     let user = store.find_user("wang.fang").await.unwrap().unwrap();
-    assert!(user.locked_until.is_some_and(|u| u > now), "{user:?}");
+    assert_eq!(
+        user.locked_until,
+        Some(now + time::Duration::minutes(1)),
+        "{user:?}"
+    );
+    // Each wrong password after a lock locks it twice as long.
+    let t1 = now + time::Duration::minutes(1);
+    let wrong = login(&store, "wang.fang", "still-wrong-1", t1).await;
+    assert!(matches!(wrong, Err(LoginError::Refused)));
+    let user = store.find_user("wang.fang").await.unwrap().unwrap();
+    assert_eq!(user.locked_until, Some(t1 + time::Duration::minutes(2)));
+    let t2 = t1 + time::Duration::minutes(2);
+    let wrong = login(&store, "wang.fang", "still-wrong-2", t2).await;
+    assert!(matches!(wrong, Err(LoginError::Refused)));
+    let user = store.find_user("wang.fang").await.unwrap().unwrap();
+    assert_eq!(user.locked_until, Some(t2 + time::Duration::minutes(4)));
+    let early = login(
+        &store,
+        "wang.fang",
+        "correct-horse-1",
+        t2 + time::Duration::minutes(3),
+    )
+    .await;
+    assert!(matches!(early, Err(LoginError::Refused)), "still locked");
     // The lock runs out; then the right password opens a session.
-    let later = now + time::Duration::minutes(16);
+    let later = t2 + time::Duration::minutes(4);
     assert!(
         login(&store, "wang.fang", "correct-horse-1", later)
             .await

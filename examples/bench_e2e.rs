@@ -5,8 +5,8 @@
 //!     cargo run --release --example bench_e2e -- MODE [NOTICES] [sqlite | postgres://ADMIN-URL] [REPLICAS]
 //!
 //! MODE `e2e`: NOTICES birth notices (default 100,000) are submitted through
-//! the origin's desk (`SubmitNotices`, batches of 1,000 from 4 clients, or
-//! BENCH_CLIENTS, spread over the origin's replicas) while both nodes run; the clock runs from the
+//! the origin's desk (`SubmitNotices`, batches of 1,000 or BENCH_BATCH from
+//! 4 clients, or BENCH_CLIENTS, spread over the origin's replicas) while both nodes run; the clock runs from the
 //! first submit to the moment the origin's outbox is empty, that is the last
 //! acknowledgement recorded at the origin.
 //!
@@ -138,14 +138,15 @@ async fn submit_all(net: &LocalNetwork, desks: &[String], total: usize) {
                 .await
                 .expect("desk")
                 .max_encoding_message_size(64 << 20);
+            let batch: usize = std::env::var("BENCH_BATCH")
+                .map(|v| v.parse().expect("BENCH_BATCH"))
+                .unwrap_or(SUBMIT_BATCH);
             loop {
-                let start = work.fetch_add(SUBMIT_BATCH, std::sync::atomic::Ordering::Relaxed);
+                let start = work.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
                 if start >= total {
                     return;
                 }
-                let notices = (start..(start + SUBMIT_BATCH).min(total))
-                    .map(notice)
-                    .collect();
+                let notices = (start..(start + batch).min(total)).map(notice).collect();
                 let r = desk
                     .submit_notices(pb::SubmitNoticesRequest {
                         notices,

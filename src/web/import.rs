@@ -165,6 +165,8 @@ async fn preview_or_commit(
     } else if page.refused == 0 {
         page.data = Some(to_csv(&table));
     }
+    // Not held while the page is rendered.
+    drop(table);
     page.results = results;
     let status = if page.refused > 0 {
         StatusCode::UNPROCESSABLE_ENTITY

@@ -209,9 +209,9 @@ async fn main() {
         let book = workbook(round * rows, (round + 1) * rows);
         let (upload_s, after_upload, commit_s, peak) = import(&mut c, &node, &csrf, &book).await;
         runs.push(format!(
-            "{} ({} KiB): resident before {before:.0} MiB, upload and preview {upload_s:.1} s (peak {after_upload:.0} MiB), \
+            "import {} ({} KiB): resident before {before:.0} MiB, upload and preview {upload_s:.1} s (peak {after_upload:.0} MiB), \
              全部登记 {commit_s:.1} s, peak {peak:.0} MiB (+{:.0} above before)",
-            format!("import {}", round + 1),
+            round + 1,
             book.len() >> 10,
             peak - before
         ));

@@ -161,10 +161,23 @@ pub fn mask_id(id: &str) -> String {
 }
 
 /// A peer's text (an error message) as this node keeps, shows and logs
-/// it: anything that looks like an ID number (15 to 18 digits, the last
-/// perhaps X) masked as `mask_id` does, then `clipped` to `max`. A peer may
-/// quote the notice it refused; its subject is not to be spread by that.
-pub fn peer_text(s: &str, max: usize) -> String {
+/// it: each of `known` (the names and corrected values of the items the
+/// text is about, two characters or more) replaced by as many `*`, anything
+/// that looks like an ID number (15 to 18 digits, the last perhaps X)
+/// masked as `mask_id` does, then `clipped` to `max`. A peer may quote the
+/// notice it refused; its people are not to be spread by that.
+pub fn peer_text(s: &str, max: usize, known: &[&str]) -> String {
+    let mut text = s.to_string();
+    for k in known
+        .iter()
+        .map(|k| k.trim())
+        .filter(|k| k.chars().count() >= 2)
+    {
+        if text.contains(k) {
+            text = text.replace(k, &"*".repeat(k.chars().count()));
+        }
+    }
+    let s = text.as_str();
     let mut out = String::with_capacity(s.len().min(max * 4));
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
@@ -241,17 +254,27 @@ mod tests {
         assert_eq!(
             peer_text(
                 "subject 51011619900101002X refused; notice 123 of 2026",
-                300
+                300,
+                &[]
             ),
             "subject 510116********002X refused; notice 123 of 2026"
         );
         assert_eq!(
-            peer_text("id 440303199001010063.", 300),
+            peer_text("id 440303199001010063.", 300, &[]),
             "id 440303********0063."
         );
         assert_eq!(
-            peer_text("a 1234567890123456789 long number", 300),
+            peer_text("a 1234567890123456789 long number", 300, &[]),
             "a 1234567890123456789 long number"
+        );
+        // The names of the items it is about, however the peer quotes them.
+        assert_eq!(
+            peer_text(
+                "王芳 (spouse 李强) already registered; 李强 twice; 王 alone",
+                300,
+                &["王芳", "李强", "王", " "]
+            ),
+            "** (spouse **) already registered; ** twice; 王 alone"
         );
     }
 

@@ -81,8 +81,12 @@ const PEER_TEXT: usize = 300;
 /// transport failure (a refused certificate says why); the peer's text is
 /// clipped, ID numbers in it masked and what hides in it escaped (it is
 /// not ours to trust).
-fn call_failed(s: tonic::Status) -> String {
-    let mut text = format!("{:?}: {}", s.code(), peer_text(s.message(), PEER_TEXT));
+fn call_failed(s: tonic::Status, known: &[&str]) -> String {
+    let mut text = format!(
+        "{:?}: {}",
+        s.code(),
+        peer_text(s.message(), PEER_TEXT, known)
+    );
     let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&s);
     while let Some(c) = cause {
         let c_text = c.to_string();
@@ -95,12 +99,41 @@ fn call_failed(s: tonic::Status) -> String {
     clipped(&text, 2 * PEER_TEXT)
 }
 
+/// The people's names in notices, which a peer's error text must not
+/// spread (`peer_text`).
+fn notice_texts(notices: &[pb::Notice]) -> Vec<String> {
+    use pb::notice::Details;
+    let mut out = Vec::new();
+    for n in notices {
+        out.extend(n.subject.as_ref().map(|p| p.name.clone()));
+        match &n.details {
+            Some(Details::Marriage(m)) => out.push(m.spouse_name.clone()),
+            Some(Details::Birth(b)) => out.push(b.child_name.clone()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The free texts of replies (corrected values, remarks), likewise.
+fn reply_texts(replies: &[pb::Reply]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in replies {
+        if let Some(pb::reply::Body::Feedback(f)) = &r.body {
+            out.extend(f.corrections.values().cloned());
+            out.push(f.remarks.clone());
+        }
+    }
+    out
+}
+
 /// How each item of a call ended, from the peer's acks: refused for good,
 /// to be retried (None: no usable ack, or a passing refusal), or what
 /// `delivered` makes of its ack. Peers answer in request order, so the ack
 /// at the same position is checked first and a search is only the fallback.
 fn settle_each<A>(
     items: &[OutboxItem],
+    known: &[&str],
     acks: &[A],
     key: impl Fn(&OutboxItem) -> Option<&str>,
     ack_of: impl Fn(&A) -> (&str, Option<&pb::ItemError>),
@@ -121,7 +154,7 @@ fn settle_each<A>(
                     error: format!(
                         "refused by {}: {}",
                         item.target,
-                        peer_text(&e.message, PEER_TEXT)
+                        peer_text(&e.message, PEER_TEXT, known)
                     ),
                 }),
                 Some(_) => None,
@@ -139,11 +172,17 @@ async fn send(
 ) -> Result<Vec<Option<Settled>>, String> {
     Ok(match items[0].kind {
         ItemKind::Notice => {
-            let notices = decode_all(items)?;
+            let notices: Vec<pb::Notice> = decode_all(items)?;
+            let names = notice_texts(&notices);
+            let known: Vec<&str> = names.iter().map(String::as_str).collect();
             let request = pb::DeliverNoticesRequest { notices };
-            let acks = client.deliver_notices(request).await.map_err(call_failed)?;
+            let acks = client
+                .deliver_notices(request)
+                .await
+                .map_err(|s| call_failed(s, &known))?;
             settle_each(
                 items,
+                &known,
                 &acks.into_inner().acks,
                 |item| Some(item.notice_id.as_str()),
                 |a| (a.notice_id.as_str(), a.error.as_ref()),
@@ -159,11 +198,17 @@ async fn send(
             )
         }
         ItemKind::Reply => {
-            let replies = decode_all(items)?;
+            let replies: Vec<pb::Reply> = decode_all(items)?;
+            let values = reply_texts(&replies);
+            let known: Vec<&str> = values.iter().map(String::as_str).collect();
             let request = pb::DeliverRepliesRequest { replies };
-            let acks = client.deliver_replies(request).await.map_err(call_failed)?;
+            let acks = client
+                .deliver_replies(request)
+                .await
+                .map_err(|s| call_failed(s, &known))?;
             settle_each(
                 items,
+                &known,
                 &acks.into_inner().acks,
                 |item| item.reply_id.as_deref(),
                 |a| (a.reply_id.as_str(), a.error.as_ref()),

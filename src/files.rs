@@ -30,6 +30,23 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.sync_all()
 }
 
+/// Reads a text file of at most `max` bytes; a larger one is refused
+/// before more than `max + 1` bytes are read.
+pub fn read_bounded(path: &Path, max: u64) -> io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(text)
+}
+
 /// Replaces `path` with `bytes` all at once: written whole (mode 0600) and
 /// synced beside it, then renamed over it, so a reader or a crash sees the
 /// old file or the new one, never half of one.

@@ -46,9 +46,16 @@ pub struct InitArgs {
     /// The node certificate issued for --district (with --ca-cert).
     #[arg(long, requires = "ca_cert")]
     cert: Option<PathBuf>,
-    /// The node certificate's private key (with --ca-cert).
+    /// The node certificate's private key (with --ca-cert; default: the
+    /// key `--request` made in DIR, else node.key beside --ca-cert).
     #[arg(long, requires = "ca_cert")]
     key: Option<PathBuf>,
+    /// Make the node's key here (DIR/node.key, never to leave the machine)
+    /// and a certificate request for it (DIR/node.csr) to send the CA
+    /// holder; nothing else is written. Then `init --ca-cert … --cert …`
+    /// with the certificate that comes back.
+    #[arg(long, conflicts_with_all = ["ca_cert", "ca_dir"])]
+    request: bool,
     /// The network's revocation list (a file or http:// URL) for `tls.crl`
     /// (with --ca-cert; with --ca-dir the CA folder's crl.pem is used).
     #[arg(long, requires = "ca_cert")]
@@ -481,15 +488,55 @@ async fn store_copy(from: &str, to: &str, timezone: &str, json: bool) -> Result<
     Ok(())
 }
 
+/// `migrex init --request`: the node's key and a certificate request, in
+/// DIR; an existing key is never replaced.
+fn request(district: &DistrictCode, a: &InitArgs) -> Result<()> {
+    let (key, csr) = (a.dir.join("node.key"), a.dir.join("node.csr"));
+    if key.exists() || a.dir.join("migrex.toml").exists() {
+        bail!(
+            "--dir: {} already holds a node key or config; a new request would replace the key",
+            a.dir.display()
+        );
+    }
+    crate::files::create_dir_all(&a.dir)
+        .with_context(|| format!("--dir: cannot create {}", a.dir.display()))?;
+    crate::identity::request_node_cert(district, &a.hosts, &key, &csr)?;
+    println!(
+        "made the node key {} (keep it here) and the certificate request {} for {district} ({})",
+        key.display(),
+        csr.display(),
+        district.county_name()
+    );
+    println!(
+        "next: send {} to the CA holder, who runs: migrex ca issue --ca-dir CA --district {district} --csr node.csr --out CERTS",
+        csr.display()
+    );
+    println!(
+        "then: migrex init --district {district} --dir {} --ca-cert CERTS/ca.crt --cert CERTS/node.crt",
+        a.dir.display()
+    );
+    Ok(())
+}
+
 pub async fn init(a: InitArgs) -> Result<()> {
     let district = DistrictCode::parse("--district", &a.district)?;
+    if a.request {
+        return request(&district, &a);
+    }
     let certs = match &a.ca_cert {
         Some(ca_cert) => {
             let beside = |name: &str| ca_cert.parent().unwrap_or(Path::new(".")).join(name);
+            let own_key = a.dir.join("node.key");
             NodeCerts::Issued {
                 ca_cert: ca_cert.clone(),
                 cert: a.cert.clone().unwrap_or_else(|| beside("node.crt")),
-                key: a.key.clone().unwrap_or_else(|| beside("node.key")),
+                key: a.key.clone().unwrap_or_else(|| {
+                    if own_key.exists() {
+                        own_key
+                    } else {
+                        beside("node.key")
+                    }
+                }),
                 crl: a.crl.clone(),
             }
         }

@@ -22,21 +22,31 @@ pub enum CaCommand {
         name: String,
     },
     /// Issue a node certificate for a district from the CA (for a node set up on another machine).
+    ///
+    /// With --csr, for the key of a district's certificate request (`migrex
+    /// init --request` made it on the node; the key never leaves it): only
+    /// node.crt and a copy of ca.crt are written. Without, the key is made
+    /// here and handed over with them (node.key).
     #[command(
-        after_help = "Example:\n  migrex ca issue --ca-dir ./ca --district 510116 --out ./shuangliu-certs --host node.shuangliu.example"
+        after_help = "Examples:\n  migrex ca issue --ca-dir ./ca --district 510116 --csr ./node.csr --out ./shuangliu-certs\n  migrex ca issue --ca-dir ./ca --district 510116 --out ./shuangliu-certs --host node.shuangliu.example"
     )]
     Issue {
         /// The CA folder (ca.crt, ca.key).
         #[arg(long)]
         ca_dir: PathBuf,
-        /// The district the certificate is for (6, 9 or 12 digits).
+        /// The district the certificate is for (6, 9 or 12 digits); a
+        /// request must name it and no other.
         #[arg(long)]
         district: String,
-        /// Folder for node.crt, node.key and a copy of ca.crt.
+        /// The district's certificate request (node.csr from `migrex init --request`).
+        #[arg(long)]
+        csr: Option<PathBuf>,
+        /// Folder for node.crt (and node.key, without --csr) and a copy of ca.crt.
         #[arg(long)]
         out: PathBuf,
-        /// Host names or IP addresses the node is reached at (repeatable).
-        #[arg(long = "host")]
+        /// Host names or IP addresses the node is reached at (repeatable;
+        /// with --csr the request's own are used).
+        #[arg(long = "host", conflicts_with = "csr")]
         hosts: Vec<String>,
     },
     /// List the node certificates the CA issued (serial, district, expiry, revoked).
@@ -107,18 +117,28 @@ pub async fn ca(cmd: CaCommand) -> Result<()> {
         CaCommand::Issue {
             ca_dir,
             district,
+            csr,
             out,
             hosts,
         } => {
             let district = DistrictCode::parse("--district", &district)?;
             need_ca(&ca_dir)?;
-            let serial = identity::issue_node_cert(
-                &ca_dir,
-                &district,
-                &hosts,
-                &out.join("node.crt"),
-                &out.join("node.key"),
-            )?;
+            let serial = match &csr {
+                Some(csr) => {
+                    let pem = crate::files::read_bounded(csr, 64 << 10)
+                        .with_context(|| format!("--csr: cannot read {}", csr.display()))?;
+                    crate::files::create_dir_all(&out)
+                        .with_context(|| format!("--out: cannot create {}", out.display()))?;
+                    identity::issue_from_request(&ca_dir, &district, &pem, &out.join("node.crt"))?
+                }
+                None => identity::issue_node_cert(
+                    &ca_dir,
+                    &district,
+                    &hosts,
+                    &out.join("node.crt"),
+                    &out.join("node.key"),
+                )?,
+            };
             std::fs::copy(identity::ca_paths(&ca_dir).0, out.join("ca.crt"))
                 .context("copying ca.crt")?;
             println!(

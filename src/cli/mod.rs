@@ -47,7 +47,7 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Create a node folder: config, key and certificate (and a development CA if none exists), database, admin token.
     #[command(
-        after_help = "Example:\n  migrex init --district 440303 --dir ./luohu --ca-dir ./ca --listen 127.0.0.1:7401 --desk-listen 127.0.0.1:7402 --ops-listen 127.0.0.1:7403"
+        after_help = "Examples:\n  migrex init --district 440303 --dir ./luohu --ca-dir ./ca --listen 127.0.0.1:7401 --desk-listen 127.0.0.1:7402 --ops-listen 127.0.0.1:7403\n\nJoining a network whose CA is elsewhere, the key made and kept here:\n  migrex init --district 510116 --dir ./shuangliu --request --host node.shuangliu.example\n  (the CA holder: migrex ca issue --ca-dir ./ca --district 510116 --csr node.csr --out ./certs)\n  migrex init --district 510116 --dir ./shuangliu --ca-cert ./certs/ca.crt --cert ./certs/node.crt --listen 0.0.0.0:7401"
     )]
     Init(admin::InitArgs),
     /// Certificate authority commands.

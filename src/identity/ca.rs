@@ -80,17 +80,10 @@ pub fn serial_text(raw: &[u8]) -> String {
     hex::encode_upper(trimmed)
 }
 
-/// Issues a certificate for `district`, signed by the CA in `ca_dir`, usable
-/// both as a server certificate (for `hosts`) and as a client certificate,
-/// with a random serial noted in the CA's ledger. Returns the serial.
-pub fn issue_node_cert(
-    ca_dir: &Path,
-    district: &DistrictCode,
-    hosts: &[String],
-    cert_out: &Path,
-    key_out: &Path,
-) -> Result<String> {
-    let issuer = issuer(ca_dir)?;
+/// What a node certificate for `district` says: its host names (and the
+/// local ones), the district as a URI SAN, server and client use. The one
+/// place these are decided, for a key made here and for a request.
+fn node_params(district: &DistrictCode, hosts: &[String]) -> Result<CertificateParams> {
     let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     names.extend(hosts.iter().cloned());
     names.dedup();
@@ -109,6 +102,20 @@ pub fn issue_node_cert(
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
+    Ok(params)
+}
+
+/// Signs `params` (for `public_key`) as a node certificate of `district`
+/// for 825 days with a random serial noted in the CA's ledger; writes the
+/// certificate to `cert_out`. Returns the serial.
+fn sign_node(
+    ca_dir: &Path,
+    district: &DistrictCode,
+    mut params: CertificateParams,
+    public_key: &impl rcgen::PublicKeyData,
+    cert_out: &Path,
+) -> Result<String> {
+    let issuer = issuer(ca_dir)?;
     params.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
     params.not_after = params.not_before + time::Duration::days(825);
     // 16 random bytes, the top bit clear: a positive serial of fixed size.
@@ -117,10 +124,8 @@ pub fn issue_node_cert(
         .map_err(|_| rcgen::Error::RingUnspecified)?;
     serial[0] = (serial[0] & 0x7f) | 0x01;
     params.serial_number = Some(SerialNumber::from_slice(&serial));
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &issuer)?;
+    let cert = params.signed_by(public_key, &issuer)?;
     write(cert_out, &cert.pem(), false)?;
-    write(key_out, &key.serialize_pem(), true)?;
     let serial = serial_text(&serial);
     append_line(
         &issued_path(ca_dir),
@@ -130,6 +135,83 @@ pub fn issue_node_cert(
         ),
     )?;
     Ok(serial)
+}
+
+/// Issues a certificate for `district`, signed by the CA in `ca_dir`, usable
+/// both as a server certificate (for `hosts`) and as a client certificate,
+/// with a random serial noted in the CA's ledger, and its key made here.
+/// Returns the serial.
+pub fn issue_node_cert(
+    ca_dir: &Path,
+    district: &DistrictCode,
+    hosts: &[String],
+    cert_out: &Path,
+    key_out: &Path,
+) -> Result<String> {
+    let key = KeyPair::generate()?;
+    let serial = sign_node(
+        ca_dir,
+        district,
+        node_params(district, hosts)?,
+        &key,
+        cert_out,
+    )?;
+    write(key_out, &key.serialize_pem(), true)?;
+    Ok(serial)
+}
+
+/// A node's own key (written to `key_out`, 0600) and a certificate request
+/// for it (`csr_out`), for `district` at `hosts`: what a joining district
+/// sends the CA holder instead of receiving a key.
+pub fn request_node_cert(
+    district: &DistrictCode,
+    hosts: &[String],
+    key_out: &Path,
+    csr_out: &Path,
+) -> Result<()> {
+    let key = KeyPair::generate()?;
+    let csr = node_params(district, hosts)?.serialize_request(&key)?;
+    write(key_out, &key.serialize_pem(), true)?;
+    write(csr_out, &csr.pem()?, false)?;
+    Ok(())
+}
+
+/// Issues a node certificate from a certificate request (`csr_pem`, its
+/// signature checked): for the key in the request, for `district`, which
+/// the request must name as its only district; its host names are kept,
+/// everything else (usage, validity, serial) is the CA's own. Returns the
+/// serial.
+pub fn issue_from_request(
+    ca_dir: &Path,
+    district: &DistrictCode,
+    csr_pem: &str,
+    cert_out: &Path,
+) -> Result<String> {
+    let csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+        .map_err(|e| IdentityError::Request(e.to_string()))?;
+    let mut hosts = Vec::new();
+    let mut districts = Vec::new();
+    for san in &csr.params.subject_alt_names {
+        match san {
+            SanType::DnsName(n) => hosts.push(n.as_str().to_string()),
+            SanType::IpAddress(ip) => hosts.push(ip.to_string()),
+            SanType::URI(u) => districts.push(
+                u.as_str()
+                    .strip_prefix(super::DISTRICT_URI_PREFIX)
+                    .unwrap_or(u.as_str())
+                    .to_string(),
+            ),
+            _ => {}
+        }
+    }
+    if districts != [district.to_string()] {
+        return Err(IdentityError::Request(format!(
+            "the request names district(s) [{}], not {district} alone",
+            districts.join(", ")
+        )));
+    }
+    let params = node_params(district, &hosts)?;
+    sign_node(ca_dir, district, params, &csr.public_key, cert_out)
 }
 
 fn rfc3339(t: OffsetDateTime) -> Option<String> {

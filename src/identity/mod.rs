@@ -17,8 +17,8 @@ mod trust;
 
 pub use accept::{Guarded, Limits, TlsConn, plain_incoming, tls_incoming};
 pub use ca::{
-    Issued, RevokeTarget, ca_paths, crl_path, ensure_ca, issue_node_cert, issued, revoke,
-    serial_text, write_crl,
+    Issued, RevokeTarget, ca_paths, crl_path, ensure_ca, issue_from_request, issue_node_cert,
+    issued, request_node_cert, revoke, serial_text, write_crl,
 };
 pub use serve::{SHUTDOWN_GRACE, serve_http1};
 pub use trust::{CrlSource, Trust, watch};
@@ -57,6 +57,8 @@ pub enum IdentityError {
     NothingIssued(String),
     #[error("{0}")]
     Joining(String),
+    #[error("--csr: {0}")]
+    Request(String),
     #[error("revocation list {0} {1}")]
     BadCrl(String, &'static str),
 }

@@ -267,6 +267,10 @@ async fn a_second_machine_joins_as_deploy_readme_says_and_exchanges() {
     ];
     let steps = second_machine_steps();
     assert!(steps.iter().any(|s| s.contains("--ca-cert")), "{steps:?}");
+    assert!(
+        steps.iter().any(|s| s.contains("--request")) && steps.iter().any(|s| s.contains("--csr")),
+        "the guide has the district make its own key: {steps:?}"
+    );
     let mut serving = Vec::new();
     for step in &steps {
         let mut line = step.clone();
@@ -276,7 +280,15 @@ async fn a_second_machine_joins_as_deploy_readme_says_and_exchanges() {
         eprintln!("step: {line}");
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["rm", "-r", dir] => std::fs::remove_dir_all(dir).unwrap(),
+            ["rm", "-r", dir] => {
+                // What came back from the CA holder held no key.
+                let back: Vec<_> = std::fs::read_dir(dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                    .collect();
+                assert!(!back.iter().any(|f| f.ends_with(".key")), "{back:?}");
+                std::fs::remove_dir_all(dir).unwrap()
+            }
             ["migrex", "serve", "--config", config] => {
                 serving.push(spawn_serve(std::path::Path::new(config)))
             }
@@ -584,4 +596,125 @@ async fn dangerous_silences_are_refusals() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_request_is_signed_only_for_its_own_district_and_its_key_stays_put() {
+    let root = tempfile::tempdir().unwrap();
+    let at = |p: &str| root.path().join(p).to_str().unwrap().to_string();
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    ok(migrex_cli(&["ca", "create", "--ca-dir", &at("ca")]));
+    ok(migrex_cli(&[
+        "init",
+        "--district",
+        SHUANGLIU,
+        "--dir",
+        &at("node"),
+        "--request",
+    ]));
+    let key = std::fs::read(at("node/node.key")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(at("node/node.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // A second request would replace the key: refused, the key untouched.
+    let again = migrex_cli(&[
+        "init",
+        "--district",
+        SHUANGLIU,
+        "--dir",
+        &at("node"),
+        "--request",
+    ]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).starts_with("error: --dir:"));
+    assert_eq!(std::fs::read(at("node/node.key")).unwrap(), key);
+
+    // Signed for another district: refused, nothing written.
+    let wrong = migrex_cli(&[
+        "ca",
+        "issue",
+        "--ca-dir",
+        &at("ca"),
+        "--district",
+        WANCHENG,
+        "--csr",
+        &at("node/node.csr"),
+        "--out",
+        &at("wrong"),
+    ]);
+    assert!(!wrong.status.success());
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        said.contains("--csr:") && said.contains(SHUANGLIU),
+        "{said}"
+    );
+    assert!(!root.path().join("wrong/node.crt").exists());
+    // A request whose bytes were changed: its signature fails.
+    let pem = std::fs::read_to_string(at("node/node.csr")).unwrap();
+    let mut lines: Vec<String> = pem.lines().map(str::to_string).collect();
+    let mid = lines.len() / 2;
+    let flipped: String = lines[mid]
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 10 {
+                if c == 'A' { 'B' } else { 'A' }
+            } else {
+                c
+            }
+        })
+        .collect();
+    lines[mid] = flipped;
+    std::fs::write(at("tampered.csr"), lines.join("\n")).unwrap();
+    let bad = migrex_cli(&[
+        "ca",
+        "issue",
+        "--ca-dir",
+        &at("ca"),
+        "--district",
+        SHUANGLIU,
+        "--csr",
+        &at("tampered.csr"),
+        "--out",
+        &at("bad"),
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--csr:"));
+    assert!(!root.path().join("bad/node.crt").exists());
+
+    // Its own district: a certificate for the key in the request, no key beside it.
+    ok(migrex_cli(&[
+        "ca",
+        "issue",
+        "--ca-dir",
+        &at("ca"),
+        "--district",
+        SHUANGLIU,
+        "--csr",
+        &at("node/node.csr"),
+        "--out",
+        &at("back"),
+    ]));
+    assert!(!root.path().join("back/node.key").exists());
+    let material = migrex::identity::TlsMaterial::load(
+        &root.path().join("back/ca.crt"),
+        &root.path().join("back/node.crt"),
+        &root.path().join("node/node.key"),
+    )
+    .expect("the certificate matches the node's own key");
+    material
+        .check_issued_for(&migrex::domain::DistrictCode::parse("d", SHUANGLIU).unwrap())
+        .unwrap();
+    let listed = ok(migrex_cli(&["ca", "list", "--ca-dir", &at("ca"), "--json"]));
+    assert!(listed.contains(SHUANGLIU), "{listed}");
 }

@@ -236,11 +236,11 @@ async fn a_trickling_request_head_is_closed_and_cannot_hold_a_stopping_node() {
     assert!(on_ops < Duration::from_secs(15), "ops: {on_ops:?}");
 
     // SIGTERM while a client trickles: the node exits within the grace.
-    let slow = tokio::spawn({
-        let s = open_console().await;
-        async move { trickle(s, b"GET /login HTTP/1.1\r\n").await }
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Its first line is written before the signal; it trickles on after.
+    let mut s = open_console().await;
+    s.write_all(b"GET /login HTTP/1.1\r\n").await.unwrap();
+    s.flush().await.unwrap();
+    let slow = tokio::spawn(async move { trickle(s, b"").await });
     let pid = serve.id() as i32;
     // SAFETY: sending a signal to our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);

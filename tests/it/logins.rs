@@ -267,6 +267,15 @@ async fn console_request(
     (status, cookies, text)
 }
 
+/// The form token a console page carries.
+fn form_token(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string()
+}
+
 /// Logs in through the console's form from `from`: the answer's status
 /// and body.
 async fn console_login(
@@ -279,12 +288,7 @@ async fn console_login(
     let host = console.trim_start_matches("https://");
     let get = format!("GET /login HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     let (_, cookies, page) = console_request(ca, console, from, get).await;
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_string();
+    let csrf = form_token(&page);
     let body = format!("name={name}&password={password}&csrf={csrf}");
     let post = format!(
         "POST /login HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nCookie: {}\r\n\
@@ -427,12 +431,7 @@ async fn only_a_login_form_the_node_showed_logs_in_and_only_once() {
     // A form the node showed logs in once; the same form again is refused.
     let get = format!("GET /login HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     let (_, cookies, page) = console_request(&ca, &console, from, get).await;
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_string();
+    let csrf = form_token(&page);
     let form_cookie = cookies
         .iter()
         .find(|c| c.starts_with("migrex_login="))

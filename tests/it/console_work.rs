@@ -374,6 +374,7 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
     b.until("enabled", |_, page| page.contains("已启用账户 wang.wu"))
         .await;
     b.shot("admin-enabled").await;
+    b.phone("admin").await;
     b.c.goto(&format!("{luohu}/password")).await.unwrap();
     b.shot("password").await;
     // Nobody else reaches 管理.

@@ -5,7 +5,9 @@
 //! password being looked at and changes nothing. In memory, per process:
 //! at most `KEPT` addresses (the one quiet longest is forgotten first).
 //! The accounts' own lock (`accounts::MAX_FAILURES`) stays the limit for a
-//! guesser who spreads over many addresses.
+//! guesser who spreads over many addresses. It also counts the login forms
+//! shown to an address (each one a pre-session written to the store): at
+//! most `FORMS_PER_MINUTE` a minute.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -25,7 +27,14 @@ const KEPT: usize = 65_536;
 #[derive(Default)]
 pub struct LoginThrottle {
     addresses: Mutex<HashMap<IpAddr, Guesses>>,
+    /// Login forms shown per address in the current minute: each is a
+    /// write to the store, which a stranger must not be able to repeat
+    /// at will.
+    forms: Mutex<HashMap<IpAddr, (OffsetDateTime, u32)>>,
 }
+
+/// Login forms one address may be shown per minute.
+pub const FORMS_PER_MINUTE: u32 = 30;
 
 #[derive(Clone, Copy)]
 struct Guesses {
@@ -73,6 +82,24 @@ impl LoginThrottle {
         g.last = now;
     }
 
+    /// Whether `address` may be shown one more login form at `now` (at
+    /// most `FORMS_PER_MINUTE` a minute); counts it when so.
+    pub fn form_allowed(&self, address: IpAddr, now: OffsetDateTime) -> bool {
+        let mut map = self.forms.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= KEPT {
+            map.retain(|_, (start, _)| now - *start < Duration::minutes(1));
+        }
+        if map.len() >= KEPT {
+            return false;
+        }
+        let (start, n) = map.entry(address.to_canonical()).or_insert((now, 0));
+        if now - *start >= Duration::minutes(1) {
+            (*start, *n) = (now, 0);
+        }
+        *n += 1;
+        *n <= FORMS_PER_MINUTE
+    }
+
     /// A login from `address` succeeded: its count starts again.
     pub fn succeeded(&self, address: IpAddr) {
         let mut map = self.addresses.lock().unwrap_or_else(|e| e.into_inner());
@@ -84,6 +111,23 @@ impl LoginThrottle {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn an_address_is_shown_thirty_login_forms_a_minute() {
+        let t = LoginThrottle::default();
+        let a = IpAddr::from([10, 0, 0, 7]);
+        let now = datetime!(2026-12-07 09:00 +8);
+        let shown = (0..40).filter(|_| t.form_allowed(a, now)).count();
+        assert_eq!(shown, FORMS_PER_MINUTE as usize);
+        assert!(
+            t.form_allowed(IpAddr::from([10, 0, 0, 8]), now),
+            "another address"
+        );
+        assert!(
+            t.form_allowed(a, now + Duration::minutes(1)),
+            "the next minute"
+        );
+    }
 
     #[test]
     fn waits_grow_after_the_free_failures_and_a_success_clears_them() {

@@ -140,6 +140,18 @@ async fn login_form(
     name: &str,
     error: Option<String>,
 ) -> Result<Response, PageError> {
+    if !ctx.login_throttle.form_allowed(client, ctx.now()) {
+        // No pre-session is written for a page asked for this often.
+        let page = LoginPage {
+            csrf: String::new(),
+            name: name.to_string(),
+            error: Some(
+                "登录页面请求过于频繁，请一分钟后再试 (too many login pages from this address)"
+                    .into(),
+            ),
+        };
+        return Ok((StatusCode::TOO_MANY_REQUESTS, Html(page.render()?)).into_response());
+    }
     let form = accounts::open_login_form(&ctx.store, &client.to_string(), ctx.now()).await?;
     let page = LoginPage {
         csrf: form.csrf,

@@ -448,6 +448,18 @@ async fn only_a_login_form_the_node_showed_logs_in_and_only_once() {
     let (status, _, _) = console_request(&ca, &console, from, post(&other[0], &csrf)).await;
     assert_eq!(status, 403, "a form token belongs to its own form");
 
+    // An address is shown 30 login forms a minute; the next gets 429 and
+    // no form (nothing written for it).
+    let get = format!("GET /login HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    for i in 0..30 {
+        let (status, _, _) = console_request(&ca, &console, [127, 0, 0, 7], get.clone()).await;
+        assert_eq!(status, 200, "form {i}");
+    }
+    let (status, set, page) = console_request(&ca, &console, [127, 0, 0, 7], get).await;
+    assert_eq!(status, 429);
+    assert!(page.contains("登录页面请求过于频繁"), "{page}");
+    assert!(set.is_empty(), "no form cookie: {set:?}");
+
     // One address holds at most 20 forms (the oldest go first), and a
     // form lives 30 minutes.
     use migrex::auth::accounts::{open_login_form, take_login_form};

@@ -43,6 +43,8 @@ pub struct NodeCtx {
     /// takes its own delivery leases back at once.
     pub replica: String,
     wakers: HashMap<String, Arc<Notify>>,
+    /// Per route: rung when the peer says it is back (`Exchange.Hello`).
+    back: HashMap<String, Arc<Notify>>,
     /// Set when a part of the node stopped: it is no longer ready.
     failed: AtomicBool,
 }
@@ -68,10 +70,13 @@ impl NodeCtx {
             limits,
             ..
         } = settings;
-        let wakers = routes
-            .iter()
-            .map(|r| (r.prefix.to_string(), Arc::new(Notify::new())))
-            .collect();
+        let bells = || {
+            routes
+                .iter()
+                .map(|r| (r.prefix.to_string(), Arc::new(Notify::new())))
+                .collect::<HashMap<_, _>>()
+        };
+        let (wakers, back) = (bells(), bells());
         NodeCtx {
             auth: Authenticator::new(store.clone()),
             login_throttle: Default::default(),
@@ -89,6 +94,7 @@ impl NodeCtx {
             audit_key,
             replica,
             wakers,
+            back,
             failed: AtomicBool::new(false),
         }
     }
@@ -109,6 +115,27 @@ impl NodeCtx {
     /// The bell of `route`'s delivery worker.
     pub fn waker(&self, route: &str) -> Option<Arc<Notify>> {
         self.wakers.get(route).cloned()
+    }
+
+    /// The bell `route`'s worker waits on while it backs off: its peer is back.
+    pub fn back_bell(&self, route: &str) -> Option<Arc<Notify>> {
+        self.back.get(route).cloned()
+    }
+
+    /// A peer said it is back: the worker of the route that reaches
+    /// `district` tries again at once (one attempt; its backoff goes on if
+    /// that fails). Whether a route reaches it.
+    pub fn peer_back(&self, district: &str) -> bool {
+        let Some(route) = self.route_for(district) else {
+            return false;
+        };
+        match self.back.get(&route.prefix.to_string()) {
+            Some(n) => {
+                n.notify_one();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Records that a part of the node stopped: `/readyz` answers not ready

@@ -251,6 +251,19 @@ pub async fn run(
     // travels; and the last item sent, after which the next batch starts.
     let mut settling = Settling(None);
     let mut after: i64 = 0;
+    let back = ctx
+        .back_bell(&prefix)
+        .unwrap_or_else(|| Arc::new(Notify::new()));
+    // Tell the peer this node is here (again): it sends what waits for us
+    // at once. Best effort: a peer that is down hears it when it calls.
+    let hello = tokio::time::timeout(Duration::from_secs(5), client.hello(pb::HelloRequest {}));
+    if let Err(e) = hello
+        .await
+        .map_err(|_| "timed out".to_string())
+        .and_then(|r| r.map_err(|s| s.message().to_string()))
+    {
+        tracing::debug!(route = %prefix, error = %e, "the peer did not hear that this node is back");
+    }
     while !shutdown.is_cancelled() {
         if ctx.trust.generation() != trusted {
             // A new revocation list: the open connection was checked
@@ -338,7 +351,11 @@ pub async fn run(
             let wait = Duration::try_from(head.next_attempt_at - now).unwrap_or(cap);
             tracing::info!(route = %prefix, attempts = head.attempts, retry_in_ms = wait.min(cap).as_millis() as u64, "waiting for the stored retry time");
             // Bounded by the cap: a clock moved by hand cannot stall delivery.
-            tokio::select! { _ = tokio::time::sleep(wait.min(cap)) => {}, _ = shutdown.cancelled() => break }
+            tokio::select! {
+                _ = tokio::time::sleep(wait.min(cap)) => {},
+                _ = back.notified() => tracing::info!(route = %prefix, "the peer is back; sending now"),
+                _ = shutdown.cancelled() => break,
+            }
         }
         // One call carries one kind; order of creation is kept across calls.
         let run_len = batch.iter().take_while(|i| i.kind == batch[0].kind).count();
@@ -409,7 +426,11 @@ pub async fn run(
                     tracing::warn!(route = %prefix, endpoint = %route.endpoint, attempt = failures, retry_in_ms = delay.as_millis() as u64, error = %error, "delivery failed; will retry");
                 }
                 waited = true;
-                tokio::select! { _ = tokio::time::sleep(delay) => {}, _ = shutdown.cancelled() => break }
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {},
+                    _ = back.notified() => tracing::info!(route = %prefix, "the peer is back; sending now"),
+                    _ = shutdown.cancelled() => break,
+                }
             }
         }
     }

@@ -335,4 +335,14 @@ impl pb::exchange_server::Exchange for ExchangeService {
         tracing::debug!(peer = %peer, items = acks.len(), "replies received");
         Ok(Response::new(pb::DeliverRepliesResponse { acks }))
     }
+
+    async fn hello(
+        &self,
+        req: Request<pb::HelloRequest>,
+    ) -> Result<Response<pb::HelloResponse>, Status> {
+        let peer = peer_district(&req, &self.ctx.trust)?;
+        let routed = self.ctx.peer_back(peer.as_str());
+        tracing::info!(peer = %peer, routed, "peer says it is back");
+        Ok(Response::new(pb::HelloResponse {}))
+    }
 }

@@ -123,3 +123,44 @@ async fn a_peer_back_from_a_long_outage_receives_its_backlog_in_order() {
         "a delivered notice has left the outbox"
     );
 }
+
+/// Issue 21, item 4: a node that starts says so (`Exchange.Hello`), and a
+/// peer holding notices for it sends them at once, not at its next retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_starts_is_sent_to_at_once_not_at_the_next_retry() {
+    // Retries at least 20 s apart: far longer than the test allows.
+    let delivery = migrex::config::Delivery {
+        backoff_initial_ms: 40_000,
+        backoff_max_ms: 60_000,
+        ..fast_delivery()
+    };
+    let mut net = create(&[LUOHU, SHUANGLIU], delivery).await;
+    net.start_node(0, Arc::new(SystemClock)).await.unwrap();
+    // Shuangliu (node 1) is down; Luohu's first attempt fails.
+    let n = submit(&net, 0, birth(SHUANGLIU, woman(7), "2026-10-03")).await;
+    eventually("a failed attempt", Duration::from_secs(10), || async {
+        get(&net, 0, &n.id)
+            .await
+            .filter(|n| n.delivery_attempts >= 1 && !n.last_error.is_empty())
+    })
+    .await;
+
+    // Shuangliu starts and says hello: the notice crosses within seconds,
+    // not after the 20 s or more of Luohu's backoff.
+    let started = std::time::Instant::now();
+    net.start_node(1, Arc::new(SystemClock)).await.unwrap();
+    eventually(
+        "the notice at Shuangliu",
+        Duration::from_secs(10),
+        || async {
+            get(&net, 0, &n.id)
+                .await
+                .filter(|n| n.status != NoticeStatus::Queued as i32)
+        },
+    )
+    .await;
+    let took = started.elapsed();
+    eprintln!("delivered {took:?} after the destination started");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(get(&net, 1, &n.id).await.is_some());
+}

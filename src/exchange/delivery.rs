@@ -255,14 +255,21 @@ pub async fn run(
         .back_bell(&prefix)
         .unwrap_or_else(|| Arc::new(Notify::new()));
     // Tell the peer this node is here (again): it sends what waits for us
-    // at once. Best effort: a peer that is down hears it when it calls.
-    let hello = tokio::time::timeout(Duration::from_secs(5), client.hello(pb::HelloRequest {}));
-    if let Err(e) = hello
-        .await
-        .map_err(|_| "timed out".to_string())
-        .and_then(|r| r.map_err(|s| s.message().to_string()))
+    // at once. Best effort, beside the delivery: a peer that is down or
+    // slow delays nothing, and hears it when it says hello itself.
     {
-        tracing::debug!(route = %prefix, error = %e, "the peer did not hear that this node is back");
+        let (mut client, prefix) = (client.clone(), prefix.clone());
+        tokio::spawn(async move {
+            let hello =
+                tokio::time::timeout(Duration::from_secs(5), client.hello(pb::HelloRequest {}));
+            match hello.await {
+                Ok(Ok(_)) => tracing::debug!(route = %prefix, "told the peer this node is back"),
+                Ok(Err(s)) => {
+                    tracing::debug!(route = %prefix, error = %s.message(), "the peer did not hear that this node is back")
+                }
+                Err(_) => tracing::debug!(route = %prefix, "the peer did not answer hello"),
+            }
+        });
     }
     while !shutdown.is_cancelled() {
         if ctx.trust.generation() != trusted {

@@ -19,35 +19,60 @@ fn host(url: &str) -> String {
     url.split("://").nth(1).unwrap().to_string()
 }
 
-/// Opens `n` connections to `addr` from the attacker's address, each made
-/// by `open`; the ones the node kept (an open connection is one whose
-/// handshake, if any, passed and that is not closed within 3 s).
-async fn crowd<S, F, Fut>(n: usize, open: F) -> Vec<S>
+/// Connections opened by `crowd`, held open until dropped.
+struct Crowd {
+    /// How many the node kept open.
+    open: usize,
+    _tasks: JoinSet<()>,
+}
+
+/// Opens `n` connections to a listener from the attacker's address, each
+/// made by `open` (None: refused or closed during a handshake), and waits
+/// (at most 20 s) until every attempt has ended and at most `cap` are
+/// still open, a closed one being one that reads EOF or an error. A node
+/// that keeps more than `cap` reaches the deadline with more open; one
+/// that closes some it should keep shows fewer.
+async fn crowd<S, F, Fut>(n: usize, cap: usize, open: F) -> Crowd
 where
     S: tokio::io::AsyncRead + Unpin + Send + 'static,
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Option<S>> + Send + 'static,
 {
-    let mut set = JoinSet::new();
+    // (attempts ended, connections open)
+    let (count, mut seen) = tokio::sync::watch::channel((0usize, 0usize));
+    let count = std::sync::Arc::new(count);
+    let mut tasks = JoinSet::new();
     for _ in 0..n {
         let fut = open();
-        set.spawn(async move {
-            let mut s = tokio::time::timeout(Duration::from_secs(20), fut)
+        let count = count.clone();
+        tasks.spawn(async move {
+            let stream = tokio::time::timeout(Duration::from_secs(20), fut)
                 .await
-                .ok()??;
-            // Still open 3 s later? (a closed one reads EOF or an error)
+                .ok()
+                .flatten();
+            let Some(mut s) = stream else {
+                count.send_modify(|(ended, _)| *ended += 1);
+                return;
+            };
+            count.send_modify(|(ended, open)| {
+                *ended += 1;
+                *open += 1
+            });
             let mut b = [0u8; 1];
-            match tokio::time::timeout(Duration::from_secs(3), s.read(&mut b)).await {
-                Err(_) => Some(s),
-                Ok(_) => None,
-            }
+            let _ = s.read(&mut b).await;
+            count.send_modify(|(_, open)| *open -= 1);
         });
     }
-    let mut kept = Vec::new();
-    while let Some(r) = set.join_next().await {
-        kept.extend(r.unwrap());
+    let _ = tokio::time::timeout(
+        Duration::from_secs(20),
+        seen.wait_for(|&(ended, open)| ended == n && open <= cap),
+    )
+    .await;
+    let open = seen.borrow().1;
+    Crowd {
+        open,
+        _tasks: tasks,
     }
-    kept
 }
 
 /// A whole HTTPS GET of the console's login page from `from`; its status
@@ -89,7 +114,7 @@ async fn one_address_cannot_take_every_slot_of_a_listener() {
     // Console: 300 TLS connections from 127.0.0.2, each with half a request.
     let addr = host(&console);
     let ca = net.ca_pem.clone();
-    let held = crowd(300, || {
+    let held = crowd(300, per_address, || {
         let (addr, ca) = (addr.clone(), ca.clone());
         async move {
             let tcp = connect_from(ATTACKER, &addr).await.ok()?;
@@ -106,8 +131,7 @@ async fn one_address_cannot_take_every_slot_of_a_listener() {
     })
     .await;
     assert_eq!(
-        held.len(),
-        per_address,
+        held.open, per_address,
         "the console kept only its per-address share"
     );
     let started = Instant::now();
@@ -118,20 +142,19 @@ async fn one_address_cannot_take_every_slot_of_a_listener() {
     eprintln!(
         "console answered the clerk in {:?} beside {} half-sent requests",
         started.elapsed(),
-        held.len()
+        held.open
     );
     drop(held);
 
     // Desk: 300 silent TCP connections (not even a TLS hello).
     let addr = host(&net.nodes[0].desk_url);
-    let held = crowd(300, || {
+    let held = crowd(300, per_address, || {
         let addr = addr.clone();
         async move { connect_from(ATTACKER, &addr).await.ok() }
     })
     .await;
     assert_eq!(
-        held.len(),
-        per_address,
+        held.open, per_address,
         "the desk kept only its per-address share"
     );
     let answered = tokio::time::timeout(Duration::from_secs(3), async {
@@ -148,7 +171,7 @@ async fn one_address_cannot_take_every_slot_of_a_listener() {
 
     // Ops: 300 half-sent requests; /readyz still answers.
     let addr = host(&net.nodes[0].ops_url);
-    let held = crowd(300, || {
+    let held = crowd(300, ops_per_address, || {
         let addr = addr.clone();
         async move {
             let mut s = connect_from(ATTACKER, &addr).await.ok()?;
@@ -160,8 +183,7 @@ async fn one_address_cannot_take_every_slot_of_a_listener() {
     })
     .await;
     assert_eq!(
-        held.len(),
-        ops_per_address,
+        held.open, ops_per_address,
         "the ops listener kept only its per-address share"
     );
     let ready = tokio::time::timeout(

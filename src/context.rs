@@ -7,14 +7,15 @@
 use crate::auth::Authenticator;
 use crate::calendar::{CalendarFile, Deadlines};
 use crate::clock::SharedClock;
-use crate::config::{Delivery, ListenLimits, Route, Settings, route_for};
+use crate::config::{Delivery, ListenLimits, Route, Settings};
 use crate::domain::DistrictCode;
 use crate::identity::{TlsMaterial, Trust};
 use crate::metrics::Metrics;
+use crate::routing::Routes;
 use crate::store::Store;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
@@ -25,7 +26,10 @@ pub struct NodeCtx {
     pub deadlines: Deadlines,
     /// Where newer years of the holiday schedule come from.
     pub calendar_file: CalendarFile,
-    pub routes: Vec<Route>,
+    /// The routes by hand and by the network directory.
+    pub routes: Routes,
+    /// Where the network directory is read, if this node routes by one.
+    pub directory: Option<crate::directory::watch::DirectorySettings>,
     pub delivery: Delivery,
     pub tls: TlsMaterial,
     /// The network CA and its current revocation list.
@@ -42,9 +46,13 @@ pub struct NodeCtx {
     /// address, stable across restarts, so a replica restarted after a crash
     /// takes its own delivery leases back at once.
     pub replica: String,
-    wakers: HashMap<String, Arc<Notify>>,
-    /// Per route: rung when the peer says it is back (`Exchange.Hello`).
-    back: HashMap<String, Arc<Notify>>,
+    /// Per route: its worker's bell, and the bell rung when the peer says
+    /// it is back (`Exchange.Hello`). Made when first asked for: routes come
+    /// and go with the directory.
+    bells: Mutex<HashMap<String, Bells>>,
+    /// Routes whose items wait and that have no delivery worker yet, for
+    /// the node to start one (`crate::exchange::workers`).
+    wanted: tokio::sync::mpsc::UnboundedSender<String>,
     /// Set when a part of the node stopped: it is no longer ready.
     failed: AtomicBool,
 }
@@ -60,23 +68,19 @@ impl NodeCtx {
         (tls, trust): (TlsMaterial, Arc<Trust>),
         audit_key: crate::audit::SubjectKey,
         replica: String,
+        wanted: tokio::sync::mpsc::UnboundedSender<String>,
     ) -> Self {
         let Settings {
             district,
             deadlines,
             calendar,
             routes,
+            directory,
             delivery,
             limits,
             ..
         } = settings;
-        let bells = || {
-            routes
-                .iter()
-                .map(|r| (r.prefix.to_string(), Arc::new(Notify::new())))
-                .collect::<HashMap<_, _>>()
-        };
-        let (wakers, back) = (bells(), bells());
+        let own = district.clone();
         NodeCtx {
             auth: Authenticator::new(store.clone()),
             login_throttle: Default::default(),
@@ -86,15 +90,16 @@ impl NodeCtx {
             clock,
             deadlines,
             calendar_file: calendar,
-            routes,
+            routes: Routes::new(own, routes),
+            directory,
             delivery,
             tls,
             trust,
             limits,
             audit_key,
             replica,
-            wakers,
-            back,
+            bells: Mutex::new(HashMap::new()),
+            wanted,
             failed: AtomicBool::new(false),
         }
     }
@@ -107,19 +112,29 @@ impl NodeCtx {
             .expect("valid nanosecond")
     }
 
-    /// The route for a district code, by longest prefix.
-    pub fn route_for(&self, code: &str) -> Option<&Route> {
-        route_for(&self.routes, code)
+    /// The route for a district code: by hand, by longest prefix, then by
+    /// the network directory.
+    pub fn route_for(&self, code: &str) -> Option<Route> {
+        self.routes.route_for(code)
+    }
+
+    fn bells(&self, route: &str) -> Bells {
+        self.bells
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(route.to_string())
+            .or_default()
+            .clone()
     }
 
     /// The bell of `route`'s delivery worker.
-    pub fn waker(&self, route: &str) -> Option<Arc<Notify>> {
-        self.wakers.get(route).cloned()
+    pub fn waker(&self, route: &str) -> Arc<Notify> {
+        self.bells(route).wake
     }
 
     /// The bell `route`'s worker waits on while it backs off: its peer is back.
-    pub fn back_bell(&self, route: &str) -> Option<Arc<Notify>> {
-        self.back.get(route).cloned()
+    pub fn back_bell(&self, route: &str) -> Arc<Notify> {
+        self.bells(route).back
     }
 
     /// A peer said it is back: the worker of the route that reaches
@@ -129,13 +144,8 @@ impl NodeCtx {
         let Some(route) = self.route_for(district) else {
             return false;
         };
-        match self.back.get(&route.prefix.to_string()) {
-            Some(n) => {
-                n.notify_one();
-                true
-            }
-            None => false,
-        }
+        self.back_bell(route.prefix.as_str()).notify_one();
+        true
     }
 
     /// Records that a part of the node stopped: `/readyz` answers not ready
@@ -149,10 +159,31 @@ impl NodeCtx {
         !self.failed.load(Ordering::SeqCst)
     }
 
-    /// Tells the worker of `route` that new items wait (after their commit).
+    /// Tells the worker of `route` that new items wait (after their
+    /// commit); one is started if the route has none yet.
     pub fn wake(&self, route: &str) {
-        if let Some(n) = self.wakers.get(route) {
-            n.notify_one();
+        if route.is_empty() {
+            return;
+        }
+        let bells = self.bells(route);
+        bells.wake.notify_one();
+        if !bells.served.load(Ordering::Acquire) {
+            let _ = self.wanted.send(route.to_string());
         }
     }
+
+    /// Marks whether `route` has a delivery worker in this process; returns
+    /// whether it had one before.
+    pub fn set_served(&self, route: &str, served: bool) -> bool {
+        self.bells(route).served.swap(served, Ordering::AcqRel)
+    }
+}
+
+/// The two bells of one route.
+#[derive(Clone, Default)]
+struct Bells {
+    wake: Arc<Notify>,
+    back: Arc<Notify>,
+    /// Whether a delivery worker of this process serves the route.
+    served: Arc<AtomicBool>,
 }

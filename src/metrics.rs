@@ -72,6 +72,7 @@ pub struct Metrics {
     delivery_failures: Family<Labels, Counter>,
     rpc_requests: Family<Labels, Counter>,
     rpc_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    directory_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -102,7 +103,14 @@ impl Default for Metrics {
             "Time to serve a gRPC request, by method",
             rpc_duration.clone(),
         );
+        let directory_refused = Counter::default();
+        registry.register(
+            "directory_refreshes_failed",
+            "Readings of the network directory in which no source gave a document this node takes (unreachable, bad signature, expired, older); the one in use is kept",
+            directory_refused.clone(),
+        );
         Metrics {
+            directory_refused,
             registry,
             delivery_attempts,
             delivery_failures,
@@ -143,6 +151,11 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// A reading of the network directory that took nothing.
+    pub fn directory_refused(&self) {
+        self.directory_refused.inc();
+    }
+
     /// The exposition text: the process's counters and the store's figures
     /// at `now`, with the timeliness figures of `month` (the current one),
     /// the certificates' expiry and the holiday schedule's last year.
@@ -153,8 +166,26 @@ impl Metrics {
         (month, now): (Period, OffsetDateTime),
         certificates: &[(&'static str, i64)],
         last_covered_year: i32,
+        directory: Option<&crate::directory::Directory>,
     ) -> Result<String, StoreError> {
         let mut scrape = Registry::with_prefix("migrex");
+
+        if let Some(d) = directory {
+            let serial = Gauge::<i64>::default();
+            serial.set(i64::try_from(d.serial).unwrap_or(i64::MAX));
+            scrape.register(
+                "directory_serial",
+                "The serial of the network directory (通讯录) this node routes by",
+                serial,
+            );
+            let expiry = Gauge::<i64>::default();
+            expiry.set(d.expires_at.unix_timestamp());
+            scrape.register(
+                "directory_expiry_timestamp_seconds",
+                "When the network directory in use expires (seconds since 1970); an expired one stays in use until a newer one is read",
+                expiry,
+            );
+        }
 
         let expiry = Family::<Labels, Gauge>::default();
         for (which, at) in certificates {

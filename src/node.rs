@@ -9,7 +9,7 @@
 //! exits non-zero and systemd restarts it) instead of running half alive.
 
 use crate::clock::SharedClock;
-use crate::config::{Settings, route_for};
+use crate::config::Settings;
 use crate::context::NodeCtx;
 use crate::exchange::server::ExchangeService;
 use crate::grpc::desk::DeskService;
@@ -158,21 +158,6 @@ impl BoundNode {
         let desk_addr = self.desk.local_addr().expect("bound");
         let ops_addr = self.ops.local_addr().expect("bound");
 
-        // Items queued under routes that changed since: move them to today's route.
-        for waiting in self.store.outbox_targets().await? {
-            let (target, queued_route) = (waiting.target, waiting.route);
-            let now_route = route_for(&s.routes, &target)
-                .map(|r| r.prefix.to_string())
-                .unwrap_or_default();
-            if now_route != queued_route {
-                tracing::info!(target = %target, from = %queued_route, to = %now_route, "re-routing waiting outbox items");
-                self.store.reroute(&target, &now_route).await?;
-            }
-            if now_route.is_empty() {
-                tracing::warn!(target = %target, "items wait for a district no route reaches; add a peer (migrex peer add)");
-            }
-        }
-
         let routes = s.routes.clone();
         let console_tls = match &s.console {
             Some((_, files)) => Some(
@@ -186,6 +171,7 @@ impl BoundNode {
             .as_ref()
             .map(|l| l.local_addr().expect("bound"));
         let replica = format!("{}/{exchange_addr}", host_name());
+        let (wanted, wanted_rx) = tokio::sync::mpsc::unbounded_channel();
         let ctx = Arc::new(NodeCtx::new(
             s,
             self.store.clone(),
@@ -193,21 +179,38 @@ impl BoundNode {
             (tls.clone(), trust.clone()),
             audit_key,
             replica,
+            wanted,
         ));
+        // The network directory: the one kept from before at once, a newer
+        // one from its sources (awaited only when none was kept).
+        let mut directory_read = false;
+        if let Some(settings) = &ctx.directory {
+            if let Some(held) = crate::directory::watch::held(settings, &tls.ca_ders()?) {
+                tracing::info!(
+                    serial = held.serial,
+                    districts = held.districts.len(),
+                    "network directory kept from before"
+                );
+                ctx.routes.apply(held);
+            } else {
+                directory_read = true;
+                if let Err(e) = crate::directory::watch::refresh(&ctx).await {
+                    tracing::warn!(error = %e, "no network directory yet; routes by hand only until one is read");
+                }
+            }
+        }
+        // Items queued under routes that changed since: move them to today's route.
+        let waiting = crate::exchange::workers::reroute_waiting(&ctx).await?;
         let limits = ctx.limits.clone();
         let exchange_bytes = limits.exchange_message_bytes(ctx.delivery.max_batch);
         // Every peer's client is made before anything serves: an endpoint
         // that cannot be used is an error at start, naming its route.
-        let mut workers = Vec::new();
         for route in &routes {
-            let client = crate::exchange::delivery::connect(&ctx, route).map_err(|e| {
-                NodeError::Endpoint {
-                    route: route.prefix.to_string(),
-                    endpoint: route.endpoint.clone(),
-                    reason: e.to_string(),
-                }
+            crate::exchange::delivery::connect(&ctx, route).map_err(|e| NodeError::Endpoint {
+                route: route.prefix.to_string(),
+                endpoint: route.endpoint.clone(),
+                reason: e.to_string(),
             })?;
-            workers.push((route.clone(), client));
         }
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -336,17 +339,34 @@ impl BoundNode {
             ));
         }
 
-        for (route, client) in workers {
-            let name = format!("delivery worker of route {}", route.prefix);
-            let wake = ctx.waker(route.prefix.as_str()).expect("a bell per route");
-            let worker =
-                crate::exchange::delivery::run(ctx.clone(), route, client, wake, shutdown.clone());
-            let task = name.clone();
+        let workers =
+            crate::exchange::workers::run(ctx.clone(), wanted_rx, waiting, shutdown.clone());
+        let name = "delivery workers".to_string();
+        handles.push((
+            name.clone(),
+            tasks.spawn(async move {
+                workers.await;
+                (name, Ok(()))
+            }),
+        ));
+
+        if ctx.directory.is_some() {
+            let directory = {
+                let (ctx, stop) = (ctx.clone(), shutdown.clone());
+                async move {
+                    if !directory_read && let Err(e) = crate::directory::watch::refresh(&ctx).await
+                    {
+                        tracing::warn!(error = %e, "network directory: keeping the one in use");
+                    }
+                    crate::directory::watch::watch(ctx, stop).await
+                }
+            };
+            let name = "directory watcher".to_string();
             handles.push((
-                name,
+                name.clone(),
                 tasks.spawn(async move {
-                    worker.await;
-                    (task, Ok(()))
+                    directory.await;
+                    (name, Ok(()))
                 }),
             ));
         }

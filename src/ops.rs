@@ -37,10 +37,11 @@ async fn metrics(State(ctx): State<Arc<NodeCtx>>) -> axum::response::Response {
         .metrics
         .render(
             &ctx.store,
-            &ctx.routes,
+            &ctx.routes.all(),
             (month, now),
             &ctx.tls.expiries().unwrap_or_default(),
             ctx.deadlines.calendar().last_covered_year(),
+            ctx.routes.directory().as_deref(),
         )
         .await
     {

@@ -33,6 +33,8 @@ pub enum SetupError {
     Node(#[from] NodeError),
     #[error(transparent)]
     Field(#[from] crate::domain::FieldError),
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SetupError + '_ {
@@ -200,6 +202,7 @@ pub async fn init_node(
         delivery: Delivery::default(),
         limits: Default::default(),
         audit_key: "audit.key".into(),
+        directory: None,
         peers: vec![],
         reply_policy: vec![],
     };
@@ -366,6 +369,63 @@ impl LocalNetwork {
 }
 
 impl LocalNetwork {
+    /// The network authority's plain file for these nodes: each at its
+    /// exchange address with its certificate pinned, except the nodes of
+    /// `relayed` (node, its relay), which are listed with their own
+    /// endpoint and the relay that accepts for them.
+    pub fn network_toml(&self, serial: u64, relayed: &[(usize, usize)]) -> String {
+        let mut out = format!("serial = {serial}\nvalid_days = 30\n");
+        for (i, n) in self.nodes.iter().enumerate() {
+            let cert = n.config_path.with_file_name("node.crt");
+            out.push_str(&format!(
+                "\n[[district]]\ncode = \"{}\"\nendpoints = [\"{}\"]\ncertificate = \"{}\"\n",
+                n.district,
+                n.exchange_url,
+                cert.display()
+            ));
+            if let Some((_, r)) = relayed.iter().find(|(node, _)| *node == i) {
+                out.push_str(&format!("relay = \"{}\"\n", self.nodes[*r].district));
+            }
+        }
+        out
+    }
+
+    /// Where `publish_directory` writes the signed directory.
+    pub fn directory_path(&self) -> PathBuf {
+        self.dir.join("directory.signed")
+    }
+
+    /// Builds `network_toml` into the signed directory (as `migrex
+    /// directory build` does) with the network's CA.
+    pub fn publish_directory(
+        &self,
+        network_toml: &str,
+    ) -> Result<crate::directory::Directory, SetupError> {
+        let source = self.dir.join("network.toml");
+        std::fs::write(&source, network_toml).map_err(io(&source))?;
+        let d = crate::directory::source::build(&source, time::OffsetDateTime::now_utc())?;
+        let signed = d.sign(&self.dir.join("ca"))?;
+        let out = self.directory_path();
+        crate::files::replace(&out, &signed).map_err(io(&out))?;
+        Ok(d)
+    }
+
+    /// Makes every node route by the published directory (read every
+    /// `refresh_secs`) instead of routes by hand.
+    pub fn route_by_directory(&self, refresh_secs: u64) -> Result<(), SetupError> {
+        for n in &self.nodes {
+            let (mut c, _) = Config::load(&n.config_path)?;
+            c.peers.clear();
+            c.directory = Some(crate::config::DirectoryFiles {
+                sources: vec![self.directory_path().display().to_string()],
+                refresh_secs,
+                held: "directory.held".into(),
+            });
+            c.save(&n.config_path)?;
+        }
+        Ok(())
+    }
+
     /// The store of running node `i`.
     pub fn store(&self, i: usize) -> Store {
         self.nodes[i]

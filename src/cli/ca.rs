@@ -90,7 +90,7 @@ pub enum CaCommand {
     },
 }
 
-fn need_ca(ca_dir: &Path) -> Result<()> {
+pub(super) fn need_ca(ca_dir: &Path) -> Result<()> {
     if !identity::ca_paths(ca_dir).1.exists() {
         bail!(
             "--ca-dir: no ca.key in {}; create a CA with `migrex init --ca-dir {}`",

@@ -12,6 +12,7 @@ mod audit;
 mod ca;
 mod calendar;
 mod demo;
+mod directory;
 mod inbox;
 mod monitoring;
 mod notices;
@@ -56,6 +57,12 @@ enum Command {
         after_help = "Examples:\n  migrex ca issue --ca-dir /root/migrex-ca --district 510116 --out shuangliu-certs --host node.shuangliu.example\n  migrex ca list --ca-dir /root/migrex-ca"
     )]
     Ca(ca::CaCommand),
+    /// The network directory (通讯录): build and sign it (network authority), print one.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  migrex directory build --in network.toml --ca-dir ./ca --out directory.signed\n  migrex directory show directory.signed --ca-cert ./ca/ca.crt"
+    )]
+    Directory(directory::DirectoryCommand),
     /// The official holiday schedule (节假日安排) working-day deadlines are counted with: show, load a new year.
     #[command(
         subcommand,
@@ -199,6 +206,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => demo::run(a).await,
         Command::Init(a) => admin::init(a).await,
         Command::Ca(c) => ca::ca(c).await,
+        Command::Directory(c) => directory::directory(c).await,
         Command::Calendar(c) => calendar::calendar(c).await,
         Command::Peer(c) => admin::peer(c).await,
         Command::Serve { config } => admin::serve(&config).await,

@@ -56,6 +56,11 @@ fn every_setting() -> Config {
             ops_max_connections: 1,
             ops_max_connections_per_address: 1,
         },
+        directory: Some(DirectoryFiles {
+            sources: vec!["d".into()],
+            refresh_secs: 1,
+            held: "h".into(),
+        }),
         peers: vec![Peer {
             prefix: "41".into(),
             endpoint: "https://x:1".into(),
@@ -144,6 +149,9 @@ fn both_examples_show_every_setting_with_its_default() {
         );
         assert_eq!(c.tls.crl_refresh_secs, default_crl_refresh(), "{name}");
         assert_eq!(c.audit_key, default_audit_key(), "{name}: audit_key");
+        let d = c.directory.as_ref().expect("[directory]");
+        assert_eq!(d.refresh_secs, default_directory_refresh(), "{name}");
+        assert_eq!(d.held, default_directory_held(), "{name}");
         assert_eq!(c.delivery, Delivery::default(), "{name}: [delivery]");
         assert_eq!(c.limits, ListenLimits::default(), "{name}: [limits]");
     }

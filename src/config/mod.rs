@@ -80,11 +80,38 @@ pub struct Config {
     /// Limits of the listeners (connections, idle time, message sizes).
     #[serde(default, skip_serializing_if = "ListenLimits::is_default")]
     pub limits: ListenLimits,
+    /// The network directory (通讯录) this node routes by, besides the
+    /// routes added by hand; absent: routes by hand only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<DirectoryFiles>,
     #[serde(default)]
     pub peers: Vec<Peer>,
     /// Absent: the default policy (SPEC.md section 4).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reply_policy: Vec<PolicyEntry>,
+}
+
+/// Where the network directory is read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryFiles {
+    /// Files (relative to this config) or `http://`/`https://` URLs of the
+    /// signed directory, tried in turn.
+    pub sources: Vec<String>,
+    /// How often a running node reads it again (seconds).
+    #[serde(default = "default_directory_refresh")]
+    pub refresh_secs: u64,
+    /// The last good directory, kept across restarts.
+    #[serde(default = "default_directory_held")]
+    pub held: String,
+}
+
+fn default_directory_refresh() -> u64 {
+    300
+}
+
+fn default_directory_held() -> String {
+    "directory.held".into()
 }
 
 fn default_tz() -> String {
@@ -217,6 +244,9 @@ fn calendar_days() -> DayCount {
 pub struct Route {
     pub prefix: RoutePrefix,
     pub endpoint: String,
+    /// The SHA-256 of the certificate the peer must present (from the
+    /// network directory; hand-made routes pin none).
+    pub fingerprint: Option<String>,
 }
 
 impl Config {
@@ -273,9 +303,57 @@ impl Config {
                 Ok(Route {
                     prefix,
                     endpoint: p.endpoint.clone(),
+                    fingerprint: None,
                 })
             })
             .collect()
+    }
+
+    /// The directory's sources, checked: files made absolute, URLs
+    /// `http://` or `https://`.
+    pub fn directory_settings(
+        &self,
+        base: &Path,
+    ) -> Result<Option<crate::directory::watch::DirectorySettings>, FieldError> {
+        use crate::fetch::Source;
+        let Some(d) = &self.directory else {
+            return Ok(None);
+        };
+        if d.sources.is_empty() {
+            return Err(FieldError::new(
+                "directory.sources",
+                "is empty (name a file or an http(s):// URL of the signed directory)",
+            ));
+        }
+        let sources = d
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let s = s.trim();
+                if s.starts_with("http://") || s.starts_with("https://") {
+                    Ok(Source::Url(s.to_string()))
+                } else if s.contains("://") {
+                    Err(FieldError::new(
+                        format!("directory.sources[{i}]"),
+                        "must be a file path, an http:// or an https:// URL",
+                    ))
+                } else {
+                    Ok(Source::File(resolve(base, s)))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if d.refresh_secs == 0 {
+            return Err(FieldError::new(
+                "directory.refresh_secs",
+                "must be at least 1",
+            ));
+        }
+        Ok(Some(crate::directory::watch::DirectorySettings {
+            sources,
+            refresh: std::time::Duration::from_secs(d.refresh_secs),
+            held: resolve(base, &d.held),
+        }))
     }
 
     /// Adds a route, or replaces the endpoint of an existing prefix.
@@ -435,6 +513,8 @@ pub struct Settings {
     /// The access audit's key file.
     pub audit_key: PathBuf,
     pub routes: Vec<Route>,
+    /// Where the network directory is read, if this node routes by one.
+    pub directory: Option<crate::directory::watch::DirectorySettings>,
     /// The timezone, holiday calendar and reply policy.
     pub deadlines: Deadlines,
     /// Where newer years of the holiday schedule are read from.
@@ -516,6 +596,7 @@ impl Settings {
             limits: c.limits.clone(),
             audit_key: resolve(base, &c.audit_key),
             routes: c.routes().map_err(field)?,
+            directory: c.directory_settings(base).map_err(field)?,
             deadlines: c.deadlines(base)?,
             calendar: c.calendar_file(base),
         })
@@ -548,6 +629,7 @@ mod tests {
         Route {
             prefix: RoutePrefix::parse("p", prefix).unwrap(),
             endpoint: endpoint.into(),
+            fingerprint: None,
         }
     }
 

@@ -53,7 +53,8 @@ pub fn connect(
     let channel = Endpoint::from_shared(route.endpoint.clone())?
         .tls_config_with_verifier(
             ctx.tls.peer_identity(),
-            ctx.trust.peer_verifier(&route.prefix),
+            ctx.trust
+                .peer_verifier(&route.prefix, route.fingerprint.as_deref()),
         )?
         .connect_timeout(Duration::from_secs(5).min(call_timeout))
         .timeout(call_timeout)
@@ -226,7 +227,7 @@ async fn send(
 /// Runs the delivery worker of one route until `shutdown`.
 pub async fn run(
     ctx: Arc<NodeCtx>,
-    route: Route,
+    mut route: Route,
     mut client: ExchangeClient<Channel>,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
@@ -251,9 +252,8 @@ pub async fn run(
     // travels; and the last item sent, after which the next batch starts.
     let mut settling = Settling(None);
     let mut after: i64 = 0;
-    let back = ctx
-        .back_bell(&prefix)
-        .unwrap_or_else(|| Arc::new(Notify::new()));
+    let back = ctx.back_bell(&prefix);
+    let mut routed = ctx.routes.generation();
     // Tell the peer this node is here (again): it sends what waits for us
     // at once. Best effort, beside the delivery: a peer that is down or
     // slow delays nothing, and hears it when it says hello itself.
@@ -272,9 +272,27 @@ pub async fn run(
         });
     }
     while !shutdown.is_cancelled() {
+        if ctx.routes.generation() != routed {
+            // A new directory: this route may be gone (its items were
+            // moved to the route that reaches them now) or moved.
+            routed = ctx.routes.generation();
+            match ctx.routes.by_prefix(&prefix) {
+                None => {
+                    tracing::info!(route = %prefix, "route no longer in use; its worker stops");
+                    break;
+                }
+                Some(now) if now != route => {
+                    tracing::info!(route = %prefix, from = %route.endpoint, to = %now.endpoint, "the peer moved; connecting to its new endpoint");
+                    route = now;
+                    trusted = u64::MAX;
+                    failures = 0;
+                }
+                Some(_) => {}
+            }
+        }
         if ctx.trust.generation() != trusted {
-            // A new revocation list: the open connection was checked
-            // against the old one.
+            // A new revocation list (or endpoint): the open connection was
+            // checked against the old one.
             trusted = ctx.trust.generation();
             match connect(&ctx, &route) {
                 Ok(c) => client = c,

@@ -5,6 +5,7 @@
 pub mod deadlines;
 pub mod delivery;
 pub mod server;
+pub mod workers;
 
 use tonic::Code;
 

@@ -378,3 +378,23 @@ pub fn write_crl(ca_dir: &Path, now: OffsetDateTime) -> Result<PathBuf> {
     write(&path, &crl.pem()?, false)?;
     Ok(path)
 }
+
+/// Signs `bytes` with the CA's key (ECDSA P-256, SHA-256, the signature
+/// DER-encoded): how the network authority signs the directory.
+pub fn sign(ca_dir: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+    let (_, key_path) = ca_paths(ca_dir);
+    let key = KeyPair::from_pem(&read(&key_path)?)?;
+    let rng = ring::rand::SystemRandom::new();
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &key.serialize_der(), &rng)
+            .map_err(|_| {
+                IdentityError::Joining(format!(
+                    "{}: the CA key is not an ECDSA P-256 key; only those sign a directory",
+                    key_path.display()
+                ))
+            })?;
+    pair.sign(&rng, bytes)
+        .map(|s| s.as_ref().to_vec())
+        .map_err(|_| IdentityError::Joining("the CA key could not sign".into()))
+}

@@ -18,7 +18,7 @@ mod trust;
 pub use accept::{Guarded, Limits, TlsConn, plain_incoming, tls_incoming};
 pub use ca::{
     Issued, RevokeTarget, ca_paths, crl_path, ensure_ca, issue_from_request, issue_node_cert,
-    issued, request_node_cert, revoke, serial_text, write_crl,
+    issued, request_node_cert, revoke, serial_text, sign as ca_sign, write_crl,
 };
 pub use serve::{SHUTDOWN_GRACE, serve_http1};
 pub use trust::{CrlSource, Trust, watch};
@@ -61,6 +61,8 @@ pub enum IdentityError {
     Request(String),
     #[error("revocation list {0} {1}")]
     BadCrl(String, &'static str),
+    #[error("revocation list {0}")]
+    Fetch(String),
 }
 
 type Result<T> = std::result::Result<T, IdentityError>;
@@ -124,6 +126,26 @@ pub fn peer_district<T>(
         ));
     }
     district_of_cert(first.as_ref()).map_err(|e| tonic::Status::permission_denied(e.to_string()))
+}
+
+/// Whether `signature` (ECDSA P-256 with SHA-256, DER-encoded, as
+/// `ca::sign` makes it) over `bytes` was made with the key of the CA
+/// certificate `ca_der`.
+pub fn signed_by(ca_der: &[u8], bytes: &[u8], signature: &[u8]) -> bool {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(ca_der) else {
+        return false;
+    };
+    let key = &cert.public_key().subject_public_key.data;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, key)
+        .verify(bytes, signature)
+        .is_ok()
+}
+
+/// The SHA-256 of a certificate (DER), in lower-case hex: how the
+/// directory pins a node's certificate.
+pub fn fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(der))
 }
 
 /// When a certificate (DER) stops being valid, in seconds since the epoch.
@@ -283,6 +305,21 @@ impl TlsMaterial {
             .with_single_cert(certs, key)?;
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(cfg))
+    }
+
+    /// For reading what the network authority publishes over `https://`:
+    /// the network CA is the only root, no client certificate.
+    pub fn authority_client_config(&self) -> Result<Arc<rustls::ClientConfig>> {
+        let mut roots = rustls::RootCertStore::empty();
+        for der in self.ca_ders()? {
+            roots.add(CertificateDer::from(der))?;
+        }
+        Ok(Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        ))
     }
 
     /// For calls to a peer's exchange listener: trusts the network CA, presents this node's certificate.

@@ -19,28 +19,13 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, ServerName
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Where a node reads the CA's revocation list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CrlSource {
-    File(PathBuf),
-    /// An `http://` URL (the list is signed; TLS adds nothing to it).
-    Url(String),
-}
-
-impl std::fmt::Display for CrlSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CrlSource::File(p) => write!(f, "{}", p.display()),
-            CrlSource::Url(u) => f.write_str(u),
-        }
-    }
-}
+/// Where a node reads the CA's revocation list: a file or an `http://` URL
+/// (the list is signed; TLS adds nothing to it).
+pub type CrlSource = crate::fetch::Source;
 
 /// The largest revocation list a node takes.
 const MAX_CRL_BYTES: usize = 4 << 20;
@@ -171,11 +156,17 @@ impl Trust {
         Arc::new(ClientVerifier(self.clone()))
     }
 
-    /// The verifier of calls to the peer of `route`.
-    pub fn peer_verifier(self: &Arc<Self>, route: &RoutePrefix) -> Arc<dyn ServerCertVerifier> {
+    /// The verifier of calls to the peer of `route`; with `pin` (a
+    /// SHA-256 fingerprint from the directory) only that certificate.
+    pub fn peer_verifier(
+        self: &Arc<Self>,
+        route: &RoutePrefix,
+        pin: Option<&str>,
+    ) -> Arc<dyn ServerCertVerifier> {
         Arc::new(PeerVerifier {
             trust: self.clone(),
             route: route.clone(),
+            pin: pin.map(str::to_string),
         })
     }
 }
@@ -229,72 +220,9 @@ fn parse_crls(
 }
 
 async fn fetch(source: &CrlSource) -> Result<Vec<u8>> {
-    match source {
-        CrlSource::File(path) => {
-            let bytes = tokio::fs::read(path)
-                .await
-                .map_err(|source| IdentityError::Io {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-            if bytes.len() > MAX_CRL_BYTES {
-                return Err(IdentityError::BadCrl(
-                    path.display().to_string(),
-                    "is larger than 4 MiB",
-                ));
-            }
-            Ok(bytes)
-        }
-        CrlSource::Url(url) => tokio::time::timeout(Duration::from_secs(10), http_get(url))
-            .await
-            .map_err(|_| IdentityError::BadCrl(url.clone(), "did not answer within 10 s"))?,
-    }
-}
-
-/// A plain HTTP/1.0 GET (no chunking, the server closes): enough for a CRL
-/// distribution point, and no client library for one file.
-async fn http_get(url: &str) -> Result<Vec<u8>> {
-    let bad = |why| IdentityError::BadCrl(url.to_string(), why);
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or(bad("is not an http:// URL"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let address = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let io = |source| IdentityError::Io {
-        path: url.to_string(),
-        source,
-    };
-    let mut tcp = tokio::net::TcpStream::connect(&address).await.map_err(io)?;
-    tcp.write_all(
-        format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .map_err(io)?;
-    let mut body = Vec::new();
-    tcp.take((MAX_CRL_BYTES + 16 * 1024) as u64)
-        .read_to_end(&mut body)
+    crate::fetch::fetch(source, MAX_CRL_BYTES, None)
         .await
-        .map_err(io)?;
-    let end = body
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or(bad("answered without HTTP headers"))?;
-    let status = String::from_utf8_lossy(&body[..end.min(64)]).to_string();
-    if status.split_whitespace().nth(1) != Some("200") {
-        return Err(bad("did not answer 200 OK"));
-    }
-    let content = body.split_off(end + 4);
-    if content.len() > MAX_CRL_BYTES {
-        return Err(bad("is larger than 4 MiB"));
-    }
-    Ok(content)
+        .map_err(|e| IdentityError::Fetch(e.to_string()))
 }
 
 /// The exchange listener's client-certificate check, always with the
@@ -349,11 +277,13 @@ impl ClientCertVerifier for ClientVerifier {
 }
 
 /// Delivery's check of a peer: the network CA, the host name, the current
-/// list, and a district that covers every destination of the route.
+/// list, a district that covers every destination of the route, and the
+/// certificate the directory pins, if it pins one.
 #[derive(Debug)]
 struct PeerVerifier {
     trust: Arc<Trust>,
     route: RoutePrefix,
+    pin: Option<String>,
 }
 
 impl ServerCertVerifier for PeerVerifier {
@@ -372,6 +302,14 @@ impl ServerCertVerifier for PeerVerifier {
             ocsp_response,
             now,
         )?;
+        if let Some(pin) = &self.pin
+            && super::fingerprint(end_entity.as_ref()) != *pin
+        {
+            return Err(rustls::Error::General(format!(
+                "the peer's certificate is not the one the network directory names for route {} (SHA-256 {pin}); nothing was sent",
+                self.route
+            )));
+        }
         match district_of_cert(end_entity.as_ref()) {
             Ok(d) if d.covers_route(&self.route) => Ok(verified),
             Ok(d) => Err(rustls::Error::General(format!(

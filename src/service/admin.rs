@@ -74,6 +74,7 @@ pub async fn peers(ctx: &NodeCtx, caller: &Caller) -> Result<Vec<PeerState>> {
     let counts = ctx.store.outbox_counts().await?;
     Ok(ctx
         .routes
+        .all()
         .iter()
         .map(|r| {
             let c = counts.iter().find(|c| c.route == r.prefix.as_str());

@@ -14,6 +14,7 @@ mod console;
 mod console_work;
 mod crash;
 mod deadlines;
+mod directory;
 mod exchange;
 mod limits;
 mod logins;

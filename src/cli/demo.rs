@@ -234,6 +234,10 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         ..Delivery::default()
     };
     let mut net = LocalNetwork::create(&dir, &DISTRICTS, delivery).await?;
+    // The nodes find each other through the signed network directory, as a
+    // national network does, not through routes added by hand.
+    let directory = net.publish_directory(&net.network_toml(1, &[]))?;
+    net.route_by_directory(5)?;
     for i in 0..DISTRICTS.len() {
         net.start_node(i, Arc::new(SystemClock)).await?;
     }
@@ -250,6 +254,14 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             n.ops_url
         );
     }
+    println!(
+        "\n  Routes: the signed network directory (通讯录) {}, serial {}, {} districts,\n  each node's certificate pinned; no route added by hand. Print it with\n  migrex directory show {} --ca-cert {}",
+        net.directory_path().display(),
+        directory.serial,
+        directory.districts.len(),
+        net.directory_path().display(),
+        dir.join("ca").join("ca.crt").display()
+    );
 
     println!("\n1. Staff register notices (登记通报/协查); each is committed, then delivered:");
     let mut sent = Vec::new();

@@ -403,9 +403,12 @@ impl LocalNetwork {
     ) -> Result<crate::directory::Directory, SetupError> {
         let source = self.dir.join("network.toml");
         std::fs::write(&source, network_toml).map_err(io(&source))?;
-        let d = crate::directory::source::build(&source, time::OffsetDateTime::now_utc())?;
-        let signed = d.sign(&self.dir.join("ca"))?;
         let out = self.directory_path();
+        let ca_dir = self.dir.join("ca");
+        let previous = crate::directory::source::previous_serial(&out, &ca_dir);
+        let d =
+            crate::directory::source::build(&source, time::OffsetDateTime::now_utc(), previous)?;
+        let signed = d.sign(&ca_dir)?;
         crate::files::replace(&out, &signed).map_err(io(&out))?;
         Ok(d)
     }
@@ -417,9 +420,10 @@ impl LocalNetwork {
             let (mut c, _) = Config::load(&n.config_path)?;
             c.peers.clear();
             c.directory = Some(crate::config::DirectoryFiles {
-                sources: vec![self.directory_path().display().to_string()],
                 refresh_secs,
-                held: "directory.held".into(),
+                ..crate::config::DirectoryFiles::new(vec![
+                    self.directory_path().display().to_string(),
+                ])
             });
             c.save(&n.config_path)?;
         }

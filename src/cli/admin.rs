@@ -71,6 +71,11 @@ pub struct InitArgs {
     /// (without it, such a database is refused); a new admin token is added.
     #[arg(long)]
     adopt: bool,
+    /// Route by the network directory (通讯录) published here: an http://
+    /// or https:// URL or a file (repeatable: tried in turn). Sets
+    /// `[directory] sources`; without it the node routes by hand only.
+    #[arg(long = "directory")]
+    directory: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -546,6 +551,11 @@ pub async fn init(a: InitArgs) -> Result<()> {
                 .unwrap_or_else(|| a.dir.join("..").join("ca")),
         ),
     };
+    // Checked before anything is written.
+    let here = std::env::current_dir()?;
+    for (i, d) in a.directory.iter().enumerate() {
+        crate::config::directory_source(&format!("--directory[{i}]"), d, &here)?;
+    }
     let (config_path, token, created_ca) = init_node(
         &district,
         &a.dir,
@@ -567,16 +577,34 @@ pub async fn init(a: InitArgs) -> Result<()> {
         ),
         _ => {}
     }
+    if !a.directory.is_empty() {
+        let (mut c, _) = crate::config::Config::load(&config_path)?;
+        // A file is named as the operator meant it: from where they are.
+        let sources = a
+            .directory
+            .iter()
+            .map(
+                |d| match crate::config::directory_source("--directory", d, &here) {
+                    Ok(crate::fetch::Source::File(p)) => p.display().to_string(),
+                    _ => d.trim().to_string(),
+                },
+            )
+            .collect();
+        c.directory = Some(crate::config::DirectoryFiles::new(sources));
+        c.save(&config_path)?;
+    }
     println!(
         "node {district} ({}) initialised: {}",
         district.county_name(),
         config_path.display()
     );
     println!("admin token (shown only this once): {token}");
-    println!(
-        "next: migrex peer add --config {} --district <code> --endpoint https://<host:port>",
-        config_path.display()
-    );
+    if a.directory.is_empty() {
+        println!(
+            "next: migrex peer add --config {} --district <code> --endpoint https://<host:port>",
+            config_path.display()
+        );
+    }
     println!("      migrex serve --config {}", config_path.display());
     Ok(())
 }

@@ -52,7 +52,8 @@ pub async fn directory(cmd: DirectoryCommand) -> Result<()> {
     match cmd {
         DirectoryCommand::Build { input, ca_dir, out } => {
             super::ca::need_ca(&ca_dir)?;
-            let d = source::build(&input, time::OffsetDateTime::now_utc())
+            let previous = source::previous_serial(&out, &ca_dir);
+            let d = source::build(&input, time::OffsetDateTime::now_utc(), previous)
                 .with_context(|| format!("--in {}", input.display()))?;
             let signed = d.sign(&ca_dir)?;
             crate::files::replace(&out, &signed)

@@ -106,6 +106,17 @@ pub struct DirectoryFiles {
     pub held: String,
 }
 
+impl DirectoryFiles {
+    /// Reading `sources` with the default schedule and file.
+    pub fn new(sources: Vec<String>) -> Self {
+        DirectoryFiles {
+            sources,
+            refresh_secs: default_directory_refresh(),
+            held: default_directory_held(),
+        }
+    }
+}
+
 fn default_directory_refresh() -> u64 {
     300
 }
@@ -315,7 +326,6 @@ impl Config {
         &self,
         base: &Path,
     ) -> Result<Option<crate::directory::watch::DirectorySettings>, FieldError> {
-        use crate::fetch::Source;
         let Some(d) = &self.directory else {
             return Ok(None);
         };
@@ -329,19 +339,7 @@ impl Config {
             .sources
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                let s = s.trim();
-                if s.starts_with("http://") || s.starts_with("https://") {
-                    Ok(Source::Url(s.to_string()))
-                } else if s.contains("://") {
-                    Err(FieldError::new(
-                        format!("directory.sources[{i}]"),
-                        "must be a file path, an http:// or an https:// URL",
-                    ))
-                } else {
-                    Ok(Source::File(resolve(base, s)))
-                }
-            })
+            .map(|(i, s)| directory_source(&format!("directory.sources[{i}]"), s, base))
             .collect::<Result<Vec<_>, _>>()?;
         if d.refresh_secs == 0 {
             return Err(FieldError::new(
@@ -600,6 +598,27 @@ impl Settings {
             deadlines: c.deadlines(base)?,
             calendar: c.calendar_file(base),
         })
+    }
+}
+
+/// One source of the network directory: an `http://` or `https://` URL, or
+/// a file (made absolute against `base`).
+pub fn directory_source(
+    field: &str,
+    s: &str,
+    base: &Path,
+) -> Result<crate::fetch::Source, FieldError> {
+    use crate::fetch::Source;
+    let s = s.trim();
+    if s.starts_with("http://") || s.starts_with("https://") {
+        Ok(Source::Url(s.to_string()))
+    } else if s.contains("://") || s.is_empty() {
+        Err(FieldError::new(
+            field,
+            "must be a file path, an http:// or an https:// URL",
+        ))
+    } else {
+        Ok(Source::File(resolve(base, s)))
     }
 }
 

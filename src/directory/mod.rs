@@ -44,6 +44,10 @@ pub enum DirectoryError {
     Expired(String),
     #[error("serial {got} is older than serial {held}, which this node holds")]
     Older { got: u64, held: u64 },
+    #[error(
+        "serial {0} is the one this node holds, with other contents; a changed directory needs a higher serial"
+    )]
+    SameSerial(u64),
     #[error("{0}")]
     Identity(#[from] crate::identity::IdentityError),
 }

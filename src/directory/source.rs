@@ -56,8 +56,15 @@ struct District {
 }
 
 /// Reads `path` and makes the directory it describes, issued at `now`.
+/// Without a `serial` in the file, the serial is the time in seconds, or
+/// one more than `previous` (the serial of the directory this one
+/// replaces) when that is not less: every build is newer than the last.
 /// Errors name the file and the field.
-pub fn build(path: &Path, now: OffsetDateTime) -> Result<Directory, DirectoryError> {
+pub fn build(
+    path: &Path,
+    now: OffsetDateTime,
+    previous: Option<u64>,
+) -> Result<Directory, DirectoryError> {
     let shown = path.display().to_string();
     let text = crate::files::read_bounded(path, MAX_BYTES as u64)
         .map_err(|e| FieldError::new(&shown, e.to_string()))?;
@@ -92,7 +99,10 @@ pub fn build(path: &Path, now: OffsetDateTime) -> Result<Directory, DirectoryErr
     }
     let now = now.replace_nanosecond(0).expect("valid");
     let wire = WireDirectory {
-        serial: network.serial.unwrap_or(now.unix_timestamp().max(0) as u64),
+        serial: network.serial.unwrap_or_else(|| {
+            let clock = now.unix_timestamp().max(0) as u64;
+            previous.map_or(clock, |p| clock.max(p + 1))
+        }),
         issued_at: now.format(super::RFC3339).expect("formats"),
         expires_at: (now + time::Duration::days(network.valid_days.into()))
             .format(super::RFC3339)
@@ -110,6 +120,18 @@ pub fn build(path: &Path, now: OffsetDateTime) -> Result<Directory, DirectoryErr
         )
         .into()
     })
+}
+
+/// The serial of the signed directory at `out`, if there is one signed by
+/// the CA of `ca_dir`: the one a new build must exceed.
+pub fn previous_serial(out: &Path, ca_dir: &Path) -> Option<u64> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let bytes = std::fs::read(out).ok()?;
+    let ca = std::fs::read(crate::identity::ca_paths(ca_dir).0).ok()?;
+    let ders: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&ca)
+        .filter_map(|c| c.ok().map(|c| c.to_vec()))
+        .collect();
+    Directory::verify(&bytes, &ders).ok().map(|d| d.serial)
 }
 
 fn certificate_fingerprint(field: &str, path: &Path) -> Result<String, FieldError> {
@@ -139,13 +161,18 @@ mod tests {
         )
         .unwrap();
         let now = time::macros::datetime!(2026-12-06 10:00:00.5 UTC);
-        let d = build(&p, now).unwrap();
+        let d = build(&p, now, None).unwrap();
         assert_eq!(d.serial, 1_796_551_200);
+        assert_eq!(
+            build(&p, now, Some(1_796_551_200)).unwrap().serial,
+            1_796_551_201
+        );
+        assert_eq!(build(&p, now, Some(5)).unwrap().serial, 1_796_551_200);
         assert_eq!(d.expires_at - d.issued_at, time::Duration::days(30));
         assert_eq!(d.served_by(&d.districts[0].code).len(), 1);
 
         std::fs::write(&p, "[[district]]\ncode = \"440304\"\nrelay = \"440303\"\n").unwrap();
-        match build(&p, now) {
+        match build(&p, now, None) {
             Err(DirectoryError::Field(e)) => assert_eq!(e.field, "district[0].relay"),
             other => panic!("{other:?}"),
         }

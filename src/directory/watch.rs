@@ -68,7 +68,12 @@ pub async fn refresh(ctx: &NodeCtx) -> Result<Outcome, DirectoryError> {
         };
         match got {
             Ok((d, _)) if Some(d.serial) == held => {
-                return Ok(Outcome::Unchanged { serial: d.serial });
+                if ctx.routes.directory().is_some_and(|h| *h == d) {
+                    return Ok(Outcome::Unchanged { serial: d.serial });
+                }
+                let e = DirectoryError::SameSerial(d.serial);
+                tracing::warn!(source = %source, error = %e, "network directory not taken from this source");
+                last = Some(e);
             }
             Ok((d, bytes)) => {
                 let (serial, districts) = (d.serial, d.districts.len());

@@ -134,7 +134,8 @@ async fn nodes_route_by_the_signed_directory_and_follow_it_without_a_restart() {
     // Signed by another CA: refused.
     let other_ca = root.join("other-ca");
     migrex::identity::ensure_ca(&other_ca, "not the network CA").unwrap();
-    let d = migrex::directory::source::build(&plain, time::OffsetDateTime::now_utc()).unwrap();
+    let d =
+        migrex::directory::source::build(&plain, time::OffsetDateTime::now_utc(), None).unwrap();
     std::fs::write(&signed, d.sign(&other_ca).unwrap()).unwrap();
     refused_keeping(&net, 0, "the foreign directory refused", 2.0).await;
 

@@ -16,6 +16,7 @@ mod crash;
 mod deadlines;
 mod directory;
 mod exchange;
+mod joining;
 mod limits;
 mod logins;
 mod operator;

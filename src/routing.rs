@@ -45,6 +45,7 @@ impl Table {
                 prefix: RoutePrefix::parse("code", e.code.as_str()).ok()?,
                 endpoint: e.endpoints.first()?.clone(),
                 fingerprint: e.fingerprint.clone(),
+                fallbacks: e.endpoints[1..].to_vec(),
             })
         };
         let mut by_code = HashMap::with_capacity(entries.len());
@@ -174,13 +175,14 @@ mod tests {
             prefix: RoutePrefix::parse("p", "4401").unwrap(),
             endpoint: "https://gz.example:1".into(),
             fingerprint: None,
+            fallbacks: vec![],
         }];
         let routes = Routes::new(own, hand);
         assert!(routes.route_for("510116").is_none());
         routes.apply(directory(serde_json::json!([
             {"code": "440303", "endpoints": ["https://me.example:1"]},
             {"code": "440106", "endpoints": ["https://tianhe.example:1"]},
-            {"code": "510100", "endpoints": ["https://cd.example:1"]},
+            {"code": "510100", "endpoints": ["https://cd.example:1", "https://cd2.example:1"]},
             {"code": "510116", "endpoints": ["https://inside.example:1"], "relay": "510100"},
         ])));
         assert_eq!(

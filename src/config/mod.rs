@@ -258,6 +258,25 @@ pub struct Route {
     /// The SHA-256 of the certificate the peer must present (from the
     /// network directory; hand-made routes pin none).
     pub fingerprint: Option<String>,
+    /// Further endpoints of the same node (its replicas, from the
+    /// directory), tried in turn after `endpoint` fails.
+    pub fallbacks: Vec<String>,
+}
+
+impl Route {
+    /// How many endpoints the route has: its own and the fallbacks.
+    pub fn endpoints(&self) -> usize {
+        1 + self.fallbacks.len()
+    }
+
+    /// The route with its `turn`th endpoint (counting round) as the one to use.
+    pub fn turned(&self, turn: usize) -> Route {
+        let mut r = self.clone();
+        if let Some(i) = (turn % self.endpoints()).checked_sub(1) {
+            r.endpoint = self.fallbacks[i].clone();
+        }
+        r
+    }
 }
 
 impl Config {
@@ -315,6 +334,7 @@ impl Config {
                     prefix,
                     endpoint: p.endpoint.clone(),
                     fingerprint: None,
+                    fallbacks: vec![],
                 })
             })
             .collect()
@@ -649,6 +669,7 @@ mod tests {
             prefix: RoutePrefix::parse("p", prefix).unwrap(),
             endpoint: endpoint.into(),
             fingerprint: None,
+            fallbacks: vec![],
         }
     }
 

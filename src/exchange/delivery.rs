@@ -254,6 +254,10 @@ pub async fn run(
     let mut after: i64 = 0;
     let back = ctx.back_bell(&prefix);
     let mut routed = ctx.routes.generation();
+    // Which of the route's endpoints is in use, and how many were tried
+    // since the last success: a failed call moves to the next one at once;
+    // a round in which all failed backs off.
+    let (mut turn, mut tried) = (0usize, 0usize);
     // Tell the peer this node is here (again): it sends what waits for us
     // at once. Best effort, beside the delivery: a peer that is down or
     // slow delays nothing, and hears it when it says hello itself.
@@ -284,6 +288,7 @@ pub async fn run(
                 Some(now) if now != route => {
                     tracing::info!(route = %prefix, from = %route.endpoint, to = %now.endpoint, "the peer moved; connecting to its new endpoint");
                     route = now;
+                    (turn, tried) = (0, 0);
                     trusted = u64::MAX;
                     failures = 0;
                 }
@@ -294,7 +299,7 @@ pub async fn run(
             // A new revocation list (or endpoint): the open connection was
             // checked against the old one.
             trusted = ctx.trust.generation();
-            match connect(&ctx, &route) {
+            match connect(&ctx, &route.turned(turn)) {
                 Ok(c) => client = c,
                 Err(e) => {
                     tracing::error!(route = %prefix, error = %e, "cannot make a new connection to the peer")
@@ -407,6 +412,7 @@ pub async fn run(
                     .map(|(i, _)| i.seq)
                     .collect();
                 waited = false;
+                tried = 0;
                 if unsettled.is_empty() {
                     if failures > 0 || alerted {
                         tracing::info!(route = %prefix, "peer reachable again; delivering");
@@ -437,6 +443,22 @@ pub async fn run(
             Err(error) => {
                 settling.finish(&mut after).await;
                 after = 0;
+                if tried + 1 < route.endpoints() {
+                    // Another endpoint of the node (a replica): at once.
+                    tried += 1;
+                    turn += 1;
+                    let next = route.turned(turn);
+                    tracing::warn!(route = %prefix, next = %next.endpoint, error = %error, "delivery failed; trying the node's next endpoint");
+                    match connect(&ctx, &next) {
+                        Ok(c) => client = c,
+                        Err(e) => {
+                            tracing::error!(route = %prefix, endpoint = %next.endpoint, error = %e, "cannot make a connection to the endpoint")
+                        }
+                    }
+                    waited = true;
+                    continue;
+                }
+                tried = 0;
                 failures += 1;
                 let delay = backoff_delay(failures, initial, cap);
                 let seqs: Vec<i64> = items.iter().map(|i| i.seq).collect();
@@ -446,9 +468,9 @@ pub async fn run(
                 let age = now - items[0].created_at;
                 if age.whole_seconds() as u64 >= d.undelivered_alert_secs && !alerted {
                     alerted = true;
-                    tracing::error!(route = %prefix, endpoint = %route.endpoint, waiting = batch.len(), oldest_age_secs = age.whole_seconds(), attempts = items[0].attempts + 1, error = %error, "UNDELIVERED: peer unreachable past the alert threshold; retries go on");
+                    tracing::error!(route = %prefix, endpoint = %route.turned(turn).endpoint, waiting = batch.len(), oldest_age_secs = age.whole_seconds(), attempts = items[0].attempts + 1, error = %error, "UNDELIVERED: peer unreachable past the alert threshold; retries go on");
                 } else {
-                    tracing::warn!(route = %prefix, endpoint = %route.endpoint, attempt = failures, retry_in_ms = delay.as_millis() as u64, error = %error, "delivery failed; will retry");
+                    tracing::warn!(route = %prefix, endpoint = %route.turned(turn).endpoint, attempt = failures, retry_in_ms = delay.as_millis() as u64, error = %error, "delivery failed; will retry");
                 }
                 waited = true;
                 tokio::select! {

@@ -1,7 +1,8 @@
 //! Issue 21, item 1: nodes route by the signed network directory the
 //! authority builds with `migrex directory build`, read from a file every
 //! second; a node that moves to another port is reached again once the
-//! directory says so, without restarting its peers; an older, an expired
+//! directory says so (its old endpoint listed first, dead: endpoints are
+//! tried in turn), without restarting its peers; an older, an expired
 //! and a foreign-signed document are refused and the one in use kept.
 
 use crate::common::*;
@@ -108,10 +109,21 @@ async fn nodes_route_by_the_signed_directory_and_follow_it_without_a_restart() {
     let (mut c, _) = migrex::config::Config::load(&config).unwrap();
     c.listen = format!("127.0.0.1:{port}");
     c.save(&config).unwrap();
-    net.nodes[1].exchange_url = format!("https://127.0.0.1:{port}");
+    let old_url = std::mem::replace(
+        &mut net.nodes[1].exchange_url,
+        format!("https://127.0.0.1:{port}"),
+    );
     net.start_node(1, Arc::new(SystemClock)).await.unwrap();
     let moved = submit(&net, 0, birth(SHUANGLIU, woman(3), "2026-11-21")).await;
-    net.publish_directory(&net.network_toml(2, &[])).unwrap();
+    // The new directory lists the old (dead) endpoint first and the new one
+    // second: endpoints are tried in turn.
+    let new_url = net.nodes[1].exchange_url.clone();
+    let listing = net.network_toml(2, &[]).replace(
+        &format!("[\"{new_url}\"]"),
+        &format!("[\"{old_url}\", \"{new_url}\"]"),
+    );
+    assert!(listing.contains(&old_url));
+    net.publish_directory(&listing).unwrap();
     let arrived = wait_notice(&net, 0, &moved.id, |n| {
         n.status == NoticeStatus::Delivered as i32
     })

@@ -40,7 +40,7 @@ async fn main() {
     for f in &table {
         if matches!(f.get(2), Some(&"2") | Some(&"3")) && !parents.contains(f[0]) {
             let code = f[0];
-            let pin = format!("{:064x}", u128::from_str_radix(code, 10).unwrap() * 7919);
+            let pin = format!("{:064x}", code.parse::<u128>().unwrap() * 7919);
             plain.push_str(&format!(
                 "\n[[district]]\ncode = \"{code}\"\nendpoints = [\"https://node-{code}.example:7401\", \"https://node2-{code}.example:7401\"]\nfingerprint = \"{pin}\"\n"
             ));

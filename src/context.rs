@@ -172,6 +172,11 @@ impl NodeCtx {
         }
     }
 
+    /// Whether a delivery worker of this process serves `route`.
+    pub fn is_served(&self, route: &str) -> bool {
+        self.bells(route).served.load(Ordering::Acquire)
+    }
+
     /// Marks whether `route` has a delivery worker in this process; returns
     /// whether it had one before.
     pub fn set_served(&self, route: &str, served: bool) -> bool {

@@ -224,6 +224,20 @@ async fn send(
     })
 }
 
+/// Tells the peer of `route` that this node is here (again), so that it
+/// sends what waits for us at once (`Exchange.Hello`); best effort, within
+/// 5 s.
+pub async fn say_hello(mut client: ExchangeClient<Channel>, route: String) {
+    let hello = tokio::time::timeout(Duration::from_secs(5), client.hello(pb::HelloRequest {}));
+    match hello.await {
+        Ok(Ok(_)) => tracing::debug!(route = %route, "told the peer this node is back"),
+        Ok(Err(s)) => {
+            tracing::debug!(route = %route, error = %s.message(), "the peer did not hear that this node is back")
+        }
+        Err(_) => tracing::debug!(route = %route, "the peer did not answer hello"),
+    }
+}
+
 /// Runs the delivery worker of one route until `shutdown`.
 pub async fn run(
     ctx: Arc<NodeCtx>,
@@ -259,22 +273,9 @@ pub async fn run(
     // a round in which all failed backs off.
     let (mut turn, mut tried) = (0usize, 0usize);
     // Tell the peer this node is here (again): it sends what waits for us
-    // at once. Best effort, beside the delivery: a peer that is down or
-    // slow delays nothing, and hears it when it says hello itself.
-    {
-        let (mut client, prefix) = (client.clone(), prefix.clone());
-        tokio::spawn(async move {
-            let hello =
-                tokio::time::timeout(Duration::from_secs(5), client.hello(pb::HelloRequest {}));
-            match hello.await {
-                Ok(Ok(_)) => tracing::debug!(route = %prefix, "told the peer this node is back"),
-                Ok(Err(s)) => {
-                    tracing::debug!(route = %prefix, error = %s.message(), "the peer did not hear that this node is back")
-                }
-                Err(_) => tracing::debug!(route = %prefix, "the peer did not answer hello"),
-            }
-        });
-    }
+    // at once. Beside the delivery: a peer that is down or slow delays
+    // nothing, and hears it when it says hello itself.
+    tokio::spawn(say_hello(client.clone(), prefix.clone()));
     while !shutdown.is_cancelled() {
         if ctx.routes.generation() != routed {
             // A new directory: this route may be gone (its items were

@@ -72,6 +72,51 @@ fn start(
     });
 }
 
+/// The most peers a node that starts says hello to besides its workers'
+/// and how many at once.
+const HELLO_PEERS: i64 = 3000;
+const HELLO_AT_ONCE: usize = 16;
+
+/// Tells the peers this node exchanged notices with in the last three
+/// months, and has no worker for, that it is here (its workers tell
+/// theirs): they may hold notices for it, and send them at once instead of
+/// at their next retry. At most `HELLO_AT_ONCE` at a time.
+async fn hello_recent_peers(ctx: Arc<NodeCtx>, shutdown: CancellationToken) {
+    let today = ctx.deadlines.local_date(ctx.now());
+    let back = today.replace_day(1).expect("day 1") - time::Duration::days(62);
+    let since = back.year() * 100 + i32::from(u8::from(back.month()));
+    let peers = match ctx.store.recent_peers(since, HELLO_PEERS).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the recent peers to say hello to");
+            return;
+        }
+    };
+    let mut routes = HashSet::new();
+    let mut calls = JoinSet::new();
+    for peer in peers {
+        let Some(route) = ctx.route_for(&peer) else {
+            continue;
+        };
+        let prefix = route.prefix.to_string();
+        // A worker says hello itself.
+        if ctx.is_served(&prefix) || !routes.insert(prefix.clone()) {
+            continue;
+        }
+        let Ok(client) = super::delivery::connect(&ctx, &route) else {
+            continue;
+        };
+        while calls.len() >= HELLO_AT_ONCE {
+            calls.join_next().await;
+        }
+        if shutdown.is_cancelled() {
+            return;
+        }
+        calls.spawn(super::delivery::say_hello(client, prefix));
+    }
+    while calls.join_next().await.is_some() {}
+}
+
 /// Runs the workers until `shutdown`: those of the routes added by hand
 /// and of the routes with waiting items at once, the others when items
 /// come (`wanted`, from `NodeCtx::wake`) or the directory changes.
@@ -88,6 +133,7 @@ pub async fn run(
     for prefix in &waiting {
         start(&ctx, &mut set, prefix, &shutdown);
     }
+    tokio::spawn(hello_recent_peers(ctx.clone(), shutdown.clone()));
     let mut changes = ctx.routes.subscribe();
     let mut scan = tokio::time::interval(Duration::from_secs(ctx.delivery.lease_secs.max(1)));
     scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -78,6 +78,23 @@ pub struct LatencyHistogram {
 }
 
 impl Store {
+    /// The peers this node exchanged notices with, either way, in the
+    /// months from `since` (YYYYMM, local), at most `limit` of them: whom a
+    /// node that starts tells it is back (their roll-up rows, not the
+    /// notices, are read).
+    pub async fn recent_peers(&self, since: i32, limit: i64) -> Result<Vec<String>> {
+        with_pool!(self, read, |pool, Db| {
+            let rows = sqlx::query(
+                "SELECT DISTINCT peer FROM timeliness_counts WHERE month >= $1 ORDER BY peer LIMIT $2",
+            )
+            .bind(since)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
     /// Sets `received_month` of every received notice to its local month in
     /// `tz` unless the store already records `tz`; the triggers move the
     /// roll-ups along. One transaction: a crash leaves the old keys and the

@@ -188,3 +188,46 @@ fn the_alert_fires_a_week_before_the_directory_expires() {
         r.unwrap_or_else(|e| panic!("the directory alert rule: {e}"));
     }
 }
+
+/// Issue 21, item 4, with the directory: a node that starts with nothing
+/// to send (so no delivery worker of its own) still tells the peers it
+/// exchanged with that it is back, and they send at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_node_with_nothing_to_send_is_sent_to_at_once() {
+    // Retries at least 20 s apart: far longer than the test allows.
+    let delivery = migrex::config::Delivery {
+        backoff_initial_ms: 40_000,
+        backoff_max_ms: 60_000,
+        ..fast_delivery()
+    };
+    let mut net = create(&[LUOHU, SHUANGLIU], delivery).await;
+    net.publish_directory(&net.network_toml(1, &[])).unwrap();
+    net.route_by_directory(1).unwrap();
+    net.start_node(0, Arc::new(SystemClock)).await.unwrap();
+    net.start_node(1, Arc::new(SystemClock)).await.unwrap();
+    // They have exchanged a notice this month.
+    let first = submit(&net, 0, birth(SHUANGLIU, woman(6), "2026-10-03")).await;
+    wait_notice(&net, 0, &first.id, |n| {
+        n.status == NoticeStatus::Delivered as i32
+    })
+    .await;
+
+    // Shuangliu is down; Luohu's next notice fails once and backs off.
+    net.stop_node(1).await;
+    let n = submit(&net, 0, birth(SHUANGLIU, woman(7), "2026-10-04")).await;
+    eventually("a failed attempt", Duration::from_secs(10), || async {
+        get(&net, 0, &n.id)
+            .await
+            .filter(|n| n.delivery_attempts >= 1 && !n.last_error.is_empty())
+    })
+    .await;
+    let started = std::time::Instant::now();
+    net.start_node(1, Arc::new(SystemClock)).await.unwrap();
+    wait_notice(&net, 0, &n.id, |n| {
+        n.status == NoticeStatus::Delivered as i32
+    })
+    .await;
+    let took = started.elapsed();
+    eprintln!("delivered {took:?} after the destination started");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}

@@ -115,7 +115,8 @@ impl NodeCtx {
     /// The route for a district code: by hand, by longest prefix, then by
     /// the network directory.
     pub fn route_for(&self, code: &str) -> Option<Route> {
-        self.routes.route_for(code)
+        self.routes
+            .route_for(code, self.deadlines.local_date(self.now()))
     }
 
     fn bells(&self, route: &str) -> Bells {

@@ -88,18 +88,41 @@ impl Routes {
         self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The route for a destination code: the longest matching hand-made
-    /// route, else the directory's entry for the code or the district it
-    /// lies in (a street's county).
-    pub fn route_for(&self, code: &str) -> Option<Route> {
+    /// The route for a destination code on the day `on`: the longest
+    /// matching hand-made route, else the directory's entry for the code or
+    /// the district it lies in (a street's county), else, for a code the
+    /// directory replaced by `on`, its successor's.
+    pub fn route_for(&self, code: &str, on: time::Date) -> Option<Route> {
         if let Some(r) = crate::config::route_for(&self.hand, code) {
             return Some(r.clone());
         }
         let table = self.table();
-        [12, 9, 6]
-            .into_iter()
-            .filter(|n| code.len() >= *n)
-            .find_map(|n| table.by_code.get(&code[..n]).cloned())
+        let listed = |code: &str| {
+            [12, 9, 6]
+                .into_iter()
+                .filter(|n| code.len() >= *n)
+                .find_map(|n| table.by_code.get(&code[..n]).cloned())
+        };
+        listed(code).or_else(|| {
+            // A code the directory no longer lists, replaced by another:
+            // its successor's node answers for it (replies to notices
+            // addressed before the change).
+            listed(self.successor(code, on)?.as_str())
+        })
+    }
+
+    /// The district that replaced `code` (or the district it lies in) by
+    /// `on`, by the directory's division-code changes (区划变更): a street of
+    /// a merged county goes to the successor itself, whose node knows its
+    /// streets' new codes.
+    pub fn successor(&self, code: &str, on: time::Date) -> Option<DistrictCode> {
+        let directory = self.table().directory.clone()?;
+        directory
+            .changes
+            .iter()
+            .filter(|c| c.effective <= on && code.starts_with(c.old.as_str()))
+            .max_by_key(|c| c.old.len())
+            .map(|c| c.successor.clone())
     }
 
     /// The route now behind a queue name, if any still is.
@@ -162,6 +185,10 @@ mod tests {
         let wire = serde_json::json!({
             "serial": 1, "issued_at": "2026-12-01T00:00:00Z", "expires_at": "2027-01-01T00:00:00Z",
             "districts": json,
+            "changes": [
+                {"old": "510117", "successor": "510116", "effective": "2026-12-01"},
+                {"old": "510118", "successor": "510116", "effective": "2027-01-01"},
+            ],
         });
         // Through the same checks as a fetched one.
         let text = serde_json::to_string(&wire).unwrap();
@@ -178,7 +205,8 @@ mod tests {
             fallbacks: vec![],
         }];
         let routes = Routes::new(own, hand);
-        assert!(routes.route_for("510116").is_none());
+        let day = time::macros::date!(2026 - 12 - 06);
+        assert!(routes.route_for("510116", day).is_none());
         routes.apply(directory(serde_json::json!([
             {"code": "440303", "endpoints": ["https://me.example:1"]},
             {"code": "440106", "endpoints": ["https://tianhe.example:1"]},
@@ -186,26 +214,48 @@ mod tests {
             {"code": "510116", "endpoints": ["https://inside.example:1"], "relay": "510100"},
         ])));
         assert_eq!(
-            routes.route_for("440106").unwrap().endpoint,
+            routes.route_for("440106", day).unwrap().endpoint,
             "https://gz.example:1"
         );
-        let r = routes.route_for("510116001").unwrap();
+        let r = routes.route_for("510116001", day).unwrap();
         assert_eq!(
             (r.prefix.as_str(), r.endpoint.as_str()),
             ("510100", "https://cd.example:1")
         );
-        assert!(routes.route_for("440303").is_none());
+        assert!(routes.route_for("440303", day).is_none());
         assert_eq!(
             routes.by_prefix("510100").unwrap().endpoint,
             "https://cd.example:1"
         );
         assert_eq!(routes.generation(), 1);
 
+        // Division-code changes: a notice goes to the successor from the
+        // change's date; a code the directory no longer lists is routed to
+        // its successor's node (replies to notices addressed before).
+        assert_eq!(routes.successor("510117", day).unwrap().as_str(), "510116");
+        assert_eq!(
+            routes.successor("510117003", day).unwrap().as_str(),
+            "510116"
+        );
+        assert!(
+            routes.successor("510118", day).is_none(),
+            "not before its date"
+        );
+        assert!(
+            routes
+                .successor("510118", time::macros::date!(2027 - 01 - 01))
+                .is_some()
+        );
+        assert_eq!(
+            routes.route_for("510117", day).unwrap().prefix.as_str(),
+            "510100"
+        );
+
         // The relay itself uses the district's own endpoint.
         let relay = Routes::new(DistrictCode::parse("d", "510100").unwrap(), vec![]);
         relay.apply(routes.directory().unwrap().as_ref().clone());
         assert_eq!(
-            relay.route_for("510116").unwrap().endpoint,
+            relay.route_for("510116", day).unwrap().endpoint,
             "https://inside.example:1"
         );
     }

@@ -145,6 +145,7 @@ pub fn notice_json(n: &pb::Notice) -> Value {
         "withdrawn_at": rfc(&n.withdrawn_at),
         "withdraw_reason": n.withdraw_reason,
         "duplicate_of": (!n.duplicate_of.is_empty()).then_some(&n.duplicate_of),
+        "addressed_to": (!n.addressed_to.is_empty()).then_some(&n.addressed_to),
         "delivery_attempts": n.delivery_attempts,
         "last_error": (!n.last_error.is_empty()).then_some(&n.last_error),
     })
@@ -173,6 +174,13 @@ pub fn print_one(n: &pb::Notice, as_json: bool, local: Local) {
         place(&n.origin),
         place(&n.destination)
     );
+    if !n.addressed_to.is_empty() {
+        println!(
+            "addressed   {}: a division code replaced by {} (区划变更)",
+            place(&n.addressed_to),
+            place(&n.destination)
+        );
+    }
     println!(
         "subject     {} {} (户籍 {}, 现居 {})",
         s.name, s.id_number, s.hukou_district, s.residence_district

@@ -88,6 +88,9 @@ pub struct NoticeContent {
     pub details: Details,
     pub remarks: String,
     pub created_at: OffsetDateTime,
+    /// The code the sender addressed, when a division-code change replaced
+    /// it by `destination`.
+    pub addressed_to: Option<String>,
 }
 
 pub fn ts_to_pb(t: OffsetDateTime) -> prost_types::Timestamp {
@@ -342,6 +345,29 @@ impl Details {
     }
 }
 
+/// The code a notice was addressed to before a division-code change sent
+/// it to `destination`: 6, 9 or 12 digits (an old code need not be in the
+/// shipped table), not the destination itself.
+fn addressed_to(s: &str, destination: &DistrictCode) -> Result<Option<String>, FieldError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    if !matches!(s.len(), 6 | 9 | 12) || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FieldError::new(
+            "addressed_to",
+            format!(
+                "{} is not a division code (6, 9 or 12 digits)",
+                super::quoted(s)
+            ),
+        ));
+    }
+    if s == destination.as_str() {
+        return Err(FieldError::new("addressed_to", "is the destination itself"));
+    }
+    Ok(Some(s.to_string()))
+}
+
 impl NoticeContent {
     /// Parses a complete notice as it travels between nodes. Fields a node
     /// fills in (direction, status, received_at ...) are ignored; defaults
@@ -392,6 +418,7 @@ impl NoticeContent {
                 "differs from the date in the details",
             ));
         }
+        let addressed_to = addressed_to(&n.addressed_to, &destination)?;
         Ok(NoticeContent {
             id,
             origin,
@@ -403,6 +430,7 @@ impl NoticeContent {
             details,
             remarks: optional_text("remarks", &n.remarks, 2000)?,
             created_at: ts_from_pb("created_at", n.created_at.as_ref())?,
+            addressed_to,
         })
     }
 
@@ -429,6 +457,7 @@ impl NoticeContent {
             details: Some(self.details.to_wire()),
             remarks: self.remarks.clone(),
             created_at: Some(ts_to_pb(self.created_at)),
+            addressed_to: self.addressed_to.clone().unwrap_or_default(),
             ..Default::default()
         }
     }

@@ -61,12 +61,16 @@ fn prepare(
             "the reply policy requires FEEDBACK for this notice",
         ));
     }
-    let content = NoticeContent::parse(
-        &n,
-        &ParseContext {
-            today: ctx.deadlines.local_date(now),
-        },
-    )?;
+    // A code the directory says was replaced (区划变更) by today goes to its
+    // successor, and the notice keeps the code it was addressed to.
+    let today = ctx.deadlines.local_date(now);
+    n.addressed_to = String::new();
+    if let Some(successor) = ctx.routes.successor(n.destination.trim(), today) {
+        tracing::info!(addressed_to = %n.destination.trim(), destination = %successor, "division code replaced: the notice goes to the successor");
+        n.addressed_to = n.destination.trim().to_string();
+        n.destination = successor.to_string();
+    }
+    let content = NoticeContent::parse(&n, &ParseContext { today })?;
     if ctx.district.covers(&content.destination) {
         return Err(FieldError::new(
             "notice.destination",

@@ -61,6 +61,19 @@ fn fields_of(rec: &crate::store::NoticeRecord) -> Vec<(&'static str, String)> {
         ("事件日期", n.event_date.clone()),
         ("需要", reply_zh(life.reply_required).into()),
     ];
+    if !n.addressed_to.is_empty() {
+        fields.insert(
+            3,
+            (
+                "原收件地",
+                format!(
+                    "{}（区划变更，已由{}承接）",
+                    place(&n.addressed_to),
+                    place(&n.destination)
+                ),
+            ),
+        );
+    }
     if !n.remarks.is_empty() {
         fields.push(("备注", n.remarks.clone()));
     }

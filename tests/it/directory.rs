@@ -231,3 +231,65 @@ async fn a_returning_node_with_nothing_to_send_is_sent_to_at_once() {
     eprintln!("delivered {took:?} after the destination started");
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
+
+/// Issue 21, item 5, first part: a notice addressed to a code the
+/// directory says was replaced (区划变更) goes to the successor from the
+/// change's date, and says so on both sides; before its date the old code
+/// is still its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_to_a_replaced_code_goes_to_its_successor_and_says_so() {
+    let mut net = create(&[LUOHU, SHUANGLIU], fast_delivery()).await;
+    let changes = "\n[[change]]\nold = \"510117\"\nsuccessor = \"510116\"\neffective = \"2026-12-01\"\n\n[[change]]\nold = \"510118\"\nsuccessor = \"510116\"\neffective = \"2027-01-01\"\n";
+    net.publish_directory(&(net.network_toml(1, &[]) + changes))
+        .unwrap();
+    net.route_by_directory(1).unwrap();
+    let clock = ManualClock::new(time::macros::datetime!(2026-12-06 10:00 +8));
+    net.start_node(0, Arc::new(clock.clone())).await.unwrap();
+    net.start_node(1, Arc::new(clock)).await.unwrap();
+
+    // 郫都区 (510117) was merged into 双流区 (510116) on 1 December.
+    let n = submit(&net, 0, birth("510117", woman(9), "2026-11-20")).await;
+    assert_eq!(
+        (n.destination.as_str(), n.addressed_to.as_str()),
+        (SHUANGLIU, "510117")
+    );
+    let there = eventually(
+        "the notice at Shuangliu",
+        Duration::from_secs(20),
+        || async { get(&net, 1, &n.id).await },
+    )
+    .await;
+    assert_eq!(there.addressed_to, "510117", "the destination sees it too");
+    let out = migrex_cli(&[
+        "notice",
+        "show",
+        "--config",
+        &net.nodes[0].config_path.display().to_string(),
+        "--token",
+        &net.nodes[0].admin_token,
+        &n.id,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("addressed   510117 郫都区: a division code replaced by 510116 双流区"),
+        "{text}"
+    );
+
+    // 新津区 (510118) is merged only next year: it is its own district
+    // still, and no node of it is listed.
+    let refused = net
+        .desk(0)
+        .await
+        .unwrap()
+        .submit_notice(migrex::pb::SubmitNoticeRequest {
+            notice: Some(birth("510118", woman(10), "2026-11-20")),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message().contains("510118"),
+        "{}",
+        refused.message()
+    );
+    net.stop_all().await;
+}

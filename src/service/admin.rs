@@ -64,29 +64,87 @@ pub async fn revoke_token(ctx: &NodeCtx, caller: &Caller, id: i64) -> Result<()>
 pub struct PeerState {
     pub prefix: String,
     pub endpoint: String,
+    /// Added by hand (else from the network directory).
+    pub by_hand: bool,
     pub waiting: i64,
     pub refused: i64,
     pub oldest_waiting: Option<OffsetDateTime>,
 }
 
+/// The routes added by hand, and the directory's routes that hold items
+/// (waiting or refused; a directory lists thousands), and items that no
+/// route reaches (prefix empty).
 pub async fn peers(ctx: &NodeCtx, caller: &Caller) -> Result<Vec<PeerState>> {
     caller.require_admin()?;
     let counts = ctx.store.outbox_counts().await?;
-    Ok(ctx
+    let hand = ctx.routes.hand();
+    let mut out: Vec<PeerState> = ctx
         .routes
         .all()
         .iter()
-        .map(|r| {
+        .filter_map(|r| {
+            let by_hand = hand.iter().any(|h| h.prefix == r.prefix);
             let c = counts.iter().find(|c| c.route == r.prefix.as_str());
-            PeerState {
+            (by_hand || c.is_some()).then(|| PeerState {
                 prefix: r.prefix.to_string(),
                 endpoint: r.endpoint.clone(),
+                by_hand,
                 waiting: c.map_or(0, |c| c.waiting),
                 refused: c.map_or(0, |c| c.refused),
                 oldest_waiting: c.and_then(|c| c.oldest_waiting),
-            }
+            })
         })
-        .collect())
+        .collect();
+    if let Some(c) = counts.iter().find(|c| c.route.is_empty()) {
+        out.push(PeerState {
+            prefix: String::new(),
+            endpoint: String::new(),
+            by_hand: false,
+            waiting: c.waiting,
+            refused: c.refused,
+            oldest_waiting: c.oldest_waiting,
+        });
+    }
+    Ok(out)
+}
+
+/// The network directory this node routes by, if any.
+pub struct DirectoryStatus {
+    pub serial: u64,
+    pub districts: usize,
+    pub changes: usize,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub expired: bool,
+    pub sources: Vec<String>,
+}
+
+pub fn directory(ctx: &NodeCtx, caller: &Caller) -> Result<Option<DirectoryStatus>> {
+    caller.require_admin()?;
+    let Some(settings) = &ctx.directory else {
+        return Ok(None);
+    };
+    let sources = settings.sources.iter().map(ToString::to_string).collect();
+    Ok(Some(match ctx.routes.directory() {
+        Some(d) => DirectoryStatus {
+            serial: d.serial,
+            districts: d.districts.len(),
+            changes: d.changes.len(),
+            issued_at: d.issued_at,
+            expires_at: d.expires_at,
+            expired: d.expires_at <= ctx.now(),
+            sources,
+        },
+        None => DirectoryStatus {
+            serial: 0,
+            districts: 0,
+            changes: 0,
+            issued_at: OffsetDateTime::UNIX_EPOCH,
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+            expired: true,
+            sources,
+        },
+    }))
 }
 
 /// Changes another staff account (disable, enable, delete, set-role,

@@ -38,6 +38,8 @@ struct AdminPage {
     users: Vec<UserLine>,
     tokens: Vec<TokenLine>,
     peers: Vec<Line>,
+    /// The network directory (通讯录) in one line, if the node routes by one.
+    directory: Option<String>,
     roles: [&'static str; 4],
     message: Option<(bool, String)>,
     /// The holiday schedule in force and the year missing, if one is.
@@ -108,14 +110,41 @@ async fn admin_page(
         .into_iter()
         .map(|p| Line {
             cells: vec![
-                crate::report::place(&p.prefix),
+                if p.prefix.is_empty() {
+                    "（无路由可达）".into()
+                } else {
+                    crate::report::place(&p.prefix)
+                },
                 p.endpoint,
+                if p.prefix.is_empty() {
+                    String::new()
+                } else if p.by_hand {
+                    "手工添加".into()
+                } else {
+                    "通讯录".into()
+                },
                 p.waiting.to_string(),
                 super::local(tz, p.oldest_waiting),
                 p.refused.to_string(),
             ],
         })
         .collect();
+    let directory = admin::directory(ctx, &staff.caller)?.map(|d| {
+        if d.serial == 0 {
+            format!("尚未取得通讯录（来源：{}）", d.sources.join("、"))
+        } else {
+            format!(
+                "通讯录第 {} 版：{} 个区县，{} 条区划变更；签发于 {}，有效期至 {}{}（来源：{}）",
+                d.serial,
+                d.districts,
+                d.changes,
+                super::local(tz, Some(d.issued_at)),
+                super::local(tz, Some(d.expires_at)),
+                if d.expired { "，已过期，请联系通讯录发布单位" } else { "" },
+                d.sources.join("、")
+            )
+        }
+    });
     let view = AdminPage {
         user: staff.caller.name.clone(),
         role: staff.caller.role.as_str(),
@@ -123,6 +152,7 @@ async fn admin_page(
         users,
         tokens,
         peers,
+        directory,
         roles: Role::NAMES,
         message,
         schedule: admin::schedule(ctx, &staff.caller)?,

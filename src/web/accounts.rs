@@ -140,7 +140,11 @@ async fn admin_page(
                 d.changes,
                 super::local(tz, Some(d.issued_at)),
                 super::local(tz, Some(d.expires_at)),
-                if d.expired { "，已过期，请联系通讯录发布单位" } else { "" },
+                if d.expired {
+                    "，已过期，请联系通讯录发布单位"
+                } else {
+                    ""
+                },
                 d.sources.join("、")
             )
         }

@@ -29,7 +29,7 @@ pub struct NodeCtx {
     /// The routes by hand and by the network directory.
     pub routes: Routes,
     /// Where the network directory is read, if this node routes by one.
-    pub directory: Option<crate::directory::watch::DirectorySettings>,
+    pub directory: Option<crate::config::DirectorySettings>,
     pub delivery: Delivery,
     pub tls: TlsMaterial,
     /// The network CA and its current revocation list.
@@ -51,7 +51,7 @@ pub struct NodeCtx {
     /// and go with the directory.
     bells: Mutex<HashMap<String, Bells>>,
     /// Routes whose items wait and that have no delivery worker yet, for
-    /// the node to start one (`crate::exchange::workers`).
+    /// the node to start one (the exchange's `workers` module).
     wanted: tokio::sync::mpsc::UnboundedSender<String>,
     /// Set when a part of the node stopped: it is no longer ready.
     failed: AtomicBool,

@@ -4,18 +4,22 @@
 
 use crate::calendar::{CalendarFile, DayCount, Deadlines, PolicyRule, ReplyPolicy};
 use crate::domain::{
-    Category, DistrictCode, FieldError, NoticeKind, ReplySort, RoutePrefix, Urgency, enum_from_name,
+    Category, DistrictCode, FieldError, NoticeKind, ReplySort, Urgency, enum_from_name,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod directory;
 mod edit;
 #[cfg(test)]
 mod examples;
 mod limits;
+mod routes;
 
+pub use directory::{DirectoryFiles, DirectorySettings, directory_source};
 pub use edit::{PeerChange, upsert_peer};
 pub use limits::ListenLimits;
+pub use routes::{Route, route_for};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -89,40 +93,6 @@ pub struct Config {
     /// Absent: the default policy (SPEC.md section 4).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reply_policy: Vec<PolicyEntry>,
-}
-
-/// Where the network directory is read.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DirectoryFiles {
-    /// Files (relative to this config) or `http://`/`https://` URLs of the
-    /// signed directory, tried in turn.
-    pub sources: Vec<String>,
-    /// How often a running node reads it again (seconds).
-    #[serde(default = "default_directory_refresh")]
-    pub refresh_secs: u64,
-    /// The last good directory, kept across restarts.
-    #[serde(default = "default_directory_held")]
-    pub held: String,
-}
-
-impl DirectoryFiles {
-    /// Reading `sources` with the default schedule and file.
-    pub fn new(sources: Vec<String>) -> Self {
-        DirectoryFiles {
-            sources,
-            refresh_secs: default_directory_refresh(),
-            held: default_directory_held(),
-        }
-    }
-}
-
-fn default_directory_refresh() -> u64 {
-    300
-}
-
-fn default_directory_held() -> String {
-    "directory.held".into()
 }
 
 fn default_tz() -> String {
@@ -250,35 +220,6 @@ fn calendar_days() -> DayCount {
     DayCount::Calendar
 }
 
-/// A parsed route.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Route {
-    pub prefix: RoutePrefix,
-    pub endpoint: String,
-    /// The SHA-256 of the certificate the peer must present (from the
-    /// network directory; hand-made routes pin none).
-    pub fingerprint: Option<String>,
-    /// Further endpoints of the same node (its replicas, from the
-    /// directory), tried in turn after `endpoint` fails.
-    pub fallbacks: Vec<String>,
-}
-
-impl Route {
-    /// How many endpoints the route has: its own and the fallbacks.
-    pub fn endpoints(&self) -> usize {
-        1 + self.fallbacks.len()
-    }
-
-    /// The route with its `turn`th endpoint (counting round) as the one to use.
-    pub fn turned(&self, turn: usize) -> Route {
-        let mut r = self.clone();
-        if let Some(i) = (turn % self.endpoints()).checked_sub(1) {
-            r.endpoint = self.fallbacks[i].clone();
-        }
-        r
-    }
-}
-
 impl Config {
     pub fn load(path: &Path) -> Result<(Self, PathBuf), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -321,68 +262,6 @@ impl Config {
 
     pub fn district(&self) -> Result<DistrictCode, FieldError> {
         DistrictCode::parse("district", &self.district)
-    }
-
-    pub fn routes(&self) -> Result<Vec<Route>, FieldError> {
-        self.peers
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let prefix = RoutePrefix::parse(&format!("peers[{i}].prefix"), &p.prefix)?;
-                check_endpoint(&format!("peers[{i}].endpoint"), &p.endpoint)?;
-                Ok(Route {
-                    prefix,
-                    endpoint: p.endpoint.clone(),
-                    fingerprint: None,
-                    fallbacks: vec![],
-                })
-            })
-            .collect()
-    }
-
-    /// The directory's sources, checked: files made absolute, URLs
-    /// `http://` or `https://`.
-    pub fn directory_settings(
-        &self,
-        base: &Path,
-    ) -> Result<Option<crate::directory::watch::DirectorySettings>, FieldError> {
-        let Some(d) = &self.directory else {
-            return Ok(None);
-        };
-        if d.sources.is_empty() {
-            return Err(FieldError::new(
-                "directory.sources",
-                "is empty (name a file or an http(s):// URL of the signed directory)",
-            ));
-        }
-        let sources = d
-            .sources
-            .iter()
-            .enumerate()
-            .map(|(i, s)| directory_source(&format!("directory.sources[{i}]"), s, base))
-            .collect::<Result<Vec<_>, _>>()?;
-        if d.refresh_secs == 0 {
-            return Err(FieldError::new(
-                "directory.refresh_secs",
-                "must be at least 1",
-            ));
-        }
-        Ok(Some(crate::directory::watch::DirectorySettings {
-            sources,
-            refresh: std::time::Duration::from_secs(d.refresh_secs),
-            held: resolve(base, &d.held),
-        }))
-    }
-
-    /// Adds a route, or replaces the endpoint of an existing prefix.
-    pub fn upsert_peer(&mut self, prefix: &RoutePrefix, endpoint: &str) {
-        match self.peers.iter_mut().find(|p| p.prefix == prefix.as_str()) {
-            Some(p) => p.endpoint = endpoint.to_string(),
-            None => self.peers.push(Peer {
-                prefix: prefix.to_string(),
-                endpoint: endpoint.to_string(),
-            }),
-        }
     }
 
     pub fn reply_policy(&self) -> Result<ReplyPolicy, FieldError> {
@@ -532,7 +411,7 @@ pub struct Settings {
     pub audit_key: PathBuf,
     pub routes: Vec<Route>,
     /// Where the network directory is read, if this node routes by one.
-    pub directory: Option<crate::directory::watch::DirectorySettings>,
+    pub directory: Option<DirectorySettings>,
     /// The timezone, holiday calendar and reply policy.
     pub deadlines: Deadlines,
     /// Where newer years of the holiday schedule are read from.
@@ -621,27 +500,6 @@ impl Settings {
     }
 }
 
-/// One source of the network directory: an `http://` or `https://` URL, or
-/// a file (made absolute against `base`).
-pub fn directory_source(
-    field: &str,
-    s: &str,
-    base: &Path,
-) -> Result<crate::fetch::Source, FieldError> {
-    use crate::fetch::Source;
-    let s = s.trim();
-    if s.starts_with("http://") || s.starts_with("https://") {
-        Ok(Source::Url(s.to_string()))
-    } else if s.contains("://") || s.is_empty() {
-        Err(FieldError::new(
-            field,
-            "must be a file path, an http:// or an https:// URL",
-        ))
-    } else {
-        Ok(Source::File(resolve(base, s)))
-    }
-}
-
 /// A path from the config, made absolute against the config's folder.
 pub fn resolve(base: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
@@ -652,42 +510,9 @@ pub fn resolve(base: &Path, p: &str) -> PathBuf {
     }
 }
 
-/// Picks the route whose prefix is the longest one matching `code`.
-pub fn route_for<'a>(routes: &'a [Route], code: &str) -> Option<&'a Route> {
-    routes
-        .iter()
-        .filter(|r| r.prefix.matches(code))
-        .max_by_key(|r| r.prefix.as_str().len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn route(prefix: &str, endpoint: &str) -> Route {
-        Route {
-            prefix: RoutePrefix::parse("p", prefix).unwrap(),
-            endpoint: endpoint.into(),
-            fingerprint: None,
-            fallbacks: vec![],
-        }
-    }
-
-    #[test]
-    fn the_longest_prefix_wins() {
-        let routes = vec![
-            route("44", "https://gd"),
-            route("4403", "https://sz"),
-            route("440303", "https://lh"),
-        ];
-        assert_eq!(
-            route_for(&routes, "440303001").unwrap().endpoint,
-            "https://lh"
-        );
-        assert_eq!(route_for(&routes, "440304").unwrap().endpoint, "https://sz");
-        assert_eq!(route_for(&routes, "441900").unwrap().endpoint, "https://gd");
-        assert!(route_for(&routes, "510116").is_none());
-    }
 
     #[test]
     fn a_policy_in_the_config_replaces_the_default() {

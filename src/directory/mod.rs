@@ -8,7 +8,7 @@
 //! `network.toml` of `migrex directory build`) and signs it with the network
 //! CA's key; nodes fetch it (`watch`), check the signature against the CA
 //! they already trust, refuse an expired one or one older than what they
-//! hold, and route by it (`crate::routing`) without a restart.
+//! hold, and route by it (the `routing` module) without a restart.
 //!
 //! The signed file is JSON: `{"format", "payload", "signature"}`, where
 //! `payload` is the document's own JSON text (signed as those exact UTF-8

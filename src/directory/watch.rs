@@ -8,21 +8,11 @@
 //! says why, `/metrics` counts it and shows the held serial and expiry.
 
 use super::{Directory, DirectoryError, MAX_BYTES};
+use crate::config::DirectorySettings;
 use crate::context::NodeCtx;
-use crate::fetch::{Source, fetch};
-use std::path::PathBuf;
+use crate::fetch::fetch;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// Where a node reads the directory, and how often.
-#[derive(Debug, Clone)]
-pub struct DirectorySettings {
-    pub sources: Vec<Source>,
-    pub refresh: Duration,
-    /// The last good document, as it was signed.
-    pub held: PathBuf,
-}
 
 /// How one reading ended.
 #[derive(Debug, PartialEq, Eq)]

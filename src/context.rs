@@ -119,6 +119,12 @@ impl NodeCtx {
             .route_for(code, self.deadlines.local_date(self.now()))
     }
 
+    /// Whether `district`'s node answers for `code` today (`Routes::answers_for`).
+    pub fn answers_for(&self, district: &DistrictCode, code: &str) -> bool {
+        self.routes
+            .answers_for(district, code, self.deadlines.local_date(self.now()))
+    }
+
     fn bells(&self, route: &str) -> Bells {
         self.bells
             .lock()

@@ -125,6 +125,17 @@ impl Routes {
             .map(|c| c.successor.clone())
     }
 
+    /// Whether `district`'s node answers for `code` on `on`: the code is
+    /// the district's or lies in it, or the directory says it was replaced
+    /// by then by one that does (a notice addressed to a merged county
+    /// before the change is answered by its successor).
+    pub fn answers_for(&self, district: &DistrictCode, code: &str, on: time::Date) -> bool {
+        code.starts_with(district.as_str())
+            || self
+                .successor(code, on)
+                .is_some_and(|s| s.as_str().starts_with(district.as_str()))
+    }
+
     /// The route now behind a queue name, if any still is.
     pub fn by_prefix(&self, prefix: &str) -> Option<Route> {
         self.hand

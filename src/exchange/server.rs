@@ -52,7 +52,10 @@ impl ExchangeService {
                 "notice.origin",
             )));
         }
-        if !self.ctx.district.covers(&content.destination) {
+        if !self
+            .ctx
+            .answers_for(&self.ctx.district, content.destination.as_str())
+        {
             return Err(refuse(item_error(
                 Code::FailedPrecondition,
                 format!(
@@ -219,11 +222,8 @@ impl ExchangeService {
                 "reply.notice_id",
             )));
         };
-        let covered = |code: &str| {
-            DistrictCode::parse("d", code)
-                .ok()
-                .is_some_and(|d| peer.covers(&d))
-        };
+        // The peer's district, or its successor by a division-code change.
+        let covered = |code: &str| self.ctx.answers_for(&peer, code);
         // The party the caller is, as far as this node's copy says.
         let party = match notice.life.direction {
             Direction::Outbound if covered(&notice.content.destination) => Party::Destination,

@@ -293,3 +293,59 @@ async fn a_notice_to_a_replaced_code_goes_to_its_successor_and_says_so() {
     );
     net.stop_all().await;
 }
+
+/// Issue 21, item 5, second part: a notice addressed to a county before it
+/// was merged, still waiting when the merger takes effect and its node
+/// leaves the directory, goes to the successor, which takes it and answers
+/// it; the origin takes the successor's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_sent_to_a_code_before_its_change_is_answered_by_the_successor() {
+    let mut net = create(&[LUOHU, SHUANGLIU], fast_delivery()).await;
+    let dead = migrex::setup::free_port().unwrap();
+    let change =
+        "\n[[change]]\nold = \"510117\"\nsuccessor = \"510116\"\neffective = \"2026-12-10\"\n";
+    // 郫都区 (510117) has a node (down) until its merger on 10 December.
+    let pidu =
+        format!("\n[[district]]\ncode = \"510117\"\nendpoints = [\"https://127.0.0.1:{dead}\"]\n");
+    net.publish_directory(&(net.network_toml(1, &[]) + &pidu + change))
+        .unwrap();
+    net.route_by_directory(1).unwrap();
+    let clock = ManualClock::new(time::macros::datetime!(2026-12-06 10:00 +8));
+    net.start_node(0, Arc::new(clock.clone())).await.unwrap();
+    net.start_node(1, Arc::new(clock.clone())).await.unwrap();
+
+    let n = submit(&net, 0, birth("510117", woman(11), "2026-11-20")).await;
+    assert_eq!(
+        (n.destination.as_str(), n.addressed_to.as_str()),
+        ("510117", "")
+    );
+    eventually("a failed attempt", Duration::from_secs(10), || async {
+        get(&net, 0, &n.id)
+            .await
+            .filter(|n| n.delivery_attempts >= 1)
+    })
+    .await;
+
+    // The merger takes effect; the directory no longer lists 郫都区.
+    clock.set(time::macros::datetime!(2026-12-10 09:00 +8));
+    net.publish_directory(&(net.network_toml(2, &[]) + change))
+        .unwrap();
+    let there = eventually(
+        "the notice at Shuangliu",
+        Duration::from_secs(20),
+        || async { get(&net, 1, &n.id).await },
+    )
+    .await;
+    assert_eq!(there.destination, "510117", "addressed as it was sent");
+    net.desk(1)
+        .await
+        .unwrap()
+        .acknowledge_notice(migrex::pb::AcknowledgeNoticeRequest { id: n.id.clone() })
+        .await
+        .expect("the successor's clerk signs for it");
+    wait_notice(&net, 0, &n.id, |n| {
+        n.status == NoticeStatus::Acknowledged as i32
+    })
+    .await;
+    net.stop_all().await;
+}

@@ -223,7 +223,7 @@ impl ExchangeService {
             )));
         };
         // The peer's district, or its successor by a division-code change.
-        let covered = |code: &str| self.ctx.answers_for(&peer, code);
+        let covered = |code: &str| self.ctx.answers_for(peer, code);
         // The party the caller is, as far as this node's copy says.
         let party = match notice.life.direction {
             Direction::Outbound if covered(&notice.content.destination) => Party::Destination,

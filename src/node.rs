@@ -99,7 +99,12 @@ async fn bind(which: &'static str, addr: &str) -> Result<TcpListener, NodeError>
 
 impl Node {
     pub async fn bind(settings: Settings, clock: SharedClock) -> Result<BoundNode, NodeError> {
-        let store = Store::open(&settings.database, settings.deadlines.tz).await?;
+        let store = Store::open_with(
+            &settings.database,
+            settings.deadlines.tz,
+            settings.database_connections,
+        )
+        .await?;
         let console = match &settings.console {
             Some((listen, _)) => Some(bind("console", listen).await?),
             None => None,

@@ -47,7 +47,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SetupError + '_ {
 /// Opens the database the config file at `config` names.
 pub async fn open_store(config: &Path) -> Result<Store, SetupError> {
     let s = Settings::load(config)?;
-    Ok(Store::open(&s.database, s.deadlines.tz).await?)
+    Ok(Store::open_with(&s.database, s.deadlines.tz, s.database_connections).await?)
 }
 
 /// Creates a staff token in the node's database; returns the token (shown once).
@@ -179,6 +179,7 @@ pub async fn init_node(
         district: district.to_string(),
         timezone: "Asia/Shanghai".into(),
         database: database.into(),
+        database_connections: crate::config::DEFAULT_DATABASE_CONNECTIONS,
         listen: listens[0].into(),
         desk_listen: listens[1].into(),
         ops_listen: listens[2].into(),

@@ -15,6 +15,7 @@ fn every_setting() -> Config {
         district: "440303".into(),
         timezone: "Asia/Urumqi".into(),
         database: "m.db".into(),
+        database_connections: 1,
         listen: "a".into(),
         desk_listen: "b".into(),
         ops_listen: "c".into(),
@@ -149,6 +150,11 @@ fn both_examples_show_every_setting_with_its_default() {
         );
         assert_eq!(c.tls.crl_refresh_secs, default_crl_refresh(), "{name}");
         assert_eq!(c.audit_key, default_audit_key(), "{name}: audit_key");
+        assert_eq!(
+            c.database_connections,
+            default_database_connections(),
+            "{name}"
+        );
         let d = c.directory.as_ref().expect("[directory]");
         let defaults = DirectoryFiles::new(vec![]);
         assert_eq!(d.refresh_secs, defaults.refresh_secs, "{name}");

@@ -51,6 +51,14 @@ pub struct Config {
     /// SQLite file path (relative to this file), `sqlite://` URL, or
     /// `postgres://` URL (several replicas of a node share one PostgreSQL database).
     pub database: String,
+    /// PostgreSQL: connections this node (each replica) holds at most.
+    /// Districts sharing one server (a provincial data centre) must fit its
+    /// `max_connections` together. SQLite: one writer and four readers.
+    #[serde(
+        default = "default_database_connections",
+        skip_serializing_if = "is_default_database_connections"
+    )]
+    pub database_connections: u32,
     /// Exchange listener (peers, mutual TLS).
     pub listen: String,
     /// Desk listener (staff and monitors, TLS + bearer token).
@@ -93,6 +101,17 @@ pub struct Config {
     /// Absent: the default policy (SPEC.md section 4).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reply_policy: Vec<PolicyEntry>,
+}
+
+/// PostgreSQL connections a node holds at most unless its config says.
+pub const DEFAULT_DATABASE_CONNECTIONS: u32 = 16;
+
+fn default_database_connections() -> u32 {
+    DEFAULT_DATABASE_CONNECTIONS
+}
+
+fn is_default_database_connections(v: &u32) -> bool {
+    *v == default_database_connections()
 }
 
 fn default_tz() -> String {
@@ -399,6 +418,8 @@ pub struct Settings {
     pub district: DistrictCode,
     /// The database: a SQLite file path, or a URL.
     pub database: String,
+    /// PostgreSQL connections held at most.
+    pub database_connections: u32,
     pub listen: String,
     pub desk_listen: String,
     pub ops_listen: String,
@@ -484,6 +505,7 @@ impl Settings {
         Ok(Settings {
             district: c.district().map_err(field)?,
             database: c.database_location(base),
+            database_connections: c.database_connections.max(1),
             listen: c.listen.clone(),
             desk_listen: c.desk_listen.clone(),
             ops_listen: c.ops_listen.clone(),

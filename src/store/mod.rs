@@ -276,6 +276,11 @@ impl Store {
     /// roll-ups by local months in `tz` (recomputing them when the database
     /// was last opened with another timezone).
     pub async fn open(location: &str, tz: &'static Tz) -> Result<Self> {
+        Self::open_with(location, tz, crate::config::DEFAULT_DATABASE_CONNECTIONS).await
+    }
+
+    /// `open`, holding at most `connections` PostgreSQL connections.
+    pub async fn open_with(location: &str, tz: &'static Tz, connections: u32) -> Result<Self> {
         if location.starts_with("postgres://") || location.starts_with("postgresql://") {
             // Every statement planned for its own values: a plan cached
             // while `notices` was empty (a new node) would go on scanning
@@ -283,7 +288,7 @@ impl Store {
             let opts = sqlx::postgres::PgConnectOptions::from_str(location)?
                 .options([("plan_cache_mode", "force_custom_plan")]);
             let pool = PgPoolOptions::new()
-                .max_connections(16)
+                .max_connections(connections.max(1))
                 .acquire_timeout(Duration::from_secs(30))
                 .after_connect(|_, _| {
                     Box::pin(async {

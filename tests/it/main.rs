@@ -19,6 +19,7 @@ mod exchange;
 mod joining;
 mod limits;
 mod logins;
+mod network;
 mod operator;
 mod outage;
 mod paging;

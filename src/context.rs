@@ -125,6 +125,13 @@ impl NodeCtx {
             .answers_for(district, code, self.deadlines.local_date(self.now()))
     }
 
+    /// Whether `caller` may hand this node an item `author` wrote, today
+    /// (`Routes::may_speak_for`).
+    pub fn may_speak_for(&self, caller: &DistrictCode, author: &str) -> bool {
+        self.routes
+            .may_speak_for(caller, author, self.deadlines.local_date(self.now()))
+    }
+
     fn bells(&self, route: &str) -> Bells {
         self.bells
             .lock()

@@ -73,6 +73,7 @@ pub struct Metrics {
     rpc_requests: Family<Labels, Counter>,
     rpc_duration: Family<Labels, Histogram, fn() -> Histogram>,
     directory_refused: Counter,
+    relay_taken: Counter,
 }
 
 impl Default for Metrics {
@@ -109,7 +110,14 @@ impl Default for Metrics {
             "Readings of the network directory in which no source gave a document this node takes (unreachable, bad signature, expired, older); the one in use is kept",
             directory_refused.clone(),
         );
+        let relay_taken = Counter::default();
+        registry.register(
+            "relay_taken",
+            "Notices and replies this node took as a relay (中转) for other districts, to forward them",
+            relay_taken.clone(),
+        );
         Metrics {
+            relay_taken,
             directory_refused,
             registry,
             delivery_attempts,
@@ -117,6 +125,43 @@ impl Default for Metrics {
             rpc_requests,
             rpc_duration,
         }
+    }
+}
+
+/// Queues by label: what waits, what was refused for good, the oldest
+/// item's age (the outbox per route, the relay's per district).
+#[derive(Default)]
+struct Queues {
+    waiting: Family<Labels, Gauge>,
+    refused: Family<Labels, Gauge>,
+    oldest: Family<Labels, Gauge>,
+}
+
+impl Queues {
+    fn add(&self, l: Labels, waiting: i64, refused: i64, age: i64) {
+        self.waiting.get_or_create(&l).inc_by(waiting);
+        self.refused.get_or_create(&l).inc_by(refused);
+        let oldest = self.oldest.get_or_create(&l);
+        oldest.set(oldest.get().max(age));
+    }
+
+    /// Registers `{prefix}_{waiting name}`, `{prefix}_refused` and
+    /// `{prefix}_oldest_age_seconds`.
+    fn register(
+        self,
+        scrape: &mut Registry,
+        prefix: &str,
+        [waiting, waiting_help]: [&str; 2],
+        refused_help: &str,
+        oldest_help: &str,
+    ) {
+        scrape.register(format!("{prefix}_{waiting}"), waiting_help, self.waiting);
+        scrape.register(format!("{prefix}_refused"), refused_help, self.refused);
+        scrape.register(
+            format!("{prefix}_oldest_age_seconds"),
+            oldest_help,
+            self.oldest,
+        );
     }
 }
 
@@ -154,6 +199,11 @@ impl Metrics {
     /// A reading of the network directory that took nothing.
     pub fn directory_refused(&self) {
         self.directory_refused.inc();
+    }
+
+    /// Items taken to forward as a relay.
+    pub fn relayed(&self, items: usize) {
+        self.relay_taken.inc_by(items as u64);
     }
 
     /// The exposition text: the process's counters and the store's figures
@@ -239,44 +289,47 @@ impl Metrics {
             overdue,
         );
 
-        let (backlog, refused, oldest) = (
-            Family::<Labels, Gauge>::default(),
-            Family::<Labels, Gauge>::default(),
-            Family::<Labels, Gauge>::default(),
-        );
-        // Every configured peer shows, at zero when nothing waits for it.
+        // Every configured peer shows, at zero when nothing waits for it;
+        // routes that share a label (a county and a street in it) add up.
+        let outbox = Queues::default();
         for r in routes {
-            let l = labels(&[("peer", &peer_label(r.prefix.as_str()))]);
-            backlog.get_or_create(&l).set(0);
-            refused.get_or_create(&l).set(0);
-            oldest.get_or_create(&l).set(0);
+            outbox.add(labels(&[("peer", &peer_label(r.prefix.as_str()))]), 0, 0, 0);
         }
-        // Routes that share a label (a county and a street in it) add up.
         for c in store.outbox_counts().await? {
-            let l = labels(&[("peer", &peer_label(&c.route))]);
-            backlog.get_or_create(&l).inc_by(c.waiting);
-            refused.get_or_create(&l).inc_by(c.refused);
-            let age = c
-                .oldest_waiting
-                .map(|t| (now - t).whole_seconds())
-                .unwrap_or(0);
-            let oldest = oldest.get_or_create(&l);
-            oldest.set(oldest.get().max(age));
+            let age = c.oldest_waiting.map_or(0, |t| (now - t).whole_seconds());
+            outbox.add(
+                labels(&[("peer", &peer_label(&c.route))]),
+                c.waiting,
+                c.refused,
+                age,
+            );
         }
-        scrape.register(
-            "outbox_backlog",
-            "Items waiting for delivery, per peer route",
-            backlog,
-        );
-        scrape.register(
-            "outbox_refused",
+        outbox.register(
+            &mut scrape,
+            "outbox",
+            ["backlog", "Items waiting for delivery, per peer route"],
             "Items a peer refused for good, per peer route",
-            refused,
-        );
-        scrape.register(
-            "outbox_oldest_age_seconds",
             "Age of the oldest item waiting for delivery, per peer route (0: none waiting)",
-            oldest,
+        );
+        let relay = Queues::default();
+        for q in store.relay_queues().await? {
+            let age = q.oldest_waiting.map_or(0, |t| (now - t).whole_seconds());
+            relay.add(
+                labels(&[("district", &peer_label(&q.target))]),
+                q.waiting,
+                q.refused,
+                age,
+            );
+        }
+        relay.register(
+            &mut scrape,
+            "relay",
+            [
+                "waiting",
+                "Items this node relays (中转) waiting to be forwarded, by the district they go to",
+            ],
+            "Relayed items the next node refused for good, by the district they go to",
+            "Age of the oldest relayed item waiting, by the district it goes to",
         );
 
         // This month's timeliness figures, exactly as Stats.GetTimeliness computes them.

@@ -7,7 +7,13 @@
 //! knows something the directory does not (a closed network that reaches
 //! only the province's relay). A district the directory reaches through a
 //! relay is routed to the relay's node (its queue is the relay's, in one
-//! order). The relay itself uses the district's own endpoints.
+//! order). The relay itself uses the district's own endpoints. A node
+//! the directory lists with a relay sends everything through it (a closed
+//! network that reaches only its province's data centre).
+//!
+//! Who may hand this node an item written by a district (`may_speak_for`)
+//! is decided here too: the district itself, its relay, or this node's
+//! own relay, which brings it everything.
 //!
 //! A route's prefix is also its queue's name in the outbox: items wait
 //! under it, one delivery worker sends them in order.
@@ -34,6 +40,8 @@ struct Table {
     by_code: HashMap<String, Route>,
     /// Queue name → route, for every route of the directory.
     by_prefix: HashMap<String, Route>,
+    /// District code → the relay the directory lists for it.
+    relay_of: HashMap<String, DistrictCode>,
 }
 
 impl Table {
@@ -48,14 +56,22 @@ impl Table {
                 fallbacks: e.endpoints[1..].to_vec(),
             })
         };
+        let relay_of: HashMap<String, DistrictCode> = directory
+            .districts
+            .iter()
+            .filter_map(|e| Some((e.code.to_string(), e.relay.clone()?)))
+            .collect();
+        // A node behind a relay reaches every other through it.
+        let own_relay = relay_of.get(own.as_str()).filter(|r| *r != own);
         let mut by_code = HashMap::with_capacity(entries.len());
         for e in &directory.districts {
             if &e.code == own {
                 continue;
             }
-            let route = match &e.relay {
+            let route = match (own_relay, &e.relay) {
+                (Some(mine), _) => direct(mine.as_str()),
                 // Through the relay, unless this node is the relay.
-                Some(relay) if relay != own => direct(relay.as_str()),
+                (None, Some(relay)) if relay != own => direct(relay.as_str()),
                 _ => direct(e.code.as_str()),
             };
             if let Some(r) = route {
@@ -70,6 +86,7 @@ impl Table {
             directory: Some(directory),
             by_code,
             by_prefix,
+            relay_of,
         }
     }
 }
@@ -134,6 +151,36 @@ impl Routes {
             || self
                 .successor(code, on)
                 .is_some_and(|s| s.as_str().starts_with(district.as_str()))
+    }
+
+    /// The relay the directory lists for the district `code` lies in.
+    pub fn relay_of(&self, code: &str) -> Option<DistrictCode> {
+        let table = self.table();
+        [12, 9, 6]
+            .into_iter()
+            .filter(|n| code.len() >= *n)
+            .find_map(|n| table.relay_of.get(&code[..n]).cloned())
+    }
+
+    fn is_relay_of(&self, relay: &DistrictCode, code: &str) -> bool {
+        self.relay_of(code).is_some_and(|r| &r == relay)
+    }
+
+    /// Whether a peer whose certificate proves `caller` may hand this node
+    /// an item written by `author` (a notice's origin, a reply's author) on
+    /// `on`: the author's own node (or its successor's), the relay the
+    /// directory lists for the author, or this node's own relay, which
+    /// brings it what every other district sends.
+    pub fn may_speak_for(&self, caller: &DistrictCode, author: &str, on: time::Date) -> bool {
+        self.answers_for(caller, author, on)
+            || self.is_relay_of(caller, author)
+            || self.is_relay_of(caller, self.own.as_str())
+    }
+
+    /// Whether this node forwards an item from `author` to `target` as the
+    /// directory's relay of either (中转).
+    pub fn relays(&self, author: &str, target: &str) -> bool {
+        self.is_relay_of(&self.own, target) || self.is_relay_of(&self.own, author)
     }
 
     /// The route now behind a queue name, if any still is.
@@ -263,11 +310,35 @@ mod tests {
         );
 
         // The relay itself uses the district's own endpoint.
-        let relay = Routes::new(DistrictCode::parse("d", "510100").unwrap(), vec![]);
+        let chengdu = DistrictCode::parse("d", "510100").unwrap();
+        let relay = Routes::new(chengdu.clone(), vec![]);
         relay.apply(routes.directory().unwrap().as_ref().clone());
         assert_eq!(
             relay.route_for("510116", day).unwrap().endpoint,
             "https://inside.example:1"
         );
+        // It forwards what goes to or comes from the districts it serves,
+        // and nothing else.
+        assert!(relay.relays("440303", "510116001"));
+        assert!(relay.relays("510116", "440106"));
+        assert!(!relay.relays("440303", "440106"));
+
+        // The district behind the relay sends everything through it, and
+        // takes from it what any district wrote.
+        let inside = DistrictCode::parse("d", "510116").unwrap();
+        let behind = Routes::new(inside.clone(), vec![]);
+        behind.apply(routes.directory().unwrap().as_ref().clone());
+        for code in ["440303", "440106", "510100"] {
+            assert_eq!(
+                behind.route_for(code, day).unwrap().endpoint,
+                "https://cd.example:1"
+            );
+        }
+        assert!(behind.may_speak_for(&chengdu, "440303", day));
+        assert!(!behind.relays("440303", "440106"));
+        // Elsewhere the relay speaks for its districts only.
+        assert!(routes.may_speak_for(&chengdu, "510116", day));
+        assert!(!routes.may_speak_for(&chengdu, "440106", day));
+        assert!(!routes.may_speak_for(&inside, "510100", day));
     }
 }

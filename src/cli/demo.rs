@@ -1,6 +1,8 @@
 //! `migrex demo`: three districts on loopback exchanging sample notices of
-//! all four kinds both ways, with receipts and every feedback result, then
-//! serving until Ctrl-C so that the staff commands can be tried on them.
+//! all four kinds both ways, with receipts and every feedback result, routed
+//! by a signed network directory in which 双流区 is reached only through
+//! 四川省's relay (中转, a fourth node); then serving until Ctrl-C so that the
+//! staff commands can be tried on them.
 
 use super::render::{Local, kind_name, result_name, status_name};
 use crate::clock::SystemClock;
@@ -28,7 +30,9 @@ pub struct DemoArgs {
 const LUOHU: usize = 0;
 const SHUANGLIU: usize = 1;
 const WANCHENG: usize = 2;
-const DISTRICTS: [&str; 3] = ["440303", "510116", "411302"];
+/// The relay (中转) of 双流区: 四川省's node, which holds no notice of its own.
+const SICHUAN: usize = 3;
+const DISTRICTS: [&str; 4] = ["440303", "510116", "411302", "510000"];
 
 /// A valid 18-character ID number from its first 17 digits.
 fn id(first17: &str) -> String {
@@ -236,13 +240,13 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let mut net = LocalNetwork::create(&dir, &DISTRICTS, delivery).await?;
     // The nodes find each other through the signed network directory, as a
     // national network does, not through routes added by hand.
-    let directory = net.publish_directory(&net.network_toml(1, &[]))?;
+    let directory = net.publish_directory(&net.network_toml(1, &[(SHUANGLIU, SICHUAN)]))?;
     net.route_by_directory(5)?;
     for i in 0..DISTRICTS.len() {
         net.start_node(i, Arc::new(SystemClock)).await?;
     }
     println!(
-        "migrex demo: three district nodes on loopback, folder {}\n",
+        "migrex demo: three district nodes and a provincial relay on loopback, folder {}\n",
         dir.display()
     );
     for n in &net.nodes {
@@ -255,10 +259,12 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         );
     }
     println!(
-        "\n  Routes: the signed network directory (通讯录) {}, serial {}, {} districts,\n  each node's certificate pinned; no route added by hand. Print it with\n  migrex directory show {} --ca-cert {}",
+        "\n  Routes: the signed network directory (通讯录) {}, serial {}, {} districts,\n  each node's certificate pinned; no route added by hand. {} is reached only\n  through the relay (中转) of {}: everything to and from it passes there.\n  Print the directory with\n  migrex directory show {} --ca-cert {}",
         net.directory_path().display(),
         directory.serial,
         directory.districts.len(),
+        place(DISTRICTS[SHUANGLIU]),
+        place(DISTRICTS[SICHUAN]),
         net.directory_path().display(),
         dir.join("ca").join("ca.crt").display()
     );
@@ -304,8 +310,9 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         .await?;
     }
     println!(
-        "  all {} delivered: each destination stamped received_at and due_at (时限)",
-        sent.len()
+        "  all {} delivered: each destination stamped received_at and due_at (时限);\n  those to and from {} went through the relay, which tells each origin\n  when its notice arrived (送达回执)",
+        sent.len(),
+        place(DISTRICTS[SHUANGLIU])
     );
 
     println!(
@@ -439,7 +446,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     }
 
     println!("\n4. Pending lists (待办) now:");
-    for (i, n) in net.nodes.iter().enumerate() {
+    for (i, n) in net.nodes.iter().enumerate().take(SICHUAN) {
         let p = net
             .desk(i)
             .await?
@@ -462,7 +469,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     println!(
         "\n5. Timeliness this month ({month}), as each district is assessed (INBOUND: how it answers its peers):"
     );
-    for (i, n) in net.nodes.iter().enumerate() {
+    for (i, n) in net.nodes.iter().enumerate().take(SICHUAN) {
         let r = net
             .stats(i)
             .await?
@@ -516,6 +523,10 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     );
     println!("  migrex overdue --config {}", n0.config_path.display());
     println!("  curl {}/readyz", n0.ops_url);
+    println!(
+        "  curl -s {}/metrics | grep migrex_relay    (the relay's queues, 中转)",
+        net.nodes[SICHUAN].ops_url
+    );
     for n in &net.nodes[1..] {
         println!(
             "  ({}: config {}, token {})",

@@ -234,6 +234,13 @@ impl Directory {
             .filter(|e| !e.endpoints.is_empty())
             .map(|e| &e.code)
             .collect();
+        // And reached directly: one relay per district on each side, so
+        // that an item takes at most two relays.
+        let behind: HashSet<&DistrictCode> = districts
+            .iter()
+            .filter(|e| e.relay.is_some())
+            .map(|e| &e.code)
+            .collect();
         for (i, e) in districts.iter().enumerate() {
             if let Some(r) = &e.relay
                 && !reachable.contains(r)
@@ -241,6 +248,14 @@ impl Directory {
                 return Err(FieldError::new(
                     format!("districts[{i}].relay"),
                     format!("{r} is not listed with endpoints of its own"),
+                ));
+            }
+            if let Some(r) = &e.relay
+                && behind.contains(r)
+            {
+                return Err(FieldError::new(
+                    format!("districts[{i}].relay"),
+                    format!("{r} is itself behind a relay; a relay is reached directly"),
                 ));
             }
         }
@@ -426,6 +441,13 @@ mod tests {
         );
         let e = refused(serde_json::json!([{"code": "440303", "relay": "440300"}]));
         assert_eq!(e.field, "districts[0].relay");
+        let e = refused(serde_json::json!([
+            {"code": "440303", "endpoints": ["https://a:1"], "relay": "440300"},
+            {"code": "440300", "endpoints": ["https://b:1"], "relay": "440000"},
+            {"code": "440000", "endpoints": ["https://c:1"]},
+        ]));
+        assert_eq!(e.field, "districts[0].relay");
+        assert!(e.rule.contains("itself behind a relay"), "{}", e.rule);
         let e =
             refused(serde_json::json!([{"code": "440303", "endpoints": ["http://a.example:1"]}]));
         assert_eq!(e.field, "districts[0].endpoints[0]");

@@ -230,6 +230,33 @@ impl Lifecycle {
             ReplyBody::DeadlineChange(c) => {
                 return self.check_deadline_change(by, c, now, notice_field);
             }
+            ReplyBody::Delivery(d) => {
+                if by != Party::Destination || self.direction != Direction::Outbound {
+                    return refuse(
+                        Refused::NotPermitted,
+                        "only the notice's destination says it received it",
+                    );
+                }
+                // Once: the direct ack or an earlier delivery recorded it.
+                // A notice withdrawn meanwhile still learns when it arrived.
+                if self.received_at.is_some() {
+                    return Ok(Verdict::AlreadyDone);
+                }
+                self.reply_instant(
+                    "reply.delivery.received_at",
+                    d.received_at,
+                    // Two clocks: the destination's may run behind ours.
+                    Some(self.created_at - CLOCK_SKEW),
+                    now,
+                )?;
+                if d.due_at <= d.received_at {
+                    return Err(DomainError::new(
+                        Refused::Invalid,
+                        "reply.delivery.due_at",
+                        "lies before the notice arrived",
+                    ));
+                }
+            }
         }
         Ok(Verdict::Apply)
     }
@@ -380,6 +407,59 @@ mod tests {
 
     fn refusal(r: Result<Verdict, DomainError>) -> Refused {
         r.expect_err("refused").kind
+    }
+
+    #[test]
+    fn a_delivery_through_a_relay_is_recorded_once_and_only_from_the_destination() {
+        use Party::*;
+        let mut queued = delivered(ReplySort::Receipt);
+        queued.status = NoticeStatus::Queued;
+        queued.received_at = None;
+        queued.due_at = None;
+        let arrived = datetime!(2026-11-01 09:30 UTC);
+        let body = ReplyBody::Delivery(super::super::Delivery {
+            received_at: arrived,
+            due_at: datetime!(2026-11-08 15:59:59 UTC),
+            provisional: false,
+        });
+        assert_eq!(
+            queued.check(Destination, &body, NOW, "id"),
+            Ok(Verdict::Apply)
+        );
+        for by in [Origin, Stranger] {
+            assert_eq!(
+                refusal(queued.check(by, &body, NOW, "id")),
+                Refused::NotPermitted
+            );
+        }
+        let mut withdrawn = queued.clone();
+        withdrawn.status = NoticeStatus::Withdrawn;
+        assert_eq!(
+            withdrawn.check(Destination, &body, NOW, "id"),
+            Ok(Verdict::Apply),
+            "a notice withdrawn on its way still learns when it arrived"
+        );
+        // The direct ack came first (a relay that was bypassed later).
+        assert_eq!(
+            delivered(ReplySort::Receipt).check(Destination, &body, NOW, "id"),
+            Ok(Verdict::AlreadyDone)
+        );
+        let early = ReplyBody::Delivery(super::super::Delivery {
+            received_at: queued.created_at - Duration::days(2),
+            due_at: datetime!(2026-11-08 15:59:59 UTC),
+            provisional: false,
+        });
+        assert_eq!(
+            refusal(queued.check(Destination, &early, NOW, "id")),
+            Refused::Invalid
+        );
+        let mut inbound = queued.clone();
+        inbound.direction = Direction::Inbound;
+        assert_eq!(
+            refusal(inbound.check(Destination, &body, NOW, "id")),
+            Refused::NotPermitted,
+            "a delivery is news only to the origin"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub use id_number::IdNumber;
 pub use labels::{category_zh, kind_zh, reply_zh, result_zh, status_zh, urgency_zh};
 pub use lifecycle::{CLOCK_SKEW, DomainError, Lifecycle, Party, Refused, Verdict};
 pub use notice::{Details, NoticeContent, ParseContext, Person, parse_uuid, ts_from_pb, ts_to_pb};
-pub use reply::{DeadlineChange, FeedbackContent, Reply, ReplyBody};
+pub use reply::{DeadlineChange, Delivery, FeedbackContent, Reply, ReplyBody};
 
 pub use crate::pb::{
     Category, ContraceptionMethod, Direction, FeedbackResult, NoticeKind, NoticeStatus, ReplySort,

@@ -94,6 +94,9 @@ pub struct Reply {
     pub notice_id: Uuid,
     pub author: DistrictCode,
     pub body: ReplyBody,
+    /// The district the reply is for, which relays forward by (None in
+    /// replies written before relays).
+    pub recipient: Option<DistrictCode>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +113,17 @@ pub enum ReplyBody {
     /// The destination counted a provisional deadline again with a newer
     /// holiday schedule.
     DeadlineChange(DeadlineChange),
+    /// The destination's acknowledgement of a notice that reached it
+    /// through a relay (送达回执).
+    Delivery(Delivery),
+}
+
+/// When a notice reached its destination, and the deadline counted there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub received_at: OffsetDateTime,
+    pub due_at: OffsetDateTime,
+    pub provisional: bool,
 }
 
 /// A provisional deadline counted again (时限更新).
@@ -151,13 +165,15 @@ impl ReplyBody {
     /// The reply sort of a deadline change, as stored.
     pub const DEADLINE_CHANGE: i64 = 4;
 
-    /// 1 receipt, 2 feedback, 3 withdrawal, 4 deadline change: the stored sort code.
+    /// 1 receipt, 2 feedback, 3 withdrawal, 4 deadline change, 5
+    /// delivery: the stored sort code.
     pub fn sort_code(&self) -> i64 {
         match self {
             ReplyBody::Receipt { .. } => 1,
             ReplyBody::Feedback(_) => 2,
             ReplyBody::Withdrawal { .. } => 3,
             ReplyBody::DeadlineChange(_) => Self::DEADLINE_CHANGE,
+            ReplyBody::Delivery(_) => 5,
         }
     }
 }
@@ -168,7 +184,7 @@ impl Reply {
         let body = match r.body.as_ref().ok_or_else(|| {
             FieldError::new(
                 "reply.body",
-                "is required (receipt, feedback, withdrawal or deadline_change)",
+                "is required (receipt, feedback, withdrawal, deadline_change or delivery)",
             )
         })? {
             Body::Receipt(x) => ReplyBody::Receipt {
@@ -190,12 +206,22 @@ impl Reply {
                 reason: optional_text("reply.withdrawal.reason", &w.reason, 500)?,
             },
             Body::DeadlineChange(d) => ReplyBody::DeadlineChange(DeadlineChange::parse(d)?),
+            Body::Delivery(d) => ReplyBody::Delivery(Delivery {
+                received_at: ts_from_pb("reply.delivery.received_at", d.received_at.as_ref())?,
+                due_at: ts_from_pb("reply.delivery.due_at", d.due_at.as_ref())?,
+                provisional: d.due_provisional,
+            }),
+        };
+        let recipient = match r.recipient.trim() {
+            "" => None,
+            code => Some(DistrictCode::parse("reply.recipient", code)?),
         };
         Ok(Reply {
             reply_id: parse_uuid("reply.reply_id", &r.reply_id)?,
             notice_id: parse_uuid("reply.notice_id", &r.notice_id)?,
             author: DistrictCode::parse("reply.author", &r.author)?,
             body,
+            recipient,
         })
     }
 
@@ -222,12 +248,30 @@ impl Reply {
                     reason: reason.clone(),
                 }),
                 ReplyBody::DeadlineChange(d) => Body::DeadlineChange(d.to_wire()),
+                ReplyBody::Delivery(d) => Body::Delivery(pb::Delivery {
+                    received_at: Some(ts_to_pb(d.received_at)),
+                    due_at: Some(ts_to_pb(d.due_at)),
+                    due_provisional: d.provisional,
+                }),
             }),
+            recipient: self
+                .recipient
+                .as_ref()
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
         }
     }
 
     pub fn content_hash(&self) -> Vec<u8> {
         Sha256::digest(self.to_wire().encode_to_vec()).to_vec()
+    }
+
+    /// A delivery's id, made from its notice's: a notice is delivered once.
+    pub fn delivery_id(notice_id: Uuid) -> Uuid {
+        let digest = Sha256::digest([b"delivery:".as_slice(), notice_id.as_bytes()].concat());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_custom_bytes(bytes).into_uuid()
     }
 
     /// A deadline change's id, made from what it says: two replicas of a

@@ -171,8 +171,8 @@ async fn send(
     client: &mut ExchangeClient<Channel>,
     items: &[OutboxItem],
 ) -> Result<Vec<Option<Settled>>, String> {
-    Ok(match items[0].kind {
-        ItemKind::Notice => {
+    Ok(if items[0].kind.is_notice() {
+        {
             let notices: Vec<pb::Notice> = decode_all(items)?;
             let names = notice_texts(&notices);
             let known: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -188,6 +188,18 @@ async fn send(
                 |item| Some(item.notice_id.as_str()),
                 |a| (a.notice_id.as_str(), a.error.as_ref()),
                 |item, ack| {
+                    if item.kind == ItemKind::RelayNotice {
+                        // Relayed on: the next node holds it, whether the
+                        // destination or another relay.
+                        return Some(Settled::Forwarded {
+                            seq: item.seq,
+                            kind: item.kind,
+                            id: item.notice_id.clone(),
+                        });
+                    }
+                    if ack.relayed {
+                        return Some(Settled::HandedOn { seq: item.seq });
+                    }
                     Some(Settled::NoticeDelivered {
                         seq: item.seq,
                         notice_id: item.notice_id.clone(),
@@ -198,7 +210,8 @@ async fn send(
                 },
             )
         }
-        ItemKind::Reply => {
+    } else {
+        {
             let replies: Vec<pb::Reply> = decode_all(items)?;
             let values = reply_texts(&replies);
             let known: Vec<&str> = values.iter().map(String::as_str).collect();
@@ -214,9 +227,17 @@ async fn send(
                 |item| item.reply_id.as_deref(),
                 |a| (a.reply_id.as_str(), a.error.as_ref()),
                 |item, ack| {
-                    Some(Settled::ReplyDelivered {
-                        seq: item.seq,
-                        reply_id: ack.reply_id.clone(),
+                    Some(if item.kind == ItemKind::RelayReply {
+                        Settled::Forwarded {
+                            seq: item.seq,
+                            kind: item.kind,
+                            id: ack.reply_id.clone(),
+                        }
+                    } else {
+                        Settled::ReplyDelivered {
+                            seq: item.seq,
+                            reply_id: ack.reply_id.clone(),
+                        }
                     })
                 },
             )
@@ -388,8 +409,12 @@ pub async fn run(
                 _ = shutdown.cancelled() => break,
             }
         }
-        // One call carries one kind; order of creation is kept across calls.
-        let run_len = batch.iter().take_while(|i| i.kind == batch[0].kind).count();
+        // One call carries notices or replies; order of creation is kept
+        // across calls.
+        let run_len = batch
+            .iter()
+            .take_while(|i| i.kind.is_notice() == batch[0].kind.is_notice())
+            .count();
         let items = &batch[..run_len];
         let sent = std::time::Instant::now();
         let outcome = send(&mut client, items).await;

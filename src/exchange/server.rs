@@ -4,24 +4,38 @@
 //! and stored in one transaction per batch; the acks go out only after that
 //! transaction committed. Receipt is idempotent by notice id and reply id
 //! (same content → the original ack; other content → ALREADY_EXISTS).
+//! Items for districts this node relays (中转) are taken for forwarding
+//! (`exchange::relay`) in the same transaction.
 
+use super::relay;
 use crate::calendar::Due;
 use crate::context::NodeCtx;
 use crate::domain::{
-    CLOCK_SKEW, Direction, DistrictCode, NoticeContent, NoticeStatus, ParseContext, Party, Reply,
-    ReplyBody, Verdict, ts_to_pb,
+    CLOCK_SKEW, Delivery, Direction, DistrictCode, NoticeContent, NoticeStatus, ParseContext,
+    Party, Reply, ReplyBody, Verdict, ts_to_pb,
 };
 use crate::grpc::{internal, item_error, refusal};
 use crate::identity::peer_district;
 use crate::pb;
+use crate::service::{ServiceError, replies};
 use crate::store::{EventKey, NewNotice, StoreError, Tx};
 use std::collections::HashMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
 use tonic::{Code, Request, Response, Status};
 
-/// A notice past the checks that need no store, or its refusal.
-type Admitted = Result<NoticeContent, Box<pb::NoticeAck>>;
+/// A notice past the checks that need no store, with where it goes; or
+/// its refusal.
+type Admitted = Result<(NoticeContent, Way), Box<pb::NoticeAck>>;
+
+/// Where an admitted notice goes.
+enum Way {
+    /// Stored here; `via_relay`: handed over by a relay, not by its
+    /// origin's node, which learns of its arrival by a `Delivery` reply.
+    Here { via_relay: bool },
+    /// Forwarded by this node as a relay, through this route.
+    Onward { route: String },
+}
 
 pub struct ExchangeService {
     pub ctx: Arc<NodeCtx>,
@@ -29,7 +43,9 @@ pub struct ExchangeService {
 
 impl ExchangeService {
     /// The checks of one notice that need no store: it parses, comes from
-    /// the calling peer's district and is for ours. A refusal is its ack.
+    /// the calling peer's district (or one it relays for, or through this
+    /// node's relay) and is for ours or one this node relays for. A refusal
+    /// is its ack.
     fn admit(&self, peer: &DistrictCode, n: &pb::Notice, now: OffsetDateTime) -> Admitted {
         let refuse = |error| {
             Box::new(pb::NoticeAck {
@@ -42,34 +58,33 @@ impl ExchangeService {
         let today = self.ctx.deadlines.local_date(now + CLOCK_SKEW);
         let content = NoticeContent::parse(n, &ParseContext { today })
             .map_err(|e| refuse(refusal(&e.into())))?;
-        if !peer.covers(&content.origin) {
+        let origin = content.origin.as_str();
+        if !self.ctx.may_speak_for(peer, origin) {
             return Err(refuse(item_error(
                 Code::PermissionDenied,
                 format!(
-                    "notice.origin {} is not the calling peer's district {peer}",
-                    content.origin
+                    "notice.origin {origin} is not the calling peer's district {peer} nor one it relays for"
                 ),
                 "notice.origin",
             )));
         }
-        if !self
-            .ctx
-            .answers_for(&self.ctx.district, content.destination.as_str())
-        {
-            return Err(refuse(item_error(
-                Code::FailedPrecondition,
-                format!(
-                    "notice.destination {} is not served by this node ({})",
-                    content.destination, self.ctx.district
-                ),
-                "notice.destination",
-            )));
-        }
-        Ok(content)
+        let destination = content.destination.as_str();
+        let way = if self.ctx.answers_for(&self.ctx.district, destination) {
+            Way::Here {
+                via_relay: !self.ctx.answers_for(peer, origin),
+            }
+        } else {
+            Way::Onward {
+                route: relay::route(&self.ctx, origin, destination, "notice.destination")
+                    .map_err(refuse)?,
+            }
+        };
+        Ok((content, way))
     }
 
-    /// Stores a batch of admitted notices in `tx` and returns the ack of
-    /// each, in order. Each step is one statement for the whole batch:
+    /// Stores the admitted notices for this node in `tx` and returns the ack
+    /// of each item, in order (None for those it forwards), and the routes
+    /// of the `Delivery` replies it queued. Each step is one statement for the whole batch:
     /// which ids are known (a redelivery gets its original ack, other
     /// content with a known id is refused), which events are already open
     /// (the later notice is flagged `duplicate_of` the earliest), then one
@@ -79,8 +94,14 @@ impl ExchangeService {
         tx: &mut Tx,
         admitted: &[Admitted],
         now: OffsetDateTime,
-    ) -> Result<Vec<pb::NoticeAck>, StoreError> {
-        let fresh: Vec<&NoticeContent> = admitted.iter().filter_map(|a| a.as_ref().ok()).collect();
+    ) -> Result<(Vec<Option<pb::NoticeAck>>, Vec<String>), StoreError> {
+        let fresh: Vec<&NoticeContent> = admitted
+            .iter()
+            .filter_map(|a| match a {
+                Ok((c, Way::Here { .. })) => Some(c),
+                _ => None,
+            })
+            .collect();
         let ids: Vec<String> = fresh.iter().map(|c| c.id.to_string()).collect();
         let known = tx.notice_receipts(&ids).await?;
         let new: Vec<&NoticeContent> = fresh
@@ -92,12 +113,17 @@ impl ExchangeService {
         let mut open = tx.open_events(&new).await?;
         let mut taken: HashMap<String, (Vec<u8>, Due)> = HashMap::new();
         let mut rows = Vec::new();
+        let mut deliveries = Vec::new();
         let mut acks = Vec::with_capacity(admitted.len());
         for item in admitted {
-            let content = match item {
-                Ok(c) => c,
+            let (content, via_relay) = match item {
+                Ok((c, Way::Here { via_relay })) => (c, *via_relay),
+                Ok((_, Way::Onward { .. })) => {
+                    acks.push(None);
+                    continue;
+                }
                 Err(refused) => {
-                    acks.push(pb::NoticeAck::clone(refused));
+                    acks.push(Some(pb::NoticeAck::clone(refused)));
                     continue;
                 }
             };
@@ -115,7 +141,7 @@ impl ExchangeService {
                         .map(|(h, due)| (h.as_slice(), Some(now), Some((due.at, due.provisional))))
                 });
             if let Some((stored_hash, received_at, due)) = stored {
-                acks.push(if stored_hash != hash.as_slice() {
+                acks.push(Some(if stored_hash != hash.as_slice() {
                     pb::NoticeAck {
                         notice_id: id.clone(),
                         error: Some(item_error(
@@ -132,8 +158,9 @@ impl ExchangeService {
                         due_at: due.map(|(at, _)| ts_to_pb(at)),
                         due_provisional: due.is_some_and(|(_, p)| p),
                         error: None,
+                        relayed: false,
                     }
-                });
+                }));
                 continue;
             }
             let rule = self.ctx.deadlines.policy.rule_for(
@@ -153,6 +180,16 @@ impl ExchangeService {
                 }
             }
             taken.insert(id.clone(), (hash, due));
+            if via_relay {
+                deliveries.push((
+                    content,
+                    Delivery {
+                        received_at: now,
+                        due_at: due.at,
+                        provisional: due.provisional,
+                    },
+                ));
+            }
             rows.push(NewNotice {
                 content,
                 direction: Direction::Inbound,
@@ -162,16 +199,28 @@ impl ExchangeService {
                 acknowledged: None,
                 answered: None,
             });
-            acks.push(pb::NoticeAck {
+            acks.push(Some(pb::NoticeAck {
                 notice_id: id,
                 received_at: Some(ts_to_pb(now)),
                 due_at: Some(ts_to_pb(due.at)),
                 due_provisional: due.provisional,
                 error: None,
-            });
+                relayed: false,
+            }));
         }
         tx.insert_notices(&rows).await?;
-        Ok(acks)
+        let mut routes = Vec::new();
+        for (content, delivery) in deliveries {
+            match replies::queue_delivery(&self.ctx, tx, content, delivery).await {
+                Ok(route) => routes.push(route),
+                Err(ServiceError::Store(e)) => return Err(e),
+                Err(ServiceError::Refused(e)) => {
+                    return Err(StoreError::Corrupt(format!("delivery reply: {e}")));
+                }
+            }
+        }
+        routes.dedup();
+        Ok((acks, routes))
     }
 
     async fn receive_reply(
@@ -180,6 +229,7 @@ impl ExchangeService {
         peer: &DistrictCode,
         r: &pb::Reply,
         now: OffsetDateTime,
+        wake: &mut Vec<String>,
     ) -> Result<pb::ReplyAck, StoreError> {
         let refuse = |error| pb::ReplyAck {
             reply_id: r.reply_id.clone(),
@@ -189,15 +239,22 @@ impl ExchangeService {
             Ok(x) => x,
             Err(e) => return Ok(refuse(refusal(&e.into()))),
         };
-        if !peer.covers(&reply.author) {
+        if !self.ctx.may_speak_for(peer, reply.author.as_str()) {
             return Ok(refuse(item_error(
                 Code::PermissionDenied,
                 format!(
-                    "reply.author {} is not the calling peer's district {peer}",
+                    "reply.author {} is not the calling peer's district {peer} nor one it relays for",
                     reply.author
                 ),
                 "reply.author",
             )));
+        }
+        if let Some(to) = &reply.recipient
+            && !self.ctx.answers_for(&self.ctx.district, to.as_str())
+        {
+            let (ack, route) = relay::take_reply(&self.ctx, tx, peer, &reply, to, now).await?;
+            wake.extend(route);
+            return Ok(ack);
         }
         let ok = pb::ReplyAck {
             reply_id: reply.reply_id.to_string(),
@@ -222,9 +279,9 @@ impl ExchangeService {
                 "reply.notice_id",
             )));
         };
-        // The peer's district, or its successor by a division-code change.
-        let covered = |code: &str| self.ctx.answers_for(peer, code);
-        // The party the caller is, as far as this node's copy says.
+        // The author's district, or its successor by a division-code change.
+        let covered = |code: &str| self.ctx.answers_for(&reply.author, code);
+        // The party the author is, as far as this node's copy says.
         let party = match notice.life.direction {
             Direction::Outbound if covered(&notice.content.destination) => Party::Destination,
             Direction::Inbound if covered(&notice.content.origin) => Party::Origin,
@@ -299,15 +356,39 @@ impl pb::exchange_server::Exchange for ExchangeService {
         self.check_batch(notices.len())?;
         let now = self.ctx.now();
         let admitted: Vec<_> = notices.iter().map(|n| self.admit(&peer, n, now)).collect();
-        drop(notices);
-        let acks = self
+        let (acks, wake) = self
             .retrying_races(|| async {
                 let mut tx = self.ctx.store.begin().await?;
-                let acks = self.receive_notices(&mut tx, &admitted, now).await?;
+                let (mut acks, mut wake) = self.receive_notices(&mut tx, &admitted, now).await?;
+                let onward: Vec<relay::Onward> = admitted
+                    .iter()
+                    .zip(&notices)
+                    .filter_map(|(a, wire)| match a {
+                        Ok((content, Way::Onward { route })) => Some(relay::Onward {
+                            content,
+                            wire,
+                            route: route.clone(),
+                        }),
+                        _ => None,
+                    })
+                    .collect();
+                if !onward.is_empty() {
+                    let (relayed, routes) =
+                        relay::take_notices(&self.ctx, &mut tx, &peer, &onward, now).await?;
+                    let mut relayed = relayed.into_iter();
+                    for slot in acks.iter_mut().filter(|a| a.is_none()) {
+                        *slot = relayed.next();
+                    }
+                    wake.extend(routes);
+                }
                 tx.commit().await?;
-                Ok(acks)
+                Ok((acks.into_iter().flatten().collect::<Vec<_>>(), wake))
             })
             .await?;
+        drop(notices);
+        for route in &wake {
+            self.ctx.wake(route);
+        }
         let refused = acks.iter().filter(|a| a.error.is_some()).count();
         tracing::debug!(peer = %peer, items = acks.len(), refused, ms = started.elapsed().as_millis() as u64, "notices received");
         Ok(Response::new(pb::DeliverNoticesResponse { acks }))
@@ -321,17 +402,24 @@ impl pb::exchange_server::Exchange for ExchangeService {
         let replies = req.into_inner().replies;
         self.check_batch(replies.len())?;
         let now = self.ctx.now();
-        let acks = self
+        let (acks, wake) = self
             .retrying_races(|| async {
                 let mut tx = self.ctx.store.begin().await?;
                 let mut acks = Vec::with_capacity(replies.len());
+                let mut wake = Vec::new();
                 for r in &replies {
-                    acks.push(self.receive_reply(&mut tx, &peer, r, now).await?);
+                    acks.push(
+                        self.receive_reply(&mut tx, &peer, r, now, &mut wake)
+                            .await?,
+                    );
                 }
                 tx.commit().await?;
-                Ok(acks)
+                Ok((acks, wake))
             })
             .await?;
+        for route in &wake {
+            self.ctx.wake(route);
+        }
         tracing::debug!(peer = %peer, items = acks.len(), "replies received");
         Ok(Response::new(pb::DeliverRepliesResponse { acks }))
     }

@@ -108,6 +108,31 @@ pub async fn peers(ctx: &NodeCtx, caller: &Caller) -> Result<Vec<PeerState>> {
     Ok(out)
 }
 
+/// What this node relays (中转): the districts the directory lists it as
+/// relay for, and its queues of relayed items by where they go.
+pub struct RelayState {
+    pub serves: Vec<String>,
+    pub queues: Vec<crate::store::RelayQueue>,
+}
+
+pub async fn relay(ctx: &NodeCtx, caller: &Caller) -> Result<RelayState> {
+    caller.require_admin()?;
+    let serves = ctx
+        .routes
+        .directory()
+        .map(|d| {
+            d.served_by(&ctx.district)
+                .into_iter()
+                .map(ToString::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(RelayState {
+        serves,
+        queues: ctx.store.relay_queues().await?,
+    })
+}
+
 /// The network directory this node routes by, if any.
 pub struct DirectoryStatus {
     pub serial: u64,

@@ -8,7 +8,8 @@ use super::{Result, audit, notices};
 use crate::auth::Caller;
 use crate::context::NodeCtx;
 use crate::domain::{
-    Direction, FeedbackContent, Party, Reply, ReplyBody, Verdict, optional_text, parse_uuid,
+    Delivery, Direction, DistrictCode, FeedbackContent, NoticeContent, Party, Reply, ReplyBody,
+    Verdict, optional_text, parse_uuid,
 };
 use crate::pb;
 use crate::store::{ItemKind, NoticeRecord, Tx};
@@ -63,6 +64,7 @@ async fn reply(ctx: &NodeCtx, caller: &Caller, id: Uuid, body: ReplyBody) -> Res
         ReplyBody::Feedback(_) => "reply.feedback",
         ReplyBody::Withdrawal { .. } => "reply.withdraw",
         ReplyBody::DeadlineChange(_) => "reply.deadline",
+        ReplyBody::Delivery(_) => "reply.delivery",
     };
     let sort = body.sort_code();
     let route = record_own(ctx, &mut tx, &rec, body, Uuid::now_v7(), "id").await?;
@@ -110,8 +112,29 @@ pub(crate) async fn record_own(
         notice_id: parse_uuid("id", rec.id())?,
         author: ctx.district.clone(),
         body,
+        recipient: DistrictCode::parse("notice.recipient", target).ok(),
     };
     Ok(Some(queue(ctx, tx, &reply, target).await?))
+}
+
+/// Tells the origin of a notice that reached this node through a relay
+/// when it arrived and the deadline counted (a `Delivery` reply, queued in
+/// the receiving transaction `tx`): the relay acknowledged it to the
+/// origin without them. Returns the route to wake after the commit.
+pub(crate) async fn queue_delivery(
+    ctx: &NodeCtx,
+    tx: &mut Tx,
+    notice: &NoticeContent,
+    delivery: Delivery,
+) -> Result<String> {
+    let reply = Reply {
+        reply_id: Reply::delivery_id(notice.id),
+        notice_id: notice.id,
+        author: ctx.district.clone(),
+        body: ReplyBody::Delivery(delivery),
+        recipient: Some(notice.origin.clone()),
+    };
+    queue(ctx, tx, &reply, notice.origin.as_str()).await
 }
 
 /// Records a reply written here and queues it for `target`'s node, in `tx`;

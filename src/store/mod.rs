@@ -171,6 +171,7 @@ mod nodelay;
 mod notices;
 mod outbox;
 mod paging;
+mod relay;
 mod replies;
 mod rollups;
 mod tokens;
@@ -187,6 +188,7 @@ pub use notices::{
 };
 pub use outbox::{ItemKind, NewOutboxItem, OutboxItem, Settled, Waiting};
 pub use paging::Cursor;
+pub use relay::{RelayItem, RelayQueue};
 pub use rollups::{CohortRow, Counts, LatencyHistogram, Metric, RollupCounts};
 pub use tokens::{TokenRecord, TokenSummary, existing_node_tokens};
 

@@ -9,11 +9,21 @@ use sqlx::{QueryBuilder, Row};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-/// Which of the two things an outbox row carries.
+/// What an outbox row carries: a notice or reply of this node's, or one
+/// this node forwards as a relay (`store::relay`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ItemKind {
     Notice = 1,
     Reply = 2,
+    RelayNotice = 3,
+    RelayReply = 4,
+}
+
+impl ItemKind {
+    /// Whether it travels in `DeliverNotices` (else `DeliverReplies`).
+    pub fn is_notice(self) -> bool {
+        matches!(self, ItemKind::Notice | ItemKind::RelayNotice)
+    }
 }
 
 impl TryFrom<i32> for ItemKind {
@@ -22,6 +32,8 @@ impl TryFrom<i32> for ItemKind {
         match v {
             1 => Ok(ItemKind::Notice),
             2 => Ok(ItemKind::Reply),
+            3 => Ok(ItemKind::RelayNotice),
+            4 => Ok(ItemKind::RelayReply),
             _ => Err(()),
         }
     }
@@ -63,6 +75,17 @@ pub enum Settled {
     ReplyDelivered {
         seq: i64,
         reply_id: String,
+    },
+    /// A relay took this node's notice and forwards it; the destination's
+    /// acknowledgement comes back as a `Delivery` reply.
+    HandedOn {
+        seq: i64,
+    },
+    /// The next node took an item this node relays.
+    Forwarded {
+        seq: i64,
+        kind: ItemKind,
+        id: String,
     },
     /// The peer refused it for good (invalid, conflicting, not permitted).
     Refused {
@@ -118,6 +141,7 @@ impl Store {
         let mut replies = Vec::new();
         let mut delivered = Vec::new();
         let mut refused = Vec::new();
+        let mut forwarded = Vec::new();
         for o in outcomes {
             match o {
                 Settled::NoticeDelivered {
@@ -137,10 +161,16 @@ impl Store {
                     replies.push(reply_id.as_str());
                     delivered.push(*seq);
                 }
+                Settled::HandedOn { seq } => delivered.push(*seq),
+                Settled::Forwarded { seq, kind, id } => {
+                    forwarded.push((*kind, id.as_str()));
+                    delivered.push(*seq);
+                }
                 Settled::Refused { seq, error } => refused.push((*seq, error)),
             }
         }
         let mut tx = self.begin().await?;
+        tx.relayed_forwarded(&forwarded, now).await?;
         for ((received_at, due_at, provisional), ids) in &by_instants {
             for chunk in ids.chunks(CHUNK) {
                 with_tx!(tx, |conn, Db| {

@@ -5,7 +5,8 @@
 //! `Stale` instead of overwriting an answer.
 
 use super::{Result, StoreError, Tx, micros};
-use crate::domain::{Direction, NoticeStatus, Reply, ReplyBody, ReplySort};
+use crate::calendar::month_key;
+use crate::domain::{Delivery, Direction, NoticeStatus, Reply, ReplyBody, ReplySort};
 use crate::pb;
 use prost::Message;
 use sqlx::Row;
@@ -69,7 +70,33 @@ impl Tx {
                 reason,
             } => self.set_withdrawn(notice_id, *withdrawn_at, reason).await,
             ReplyBody::DeadlineChange(c) => self.set_due(notice_id, c).await,
+            ReplyBody::Delivery(d) => self.set_delivered(notice_id, d).await,
         }
+    }
+
+    /// Records when a notice reached its destination through a relay, as
+    /// its direct ack would have (`Store::settle`), only while no arrival
+    /// is recorded.
+    pub async fn set_delivered(&mut self, id: &str, d: &Delivery) -> Result<()> {
+        let month = month_key(self.tz, d.received_at);
+        let done = with_tx!(self, |conn, Db| {
+            sqlx::query(
+                "UPDATE notices SET received_at = $1, due_at = $2, due_provisional = $3, received_month = $4, \
+                 status = CASE WHEN status = $5 THEN $6 ELSE status END \
+                 WHERE id = $7 AND received_at IS NULL",
+            )
+            .bind(micros(d.received_at))
+            .bind(micros(d.due_at))
+            .bind(i32::from(d.provisional))
+            .bind(month)
+            .bind(NoticeStatus::Queued as i32)
+            .bind(NoticeStatus::Delivered as i32)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        stale_unless_one(done, id)
     }
 
     /// Records a receipt, only while the notice has none and is not

@@ -40,6 +40,9 @@ struct AdminPage {
     peers: Vec<Line>,
     /// The network directory (通讯录) in one line, if the node routes by one.
     directory: Option<String>,
+    /// The districts this node relays for (中转), named; empty if none.
+    serves: String,
+    relay: Vec<Line>,
     roles: [&'static str; 4],
     message: Option<(bool, String)>,
     /// The holiday schedule in force and the year missing, if one is.
@@ -149,6 +152,25 @@ async fn admin_page(
             )
         }
     });
+    let state = admin::relay(ctx, &staff.caller).await?;
+    let serves = state
+        .serves
+        .iter()
+        .map(|c| crate::report::place(c))
+        .collect::<Vec<_>>()
+        .join("、");
+    let relay = state
+        .queues
+        .into_iter()
+        .map(|q| Line {
+            cells: vec![
+                crate::report::place(&q.target),
+                q.waiting.to_string(),
+                super::local(tz, q.oldest_waiting),
+                q.refused.to_string(),
+            ],
+        })
+        .collect();
     let view = AdminPage {
         user: staff.caller.name.clone(),
         role: staff.caller.role.as_str(),
@@ -157,6 +179,8 @@ async fn admin_page(
         tokens,
         peers,
         directory,
+        serves,
+        relay,
         roles: Role::NAMES,
         message,
         schedule: admin::schedule(ctx, &staff.caller)?,

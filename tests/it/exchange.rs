@@ -337,6 +337,7 @@ async fn a_peer_speaks_only_for_its_own_district() {
             answered_at: n.created_at,
             ..Default::default()
         })),
+        recipient: String::new(),
     };
     let mut to_luohu = exchange_as(&net, 2, 0).await;
     for author in [WANCHENG, SHUANGLIU] {

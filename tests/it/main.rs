@@ -23,6 +23,7 @@ mod network;
 mod operator;
 mod outage;
 mod paging;
+mod relay;
 mod replicas;
 mod reply_rules;
 mod roles;

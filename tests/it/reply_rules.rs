@@ -18,6 +18,7 @@ fn reply(notice_id: &str, author: &str, body: pb::reply::Body) -> pb::Reply {
         notice_id: notice_id.into(),
         author: author.into(),
         body: Some(body),
+        recipient: String::new(),
     }
 }
 

@@ -1,0 +1,376 @@
+//! Issue 21, item 3: provincial relays (中转). Two districts sit behind
+//! their province's relay (双流区 behind 四川省's, 中原区 behind 河南省's);
+//! one district (罗湖区) is reachable by all. Every district sends to every
+//! other and signs for what it gets: notices and replies between districts
+//! behind relays travel through one relay or two, keep their ids, arrive
+//! once, and each origin learns when its notice arrived (the destination's
+//! `Delivery` reply) and when it was signed for. A relay forwards only for
+//! the districts it serves, and speaks only for them.
+
+use crate::common::*;
+use migrex::clock::ManualClock;
+use migrex::domain::{Direction, NoticeStatus};
+use migrex::pb;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::Code;
+
+const CODES: [&str; 5] = ["440303", "510000", "510116", "410000", "410102"];
+const LUOHU: usize = 0;
+const SICHUAN: usize = 1; // the relay of 双流区
+const SHUANGLIU: usize = 2;
+const HENAN: usize = 3; // the relay of 中原区
+const ZHONGYUAN: usize = 4;
+const DISTRICTS: [usize; 3] = [LUOHU, SHUANGLIU, ZHONGYUAN];
+
+/// The five nodes running, routed by a directory in which 双流区 and
+/// 中原区 sit behind their provinces' relays.
+async fn started() -> (Net, ManualClock) {
+    let mut net = create(&CODES, fast_delivery()).await;
+    let relayed = [(SHUANGLIU, SICHUAN), (ZHONGYUAN, HENAN)];
+    net.publish_directory(&net.network_toml(1, &relayed))
+        .unwrap();
+    net.route_by_directory(1).unwrap();
+    let clock = ManualClock::new(time::macros::datetime!(2026-12-07 10:00 +8));
+    for i in 0..CODES.len() {
+        net.start_node(i, Arc::new(clock.clone())).await.unwrap();
+    }
+    (net, clock)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn districts_behind_relays_exchange_with_everyone_through_them() {
+    let (mut net, _clock) = started().await;
+
+    // Every district to every other: 6 notices, some through two relays.
+    let mut sent = Vec::new();
+    for (k, &from) in DISTRICTS.iter().enumerate() {
+        let mut desk = net.desk(from).await.unwrap();
+        for &to in DISTRICTS.iter().filter(|&&to| to != from) {
+            let n = desk
+                .submit_notice(pb::SubmitNoticeRequest {
+                    notice: Some(birth(
+                        CODES[to],
+                        woman(10 * k as u32 + to as u32),
+                        "2026-11-20",
+                    )),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            sent.push((from, to, n.id));
+        }
+    }
+    // Each arrives once, and its origin learns when: the very instant and
+    // deadline the destination stamped.
+    for (from, to, id) in &sent {
+        let there = wait_notice(&net, *to, id, |_| true).await;
+        let here = wait_notice(&net, *from, id, |n| {
+            n.status == NoticeStatus::Delivered as i32
+        })
+        .await;
+        assert_eq!(
+            here.received_at, there.received_at,
+            "{id}: {} → {}",
+            CODES[*from], CODES[*to]
+        );
+        assert_eq!(here.due_at, there.due_at);
+    }
+    for &i in &DISTRICTS {
+        assert_eq!(
+            net.store(i)
+                .count_notices(Direction::Inbound)
+                .await
+                .unwrap(),
+            2
+        );
+    }
+    // The relays hold no notice of their own: they only forwarded.
+    for relay in [SICHUAN, HENAN] {
+        let store = net.store(relay);
+        assert_eq!(store.count_notices(Direction::Inbound).await.unwrap(), 0);
+        assert_eq!(store.count_notices(Direction::Outbound).await.unwrap(), 0);
+    }
+
+    // Every receipt comes back the same way.
+    for &i in &DISTRICTS {
+        let mut desk = net.desk(i).await.unwrap();
+        let pending = desk
+            .list_pending(pb::ListPendingRequest {
+                page_size: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .notices;
+        assert_eq!(pending.len(), 2);
+        for n in pending {
+            desk.acknowledge_notice(pb::AcknowledgeNoticeRequest { id: n.id })
+                .await
+                .unwrap();
+        }
+    }
+    for (from, _, id) in &sent {
+        wait_notice(&net, *from, id, |n| {
+            n.status == NoticeStatus::Acknowledged as i32
+        })
+        .await;
+    }
+
+    // Nobody reached 双流区 or 中原区 but their own relay; the relays'
+    // queues are empty and say what they took.
+    for (node, hidden) in [
+        (LUOHU, "510116"),
+        (LUOHU, "410102"),
+        (ZHONGYUAN, "510116"),
+        (SHUANGLIU, "410102"),
+    ] {
+        let text = http_get(&net.nodes[node].ops_url, "/metrics")
+            .await
+            .unwrap();
+        let series = format!("migrex_delivery_attempts_total{{peer=\"{hidden}\"}}");
+        assert_eq!(
+            metric(&text, &series),
+            None,
+            "{} called {hidden}",
+            CODES[node]
+        );
+    }
+    for relay in [SICHUAN, HENAN] {
+        let text = http_get(&net.nodes[relay].ops_url, "/metrics")
+            .await
+            .unwrap();
+        assert!(
+            metric(&text, "migrex_relay_taken_total").unwrap() >= 8.0,
+            "{text}"
+        );
+        assert!(
+            !text.contains("migrex_relay_waiting{"),
+            "nothing waits at {}",
+            CODES[relay]
+        );
+    }
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_forwards_only_for_its_districts_and_speaks_only_for_them() {
+    let (mut net, clock) = started().await;
+    let mut to_relay = exchange_as(&net, LUOHU, SICHUAN).await;
+    let refused = |acks: pb::DeliverNoticesResponse| {
+        let e = acks.acks[0].error.clone().expect("refused");
+        (Code::from_i32(e.code), e.field)
+    };
+    // Not a district this relay serves (河南's 中原区).
+    let other = wire(
+        birth(CODES[ZHONGYUAN], woman(1), "2026-11-20"),
+        CODES[LUOHU],
+        &clock,
+    );
+    let acks = to_relay
+        .deliver_notices(pb::DeliverNoticesRequest {
+            notices: vec![other],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        refused(acks),
+        (Code::FailedPrecondition, "notice.destination".into())
+    );
+    // 罗湖区 cannot speak for 双流区 (or anyone else) at the relay.
+    let forged = wire(
+        birth(CODES[LUOHU], woman(2), "2026-11-20"),
+        CODES[SHUANGLIU],
+        &clock,
+    );
+    let acks = to_relay
+        .deliver_notices(pb::DeliverNoticesRequest {
+            notices: vec![forged],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        refused(acks),
+        (Code::PermissionDenied, "notice.origin".into())
+    );
+    // The relay cannot speak at 罗湖区 for a district it does not serve.
+    let mut from_relay = exchange_as(&net, SICHUAN, LUOHU).await;
+    let forged = wire(
+        birth(CODES[LUOHU], woman(3), "2026-11-20"),
+        CODES[ZHONGYUAN],
+        &clock,
+    );
+    let acks = from_relay
+        .deliver_notices(pb::DeliverNoticesRequest {
+            notices: vec![forged],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        refused(acks),
+        (Code::PermissionDenied, "notice.origin".into())
+    );
+
+    // What it serves it takes, once: the same notice again is answered the
+    // same, other content under its id is refused, and it arrives once.
+    let good = wire(
+        birth(CODES[SHUANGLIU], woman(4), "2026-11-20"),
+        CODES[LUOHU],
+        &clock,
+    );
+    for _ in 0..2 {
+        let acks = to_relay
+            .deliver_notices(pb::DeliverNoticesRequest {
+                notices: vec![good.clone()],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let ack = &acks.acks[0];
+        assert!(
+            ack.error.is_none() && ack.relayed && ack.received_at.is_none(),
+            "{ack:?}"
+        );
+    }
+    let mut changed = good.clone();
+    changed.remarks = "其他内容".into();
+    let acks = to_relay
+        .deliver_notices(pb::DeliverNoticesRequest {
+            notices: vec![changed],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(refused(acks), (Code::AlreadyExists, "notice.id".into()));
+    wait_notice(&net, SHUANGLIU, &good.id, |_| true).await;
+    // 罗湖区 never stored it: this client stands in for its node. Its
+    // arrival (the Delivery reply) reaches 罗湖区, which knows no such
+    // notice, and is refused there for good; the relay keeps it, refused.
+    let relay_ops = net.nodes[SICHUAN].ops_url.clone();
+    eventually(
+        "the refused delivery reply at the relay",
+        Duration::from_secs(20),
+        || async {
+            let text = http_get(&relay_ops, "/metrics").await?;
+            (metric(&text, "migrex_relay_refused{district=\"440303\"}") == Some(1.0)).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        net.store(SHUANGLIU)
+            .count_notices(Direction::Inbound)
+            .await
+            .unwrap(),
+        1
+    );
+    net.stop_all().await;
+}
+
+const KILLED: usize = 3000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_mid_forwarding_forwards_every_notice_exactly_once() {
+    use migrex::clock::SystemClock;
+    // Small batches, so the kill lands between many commits on all sides.
+    let delivery = migrex::config::Delivery {
+        batch_size: 25,
+        backoff_initial_ms: 20,
+        backoff_max_ms: 200,
+        idle_poll_ms: 100,
+        ..migrex::config::Delivery::default()
+    };
+    let mut net = create(&CODES[..3], delivery).await;
+    net.publish_directory(&net.network_toml(1, &[(SHUANGLIU, SICHUAN)]))
+        .unwrap();
+    net.route_by_directory(1).unwrap();
+    // The relay runs as its own process, as operators run it.
+    let relay_config = net.nodes[SICHUAN].config_path.clone();
+    let relay_ops = net.nodes[SICHUAN].ops_url.clone();
+    let mut relay = spawn_serve(&relay_config);
+    wait_ready(&relay_ops).await;
+    net.start_node(LUOHU, Arc::new(SystemClock)).await.unwrap();
+
+    // While 双流区 is down, the whole backlog moves to the relay.
+    let notices: Vec<pb::Notice> = (0..KILLED as u32)
+        .map(|i| marriage(CODES[SHUANGLIU], woman(i), "2026-10-01"))
+        .collect();
+    let ids = submit_batch(&mut net.desk(LUOHU).await.unwrap(), notices).await;
+    let series = format!("migrex_relay_waiting{{district=\"{}\"}}", CODES[SHUANGLIU]);
+    eventually(
+        "the backlog at the relay",
+        Duration::from_secs(60),
+        || async {
+            let text = http_get(&relay_ops, "/metrics").await?;
+            (metric(&text, &series) == Some(KILLED as f64)).then_some(())
+        },
+    )
+    .await;
+
+    net.start_node(SHUANGLIU, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let dest = net.store(SHUANGLIU);
+    eventually(
+        "the first batches to arrive",
+        Duration::from_secs(30),
+        || async { (dest.count_notices(Direction::Inbound).await.unwrap() > 0).then_some(()) },
+    )
+    .await;
+    relay.kill().expect("SIGKILL");
+    relay.wait().unwrap();
+    let at_kill = dest.count_notices(Direction::Inbound).await.unwrap();
+    assert!(
+        at_kill < KILLED as i64,
+        "the kill came after forwarding had finished ({at_kill}); the test proves nothing"
+    );
+    eprintln!("killed the relay with {at_kill} of {KILLED} notices forwarded");
+
+    let _relay = spawn_serve(&relay_config);
+    wait_ready(&relay_ops).await;
+    eventually(
+        "every notice at 双流区",
+        Duration::from_secs(90),
+        || async {
+            (dest.count_notices(Direction::Inbound).await.unwrap() == KILLED as i64).then_some(())
+        },
+    )
+    .await;
+    // Every arrival reaches the origin through the relay, each with the
+    // instant 双流区 stamped the first time.
+    let origin = net.desk(LUOHU).await.unwrap();
+    let sent = eventually(
+        "the origin to learn every arrival",
+        Duration::from_secs(90),
+        || {
+            let mut d = origin.clone();
+            async move {
+                let sent = list_all(&mut d, Direction::Outbound as i32, 1000).await;
+                sent.iter()
+                    .all(|n| n.status == NoticeStatus::Delivered as i32)
+                    .then_some(sent)
+            }
+        },
+    )
+    .await;
+    let held = list_all(
+        &mut net.desk(SHUANGLIU).await.unwrap(),
+        Direction::Inbound as i32,
+        1000,
+    )
+    .await;
+    assert_eq!(held.len(), KILLED);
+    let there: std::collections::HashMap<&str, _> = held
+        .iter()
+        .map(|n| (n.id.as_str(), n.received_at))
+        .collect();
+    assert_eq!(there.len(), KILLED, "each notice once");
+    for n in &sent {
+        assert_eq!(Some(&n.received_at), there.get(n.id.as_str()), "{}", n.id);
+    }
+    assert_eq!(sent.len(), ids.len());
+    net.stop_all().await;
+}

@@ -315,7 +315,7 @@ impl Metrics {
         for q in store.relay_queues().await? {
             let age = q.oldest_waiting.map_or(0, |t| (now - t).whole_seconds());
             relay.add(
-                labels(&[("district", &peer_label(&q.target))]),
+                labels(&[("target", &peer_label(&q.target))]),
                 q.waiting,
                 q.refused,
                 age,
@@ -326,9 +326,9 @@ impl Metrics {
             "relay",
             [
                 "waiting",
-                "Items this node relays (中转) waiting to be forwarded, by the district they go to",
+                "Items this node relays (中转) waiting to be forwarded, by the district they go to (label target)",
             ],
-            "Relayed items the next node refused for good, by the district they go to",
+            "Relayed items the next node refused for good, by the district they go to (label target)",
             "Age of the oldest relayed item waiting, by the district it goes to",
         );
 

@@ -1,11 +1,14 @@
-//! Issue 21, item 6 (relays are not built yet): thirty nodes of three
-//! provinces on loopback, routed by the signed directory alone. Every node
-//! sends to every other and every notice is signed for; then, while they
-//! run, one node moves to another port and one county (郫都区 510117) is
-//! merged into its neighbour (双流区 510116) and leaves the directory; every
-//! node sends to every other again, and to the merged county's old code.
-//! Every notice arrives exactly once (each node holds exactly the notices
-//! sent to it) and every receipt comes back.
+//! Issue 21, item 6: thirty nodes of three provinces on loopback, routed
+//! by the signed directory alone; in each province two districts are
+//! reachable only through a relay (中转), itself a district node with
+//! notices of its own. Every node sends to every other and every notice is
+//! signed for; then, while they run, one node moves to another port, one
+//! county (郫都区 510117) is merged into its neighbour (双流区 510116) and
+//! leaves the directory, one node's certificate is revoked, and 四川's relay
+//! stops and starts again in the middle of the next round; every node
+//! sends to every other again, and to the merged county's old code. Every
+//! notice arrives exactly once (each node holds exactly the notices sent to
+//! it) and every receipt comes back; nothing reaches the revoked node.
 
 use crate::common::*;
 use migrex::clock::ManualClock;
@@ -26,13 +29,23 @@ const CODES: [&str; 30] = [
 const MOVES: usize = 5; // 440308
 const MERGED: usize = 19; // 510117 → 510116
 const SUCCESSOR: usize = 18;
+const REVOKED: usize = 29; // 410183
+/// (district, its relay): two behind each province's relay.
+const RELAYED: [(usize, usize); 6] = [(2, 1), (3, 1), (12, 11), (13, 11), (22, 21), (23, 21)];
+const SICHUAN_RELAY: usize = 11;
 
-/// Every node in `live` sends one birth notice to every other node in
+/// Every node in `senders` sends one birth notice to every other node in
 /// `live` (and to each code of `extra`); returns (origin, id) of each.
-async fn round(net: &Net, live: &[usize], extra: &[&str], first: u32) -> Vec<(usize, String)> {
+async fn round(
+    net: &Net,
+    senders: &[usize],
+    live: &[usize],
+    extra: &[&str],
+    first: u32,
+) -> Vec<(usize, String)> {
     let mut sent = Vec::new();
     let mut k = first;
-    for &i in live {
+    for &i in senders {
         let mut desk = net.desk(i).await.unwrap();
         let targets = live
             .iter()
@@ -114,9 +127,10 @@ async fn sign_all(net: &Net, nodes: &[usize]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn thirty_nodes_exchange_by_the_directory_through_a_move_and_a_merger() {
+async fn thirty_nodes_exchange_through_relays_a_move_a_merger_and_a_revocation() {
     let mut net = create(&CODES, fast_delivery()).await;
-    net.publish_directory(&net.network_toml(1, &[])).unwrap();
+    net.publish_directory(&net.network_toml(1, &RELAYED))
+        .unwrap();
     net.route_by_directory(1).unwrap();
     // Thirty districts on one PostgreSQL server, as in a provincial data
     // centre: each holds at most 4 connections (the default 16 would need
@@ -124,6 +138,7 @@ async fn thirty_nodes_exchange_by_the_directory_through_a_move_and_a_merger() {
     for n in &net.nodes {
         let (mut c, _) = migrex::config::Config::load(&n.config_path).unwrap();
         c.database_connections = 4;
+        c.tls.crl_refresh_secs = 1;
         c.save(&n.config_path).unwrap();
     }
     let clock = ManualClock::new(time::macros::datetime!(2026-12-06 10:00 +8));
@@ -133,7 +148,7 @@ async fn thirty_nodes_exchange_by_the_directory_through_a_move_and_a_merger() {
     let all: Vec<usize> = (0..CODES.len()).collect();
 
     // Round 1: 30 × 29 notices, every one signed for.
-    let first = round(&net, &all, &[], 0).await;
+    let first = round(&net, &all, &all, &[], 0).await;
     assert_eq!(first.len(), 870);
     inbound_reach(&net, &all, |_| 29).await;
     sign_all(&net, &all).await;
@@ -154,7 +169,7 @@ async fn thirty_nodes_exchange_by_the_directory_through_a_move_and_a_merger() {
     net.stop_node(MERGED).await;
     clock.set(time::macros::datetime!(2026-12-10 09:00 +8));
     let listing: String = net
-        .network_toml(2, &[])
+        .network_toml(2, &RELAYED)
         .split("\n[[district]]")
         .filter(|d| !d.contains(&format!("code = \"{}\"", CODES[MERGED])))
         .collect::<Vec<_>>()
@@ -164,7 +179,37 @@ async fn thirty_nodes_exchange_by_the_directory_through_a_move_and_a_merger() {
         CODES[MERGED], CODES[SUCCESSOR]
     );
     net.publish_directory(&(listing + &change)).unwrap();
-    let live: Vec<usize> = all.iter().copied().filter(|&i| i != MERGED).collect();
+    // And 410183's certificate is revoked.
+    let generations: Vec<u64> = all
+        .iter()
+        .map(|&i| {
+            net.nodes[i]
+                .running
+                .as_ref()
+                .map_or(0, |n| n.ctx.trust.generation())
+        })
+        .collect();
+    let district = migrex::domain::DistrictCode::parse("d", CODES[REVOKED]).unwrap();
+    migrex::identity::revoke(
+        &net.net.dir.join("ca"),
+        &migrex::identity::RevokeTarget::District(district),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let live: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|&i| i != MERGED && i != REVOKED)
+        .collect();
+    for &i in &live {
+        let trust = net.nodes[i].running.as_ref().unwrap().ctx.trust.clone();
+        eventually(
+            &format!("the new revocation list at {}", CODES[i]),
+            Duration::from_secs(20),
+            || async { (trust.generation() > generations[i]).then_some(()) },
+        )
+        .await;
+    }
     for &i in &live {
         let ops = net.nodes[i].ops_url.clone();
         eventually(
@@ -178,22 +223,57 @@ async fn thirty_nodes_exchange_by_the_directory_through_a_move_and_a_merger() {
         .await;
     }
 
-    // Round 2: 29 × 28, and one from each but the successor to the old code.
-    let second = round(&net, &live, &[CODES[MERGED]], 1000).await;
-    assert_eq!(second.len(), 29 * 28 + 28);
+    // Round 2: 28 × 27, and one from each but the successor to the old
+    // code; 四川's relay is down while the others send, and back after.
+    net.stop_node(SICHUAN_RELAY).await;
+    let others: Vec<usize> = live
+        .iter()
+        .copied()
+        .filter(|&i| i != SICHUAN_RELAY)
+        .collect();
+    let mut second = round(&net, &others, &live, &[CODES[MERGED]], 1000).await;
+    net.start_node(SICHUAN_RELAY, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    second.extend(round(&net, &[SICHUAN_RELAY], &live, &[CODES[MERGED]], 5000).await);
+    assert_eq!(second.len(), 28 * 27 + 27);
     for (i, id) in &second {
         let n = get(&net, *i, id).await.unwrap();
         if n.addressed_to == CODES[MERGED] {
             assert_eq!(n.destination, CODES[SUCCESSOR]);
         }
     }
-    let inbound = |i: usize| 29 + 28 + if i == SUCCESSOR { 28 } else { 0 };
+    let inbound = |i: usize| 29 + 27 + if i == SUCCESSOR { 27 } else { 0 };
     inbound_reach(&net, &live, inbound).await;
     sign_all(&net, &live).await;
     all_reach(&net, &live, NoticeStatus::Acknowledged, |i| {
-        29 + if i == SUCCESSOR { 28 } else { 29 }
+        29 + if i == SUCCESSOR { 27 } else { 28 }
     })
     .await;
+
+    // Nothing reaches the revoked node, which still runs: a notice for it
+    // waits at its origin, refused at the handshake.
+    let mut desk = net.desk(0).await.unwrap();
+    let waiting = desk
+        .submit_notice(pb::SubmitNoticeRequest {
+            notice: Some(birth(CODES[REVOKED], woman(9999), "2026-11-20")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let waiting = eventually("the refusal to send", Duration::from_secs(30), || async {
+        get(&net, 0, &waiting.id)
+            .await
+            .filter(|n| n.delivery_attempts >= 2)
+    })
+    .await;
+    assert!(
+        waiting.last_error.to_lowercase().contains("revoked"),
+        "{}",
+        waiting.last_error
+    );
+    let revoked = net.store(REVOKED);
+    assert_eq!(revoked.count_notices(Direction::Inbound).await.unwrap(), 29);
 
     // Exactly once: each node holds exactly what was sent to it.
     for &i in &live {
@@ -206,6 +286,14 @@ async fn thirty_nodes_exchange_by_the_directory_through_a_move_and_a_merger() {
     }
     let sent: std::collections::HashSet<&String> =
         first.iter().chain(&second).map(|(_, id)| id).collect();
-    assert_eq!(sent.len(), 870 + 29 * 28 + 28, "every id once");
+    assert_eq!(sent.len(), 870 + 28 * 27 + 27, "every id once");
+    // The relays forwarded, and nothing waits at them.
+    for relay in [1, 11, 21] {
+        let text = http_get(&net.nodes[relay].ops_url, "/metrics")
+            .await
+            .unwrap();
+        assert!(metric(&text, "migrex_relay_taken_total").unwrap() > 0.0);
+        assert!(!text.contains("migrex_relay_waiting{"), "{}", CODES[relay]);
+    }
     net.stop_all().await;
 }

@@ -256,7 +256,7 @@ async fn a_relay_forwards_only_for_its_districts_and_speaks_only_for_them() {
         Duration::from_secs(20),
         || async {
             let text = http_get(&relay_ops, "/metrics").await?;
-            (metric(&text, "migrex_relay_refused{district=\"440303\"}") == Some(1.0)).then_some(())
+            (metric(&text, "migrex_relay_refused{target=\"440303\"}") == Some(1.0)).then_some(())
         },
     )
     .await;
@@ -299,7 +299,7 @@ async fn a_relay_killed_mid_forwarding_forwards_every_notice_exactly_once() {
         .map(|i| marriage(CODES[SHUANGLIU], woman(i), "2026-10-01"))
         .collect();
     let ids = submit_batch(&mut net.desk(LUOHU).await.unwrap(), notices).await;
-    let series = format!("migrex_relay_waiting{{district=\"{}\"}}", CODES[SHUANGLIU]);
+    let series = format!("migrex_relay_waiting{{target=\"{}\"}}", CODES[SHUANGLIU]);
     eventually(
         "the backlog at the relay",
         Duration::from_secs(60),
@@ -373,4 +373,17 @@ async fn a_relay_killed_mid_forwarding_forwards_every_notice_exactly_once() {
     }
     assert_eq!(sent.len(), ids.len());
     net.stop_all().await;
+}
+
+#[test]
+fn the_alert_fires_when_relayed_items_wait_over_an_hour() {
+    // The oldest relayed item for 双流区 at 四川省's relay ages a minute a
+    // minute: the next node is unreachable.
+    let description = "The oldest is 1h 10m 0s old; forwarding retries go on. Check the node of 510116 (or its relay) from this one: its endpoint in the directory, its certificate; 管理 (中转) and the log show the last error.";
+    let tests = format!(
+        "  - interval: 1m\n    input_series:\n      - series: 'migrex_relay_oldest_age_seconds{{district=\"510000\",target=\"510116\"}}'\n        values: '0+60x120'\n    alert_rule_test:\n      - eval_time: 50m\n        alertname: MigrexRelayStuck\n        exp_alerts: []\n      - eval_time: 70m\n        alertname: MigrexRelayStuck\n        exp_alerts:\n          - exp_labels: {{severity: critical, district: \"510000\", target: \"510116\"}}\n            exp_annotations:\n              summary: \"510000: relayed items for 510116 have waited over an hour\"\n              description: \"{description}\"\n"
+    );
+    if let Some(r) = promtool_test("1m", &tests) {
+        r.unwrap_or_else(|e| panic!("the relay alert rule: {e}"));
+    }
 }

@@ -19,7 +19,7 @@
 //! under it, one delivery worker sends them in order.
 
 use crate::config::Route;
-use crate::directory::Directory;
+use crate::directory::{CodeChange, Directory};
 use crate::domain::{DistrictCode, RoutePrefix};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -133,13 +133,19 @@ impl Routes {
     /// a merged county goes to the successor itself, whose node knows its
     /// streets' new codes.
     pub fn successor(&self, code: &str, on: time::Date) -> Option<DistrictCode> {
+        self.change_for(code, on).map(|c| c.successor)
+    }
+
+    /// The division-code change (区划变更) that replaced `code` (or the
+    /// district it lies in) by `on`, if one did.
+    pub fn change_for(&self, code: &str, on: time::Date) -> Option<CodeChange> {
         let directory = self.table().directory.clone()?;
         directory
             .changes
             .iter()
             .filter(|c| c.effective <= on && code.starts_with(c.old.as_str()))
             .max_by_key(|c| c.old.len())
-            .map(|c| c.successor.clone())
+            .cloned()
     }
 
     /// Whether `district`'s node answers for `code` on `on`: the code is

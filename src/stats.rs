@@ -505,6 +505,10 @@ fn row(g: &GroupCounts) -> pb::TimelinessRow {
         reply_latency_p90_days: days(g.reply_latency_us[1]),
         delivery_lag_median_seconds: seconds(g.delivery_lag_us[0]),
         delivery_lag_p90_seconds: seconds(g.delivery_lag_us[1]),
+        // Named by the node, which knows the division-code changes
+        // (`service::reports::Report::rows`).
+        successor: String::new(),
+        successor_since: String::new(),
     }
 }
 

@@ -411,7 +411,7 @@ pub fn print_table(rows: &[pb::TimelinessRow]) {
                 if r.peer.is_empty() {
                     "all".into()
                 } else {
-                    format!("{} {}", r.peer, county_name(&r.peer).unwrap_or(""))
+                    crate::report::peer_name(r)
                 },
                 kind_label(r.kind).to_string(),
             ]

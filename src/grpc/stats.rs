@@ -5,7 +5,7 @@ use crate::context::NodeCtx;
 use crate::domain::{Direction, format_date, ts_to_pb};
 use crate::pb;
 use crate::service::reports;
-use crate::stats::{Period, rows};
+use crate::stats::Period;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -30,7 +30,7 @@ impl pb::stats_server::Stats for StatsService {
             last_day: format_date(period.last),
             as_of: Some(ts_to_pb(report.as_of)),
             direction: direction as i32,
-            rows: rows(&report.groups, r.by_peer, r.by_kind),
+            rows: report.rows(&self.ctx, r.by_peer, r.by_kind),
             district: self.ctx.district.to_string(),
         }))
     }

@@ -1,9 +1,7 @@
 //! The report as one self-contained HTML page (styles inline, the chart as
 //! inline SVG: it opens from a file, with no network).
 
-use super::{
-    COLUMNS, MonthRates, MonthlyReport, OVERDUE_COLUMNS, cells, overdue_cells, pct, place,
-};
+use super::{COLUMNS, MonthRates, MonthlyReport, OVERDUE_COLUMNS, cells, overdue_cells, pct};
 use std::fmt::Write as _;
 
 pub fn esc(s: &str) -> String {
@@ -143,11 +141,20 @@ pub fn to_html(r: &MonthlyReport) -> String {
         tile("超时未复 overdue open", s.overdue_open.to_string()),
     ]
     .join("");
+    // A merged county's row follows its successor's, unranked.
+    let mut rank = 0;
     let peers: Vec<Vec<String>> = r
         .peers
         .iter()
-        .enumerate()
-        .map(|(i, p)| [vec![(i + 1).to_string()], cells(p, &place(&p.peer))].concat())
+        .map(|p| {
+            let place = if !super::follows(&r.peers, p) {
+                rank += 1;
+                rank.to_string()
+            } else {
+                String::new()
+            };
+            [vec![place], cells(p, &super::peer_name(p))].concat()
+        })
         .collect();
     let mut peer_headers = vec!["名次 rank"];
     peer_headers.extend(COLUMNS);

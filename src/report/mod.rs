@@ -64,8 +64,10 @@ pub fn month_label(p: &Period) -> String {
 }
 
 /// Orders peers by timely feedback rate, then timely receipt rate; rows
-/// without a rate last.
-pub fn rank(peers: &mut [pb::TimelinessRow]) {
+/// without a rate last. A code a division-code change replaced is not
+/// ranked on its own: it follows its successor's row (or, without one,
+/// stays where its rates put it).
+pub fn rank(peers: &mut Vec<pb::TimelinessRow>) {
     let key = |r: &pb::TimelinessRow| {
         (
             r.timely_feedback_rate.unwrap_or(-1.0),
@@ -77,6 +79,43 @@ pub fn rank(peers: &mut [pb::TimelinessRow]) {
             .partial_cmp(&key(x))
             .unwrap_or(std::cmp::Ordering::Equal)
     });
+    let follow: Vec<bool> = peers.iter().map(|r| follows(peers, r)).collect();
+    let (merged, ranked): (Vec<_>, Vec<_>) = std::mem::take(peers)
+        .into_iter()
+        .zip(follow)
+        .partition(|(_, f)| *f);
+    let mut ranked: Vec<_> = ranked.into_iter().map(|(r, _)| r).collect();
+    let merged = merged.into_iter().map(|(r, _)| r);
+    for m in merged {
+        let at = ranked
+            .iter()
+            .rposition(|r| r.peer == m.successor || r.successor == m.successor)
+            .map_or(ranked.len(), |i| i + 1);
+        ranked.insert(at, m);
+    }
+    *peers = ranked;
+}
+
+/// Whether `r` is a code a division-code change replaced whose successor
+/// has a row of its own among `peers`: it then follows that row, unranked.
+pub fn follows(peers: &[pb::TimelinessRow], r: &pb::TimelinessRow) -> bool {
+    !r.successor.is_empty() && peers.iter().any(|p| p.peer == r.successor)
+}
+
+/// A peer's row as the report names it: its code and county, and for a
+/// code a division-code change replaced, where it went and when
+/// (`510117 郫都区（2026-12-10 并入 510116 双流区）`).
+pub fn peer_name(r: &pb::TimelinessRow) -> String {
+    if r.successor.is_empty() {
+        place(&r.peer)
+    } else {
+        format!(
+            "{}（{} 并入 {}）",
+            place(&r.peer),
+            r.successor_since,
+            place(&r.successor)
+        )
+    }
 }
 
 /// A district as a report names it: its code and its county's name.
@@ -189,7 +228,7 @@ pub fn to_csv(r: &MonthlyReport) -> String {
     csv_line(&mut out, &COLUMNS.map(String::from));
     csv_line(&mut out, &cells(&r.summary, "合计 all"));
     for p in &r.peers {
-        csv_line(&mut out, &cells(p, &place(&p.peer)));
+        csv_line(&mut out, &cells(p, &peer_name(p)));
     }
     out.push_str("\r\n");
     csv_line(
@@ -230,6 +269,36 @@ mod tests {
         assert_eq!(month_label(&m[0]), "2025-03");
         assert_eq!(month_label(&m[11]), "2026-02");
         assert_eq!(m[11].last, last);
+    }
+
+    #[test]
+    fn a_merged_county_follows_its_successor_unranked() {
+        let row = |peer: &str, timely: f64, successor: &str| pb::TimelinessRow {
+            peer: peer.into(),
+            timely_feedback_rate: Some(timely),
+            successor: successor.into(),
+            successor_since: if successor.is_empty() {
+                ""
+            } else {
+                "2026-12-10"
+            }
+            .into(),
+            ..Default::default()
+        };
+        let mut peers = vec![
+            row("510117", 1.0, "510116"),
+            row("440303", 0.9, ""),
+            row("510116", 0.5, ""),
+            row("330102", 0.95, "330105"),
+        ];
+        rank(&mut peers);
+        let order: Vec<&str> = peers.iter().map(|r| r.peer.as_str()).collect();
+        // 330102's successor is not in the report: it keeps its place by rate.
+        assert_eq!(order, ["330102", "440303", "510116", "510117"]);
+        assert_eq!(
+            peer_name(&peers[3]),
+            "510117 郫都区（2026-12-10 并入 510116 双流区）"
+        );
     }
 
     #[test]

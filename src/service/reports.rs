@@ -5,6 +5,7 @@ use super::{Listing, Page, Result};
 use crate::auth::Caller;
 use crate::context::NodeCtx;
 use crate::domain::{Direction, format_date};
+use crate::pb;
 use crate::report::{self, MonthRates, MonthlyReport, OverdueLine};
 use crate::stats::{self, GroupCounts, Period, timeliness};
 use crate::store::NoticeRecord;
@@ -15,6 +16,23 @@ use time_tz::OffsetDateTimeExt;
 pub struct Report {
     pub as_of: OffsetDateTime,
     pub groups: Vec<GroupCounts>,
+}
+
+impl Report {
+    /// The figures as rows; by peer, a code a division-code change
+    /// (区划变更) replaced keeps its own row and names its successor and
+    /// since when (`Routes::change_for`, by the node's date today).
+    pub fn rows(&self, ctx: &NodeCtx, by_peer: bool, by_kind: bool) -> Vec<pb::TimelinessRow> {
+        let mut rows = stats::rows(&self.groups, by_peer, by_kind);
+        let today = ctx.deadlines.local_date(self.as_of);
+        for r in rows.iter_mut().filter(|r| !r.peer.is_empty()) {
+            if let Some(c) = ctx.routes.change_for(&r.peer, today) {
+                r.successor = c.successor.to_string();
+                r.successor_since = format_date(c.effective);
+            }
+        }
+        rows
+    }
 }
 
 /// The figures of `direction` for `period` as they stand now.
@@ -57,20 +75,13 @@ const REPORT_OVERDUE: u32 = 1000;
 /// The monthly assessment report of `period` (inbound: how this district
 /// answers its peers), as it stands now.
 pub async fn monthly(ctx: &NodeCtx, caller: &Caller, period: Period) -> Result<MonthlyReport> {
-    let rows = |groups: Vec<GroupCounts>, by_peer| stats::rows(&groups, by_peer, false);
     let inbound = Direction::Inbound;
-    let summary = rows(
-        figures(ctx, caller, period, inbound, false, false)
-            .await?
-            .groups,
-        false,
-    );
-    let mut peers = rows(
-        figures(ctx, caller, period, inbound, true, false)
-            .await?
-            .groups,
-        true,
-    );
+    let summary = figures(ctx, caller, period, inbound, false, false)
+        .await?
+        .rows(ctx, false, false);
+    let mut peers = figures(ctx, caller, period, inbound, true, false)
+        .await?
+        .rows(ctx, true, false);
     report::rank(&mut peers);
     let months = monthly_rates(ctx, caller, period, inbound).await?;
     let (now, late) = overdue(ctx, caller, Some(inbound), Page::first(REPORT_OVERDUE)).await?;

@@ -10,7 +10,7 @@ use crate::context::NodeCtx;
 use crate::domain::{Direction, kind_zh};
 use crate::report;
 use crate::service::{Page, reports};
-use crate::stats::{self, Period};
+use crate::stats::Period;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
@@ -91,11 +91,12 @@ pub(crate) async fn page(
         Direction::Inbound
     };
     let r = reports::figures(&ctx, &staff.caller, period, direction, by_peer, by_kind).await?;
-    let rows = stats::rows(&r.groups, by_peer, by_kind)
+    let rows = r
+        .rows(&ctx, by_peer, by_kind)
         .iter()
         .map(|row| FigureRow {
             peer: if by_peer {
-                report::place(&row.peer)
+                report::peer_name(row)
             } else {
                 "合计".into()
             },

@@ -251,6 +251,58 @@ async fn thirty_nodes_exchange_through_relays_a_move_a_merger_and_a_revocation()
     })
     .await;
 
+    // The merged county's history stays readable under its own code, with
+    // its successor named; the monthly report lists it under 双流区.
+    let rows = net
+        .stats(0)
+        .await
+        .unwrap()
+        .get_timeliness(pb::GetTimelinessRequest {
+            period: "2026-12".into(),
+            by_peer: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    let old = rows.iter().find(|r| r.peer == CODES[MERGED]).unwrap();
+    assert_eq!(
+        (
+            old.received,
+            old.successor.as_str(),
+            old.successor_since.as_str()
+        ),
+        (1, CODES[SUCCESSOR], "2026-12-10")
+    );
+    let new = rows.iter().find(|r| r.peer == CODES[SUCCESSOR]).unwrap();
+    assert!(new.successor.is_empty() && new.received == 2);
+    let csv = net.net.dir.join("report.csv");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_migrex"))
+        .args([
+            "report", "--period", "2026-12", "--format", "csv", "--config",
+        ])
+        .arg(&net.nodes[0].config_path)
+        .arg("--out")
+        .arg(&csv)
+        .env("MIGREX_TOKEN", &net.nodes[0].admin_token)
+        .env("MIGREX_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    let at = |prefix: &str| lines.iter().position(|l| l.starts_with(prefix)).unwrap();
+    assert_eq!(
+        at("510117 郫都区（2026-12-10 并入 510116 双流区）"),
+        at("510116 双流区,") + 1,
+        "{csv}"
+    );
+
     // Nothing reaches the revoked node, which still runs: a notice for it
     // waits at its origin, refused at the handshake.
     let mut desk = net.desk(0).await.unwrap();

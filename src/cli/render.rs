@@ -148,6 +148,8 @@ pub fn notice_json(n: &pb::Notice) -> Value {
         "addressed_to": (!n.addressed_to.is_empty()).then_some(&n.addressed_to),
         "delivery_attempts": n.delivery_attempts,
         "last_error": (!n.last_error.is_empty()).then_some(&n.last_error),
+        "relayed_by": (!n.relayed_by.is_empty()).then_some(&n.relayed_by),
+        "relayed_at": rfc(&n.relayed_at),
     })
 }
 
@@ -255,6 +257,18 @@ pub fn print_one(n: &pb::Notice, as_json: bool, local: Local) {
             n.delivery_attempts, n.last_error
         );
     }
+    if !n.relayed_by.is_empty() {
+        println!(
+            "relay       {} took it {} (中转){}",
+            crate::report::place(&n.relayed_by),
+            local.instant(&n.relayed_at).unwrap_or_default(),
+            if n.received_at.is_none() {
+                "; waiting for the destination's word"
+            } else {
+                ""
+            }
+        );
+    }
 }
 
 pub fn print_list(r: &pb::ListNoticesResponse, as_json: bool, local: Local) {
@@ -331,6 +345,9 @@ fn list_flags(n: &pb::Notice, local: Local) -> String {
             n.delivery_attempts,
             crate::domain::clipped(&n.last_error, 120)
         ));
+    }
+    if !n.relayed_by.is_empty() && n.received_at.is_none() {
+        flags.push(format!("AT-RELAY {}", n.relayed_by));
     }
     let due = local
         .instant(&n.due_at)

@@ -169,6 +169,7 @@ fn settle_each<A>(
 /// reason the whole call failed.
 async fn send(
     client: &mut ExchangeClient<Channel>,
+    route: &str,
     items: &[OutboxItem],
 ) -> Result<Vec<Option<Settled>>, String> {
     Ok(if items[0].kind.is_notice() {
@@ -198,7 +199,11 @@ async fn send(
                         });
                     }
                     if ack.relayed {
-                        return Some(Settled::HandedOn { seq: item.seq });
+                        return Some(Settled::HandedOn {
+                            seq: item.seq,
+                            notice_id: item.notice_id.clone(),
+                            relay: route.to_string(),
+                        });
                     }
                     Some(Settled::NoticeDelivered {
                         seq: item.seq,
@@ -417,7 +422,7 @@ pub async fn run(
             .count();
         let items = &batch[..run_len];
         let sent = std::time::Instant::now();
-        let outcome = send(&mut client, items).await;
+        let outcome = send(&mut client, &prefix, items).await;
         tracing::debug!(route = %prefix, items = items.len(), ms = sent.elapsed().as_millis() as u64, "batch sent");
         ctx.metrics.delivery_attempt(&prefix, outcome.is_err());
         let now = ctx.now();

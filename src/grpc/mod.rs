@@ -164,5 +164,9 @@ pub fn notice_view(rec: &NoticeRecord, now: OffsetDateTime) -> pb::Notice {
     n.duplicate_of = rec.duplicate_of.clone().unwrap_or_default();
     n.delivery_attempts = rec.delivery_attempts;
     n.last_error = rec.last_error.clone().unwrap_or_default();
+    if let Some((relay, at)) = &rec.relayed {
+        n.relayed_by = relay.clone();
+        n.relayed_at = Some(ts_to_pb(*at));
+    }
     n
 }

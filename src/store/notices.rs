@@ -30,6 +30,8 @@ pub struct NoticeRecord {
     /// Each time the destination counted a provisional deadline again,
     /// oldest first (read with one notice, not with lists).
     pub deadline_changes: Vec<DeadlineChange>,
+    /// Outbound: the relay (中转) that took it for the destination, and when.
+    pub relayed: Option<(String, OffsetDateTime)>,
 }
 
 impl NoticeRecord {
@@ -73,6 +75,7 @@ impl NoticeRecord {
             delivery_attempts: row.opt_int("attempts").unwrap_or(0) as u32,
             last_error: row.opt_text("last_error"),
             deadline_changes: Vec::new(),
+            relayed: row.opt_text("relayed_by").zip(ts("relayed_at")),
         })
     }
 }

@@ -80,6 +80,9 @@ pub enum Settled {
     /// acknowledgement comes back as a `Delivery` reply.
     HandedOn {
         seq: i64,
+        notice_id: String,
+        /// The route (the relay's code) it went to.
+        relay: String,
     },
     /// The next node took an item this node relays.
     Forwarded {
@@ -142,6 +145,7 @@ impl Store {
         let mut delivered = Vec::new();
         let mut refused = Vec::new();
         let mut forwarded = Vec::new();
+        let mut handed = Vec::new();
         for o in outcomes {
             match o {
                 Settled::NoticeDelivered {
@@ -161,7 +165,14 @@ impl Store {
                     replies.push(reply_id.as_str());
                     delivered.push(*seq);
                 }
-                Settled::HandedOn { seq } => delivered.push(*seq),
+                Settled::HandedOn {
+                    seq,
+                    notice_id,
+                    relay,
+                } => {
+                    handed.push((relay.as_str(), notice_id.as_str()));
+                    delivered.push(*seq);
+                }
                 Settled::Forwarded { seq, kind, id } => {
                     forwarded.push((*kind, id.as_str()));
                     delivered.push(*seq);
@@ -171,6 +182,27 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         tx.relayed_forwarded(&forwarded, now).await?;
+        for chunk in handed.chunks(CHUNK) {
+            with_tx!(tx, |conn, Db| {
+                let mut q = QueryBuilder::<Db>::new("UPDATE notices SET relayed_by = CASE id ");
+                for (relay, id) in chunk {
+                    q.push("WHEN ")
+                        .push_bind(*id)
+                        .push(" THEN ")
+                        .push_bind(*relay)
+                        .push(" ");
+                }
+                q.push("END, relayed_at = ")
+                    .push_bind(micros(now))
+                    .push(" WHERE received_at IS NULL AND id IN (");
+                let mut list = q.separated(", ");
+                for (_, id) in chunk {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                q.build().execute(&mut *conn).await?;
+            });
+        }
         for ((received_at, due_at, provisional), ids) in &by_instants {
             for chunk in ids.chunks(CHUNK) {
                 with_tx!(tx, |conn, Db| {

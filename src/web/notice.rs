@@ -96,6 +96,17 @@ pub(crate) async fn show(
         when: local(tz, Some(life.created_at)),
         detail: place(&n.origin),
     }];
+    if let Some((relay, at)) = &rec.relayed {
+        steps.push(Step {
+            label: "交中转",
+            when: local(tz, Some(*at)),
+            detail: if life.received_at.is_some() {
+                place(relay)
+            } else {
+                format!("{}，待对方接收", place(relay))
+            },
+        });
+    }
     if life.received_at.is_some() {
         steps.push(Step {
             label: "送达",

@@ -27,6 +27,8 @@ struct SentRow {
     undelivered: bool,
     attempts: u32,
     last_error: String,
+    /// Taken by a relay (中转), waiting for the destination's word.
+    relayed: Option<String>,
     withdrawable: bool,
 }
 
@@ -67,6 +69,10 @@ impl SentRow {
             replies: replies.join("；"),
             undelivered: status == NoticeStatus::Queued,
             attempts: r.delivery_attempts,
+            relayed: r
+                .relayed
+                .as_ref()
+                .map(|(relay, at)| format!("已交中转 {} {}，待对方接收", place(relay), local(*at))),
             last_error: r.last_error.clone().unwrap_or_default(),
             withdrawable: may_withdraw
                 && !matches!(status, NoticeStatus::Answered | NoticeStatus::Withdrawn),

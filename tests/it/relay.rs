@@ -310,6 +310,28 @@ async fn a_relay_killed_mid_forwarding_forwards_every_notice_exactly_once() {
     )
     .await;
 
+    // The origin shows each notice at the relay, not as failing: taken by
+    // 四川省's node, waiting for 双流区's word.
+    let at_relay = eventually(
+        "the hand-over recorded",
+        Duration::from_secs(30),
+        || async {
+            get(&net, LUOHU, &ids[KILLED - 1])
+                .await
+                .filter(|n| !n.relayed_by.is_empty())
+        },
+    )
+    .await;
+    assert_eq!(
+        (
+            at_relay.status,
+            at_relay.relayed_by.as_str(),
+            at_relay.delivery_attempts
+        ),
+        (NoticeStatus::Queued as i32, CODES[SICHUAN], 0)
+    );
+    assert!(at_relay.relayed_at.is_some() && at_relay.received_at.is_none());
+
     net.start_node(SHUANGLIU, Arc::new(SystemClock))
         .await
         .unwrap();

@@ -153,9 +153,9 @@ pub async fn run(
                 Err(e) => tracing::error!(error = %e, "cannot re-route waiting items after the directory changed"),
             },
             _ = scan.tick() => {
-                if let Ok(counts) = ctx.store.outbox_counts().await {
-                    for c in counts.iter().filter(|c| c.waiting > 0) {
-                        start(&ctx, &mut set, &c.route, &shutdown);
+                if let Ok(routes) = ctx.store.waiting_routes().await {
+                    for route in &routes {
+                        start(&ctx, &mut set, route, &shutdown);
                     }
                 }
             }

@@ -307,6 +307,25 @@ impl Store {
         })
     }
 
+    /// The routes with items waiting (not refused), walked through the
+    /// `(route, refused, seq)` index one route at a time (a loose index
+    /// scan: a few look-ups per route, however many items wait).
+    pub async fn waiting_routes(&self) -> Result<Vec<String>> {
+        with_pool!(self, read, |pool, Db| {
+            let rows = sqlx::query(
+                "WITH RECURSIVE r(route) AS ( \
+                   SELECT (SELECT MIN(route) FROM outbox) \
+                   UNION ALL \
+                   SELECT (SELECT MIN(o.route) FROM outbox o WHERE o.route > r.route) FROM r WHERE r.route IS NOT NULL) \
+                 SELECT route FROM r WHERE route IS NOT NULL \
+                   AND EXISTS (SELECT 1 FROM outbox w WHERE w.route = r.route AND w.refused = 0)",
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
     /// Moves the waiting items for `target` to another route (routes changed in the config).
     pub async fn reroute(&self, target: &str, route: &str) -> Result<()> {
         with_pool!(self, write, |pool, Db| {

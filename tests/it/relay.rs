@@ -409,3 +409,39 @@ fn the_alert_fires_when_relayed_items_wait_over_an_hour() {
         r.unwrap_or_else(|e| panic!("the relay alert rule: {e}"));
     }
 }
+
+/// The scan for routes a worker should serve reads the routes with items
+/// waiting, and only those, on both stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routes_with_items_waiting_are_found_route_by_route() {
+    use migrex::store::{ItemKind, Settled, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_location(dir.path(), "routes").await;
+    let shanghai = time_tz::timezones::get_by_name("Asia/Shanghai").unwrap();
+    let store = Store::open(&path, shanghai).await.unwrap();
+    assert!(store.waiting_routes().await.unwrap().is_empty());
+    let now = time::OffsetDateTime::now_utc();
+    let mut tx = store.begin().await.unwrap();
+    for (route, n) in [("410000", 3), ("440303", 2), ("510000", 1)] {
+        for i in 0..n {
+            let id = format!("{route}-{i}");
+            tx.enqueue(route, route, ItemKind::RelayNotice, &id, None, b"x", now)
+                .await
+                .unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+    // 510000's only item refused for good: nothing waits for it.
+    let head = store.outbox_batch("510000", 0, 10).await.unwrap();
+    store
+        .settle(
+            &[Settled::Refused {
+                seq: head[0].seq,
+                error: "no".into(),
+            }],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.waiting_routes().await.unwrap(), ["410000", "440303"]);
+}

@@ -1,7 +1,12 @@
 //! What staff call the domain's values in Chinese: the one table the web
 //! console, the reports and the CLI's help read their labels from.
 
-use super::{Category, FeedbackResult, NoticeKind, NoticeStatus, ReplySort, Urgency};
+use super::{
+    Category, ContraceptionMethod, FeedbackResult, NoticeKind, NoticeStatus, ReplySort, Sex,
+    Urgency,
+};
+use crate::pb;
+use crate::pb::notice::Details;
 
 pub fn kind_zh(k: i32) -> &'static str {
     match NoticeKind::try_from(k) {
@@ -51,11 +56,198 @@ pub fn result_zh(r: i32) -> &'static str {
     }
 }
 
+/// A role as staff say it.
+pub fn role_zh(role: &str) -> &'static str {
+    match role {
+        "clerk" => "办事员",
+        "supervisor" => "主管",
+        "monitor" => "监测",
+        "admin" => "管理员",
+        _ => "?",
+    }
+}
+
 /// The reply a notice needs, as staff say it.
 pub fn reply_zh(r: ReplySort) -> &'static str {
     if r == ReplySort::Feedback {
         "核查反馈"
     } else {
         "签收"
+    }
+}
+
+pub fn sex_zh(s: i32) -> &'static str {
+    match Sex::try_from(s) {
+        Ok(Sex::Male) => "男",
+        Ok(Sex::Female) => "女",
+        _ => "",
+    }
+}
+
+pub fn method_zh(m: i32) -> &'static str {
+    match ContraceptionMethod::try_from(m) {
+        Ok(ContraceptionMethod::IudInsertion) => "放环",
+        Ok(ContraceptionMethod::IudRemoval) => "取环",
+        Ok(ContraceptionMethod::FemaleSterilization) => "女性结扎",
+        Ok(ContraceptionMethod::MaleSterilization) => "男性结扎",
+        Ok(ContraceptionMethod::Implant) => "皮下埋植",
+        Ok(ContraceptionMethod::Injection) => "注射",
+        Ok(ContraceptionMethod::OralPill) => "口服药",
+        Ok(ContraceptionMethod::Condom) => "避孕套",
+        Ok(ContraceptionMethod::RemedialMeasure) => "补救措施",
+        _ => "",
+    }
+}
+
+/// One field of a notice as staff read it: its path on the wire (what a
+/// correction names), its label, and its value as shown (districts as
+/// codes; `place` names them where a page does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub path: &'static str,
+    pub label: &'static str,
+    pub value: String,
+}
+
+/// The person's and the event's fields of a notice, in the order a
+/// household visit checks them: the subject, then every field of its kind.
+/// The one table of these labels: the console's 通报详情, the 核查单, the
+/// correction form and the corrections shown read it.
+pub fn fields_zh(n: &pb::Notice) -> Vec<Field> {
+    let f = |path, label, value: String| Field { path, label, value };
+    let s = n.subject.clone().unwrap_or_default();
+    let mut out = vec![
+        f("subject.name", "姓名", s.name),
+        f("subject.id_number", "身份证号", s.id_number),
+        f("subject.sex", "性别", sex_zh(s.sex).into()),
+        f("subject.birth_date", "出生日期", s.birth_date),
+        f("subject.hukou_district", "户籍地", s.hukou_district),
+        f(
+            "subject.residence_district",
+            "现居住地",
+            s.residence_district,
+        ),
+        f("event_date", "事件日期", n.event_date.clone()),
+    ];
+    let yes_no = |b: Option<bool>| match b {
+        Some(true) => "是".to_string(),
+        Some(false) => "否".to_string(),
+        None => "未说明".to_string(),
+    };
+    match &n.details {
+        Some(Details::Marriage(m)) => out.extend([
+            f(
+                "marriage.registered_on",
+                "登记日期",
+                m.registered_on.clone(),
+            ),
+            f("marriage.spouse_name", "配偶姓名", m.spouse_name.clone()),
+            f(
+                "marriage.spouse_id_number",
+                "配偶身份证号",
+                m.spouse_id_number.clone(),
+            ),
+            f(
+                "marriage.registry_office",
+                "登记机关",
+                m.registry_office.clone(),
+            ),
+        ]),
+        Some(Details::Pregnancy(p)) => out.extend([
+            f("pregnancy.confirmed_on", "确诊日期", p.confirmed_on.clone()),
+            f(
+                "pregnancy.gestational_weeks",
+                "孕周",
+                format!("{} 周", p.gestational_weeks),
+            ),
+            f(
+                "pregnancy.expected_delivery_on",
+                "预产期",
+                p.expected_delivery_on.clone(),
+            ),
+            f(
+                "pregnancy.within_policy",
+                "是否政策内",
+                yes_no(p.within_policy),
+            ),
+        ]),
+        Some(Details::Birth(b)) => out.extend([
+            f("birth.child_name", "子女姓名", b.child_name.clone()),
+            f("birth.child_sex", "子女性别", sex_zh(b.child_sex).into()),
+            f("birth.born_on", "出生日期（子女）", b.born_on.clone()),
+            f("birth.birth_order", "孩次", b.birth_order.to_string()),
+            f(
+                "birth.place_of_delivery",
+                "分娩地点",
+                b.place_of_delivery.clone(),
+            ),
+        ]),
+        Some(Details::Contraception(c)) => out.extend([
+            f(
+                "contraception.method",
+                "节育措施",
+                method_zh(c.method).into(),
+            ),
+            f(
+                "contraception.performed_on",
+                "施术日期",
+                c.performed_on.clone(),
+            ),
+            f("contraception.provider", "服务机构", c.provider.clone()),
+        ]),
+        None => {}
+    }
+    out
+}
+
+/// A corrected field's label, by its path (`subject.name` → 姓名); a path
+/// no table row names (a peer's own) is shown as it came.
+pub fn field_label<'a>(n: &pb::Notice, path: &'a str) -> std::borrow::Cow<'a, str> {
+    fields_zh(n)
+        .into_iter()
+        .find(|f| f.path == path)
+        .map_or(path.into(), |f| f.label.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_of_a_kind_has_its_chinese_label() {
+        let n = pb::Notice {
+            subject: Some(pb::Person {
+                name: "王芳".into(),
+                sex: Sex::Female as i32,
+                ..Default::default()
+            }),
+            details: Some(Details::Birth(pb::BirthDetails {
+                born_on: "2026-11-20".into(),
+                child_sex: Sex::Male as i32,
+                birth_order: 2,
+                child_name: "李小明".into(),
+                place_of_delivery: "双流区妇幼保健院".into(),
+            })),
+            ..Default::default()
+        };
+        let fields = fields_zh(&n);
+        let value = |label: &str| {
+            fields
+                .iter()
+                .find(|f| f.label == label)
+                .unwrap()
+                .value
+                .clone()
+        };
+        assert_eq!(value("孩次"), "2");
+        assert_eq!(value("子女性别"), "男");
+        assert_eq!(value("分娩地点"), "双流区妇幼保健院");
+        assert_eq!(value("性别"), "女");
+        assert_eq!(field_label(&n, "birth.birth_order"), "孩次");
+        assert_eq!(field_label(&n, "something.else"), "something.else");
+        // Every path is unique, so a correction names one field.
+        let mut paths: Vec<_> = fields.iter().map(|f| f.path).collect();
+        paths.dedup();
+        assert_eq!(paths.len(), fields.len());
     }
 }

@@ -17,7 +17,10 @@ mod reply;
 
 pub use district::{DistrictCode, RoutePrefix, county_name, find_districts};
 pub use id_number::IdNumber;
-pub use labels::{category_zh, kind_zh, reply_zh, result_zh, status_zh, urgency_zh};
+pub use labels::{
+    Field, category_zh, field_label, fields_zh, kind_zh, method_zh, reply_zh, result_zh, role_zh,
+    sex_zh, status_zh, urgency_zh,
+};
 pub use lifecycle::{CLOCK_SKEW, DomainError, Lifecycle, Party, Refused, Verdict};
 pub use notice::{Details, NoticeContent, ParseContext, Person, parse_uuid, ts_from_pb, ts_to_pb};
 pub use reply::{DeadlineChange, Delivery, FeedbackContent, Reply, ReplyBody};

@@ -16,6 +16,47 @@ use crate::store::{ItemKind, NoticeRecord, Tx};
 use prost::Message;
 use uuid::Uuid;
 
+/// What a caller may do to a notice now: sign for it (签收), answer it
+/// (核查反馈), withdraw it (撤回). Decided by the same role checks and the
+/// same reply rules (`Lifecycle::check`, as this node's own party) that the
+/// actions run, so a page offers an action exactly when taking it would be
+/// accepted (a second signature, which changes nothing, is not offered).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Actions {
+    pub sign: bool,
+    pub answer: bool,
+    pub withdraw: bool,
+}
+
+pub fn actions(ctx: &NodeCtx, caller: &Caller, rec: &NoticeRecord) -> Actions {
+    let now = ctx.now();
+    let applies = |body: ReplyBody| {
+        rec.life.check(rec.life.own_party(), &body, now, "id") == Ok(Verdict::Apply)
+    };
+    let writes = caller.require_write().is_ok();
+    Actions {
+        sign: writes
+            && applies(ReplyBody::Receipt {
+                acknowledged_at: now,
+                acknowledged_by: caller.name.clone(),
+            }),
+        answer: writes
+            && applies(ReplyBody::Feedback(FeedbackContent {
+                result: crate::domain::FeedbackResult::Confirmed,
+                remarks: String::new(),
+                corrections: Default::default(),
+                responsible_district: None,
+                answered_by: caller.name.clone(),
+                answered_at: now,
+            })),
+        withdraw: caller.require_supervisor().is_ok()
+            && applies(ReplyBody::Withdrawal {
+                withdrawn_at: now,
+                reason: String::new(),
+            }),
+    }
+}
+
 /// Signs for an inbound notice; signing twice changes nothing.
 pub async fn acknowledge(ctx: &NodeCtx, caller: &Caller, id: Uuid) -> Result<NoticeRecord> {
     caller.require_write()?;

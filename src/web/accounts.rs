@@ -35,6 +35,7 @@ struct AdminPage {
     user: String,
     role: &'static str,
     csrf: String,
+    head: super::session::Head,
     users: Vec<UserLine>,
     tokens: Vec<TokenLine>,
     peers: Vec<Line>,
@@ -175,6 +176,7 @@ async fn admin_page(
         user: staff.caller.name.clone(),
         role: staff.caller.role.as_str(),
         csrf: staff.csrf.clone(),
+        head: staff.head("admin"),
         users,
         tokens,
         peers,
@@ -270,6 +272,7 @@ struct ConfirmPage {
     user: String,
     role: &'static str,
     csrf: String,
+    head: super::session::Head,
     question: String,
     verb: &'static str,
     name: String,
@@ -335,6 +338,7 @@ pub(crate) async fn change_user(
             user: staff.caller.name.clone(),
             role: staff.caller.role.as_str(),
             csrf: staff.csrf.clone(),
+            head: staff.head("admin"),
             question,
             verb,
             name,
@@ -359,6 +363,7 @@ struct PasswordPage {
     user: String,
     role: &'static str,
     csrf: String,
+    head: super::session::Head,
     error: Option<String>,
 }
 
@@ -367,6 +372,7 @@ pub(crate) async fn password_page(staff: Staff) -> Result<Html<String>, PageErro
         user: staff.caller.name.clone(),
         role: staff.caller.role.as_str(),
         csrf: staff.csrf.clone(),
+        head: staff.head("password"),
         error: None,
     };
     Ok(Html(view.render()?))
@@ -404,6 +410,7 @@ pub(crate) async fn change_password(
                 user: staff.caller.name.clone(),
                 role: staff.caller.role.as_str(),
                 csrf: staff.csrf.clone(),
+                head: staff.head("password"),
                 error: Some(error),
             };
             Ok((axum::http::StatusCode::BAD_REQUEST, Html(view.render()?)).into_response())

@@ -31,6 +31,7 @@ struct AuditPage {
     user: String,
     role: &'static str,
     csrf: String,
+    head: super::session::Head,
     /// The ID number asked about, masked (shown above the answer).
     subject: String,
     actor: String,
@@ -107,6 +108,7 @@ async fn answer(ctx: &NodeCtx, staff: &Staff, q: AuditParams) -> Result<Html<Str
         user: staff.caller.name.clone(),
         role: staff.caller.role.as_str(),
         csrf: staff.csrf.clone(),
+        head: staff.head("audit"),
         // The ID number asked about is not written back into the page.
         subject: mask(&subject),
         actor,

@@ -8,7 +8,7 @@ use super::session::Staff;
 use super::{local, parse_id};
 use crate::context::NodeCtx;
 use crate::domain::{
-    Direction, FeedbackResult, NoticeStatus, ReplySort, category_zh, kind_zh, reply_zh, result_zh,
+    FeedbackResult, Field, category_zh, field_label, fields_zh, kind_zh, reply_zh, result_zh,
     status_zh,
 };
 use crate::pb;
@@ -32,21 +32,27 @@ struct NoticePage {
     user: String,
     role: &'static str,
     csrf: String,
+    head: super::session::Head,
     id: String,
     title: String,
     status: &'static str,
     fields: Vec<(&'static str, String)>,
     steps: Vec<Step>,
-    corrections: Vec<(String, String)>,
+    /// The answer (核查反馈) as given: result, who, when, the corrections
+    /// as old value → new value, the responsible district, the remarks.
+    answer: Vec<(String, String)>,
     /// The feedback form is offered.
     answerable: bool,
+    /// The fields a correction may name: path, label and value today.
+    correctable: Vec<Field>,
 }
 
-/// Every field of a notice as staff read them.
+/// Every field of a notice as staff read them: where it comes from and
+/// goes, then the person's and its kind's fields (`domain::fields_zh`),
+/// districts named.
 fn fields_of(rec: &crate::store::NoticeRecord) -> Vec<(&'static str, String)> {
     let n = &rec.content;
     let life = &rec.life;
-    let s = n.subject.clone().unwrap_or_default();
     let mut fields = vec![
         (
             "类别",
@@ -54,13 +60,16 @@ fn fields_of(rec: &crate::store::NoticeRecord) -> Vec<(&'static str, String)> {
         ),
         ("来自", place(&n.origin)),
         ("发往", place(&n.destination)),
-        ("当事人", s.name.clone()),
-        ("身份证号", s.id_number.clone()),
-        ("户籍地", place(&s.hukou_district)),
-        ("现居住地", place(&s.residence_district)),
-        ("事件日期", n.event_date.clone()),
-        ("需要", reply_zh(life.reply_required).into()),
     ];
+    fields.extend(fields_zh(n).into_iter().map(|f| {
+        let value = if f.path.ends_with("_district") {
+            place(&f.value)
+        } else {
+            f.value
+        };
+        (f.label, value)
+    }));
+    fields.push(("需要", reply_zh(life.reply_required).into()));
     if !n.addressed_to.is_empty() {
         fields.insert(
             3,
@@ -150,15 +159,14 @@ pub(crate) async fn show(
             detail: rec.acknowledged_by.clone().unwrap_or_default(),
         });
     }
-    let mut corrections = Vec::new();
+    let mut answer = Vec::new();
     if let Some(f) = &rec.feedback {
         steps.push(Step {
             label: "反馈",
             when: local(tz, life.answered_at),
             detail: format!("{} · {}", result_zh(f.result), f.answered_by),
         });
-        corrections = f.corrections.clone().into_iter().collect();
-        corrections.sort();
+        answer = answer_of(n, f, local(tz, life.answered_at));
     }
     if rec.withdrawn_at.is_some() {
         steps.push(Step {
@@ -167,24 +175,52 @@ pub(crate) async fn show(
             detail: rec.withdraw_reason.clone().unwrap_or_default(),
         });
     }
-    let answerable = life.direction == Direction::Inbound
-        && life.reply_required == ReplySort::Feedback
-        && life.answered_at.is_none()
-        && life.status != NoticeStatus::Withdrawn
-        && staff.caller.role.may_write();
+    let answerable = replies::actions(&ctx, &staff.caller, &rec).answer;
     let view = NoticePage {
         user: staff.caller.name.clone(),
         role: staff.caller.role.as_str(),
         csrf: staff.csrf.clone(),
+        head: staff.head(""),
         id: n.id.clone(),
         title: format!("{} · {}", kind_zh(n.kind), s.name),
         status: status_zh(life.status),
         fields,
         steps,
-        corrections,
+        answer,
         answerable,
+        correctable: fields_zh(n),
     };
     Ok(Html(view.render()?))
+}
+
+/// The answer as both sides read it: the result, who answered and when,
+/// each correction as its field's label with the value held before and the
+/// one given, the responsible district, the remarks.
+fn answer_of(n: &pb::Notice, f: &pb::Feedback, when: String) -> Vec<(String, String)> {
+    let mut out = vec![
+        ("核查结果".to_string(), result_zh(f.result).to_string()),
+        ("反馈人".into(), format!("{} · {when}", f.answered_by)),
+    ];
+    let fields = fields_zh(n);
+    let mut corrections: Vec<_> = f.corrections.iter().collect();
+    corrections.sort();
+    for (path, new) in corrections {
+        let old = fields
+            .iter()
+            .find(|x| x.path == path.as_str())
+            .map_or(String::new(), |x| x.value.clone());
+        out.push((
+            format!("更正：{}", field_label(n, path)),
+            format!("{} → {new}", if old.is_empty() { "（空）" } else { &old }),
+        ));
+    }
+    if !f.responsible_district.is_empty() {
+        out.push(("应负责地区".into(), place(&f.responsible_district)));
+    }
+    if !f.remarks.is_empty() {
+        out.push(("情况说明".into(), f.remarks.clone()));
+    }
+    out
 }
 
 #[derive(serde::Deserialize)]

@@ -37,11 +37,18 @@ struct PendingRow {
     class: &'static str,
     needs: &'static str,
     signed: bool,
+    /// The viewer may sign for it now (`service::replies::actions`).
+    signable: bool,
     duplicate_of: String,
 }
 
 impl PendingRow {
-    fn new(r: &NoticeRecord, now: OffsetDateTime, tz: &'static time_tz::Tz) -> Self {
+    fn new(
+        r: &NoticeRecord,
+        now: OffsetDateTime,
+        tz: &'static time_tz::Tz,
+        actions: replies::Actions,
+    ) -> Self {
         let n = &r.content;
         let subject = n.subject.clone().unwrap_or_default();
         let due = r.life.due_at.map(|d| d.to_timezone(tz));
@@ -68,6 +75,7 @@ impl PendingRow {
             class,
             needs: reply_zh(r.life.reply_required),
             signed: r.life.acknowledged_at.is_some(),
+            signable: actions.sign,
             duplicate_of: r.duplicate_of.clone().unwrap_or_default(),
         }
     }
@@ -79,6 +87,7 @@ struct PendingPage {
     user: String,
     role: &'static str,
     csrf: String,
+    head: super::session::Head,
     counts: PendingCounts,
     soon_days: u32,
     rows: Vec<PendingRow>,
@@ -147,13 +156,17 @@ pub(crate) async fn pending(
         user: staff.caller.name.clone(),
         role: staff.caller.role.as_str(),
         csrf: staff.csrf.clone(),
+        head: staff.head("pending"),
         counts,
         soon_days: SOON_DAYS,
         next_page: recs.next.map(|c| c.to_string()),
         rows: recs
             .rows
             .iter()
-            .map(|r| PendingRow::new(r, now, ctx.deadlines.tz))
+            .map(|r| {
+                let actions = replies::actions(&ctx, &staff.caller, r);
+                PendingRow::new(r, now, ctx.deadlines.tz, actions)
+            })
             .collect(),
         query: format!(
             "kind={}&category={}&urgency={}&overdue={}&within={}",

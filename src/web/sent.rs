@@ -33,8 +33,8 @@ struct SentRow {
 }
 
 impl SentRow {
-    /// `may_withdraw`: whether the viewer's role may withdraw (supervisors).
-    fn new(r: &NoticeRecord, tz: &'static time_tz::Tz, may_withdraw: bool) -> Self {
+    /// `actions`: what the viewer may do to it (`service::replies::actions`).
+    fn new(r: &NoticeRecord, tz: &'static time_tz::Tz, actions: replies::Actions) -> Self {
         let n = &r.content;
         let s = n.subject.clone().unwrap_or_default();
         let local = |t| super::local(tz, Some(t));
@@ -74,8 +74,7 @@ impl SentRow {
                 .as_ref()
                 .map(|(relay, at)| format!("已交中转 {} {}，待对方接收", place(relay), local(*at))),
             last_error: r.last_error.clone().unwrap_or_default(),
-            withdrawable: may_withdraw
-                && !matches!(status, NoticeStatus::Answered | NoticeStatus::Withdrawn),
+            withdrawable: actions.withdraw,
         }
     }
 }
@@ -86,6 +85,7 @@ struct SentPage {
     user: String,
     role: &'static str,
     csrf: String,
+    head: super::session::Head,
     rows: Vec<SentRow>,
     status: String,
     kind: String,
@@ -136,11 +136,15 @@ pub(crate) async fn list(
         user: staff.caller.name.clone(),
         role: staff.caller.role.as_str(),
         csrf: staff.csrf.clone(),
+        head: staff.head("sent"),
         next_page: recs.next.map(|c| c.to_string()),
         rows: recs
             .rows
             .iter()
-            .map(|r| SentRow::new(r, ctx.deadlines.tz, staff.caller.role.supervises()))
+            .map(|r| {
+                let actions = replies::actions(&ctx, &staff.caller, r);
+                SentRow::new(r, ctx.deadlines.tz, actions)
+            })
             .collect(),
         status: f_status(&q.status).into(),
         kind: f_kind(&q.kind).into(),

@@ -56,9 +56,29 @@ pub(crate) struct Staff {
     pub caller: Caller,
     pub csrf: String,
     token: String,
+    /// This node's district, named (shown in every page's header).
+    district: String,
+}
+
+/// What every staff page's header shows: whose console this is, the menu
+/// item of the page (marked), the role in Chinese.
+pub(crate) struct Head {
+    pub district: String,
+    pub here: &'static str,
+    pub role: &'static str,
 }
 
 impl Staff {
+    /// The header of a page under menu item `here` (`pending`, `sent`,
+    /// `new`, `import`, `stats`, `audit`, `admin`, `password`; "" for none).
+    pub fn head(&self, here: &'static str) -> Head {
+        Head {
+            district: self.district.clone(),
+            here,
+            role: crate::domain::role_zh(self.caller.role.as_str()),
+        }
+    }
+
     /// Refuses a form that does not carry this session's form token.
     pub fn check_form(&self, given: &str) -> Result<(), PageError> {
         if same_token(&self.csrf, given) {
@@ -99,6 +119,7 @@ impl FromRequestParts<Arc<NodeCtx>> for Staff {
                 },
                 csrf: s.csrf,
                 token,
+                district: crate::report::place(ctx.district.as_str()),
             }),
             Ok(None) => Err(to_login()),
             Err(e) => Err(PageError::from(e).into_response()),

@@ -278,23 +278,22 @@ async fn a_clerk_logs_in_signs_for_a_notice_and_logs_out_in_a_browser() {
     );
     b.shot("notice").await;
     b.click("#feedback input[value=CORRECTED]").await;
-    b.c.find(Locator::Id("field1"))
-        .await
-        .unwrap()
-        .send_keys("birth.birth_order")
-        .await
-        .unwrap();
+    // The field is picked by its Chinese label, its value today beside it.
+    assert!(b.text_of("#field1").await.contains("孩次（现为：2）"));
+    b.click("#field1 option[value='birth.birth_order']").await;
     b.c.find(Locator::Id("value1"))
         .await
         .unwrap()
-        .send_keys("2")
+        .send_keys("1")
         .await
         .unwrap();
     b.click("#send-feedback").await;
     b.until("the answered notice", |_, page| {
-        page.contains("id=\"corrections\"")
+        page.contains("id=\"answer\"")
     })
     .await;
+    assert!(b.text_of("#answer").await.contains("孩次"));
+    assert!(b.text_of("#answer").await.contains("2 → 1"));
     assert_eq!(b.text_of("#status").await, "已反馈");
     assert!(b.text_of("#timeline").await.contains("核实有误"));
     b.shot("notice-answered").await;
@@ -305,7 +304,7 @@ async fn a_clerk_logs_in_signs_for_a_notice_and_logs_out_in_a_browser() {
     })
     .await;
     let f = answered.feedback.unwrap();
-    assert_eq!(f.corrections["birth.birth_order"], "2");
+    assert_eq!(f.corrections["birth.birth_order"], "1");
     assert_eq!(f.answered_by, "li.na");
 
     // Logging out ends the session.

@@ -239,10 +239,12 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
         .await
         .unwrap();
     b.click("#feedback input[value=CORRECTED]").await;
-    b.type_into("#field1", "subject.name").await;
+    b.click("#field1 option[value='subject.name']").await;
     b.type_into("#value1", "赵敏敏").await;
+    b.type_into("#feedback textarea[name=remarks]", "入户核查：姓名登记有误")
+        .await;
     b.click("#send-feedback").await;
-    b.until("answered", |_, page| page.contains("id=\"corrections\""))
+    b.until("answered", |_, page| page.contains("id=\"answer\""))
         .await;
     b.c.goto(&format!("{shuangliu}/notices/{id}/sheet"))
         .await
@@ -257,7 +259,14 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
     b.c.goto(&format!("{luohu}/notices/{id}")).await.unwrap();
     assert_eq!(b.text_of("#status").await, "已反馈");
     assert!(b.text_of("#timeline").await.contains("核实有误"));
-    assert!(b.text_of("#corrections").await.contains("赵敏敏"));
+    // The whole answer on the origin's side too: the corrected field by its
+    // label with the old value and the new, and the remarks.
+    let answer = b.text_of("#answer").await;
+    assert!(
+        answer.contains("姓名") && answer.contains("→ 赵敏敏"),
+        "{answer}"
+    );
+    assert!(answer.contains("入户核查：姓名登记有误"), "{answer}");
     b.shot("notice-answered-at-origin").await;
 
     // 批量导入: a CSV with one bad row stores nothing; fixed, both rows.

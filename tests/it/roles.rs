@@ -233,3 +233,111 @@ async fn clerks_answer_supervisors_withdraw_and_tokens_end() {
         .await
         .expect("the supervisor's token still works");
 }
+
+/// Notices in every state a clerk meets, on both sides, each needing
+/// feedback: at Shuangliu (inbound) pending, signed, answered, withdrawn;
+/// at Luohu (outbound) the same four as the origin holds them.
+async fn every_state(net: &Net, k: &mut u32) -> Vec<(usize, String, &'static str)> {
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        *k += 1;
+        let mut n = birth(SHUANGLIU, woman(*k), "2026-10-03");
+        n.category = migrex::domain::Category::VerificationRequest as i32;
+        n.reply_required = migrex::domain::ReplySort::Feedback as i32;
+        let n = submit(net, 0, n).await;
+        wait_notice(net, 0, &n.id, |x| x.received_at.is_some()).await;
+        ids.push(n.id);
+    }
+    let mut there = net.desk(1).await.unwrap();
+    there
+        .acknowledge_notice(pb::AcknowledgeNoticeRequest { id: ids[1].clone() })
+        .await
+        .unwrap();
+    there
+        .submit_feedback(pb::SubmitFeedbackRequest {
+            id: ids[2].clone(),
+            feedback: Some(pb::Feedback {
+                result: migrex::domain::FeedbackResult::Confirmed as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    net.desk(0)
+        .await
+        .unwrap()
+        .withdraw_notice(pb::WithdrawNoticeRequest {
+            id: ids[3].clone(),
+            reason: "登记错误".into(),
+        })
+        .await
+        .unwrap();
+    use migrex::domain::NoticeStatus::*;
+    wait_notice(net, 0, &ids[1], |x| x.status == Acknowledged as i32).await;
+    wait_notice(net, 0, &ids[2], |x| x.status == Answered as i32).await;
+    wait_notice(net, 1, &ids[3], |x| x.status == Withdrawn as i32).await;
+    let names = ["pending", "signed", "answered", "withdrawn"];
+    let mut out = Vec::new();
+    for (id, name) in ids.iter().zip(names) {
+        out.push((1, id.clone(), name));
+        out.push((0, id.clone(), name));
+    }
+    out
+}
+
+/// Issue 22, item 12: the console's pages offer 签收, 核查反馈 and 撤回 by
+/// asking the service (`service::replies::actions`); for every role and a
+/// notice in every state on both sides, an action is offered exactly when
+/// the service takes it (changes the notice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_is_offered_exactly_when_the_service_takes_it() {
+    use migrex::auth::Caller;
+    use migrex::service::replies;
+    let net = network(&[LUOHU, SHUANGLIU], None).await;
+    let mut k = 500;
+    let mut offered_somewhere = 0;
+    for role in [Role::Clerk, Role::Supervisor, Role::Monitor, Role::Admin] {
+        for action in ["sign", "answer", "withdraw"] {
+            for (node, id, state) in every_state(&net, &mut k).await {
+                let ctx = net.nodes[node].running.as_ref().unwrap().ctx.clone();
+                let caller = Caller {
+                    name: "tester".into(),
+                    role,
+                    token: None,
+                    address: String::new(),
+                };
+                let before = ctx.store.get_notice(&id).await.unwrap().unwrap();
+                let offered = replies::actions(&ctx, &caller, &before);
+                let uuid = id.parse().unwrap();
+                let (offer, taken) = match action {
+                    "sign" => (
+                        offered.sign,
+                        replies::acknowledge(&ctx, &caller, uuid).await,
+                    ),
+                    "answer" => {
+                        let answer = pb::Feedback {
+                            result: migrex::domain::FeedbackResult::Confirmed as i32,
+                            ..Default::default()
+                        };
+                        (
+                            offered.answer,
+                            replies::feedback(&ctx, &caller, uuid, &answer).await,
+                        )
+                    }
+                    _ => (
+                        offered.withdraw,
+                        replies::withdraw(&ctx, &caller, uuid, "").await,
+                    ),
+                };
+                let after = ctx.store.get_notice(&id).await.unwrap().unwrap();
+                let changed = taken.is_ok() && after.life != before.life;
+                let side = if node == 0 { "origin" } else { "destination" };
+                assert_eq!(offer, changed, "{role:?} {action} at the {side}, {state}");
+                offered_somewhere += usize::from(offer);
+            }
+        }
+    }
+    // Clerks, supervisors and admins sign and answer the pending one and
+    // answer the signed one; supervisors and admins withdraw two.
+    assert_eq!(offered_somewhere, 3 * 3 + 2 * 2);
+}

@@ -45,6 +45,12 @@ struct NoticePage {
     answerable: bool,
     /// The fields a correction may name: path, label and value today.
     correctable: Vec<Field>,
+    /// The feedback form as typed (empty at first).
+    form: FeedbackForm,
+    /// The two corrections as typed: (field path, new value).
+    picks: Vec<(String, String)>,
+    /// Why the answer was refused: the field's label, the reason.
+    error: Option<(String, String)>,
 }
 
 /// Every field of a notice as staff read them: where it comes from and
@@ -61,14 +67,20 @@ fn fields_of(rec: &crate::store::NoticeRecord) -> Vec<(&'static str, String)> {
         ("来自", place(&n.origin)),
         ("发往", place(&n.destination)),
     ];
-    fields.extend(fields_zh(n).into_iter().map(|f| {
-        let value = if f.path.ends_with("_district") {
-            place(&f.value)
-        } else {
-            f.value
-        };
-        (f.label, value)
-    }));
+    // A field the origin left empty (a child not yet named) is not listed.
+    fields.extend(
+        fields_zh(n)
+            .into_iter()
+            .filter(|f| !f.value.is_empty())
+            .map(|f| {
+                let value = if f.path.ends_with("_district") {
+                    place(&f.value)
+                } else {
+                    f.value
+                };
+                (f.label, value)
+            }),
+    );
     fields.push(("需要", reply_zh(life.reply_required).into()));
     if !n.addressed_to.is_empty() {
         fields.insert(
@@ -95,11 +107,23 @@ pub(crate) async fn show(
     Path(id): Path<String>,
 ) -> Result<Html<String>, PageError> {
     let rec = notices::get(&ctx, &staff.caller, parse_id(&id)?).await?;
+    page(&ctx, &staff, &rec, FeedbackForm::default(), None)
+}
+
+/// The notice's page; `form` fills the feedback form (a refused answer
+/// comes back with everything typed), `error` says why it was refused.
+fn page(
+    ctx: &NodeCtx,
+    staff: &Staff,
+    rec: &crate::store::NoticeRecord,
+    form: FeedbackForm,
+    error: Option<(String, String)>,
+) -> Result<Html<String>, PageError> {
     let tz = ctx.deadlines.tz;
     let n = &rec.content;
     let life = &rec.life;
     let s = n.subject.clone().unwrap_or_default();
-    let fields = fields_of(&rec);
+    let fields = fields_of(rec);
     let mut steps = vec![Step {
         label: "登记",
         when: local(tz, Some(life.created_at)),
@@ -175,7 +199,7 @@ pub(crate) async fn show(
             detail: rec.withdraw_reason.clone().unwrap_or_default(),
         });
     }
-    let answerable = replies::actions(&ctx, &staff.caller, &rec).answer;
+    let answerable = replies::actions(ctx, &staff.caller, rec).answer;
     let view = NoticePage {
         user: staff.caller.name.clone(),
         role: staff.caller.role.as_str(),
@@ -189,6 +213,12 @@ pub(crate) async fn show(
         answer,
         answerable,
         correctable: fields_zh(n),
+        picks: vec![
+            (form.field1.clone(), form.value1.clone()),
+            (form.field2.clone(), form.value2.clone()),
+        ],
+        form,
+        error,
     };
     Ok(Html(view.render()?))
 }
@@ -223,10 +253,11 @@ fn answer_of(n: &pb::Notice, f: &pb::Feedback, when: String) -> Vec<(String, Str
     out
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
 pub(crate) struct FeedbackForm {
     #[serde(default)]
     csrf: String,
+    #[serde(default)]
     result: String,
     #[serde(default)]
     field1: String,
@@ -252,19 +283,56 @@ pub(crate) async fn feedback(
     staff.check_form(&f.csrf)?;
     let uuid = parse_id(&id)?;
     let result = FeedbackResult::from_str_name(&f.result).map_or(0, |r| r as i32);
-    let corrections = [(f.field1, f.value1), (f.field2, f.value2)]
+    let corrections = [(&f.field1, &f.value1), (&f.field2, &f.value2)]
         .into_iter()
         .filter(|(k, _)| !k.trim().is_empty())
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    // A district typed by name is taken when one district has it.
+    let mut district = f.responsible_district.trim().to_string();
+    if !district.is_empty()
+        && !district.chars().all(|c| c.is_ascii_digit())
+        && let [(code, _)] = crate::domain::find_districts(&district, 2).as_slice()
+    {
+        district = format!("{code:06}");
+    }
     let answer = pb::Feedback {
         result,
-        remarks: f.remarks,
+        remarks: f.remarks.clone(),
         corrections,
-        responsible_district: f.responsible_district,
+        responsible_district: district,
         ..Default::default()
     };
-    replies::feedback(&ctx, &staff.caller, uuid, &answer).await?;
-    Ok(Redirect::to(&format!("/notices/{uuid}")).into_response())
+    match replies::feedback(&ctx, &staff.caller, uuid, &answer).await {
+        Ok(_) => Ok(Redirect::to(&format!("/notices/{uuid}")).into_response()),
+        Err(crate::service::ServiceError::Refused(e)) => {
+            let rec = notices::get(&ctx, &staff.caller, uuid).await?;
+            let error = refusal_zh(&e.field, &e.message);
+            Ok(page(&ctx, &staff, &rec, f, Some(error))?.into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A refused answer in the clerk's words: the field's label and what to do.
+fn refusal_zh(field: &str, message: &str) -> (String, String) {
+    let (label, what) = match field.trim_start_matches("reply.") {
+        "feedback.result" => ("核查结果", "请选择一项核查结果"),
+        "feedback.corrections" => ("更正", "核实有误时，请至少选择一项有误的项目并填写正确值"),
+        f if f.starts_with("feedback.corrections.") => ("更正", "正确值最多 200 字"),
+        "feedback.responsible_district" => (
+            "应负责地区",
+            "请填写 6、9 或 12 位区划代码，或从列表中选择地区",
+        ),
+        "feedback.remarks" => ("情况说明", "情况说明最多 2000 字"),
+        "id" => (
+            "通报",
+            "该通报当前不能反馈（可能已反馈或已被撤回），请刷新后查看",
+        ),
+        "role" => ("权限", "当前账户的角色不能反馈通报"),
+        _ => return ("反馈".into(), message.into()),
+    };
+    (label.into(), what.into())
 }
 
 #[derive(Template)]

@@ -239,10 +239,37 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
         .await
         .unwrap();
     b.click("#feedback input[value=CORRECTED]").await;
-    b.click("#field1 option[value='subject.name']").await;
-    b.type_into("#value1", "赵敏敏").await;
     b.type_into("#feedback textarea[name=remarks]", "入户核查：姓名登记有误")
         .await;
+    // 核实有误 without a correction: refused in Chinese, naming the field,
+    // with everything typed still there.
+    b.click("#send-feedback").await;
+    b.until("the refusal", |_, page| {
+        page.contains("id=\"feedback-error\"")
+    })
+    .await;
+    assert!(b.text_of("#feedback-error").await.contains("更正"));
+    assert_eq!(
+        b.c.find(fantoccini::Locator::Css("#feedback textarea[name=remarks]"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("入户核查：姓名登记有误")
+    );
+    assert!(
+        b.c.find(fantoccini::Locator::Css("#feedback input[value=CORRECTED]"))
+            .await
+            .unwrap()
+            .is_selected()
+            .await
+            .unwrap()
+    );
+    b.shot("feedback-refused").await;
+    b.click("#field1 option[value='subject.name']").await;
+    b.type_into("#value1", "赵敏敏").await;
     b.click("#send-feedback").await;
     b.until("answered", |_, page| page.contains("id=\"answer\""))
         .await;

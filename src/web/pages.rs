@@ -92,6 +92,8 @@ struct PendingPage {
     soon_days: u32,
     rows: Vec<PendingRow>,
     f: PendingParams,
+    /// What was just done, said once.
+    done: Option<&'static str>,
     /// The filters as a query string, for the next page's link.
     query: String,
     /// The next page's `after`, when there may be one.
@@ -114,6 +116,9 @@ pub(crate) struct PendingParams {
     /// Where the page starts: `store::Cursor`'s text ("" for the first).
     #[serde(default)]
     after: String,
+    /// What was just done ("signed"), said once above the list.
+    #[serde(default)]
+    done: String,
 }
 
 /// The most days ahead the "due within" filter takes.
@@ -126,7 +131,40 @@ pub(crate) async fn pending(
 ) -> Result<Html<String>, PageError> {
     // A damaged or forged `after` shows the first page.
     let page = Page::new(PAGE_SIZE, Cursor::parse(&q.after));
-    let mut q = q;
+    let done = match q.done.as_str() {
+        "signed" => Some("已签收。"),
+        _ => None,
+    };
+    let (query, q, filters) = normalized(q);
+    let recs = notices::pending(&ctx, &staff.caller, query, page).await?;
+    let counts = notices::pending_counts(&ctx, &staff.caller, SOON_DAYS).await?;
+    let now = ctx.now();
+    let view = PendingPage {
+        user: staff.caller.name.clone(),
+        role: staff.caller.role.as_str(),
+        csrf: staff.csrf.clone(),
+        head: staff.head("pending"),
+        counts,
+        soon_days: SOON_DAYS,
+        next_page: recs.next.map(|c| c.to_string()),
+        rows: recs
+            .rows
+            .iter()
+            .map(|r| {
+                let actions = replies::actions(&ctx, &staff.caller, r);
+                PendingRow::new(r, now, ctx.deadlines.tz, actions)
+            })
+            .collect(),
+        query: filters,
+        f: q,
+        done,
+    };
+    Ok(Html(view.render()?))
+}
+
+/// The list's filters as the service takes them, as the form shows them,
+/// and as a query string (only known values: enum names and digits).
+fn normalized(mut q: PendingParams) -> (PendingQuery, PendingParams, String) {
     // Unknown values are dropped (shown as "all"), never passed on.
     let kind = NoticeKind::from_str_name(&q.kind);
     let category = Category::from_str_name(&q.category);
@@ -149,43 +187,25 @@ pub(crate) async fn pending(
         overdue_only: !q.overdue.is_empty(),
         due_within_days: within,
     };
-    let recs = notices::pending(&ctx, &staff.caller, query, page).await?;
-    let counts = notices::pending_counts(&ctx, &staff.caller, SOON_DAYS).await?;
-    let now = ctx.now();
-    let view = PendingPage {
-        user: staff.caller.name.clone(),
-        role: staff.caller.role.as_str(),
-        csrf: staff.csrf.clone(),
-        head: staff.head("pending"),
-        counts,
-        soon_days: SOON_DAYS,
-        next_page: recs.next.map(|c| c.to_string()),
-        rows: recs
-            .rows
-            .iter()
-            .map(|r| {
-                let actions = replies::actions(&ctx, &staff.caller, r);
-                PendingRow::new(r, now, ctx.deadlines.tz, actions)
-            })
-            .collect(),
-        query: format!(
-            "kind={}&category={}&urgency={}&overdue={}&within={}",
-            q.kind, q.category, q.urgency, q.overdue, q.within
-        ),
-        f: q,
-    };
-    Ok(Html(view.render()?))
+    let filters = format!(
+        "kind={}&category={}&urgency={}&overdue={}&within={}",
+        q.kind, q.category, q.urgency, q.overdue, q.within
+    );
+    (query, q, filters)
 }
 
-/// 签收: signs for a notice, then back to the list.
+/// 签收: signs for a notice, then back to the list with its filters, saying
+/// so.
 pub(crate) async fn acknowledge(
     State(ctx): State<Arc<NodeCtx>>,
     staff: Staff,
     Path(id): Path<String>,
+    Query(q): Query<PendingParams>,
     Form(f): Form<TokenForm>,
 ) -> Result<Response, PageError> {
     staff.check_form(&f.csrf)?;
     let id = super::parse_id(&id)?;
     replies::acknowledge(&ctx, &staff.caller, id).await?;
-    Ok(Redirect::to("/pending").into_response())
+    let (_, _, filters) = normalized(q);
+    Ok(Redirect::to(&format!("/pending?{filters}&done=signed")).into_response())
 }

@@ -232,7 +232,7 @@ async fn a_clerk_logs_in_signs_for_a_notice_and_logs_out_in_a_browser() {
 
     // A form whose token was tampered with changes nothing.
     b.c.execute(
-        "document.querySelector(\"form[action$='/ack'] input[name=csrf]\").value = 'forged'",
+        "document.querySelector(\"form[action*='/ack'] input[name=csrf]\").value = 'forged'",
         vec![],
     )
     .await
@@ -250,13 +250,19 @@ async fn a_clerk_logs_in_signs_for_a_notice_and_logs_out_in_a_browser() {
         "nothing changed"
     );
 
-    // 签收 with the page's own form.
-    b.c.goto(&format!("{console}/pending")).await.unwrap();
+    // 签收 with the page's own form, from a filtered list: the list comes
+    // back with its filter, saying what was done.
+    b.c.goto(&format!("{console}/pending?kind=BIRTH"))
+        .await
+        .unwrap();
     b.click(&format!("{row} button.sign")).await;
     b.until("the row signed", |path, page| {
-        path == "/pending" && page.contains("已签收")
+        path == "/pending" && page.contains("id=\"done\"")
     })
     .await;
+    assert_eq!(b.text_of("#done").await, "已签收。");
+    let url = b.c.current_url().await.unwrap();
+    assert!(url.query().unwrap_or("").contains("kind=BIRTH"), "{url}");
     assert!(b.text_of(&row).await.contains("已签收"));
     let signed = get(&net, 1, &n.id).await.unwrap();
     assert_eq!(signed.status, NoticeStatus::Acknowledged as i32);

@@ -15,7 +15,7 @@ use crate::pb;
 use crate::report::place;
 use crate::service::{notices, replies};
 use askama::Template;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use std::sync::Arc;
 
@@ -51,6 +51,8 @@ struct NoticePage {
     picks: Vec<(String, String)>,
     /// Why the answer was refused: the field's label, the reason.
     error: Option<(String, String)>,
+    /// What was just done, said once.
+    done: Option<&'static str>,
 }
 
 /// Every field of a notice as staff read them: where it comes from and
@@ -101,13 +103,28 @@ fn fields_of(rec: &crate::store::NoticeRecord) -> Vec<(&'static str, String)> {
     fields
 }
 
+#[derive(serde::Deserialize)]
+pub(crate) struct ShowParams {
+    /// What was just done ("registered", "answered"), said once.
+    #[serde(default)]
+    done: String,
+}
+
 pub(crate) async fn show(
     State(ctx): State<Arc<NodeCtx>>,
     staff: Staff,
     Path(id): Path<String>,
+    Query(q): Query<ShowParams>,
 ) -> Result<Html<String>, PageError> {
     let rec = notices::get(&ctx, &staff.caller, parse_id(&id)?).await?;
-    page(&ctx, &staff, &rec, FeedbackForm::default(), None)
+    let done = match q.done.as_str() {
+        "registered" => Some("已登记，正在发送给对方。"),
+        "answered" => Some("已提交核查反馈，正在发送给来文地区。"),
+        _ => None,
+    };
+    let mut view = page(&ctx, &staff, &rec, FeedbackForm::default(), None)?;
+    view.done = done;
+    Ok(Html(view.render()?))
 }
 
 /// The notice's page; `form` fills the feedback form (a refused answer
@@ -118,7 +135,7 @@ fn page(
     rec: &crate::store::NoticeRecord,
     form: FeedbackForm,
     error: Option<(String, String)>,
-) -> Result<Html<String>, PageError> {
+) -> Result<NoticePage, PageError> {
     let tz = ctx.deadlines.tz;
     let n = &rec.content;
     let life = &rec.life;
@@ -219,8 +236,9 @@ fn page(
         ],
         form,
         error,
+        done: None,
     };
-    Ok(Html(view.render()?))
+    Ok(view)
 }
 
 /// The answer as both sides read it: the result, who answered and when,
@@ -304,11 +322,11 @@ pub(crate) async fn feedback(
         ..Default::default()
     };
     match replies::feedback(&ctx, &staff.caller, uuid, &answer).await {
-        Ok(_) => Ok(Redirect::to(&format!("/notices/{uuid}")).into_response()),
+        Ok(_) => Ok(Redirect::to(&format!("/notices/{uuid}?done=answered")).into_response()),
         Err(crate::service::ServiceError::Refused(e)) => {
             let rec = notices::get(&ctx, &staff.caller, uuid).await?;
             let error = refusal_zh(&e.field, &e.message);
-            Ok(page(&ctx, &staff, &rec, f, Some(error))?.into_response())
+            Ok(Html(page(&ctx, &staff, &rec, f, Some(error))?.render()?).into_response())
         }
         Err(e) => Err(e.into()),
     }

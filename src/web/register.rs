@@ -195,7 +195,9 @@ pub(crate) async fn submit(
         }
     };
     match notices::submit(&ctx, &staff.caller, draft).await {
-        Ok(rec) => Ok(Redirect::to(&format!("/notices/{}", rec.content.id)).into_response()),
+        Ok(rec) => Ok(
+            Redirect::to(&format!("/notices/{}?done=registered", rec.content.id)).into_response(),
+        ),
         Err(crate::service::ServiceError::Refused(r)) => {
             let err = refused(&r.field, r.message.clone());
             Ok(page(&ctx, &staff, values, Some(err))?.into_response())

@@ -87,6 +87,8 @@ struct SentPage {
     csrf: String,
     head: super::session::Head,
     rows: Vec<SentRow>,
+    /// What was just done, said once.
+    done: Option<&'static str>,
     status: String,
     kind: String,
     peer: String,
@@ -106,6 +108,9 @@ pub(crate) struct SentParams {
     /// Where the page starts: `store::Cursor`'s text ("" for the first).
     #[serde(default)]
     after: String,
+    /// What was just done ("withdrawn"), said once above the list.
+    #[serde(default)]
+    done: String,
 }
 
 pub(crate) async fn list(
@@ -137,6 +142,7 @@ pub(crate) async fn list(
         role: staff.caller.role.as_str(),
         csrf: staff.csrf.clone(),
         head: staff.head("sent"),
+        done: (q.done == "withdrawn").then_some("已撤回，撤回通知正在发送给对方。"),
         next_page: recs.next.map(|c| c.to_string()),
         rows: recs
             .rows
@@ -181,5 +187,5 @@ pub(crate) async fn withdraw(
     staff.check_form(&f.csrf)?;
     let id = super::parse_id(&id)?;
     replies::withdraw(&ctx, &staff.caller, id, &f.reason).await?;
-    Ok(Redirect::to("/sent").into_response())
+    Ok(Redirect::to("/sent?done=withdrawn").into_response())
 }

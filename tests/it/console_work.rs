@@ -183,6 +183,7 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
     .await;
     let id = b.path().await.trim_start_matches("/notices/").to_string();
     assert_eq!(outbound().await, 1);
+    assert!(b.text_of("#done").await.contains("已登记"));
     let luohu_csrf =
         b.c.execute(
             "return document.querySelector('input[name=csrf]').value",
@@ -273,6 +274,7 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
     b.click("#send-feedback").await;
     b.until("answered", |_, page| page.contains("id=\"answer\""))
         .await;
+    assert!(b.text_of("#done").await.contains("已提交核查反馈"));
     b.c.goto(&format!("{shuangliu}/notices/{id}/sheet"))
         .await
         .unwrap();

@@ -95,6 +95,13 @@
     });
   });
 
+  // Forms that ask first (吊销).
+  document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+    f.addEventListener("submit", function (e) {
+      if (!window.confirm(f.getAttribute("data-confirm"))) e.preventDefault();
+    });
+  });
+
   // Print buttons (核查单).
   document.querySelectorAll("button[data-print]").forEach(function (b) {
     b.addEventListener("click", function () { window.print(); });

@@ -413,52 +413,41 @@ mod tests {
     fn a_delivery_through_a_relay_is_recorded_once_and_only_from_the_destination() {
         use Party::*;
         let mut queued = delivered(ReplySort::Receipt);
-        queued.status = NoticeStatus::Queued;
-        queued.received_at = None;
-        queued.due_at = None;
-        let arrived = datetime!(2026-11-01 09:30 UTC);
-        let body = ReplyBody::Delivery(super::super::Delivery {
-            received_at: arrived,
-            due_at: datetime!(2026-11-08 15:59:59 UTC),
-            provisional: false,
-        });
-        assert_eq!(
-            queued.check(Destination, &body, NOW, "id"),
-            Ok(Verdict::Apply)
-        );
+        (queued.status, queued.received_at, queued.due_at) = (NoticeStatus::Queued, None, None);
+        let arriving = |received_at| {
+            ReplyBody::Delivery(super::super::Delivery {
+                received_at,
+                due_at: datetime!(2026-11-08 15:59:59 UTC),
+                provisional: false,
+            })
+        };
+        let body = arriving(datetime!(2026-11-01 09:30 UTC));
+        let verdict = |n: &Lifecycle, by, body: &ReplyBody| n.check(by, body, NOW, "id");
+        assert_eq!(verdict(&queued, Destination, &body), Ok(Verdict::Apply));
         for by in [Origin, Stranger] {
-            assert_eq!(
-                refusal(queued.check(by, &body, NOW, "id")),
-                Refused::NotPermitted
-            );
+            assert_eq!(refusal(verdict(&queued, by, &body)), Refused::NotPermitted);
         }
+        // A notice withdrawn on its way still learns when it arrived.
         let mut withdrawn = queued.clone();
         withdrawn.status = NoticeStatus::Withdrawn;
-        assert_eq!(
-            withdrawn.check(Destination, &body, NOW, "id"),
-            Ok(Verdict::Apply),
-            "a notice withdrawn on its way still learns when it arrived"
-        );
+        assert_eq!(verdict(&withdrawn, Destination, &body), Ok(Verdict::Apply));
         // The direct ack came first (a relay that was bypassed later).
+        let direct = delivered(ReplySort::Receipt);
         assert_eq!(
-            delivered(ReplySort::Receipt).check(Destination, &body, NOW, "id"),
+            verdict(&direct, Destination, &body),
             Ok(Verdict::AlreadyDone)
         );
-        let early = ReplyBody::Delivery(super::super::Delivery {
-            received_at: queued.created_at - Duration::days(2),
-            due_at: datetime!(2026-11-08 15:59:59 UTC),
-            provisional: false,
-        });
+        let early = arriving(queued.created_at - Duration::days(2));
         assert_eq!(
-            refusal(queued.check(Destination, &early, NOW, "id")),
+            refusal(verdict(&queued, Destination, &early)),
             Refused::Invalid
         );
+        // A delivery is news only to the origin.
         let mut inbound = queued.clone();
         inbound.direction = Direction::Inbound;
         assert_eq!(
-            refusal(inbound.check(Destination, &body, NOW, "id")),
-            Refused::NotPermitted,
-            "a delivery is news only to the origin"
+            refusal(verdict(&inbound, Destination, &body)),
+            Refused::NotPermitted
         );
     }
 

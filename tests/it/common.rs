@@ -44,6 +44,18 @@ pub fn fast_delivery() -> Delivery {
     }
 }
 
+/// Batches of 25 and quick retries, so that a kill lands between many
+/// commits on every side (the crash tests).
+pub fn small_batches() -> Delivery {
+    Delivery {
+        batch_size: 25,
+        backoff_initial_ms: 20,
+        backoff_max_ms: 200,
+        idle_poll_ms: 100,
+        ..Delivery::default()
+    }
+}
+
 /// The store the tests run on: SQLite files, or PostgreSQL databases when
 /// `MIGREX_TEST_STORE=postgres` (scripts/test sets it, with the server's URL
 /// in `MIGREX_TEST_POSTGRES`, for its second pass).

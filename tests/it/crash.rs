@@ -5,7 +5,6 @@
 
 use crate::common::*;
 use migrex::clock::SystemClock;
-use migrex::config::Delivery;
 use migrex::domain::{Direction, NoticeStatus};
 use migrex::pb;
 use std::collections::HashMap;
@@ -16,15 +15,7 @@ const N: usize = 3000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_killed_mid_delivery_delivers_every_notice_exactly_once() {
-    // Small batches, so the kill lands between many commits on both sides.
-    let delivery = Delivery {
-        batch_size: 25,
-        backoff_initial_ms: 20,
-        backoff_max_ms: 200,
-        idle_poll_ms: 100,
-        ..Delivery::default()
-    };
-    let mut net = create(&[LUOHU, SHUANGLIU], delivery).await;
+    let mut net = create(&[LUOHU, SHUANGLIU], small_batches()).await;
     let origin_config = net.nodes[0].config_path.clone();
     let origin_ops = net.nodes[0].ops_url.clone();
 

@@ -23,6 +23,22 @@ const HENAN: usize = 3; // the relay of 中原区
 const ZHONGYUAN: usize = 4;
 const DISTRICTS: [usize; 3] = [LUOHU, SHUANGLIU, ZHONGYUAN];
 
+/// Hands one notice to a node's exchange and returns its ack.
+async fn send_one(
+    to: &mut migrex::pb::exchange_client::ExchangeClient<tonic::transport::Channel>,
+    n: pb::Notice,
+) -> pb::NoticeAck {
+    let request = pb::DeliverNoticesRequest { notices: vec![n] };
+    let mut acks = to.deliver_notices(request).await.unwrap().into_inner().acks;
+    acks.remove(0)
+}
+
+/// A refused ack's code and field.
+fn refusal(ack: &pb::NoticeAck) -> (Code, &str) {
+    let e = ack.error.as_ref().expect("refused");
+    (Code::from_i32(e.code), e.field.as_str())
+}
+
 /// The five nodes running, routed by a directory in which 双流区 and
 /// 中原区 sit behind their provinces' relays.
 async fn started() -> (Net, ManualClock) {
@@ -158,79 +174,32 @@ async fn districts_behind_relays_exchange_with_everyone_through_them() {
 async fn a_relay_forwards_only_for_its_districts_and_speaks_only_for_them() {
     let (mut net, clock) = started().await;
     let mut to_relay = exchange_as(&net, LUOHU, SICHUAN).await;
-    let refused = |acks: pb::DeliverNoticesResponse| {
-        let e = acks.acks[0].error.clone().expect("refused");
-        (Code::from_i32(e.code), e.field)
+    let notice = |to: usize, from: usize, k: u32| {
+        wire(
+            birth(CODES[to], woman(k), "2026-11-20"),
+            CODES[from],
+            &clock,
+        )
     };
     // Not a district this relay serves (河南's 中原区).
-    let other = wire(
-        birth(CODES[ZHONGYUAN], woman(1), "2026-11-20"),
-        CODES[LUOHU],
-        &clock,
-    );
-    let acks = to_relay
-        .deliver_notices(pb::DeliverNoticesRequest {
-            notices: vec![other],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let ack = send_one(&mut to_relay, notice(ZHONGYUAN, LUOHU, 1)).await;
     assert_eq!(
-        refused(acks),
-        (Code::FailedPrecondition, "notice.destination".into())
+        refusal(&ack),
+        (Code::FailedPrecondition, "notice.destination")
     );
     // 罗湖区 cannot speak for 双流区 (or anyone else) at the relay.
-    let forged = wire(
-        birth(CODES[LUOHU], woman(2), "2026-11-20"),
-        CODES[SHUANGLIU],
-        &clock,
-    );
-    let acks = to_relay
-        .deliver_notices(pb::DeliverNoticesRequest {
-            notices: vec![forged],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        refused(acks),
-        (Code::PermissionDenied, "notice.origin".into())
-    );
+    let ack = send_one(&mut to_relay, notice(LUOHU, SHUANGLIU, 2)).await;
+    assert_eq!(refusal(&ack), (Code::PermissionDenied, "notice.origin"));
     // The relay cannot speak at 罗湖区 for a district it does not serve.
     let mut from_relay = exchange_as(&net, SICHUAN, LUOHU).await;
-    let forged = wire(
-        birth(CODES[LUOHU], woman(3), "2026-11-20"),
-        CODES[ZHONGYUAN],
-        &clock,
-    );
-    let acks = from_relay
-        .deliver_notices(pb::DeliverNoticesRequest {
-            notices: vec![forged],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        refused(acks),
-        (Code::PermissionDenied, "notice.origin".into())
-    );
+    let ack = send_one(&mut from_relay, notice(LUOHU, ZHONGYUAN, 3)).await;
+    assert_eq!(refusal(&ack), (Code::PermissionDenied, "notice.origin"));
 
     // What it serves it takes, once: the same notice again is answered the
     // same, other content under its id is refused, and it arrives once.
-    let good = wire(
-        birth(CODES[SHUANGLIU], woman(4), "2026-11-20"),
-        CODES[LUOHU],
-        &clock,
-    );
+    let good = notice(SHUANGLIU, LUOHU, 4);
     for _ in 0..2 {
-        let acks = to_relay
-            .deliver_notices(pb::DeliverNoticesRequest {
-                notices: vec![good.clone()],
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let ack = &acks.acks[0];
+        let ack = send_one(&mut to_relay, good.clone()).await;
         assert!(
             ack.error.is_none() && ack.relayed && ack.received_at.is_none(),
             "{ack:?}"
@@ -238,14 +207,8 @@ async fn a_relay_forwards_only_for_its_districts_and_speaks_only_for_them() {
     }
     let mut changed = good.clone();
     changed.remarks = "其他内容".into();
-    let acks = to_relay
-        .deliver_notices(pb::DeliverNoticesRequest {
-            notices: vec![changed],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(refused(acks), (Code::AlreadyExists, "notice.id".into()));
+    let ack = send_one(&mut to_relay, changed).await;
+    assert_eq!(refusal(&ack), (Code::AlreadyExists, "notice.id"));
     wait_notice(&net, SHUANGLIU, &good.id, |_| true).await;
     // 罗湖区 never stored it: this client stands in for its node. Its
     // arrival (the Delivery reply) reaches 罗湖区, which knows no such
@@ -275,15 +238,7 @@ const KILLED: usize = 3000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_killed_mid_forwarding_forwards_every_notice_exactly_once() {
     use migrex::clock::SystemClock;
-    // Small batches, so the kill lands between many commits on all sides.
-    let delivery = migrex::config::Delivery {
-        batch_size: 25,
-        backoff_initial_ms: 20,
-        backoff_max_ms: 200,
-        idle_poll_ms: 100,
-        ..migrex::config::Delivery::default()
-    };
-    let mut net = create(&CODES[..3], delivery).await;
+    let mut net = create(&CODES[..3], small_batches()).await;
     net.publish_directory(&net.network_toml(1, &[(SHUANGLIU, SICHUAN)]))
         .unwrap();
     net.route_by_directory(1).unwrap();

@@ -97,7 +97,13 @@ impl FromRequestParts<Arc<NodeCtx>> for Staff {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &Arc<NodeCtx>) -> Result<Self, Response> {
-        let to_login = || Redirect::to("/login").into_response();
+        // Back to the page after logging in again (the form it held is
+        // kept in the browser, console.js).
+        let to_login = || {
+            let back = back_to(parts.uri.path())
+                .map_or_else(|| "/login".to_string(), |p| format!("/login?next={p}"));
+            Redirect::to(&back).into_response()
+        };
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(to_login)?;
         let address = parts
             .extensions
@@ -151,6 +157,32 @@ struct LoginPage {
     csrf: String,
     name: String,
     error: Option<String>,
+    /// The page to return to after logging in (a checked local path).
+    next: String,
+}
+
+/// The page a request was on, to return to after logging in again: a
+/// local path of letters, digits, `/`, `-` and `_` only (never another
+/// site, never a query), with the action of a form taken back to its page
+/// (`/notices/ID/feedback` → `/notices/ID`).
+pub(crate) fn back_to(path: &str) -> Option<String> {
+    let ok = path.len() <= 100
+        && path.starts_with('/')
+        && !path.starts_with("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_'));
+    if !ok || path == "/" || path == "/login" || path == "/logout" {
+        return None;
+    }
+    let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    Some(match parts.as_slice() {
+        ["", "notices", id, "feedback"] => format!("/notices/{id}"),
+        ["", "pending", _, "ack"] => "/pending".into(),
+        ["", "sent", _, "withdraw"] => "/sent".into(),
+        ["", "admin", ..] => "/admin".into(),
+        _ => path.to_string(),
+    })
 }
 
 /// The login page with a new form (its pre-session stored, its cookie set).
@@ -158,7 +190,7 @@ async fn login_form(
     ctx: &NodeCtx,
     client: std::net::IpAddr,
     status: StatusCode,
-    name: &str,
+    (name, next): (&str, &str),
     error: Option<String>,
 ) -> Result<Response, PageError> {
     if !ctx.login_throttle.form_allowed(client, ctx.now()) {
@@ -170,6 +202,7 @@ async fn login_form(
                 "登录页面请求过于频繁，请一分钟后再试 (too many login pages from this address)"
                     .into(),
             ),
+            next: String::new(),
         };
         return Ok((StatusCode::TOO_MANY_REQUESTS, Html(page.render()?)).into_response());
     }
@@ -178,6 +211,7 @@ async fn login_form(
         csrf: form.csrf,
         name: name.to_string(),
         error,
+        next: back_to(next).unwrap_or_default(),
     };
     let mut res = (status, Html(page.render()?)).into_response();
     res.headers_mut()
@@ -185,11 +219,18 @@ async fn login_form(
     Ok(res)
 }
 
+#[derive(serde::Deserialize)]
+pub(crate) struct LoginQuery {
+    #[serde(default)]
+    next: String,
+}
+
 pub(crate) async fn login_page(
     State(ctx): State<Arc<NodeCtx>>,
     axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    axum::extract::Query(q): axum::extract::Query<LoginQuery>,
 ) -> Result<Response, PageError> {
-    login_form(&ctx, client.ip(), StatusCode::OK, "", None).await
+    login_form(&ctx, client.ip(), StatusCode::OK, ("", &q.next), None).await
 }
 
 #[derive(serde::Deserialize)]
@@ -198,6 +239,9 @@ pub(crate) struct LoginForm {
     password: String,
     #[serde(default)]
     csrf: String,
+    /// The page to return to (checked again by `back_to`).
+    #[serde(default)]
+    next: String,
 }
 
 pub(crate) async fn login(
@@ -214,14 +258,15 @@ pub(crate) async fn login(
             &ctx,
             client.ip(),
             StatusCode::FORBIDDEN,
-            &f.name,
+            (&f.name, &f.next),
             Some("登录表单已过期，请重新登录 (the login form expired)".into()),
         )
         .await;
     }
     match crate::service::admin::console_login(&ctx, &f.name, &f.password, client.ip()).await {
         Ok(s) => {
-            let mut res = Redirect::to("/").into_response();
+            let to = back_to(&f.next).unwrap_or_else(|| "/".into());
+            let mut res = Redirect::to(&to).into_response();
             let h = res.headers_mut();
             h.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &s.token));
             h.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, ""));
@@ -231,7 +276,7 @@ pub(crate) async fn login(
             &ctx,
             client.ip(),
             StatusCode::TOO_MANY_REQUESTS,
-            &f.name,
+            (&f.name, &f.next),
             Some(format!(
                 "本机登录失败次数过多，请 {} 秒后再试 (too many failed logins from this address)",
                 wait.whole_seconds().max(1)
@@ -242,7 +287,7 @@ pub(crate) async fn login(
             &ctx,
             client.ip(),
             StatusCode::UNAUTHORIZED,
-            &f.name,
+            (&f.name, &f.next),
             Some(
                 "用户名或密码错误；连续失败 5 次将锁定账户 1 分钟，此后每次失败锁定时间加倍，最长 15 分钟，管理员可解锁 (wrong user name or password; five failures in a row lock the account for a minute, doubling with each failure after, up to 15 minutes)"
                     .into(),
@@ -281,4 +326,38 @@ pub(crate) async fn logout(
     res.headers_mut()
         .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, ""));
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::back_to;
+
+    #[test]
+    fn the_page_after_login_is_a_local_path_and_nothing_else() {
+        for (asked, back) in [
+            ("/notices/01a2-bc/feedback", Some("/notices/01a2-bc")),
+            ("/notices/01a2-bc", Some("/notices/01a2-bc")),
+            ("/notices/new", Some("/notices/new")),
+            ("/pending/01a2/ack", Some("/pending")),
+            ("/sent/01a2/withdraw", Some("/sent")),
+            ("/admin/users/change", Some("/admin")),
+            ("/stats", Some("/stats")),
+        ] {
+            assert_eq!(back_to(asked).as_deref(), back, "{asked}");
+        }
+        for bad in [
+            "//evil.example/x",
+            "https://evil.example/",
+            "/\\evil.example",
+            "/pending?next=//evil",
+            "/a b",
+            "/login",
+            "/",
+            "",
+            "pending",
+            &"/x".repeat(60),
+        ] {
+            assert_eq!(back_to(bad), None, "{bad}");
+        }
+    }
 }

@@ -242,6 +242,39 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
     b.click("#feedback input[value=CORRECTED]").await;
     b.type_into("#feedback textarea[name=remarks]", "入户核查：姓名登记有误")
         .await;
+    // The session ends while the form is being filled (its cookie gone):
+    // the answer goes to the login page, which brings the clerk back to
+    // the notice with everything typed still in the form.
+    b.c.delete_cookie("migrex_session").await.unwrap();
+    b.click("#send-feedback").await;
+    b.until("the login page", |path, page| {
+        path == "/login" && page.contains("id=\"login-next\"")
+    })
+    .await;
+    for (field, text) in [("#name", "li.na"), ("#password", "correct-horse-1")] {
+        b.type_into(field, text).await;
+    }
+    b.click("#login").await;
+    b.until("back at the notice", |path, _| {
+        path == format!("/notices/{id}")
+    })
+    .await;
+    let remarks =
+        b.c.find(fantoccini::Locator::Css("#feedback textarea[name=remarks]"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap();
+    assert_eq!(remarks.as_deref(), Some("入户核查：姓名登记有误"));
+    assert!(
+        b.c.find(fantoccini::Locator::Css("#feedback input[value=CORRECTED]"))
+            .await
+            .unwrap()
+            .is_selected()
+            .await
+            .unwrap()
+    );
     // 核实有误 without a correction: refused in Chinese, naming the field,
     // with everything typed still there.
     b.click("#send-feedback").await;

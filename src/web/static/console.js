@@ -95,6 +95,53 @@
     });
   });
 
+  // Nothing typed is lost: a form marked data-draft is kept in this tab
+  // (sessionStorage, gone when the tab closes) as it is typed, and filled
+  // back when its page shows again (after logging in once more, say);
+  // dropped once a page says its work was done, or at logout. A page that
+  // came back refused already holds what was typed.
+  var DRAFT = "migrex-draft:";
+  function dropDrafts() {
+    Object.keys(sessionStorage).forEach(function (k) {
+      if (k.indexOf(DRAFT) === 0) sessionStorage.removeItem(k);
+    });
+  }
+  if (document.getElementById("done")) dropDrafts();
+  var logout = document.getElementById("logout-form");
+  if (logout) logout.addEventListener("submit", dropDrafts);
+  var refused = document.querySelector("[role=alert]");
+  document.querySelectorAll("form[data-draft]").forEach(function (form) {
+    var key = DRAFT + location.pathname + "#" + form.id;
+    function fields() {
+      return Array.prototype.filter.call(form.elements, function (e) {
+        return e.name && e.name !== "csrf" && e.type !== "file" && e.type !== "submit";
+      });
+    }
+    function save() {
+      var d = {};
+      fields().forEach(function (e) {
+        if (e.type === "radio" || e.type === "checkbox") {
+          if (e.checked) d[e.name] = e.value;
+        } else {
+          d[e.name] = e.value;
+        }
+      });
+      sessionStorage.setItem(key, JSON.stringify(d));
+    }
+    var saved = sessionStorage.getItem(key);
+    if (saved && !refused) {
+      var d = JSON.parse(saved);
+      fields().forEach(function (e) {
+        if (!(e.name in d)) return;
+        if (e.type === "radio" || e.type === "checkbox") e.checked = d[e.name] === e.value;
+        else e.value = d[e.name];
+      });
+      if (kind) { showKind(); showPolicy(); }
+    }
+    form.addEventListener("input", save);
+    form.addEventListener("change", save);
+  });
+
   // Forms that ask first (吊销).
   document.querySelectorAll("form[data-confirm]").forEach(function (f) {
     f.addEventListener("submit", function (e) {

@@ -135,11 +135,15 @@ impl Lifecycle {
             && self.due_at.is_some_and(|d| d <= now)
     }
 
-    /// Whole days past the deadline at `now` (0 before it or without one).
+    /// Days late at `now` as staff count them, the one count 待办, 统计 and the
+    /// report show: a deadline ends a local day (23:59:59), so any hour of
+    /// the day after it is day 1 (0 before it or without one).
     pub fn days_late(&self, now: OffsetDateTime) -> u32 {
-        self.due_at
-            .map(|d| u32::try_from((now - d).whole_days().max(0)).unwrap_or(u32::MAX))
-            .unwrap_or(0)
+        let late = self
+            .due_at
+            .map_or(0, |d| (now - d).whole_nanoseconds().max(0));
+        let day = 86_400_000_000_000;
+        u32::try_from((late + day - 1) / day).unwrap_or(u32::MAX)
     }
 
     /// Whether `reply`, from party `by`, may be recorded on this notice at

@@ -131,7 +131,7 @@ pub struct PendingCounts {
     pub total: i64,
     /// Past their deadline.
     pub overdue: i64,
-    /// Due by the time asked about (overdue ones included).
+    /// Not yet overdue, and due by the time asked about.
     pub due_soon: i64,
 }
 
@@ -272,9 +272,9 @@ impl Store {
                 "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN n.due_at <= ",
             );
             q.push_bind(micros(now))
-                .push(
-                    " THEN 1 ELSE 0 END), 0) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN n.due_at <= ",
-                )
+                .push(" THEN 1 ELSE 0 END), 0) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN n.due_at > ")
+                .push_bind(micros(now))
+                .push(" AND n.due_at <= ")
                 .push_bind(micros(soon))
                 .push(" THEN 1 ELSE 0 END), 0) AS BIGINT) FROM notices n");
             awaiting_our_reply(&mut q);

@@ -54,7 +54,9 @@ impl PendingRow {
         let due = r.life.due_at.map(|d| d.to_timezone(tz));
         let days = due.map(|d| (d.date() - now.to_timezone(tz).date()).whole_days());
         let (class, days_left) = match days {
-            Some(d) if r.life.overdue(now) => ("overdue", format!("超时 {} 天", (-d).max(0))),
+            Some(_) if r.life.overdue(now) => {
+                ("overdue", format!("超时 {} 天", r.life.days_late(now)))
+            }
             Some(d) if d <= i64::from(SOON_DAYS) => ("soon", format!("剩 {d} 天")),
             Some(d) => ("", format!("剩 {d} 天")),
             None => ("", String::new()),

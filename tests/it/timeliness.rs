@@ -317,9 +317,10 @@ async fn figures_for_a_hand_worked_month_in_both_directions_and_every_grouping()
         .iter()
         .map(|o| o.notice.as_ref().unwrap().id.clone())
         .collect();
-    // G (received 10-01, receipt due 10-31) is not overdue yet; D is, by 1 day 12 hours.
+    // G (received 10-01, receipt due 10-31) is not overdue yet; D is, by 1
+    // day 12 hours: its deadline ended the 18th, the 20th is its 2nd day late.
     assert_eq!(ids, vec![d.id.clone()]);
-    assert_eq!(overdue[0].days_late, 1);
+    assert_eq!(overdue[0].days_late, 2);
     let outbound_only = net
         .stats(1)
         .await

@@ -490,26 +490,31 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         net.stop_all().await;
         return Ok(());
     }
-    // A console account per district, its password made for this run.
+    // A console account per role and district, passwords made for this run.
     println!(
-        "\nThe web console (网页控制台) of each district, in a browser (development certificate: accept it once):"
+        "\nThe web console (网页控制台) of each district, in a browser (development certificate: accept it once);\n  one login per role: clerk 办事员 (待办, 登记, 反馈), supervisor 主管 (also 撤回, 审计),\n  monitor 监测 (统计 only, no names), admin 管理员 (also 管理):"
     );
+    let roles = [
+        ("clerk", crate::auth::Role::Clerk),
+        ("supervisor", crate::auth::Role::Supervisor),
+        ("monitor", crate::auth::Role::Monitor),
+        ("admin", crate::auth::Role::Admin),
+    ];
     for (i, n) in net.nodes.iter().enumerate() {
-        let password = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-        crate::auth::accounts::create_user(
-            &net.store(i),
-            "demo",
-            crate::auth::Role::Supervisor,
-            &password,
-            time::OffsetDateTime::now_utc(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!(
-            "  {}  {}  user demo  password {password}",
-            place(n.district.as_str()),
-            n.console_url
-        );
+        println!("  {}  {}", place(n.district.as_str()), n.console_url);
+        for (name, role) in roles {
+            let password = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+            crate::auth::accounts::create_user(
+                &net.store(i),
+                name,
+                role,
+                &password,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("      user {name:<10}  password {password}");
+        }
     }
 
     println!("\nThe nodes keep serving. Try, in another terminal:");

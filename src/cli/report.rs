@@ -97,6 +97,8 @@ async fn gather(a: &ReportArgs) -> Result<MonthlyReport> {
         })
         .collect();
     Ok(MonthlyReport {
+        district: summary.district.clone(),
+        made_on: local.day(&summary.as_of),
         first_day: summary.first_day,
         last_day: summary.last_day,
         summary: summary.rows.first().cloned().unwrap_or_default(),

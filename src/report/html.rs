@@ -1,7 +1,7 @@
 //! The report as one self-contained HTML page (styles inline, the chart as
 //! inline SVG: it opens from a file, with no network).
 
-use super::{COLUMNS, MonthRates, MonthlyReport, OVERDUE_COLUMNS, cells, overdue_cells, pct};
+use super::{COLUMNS, MonthRates, MonthlyReport, OVERDUE_COLUMNS, cells, overdue_cells, pct, zh};
 use std::fmt::Write as _;
 
 pub fn esc(s: &str) -> String {
@@ -48,8 +48,8 @@ pub fn chart(months: &[MonthRates]) -> String {
         );
     }
     for (series, color, pick) in [
-        ("接收及时率 timely receipt", "#1f77b4", 1usize),
-        ("反馈及时率 timely feedback", "#2ca02c", 2usize),
+        ("接收及时率", "#1f77b4", 1usize),
+        ("反馈及时率", "#2ca02c", 2usize),
     ] {
         let points: Vec<(f64, f64)> = months
             .iter()
@@ -113,11 +113,7 @@ pub fn html_table(headers: &[&str], rows: &[Vec<String>]) -> String {
         t.push_str("</tr>");
     }
     if rows.is_empty() {
-        let _ = write!(
-            t,
-            "<tr><td colspan=\"{}\">(none 无)</td></tr>",
-            headers.len()
-        );
+        let _ = write!(t, "<tr><td colspan=\"{}\">无</td></tr>", headers.len());
     }
     t.push_str("</tbody></table>");
     t
@@ -133,12 +129,12 @@ pub fn to_html(r: &MonthlyReport) -> String {
         )
     };
     let tiles = [
-        tile("收到 received", s.received.to_string()),
-        tile("接收率 receipt rate", pct(s.receipt_rate)),
-        tile("接收及时率 timely receipt", pct(s.timely_receipt_rate)),
-        tile("反馈率 feedback rate", pct(s.feedback_rate)),
-        tile("反馈及时率 timely feedback", pct(s.timely_feedback_rate)),
-        tile("超时未复 overdue open", s.overdue_open.to_string()),
+        tile("收到", s.received.to_string()),
+        tile("接收率", pct(s.receipt_rate)),
+        tile("接收及时率", pct(s.timely_receipt_rate)),
+        tile("反馈率", pct(s.feedback_rate)),
+        tile("反馈及时率", pct(s.timely_feedback_rate)),
+        tile("超时未复", s.overdue_open.to_string()),
     ]
     .join("");
     // A merged county's row follows its successor's, unranked.
@@ -156,26 +152,39 @@ pub fn to_html(r: &MonthlyReport) -> String {
             [vec![place], cells(p, &super::peer_name(p))].concat()
         })
         .collect();
-    let mut peer_headers = vec!["名次 rank"];
-    peer_headers.extend(COLUMNS);
-    let overdue: Vec<Vec<String>> = r.overdue.iter().map(overdue_cells).collect();
+    // The report speaks Chinese only: the bilingual column names keep
+    // their Chinese half, kinds likewise.
+    let mut peer_headers = vec!["名次"];
+    peer_headers.extend(COLUMNS.map(zh));
+    let overdue: Vec<Vec<String>> = r
+        .overdue
+        .iter()
+        .map(|o| {
+            let mut cells = overdue_cells(o);
+            cells[2] = zh(&cells[2]).to_string();
+            cells
+        })
+        .collect();
     format!(
-        "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>月度通报 {first}..{last}</title><style>\
+        "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{district} 月度通报 {first}..{last}</title><style>\
 body{{font-family:\"Noto Sans CJK SC\",\"Microsoft YaHei\",sans-serif;margin:24px;color:#222}}h1{{font-size:22px}}h2{{font-size:17px;margin-top:28px}}\
 .tiles{{display:flex;gap:12px;flex-wrap:wrap}}.tile{{border:1px solid #ccc;border-radius:6px;padding:10px 14px;min-width:120px}}.v{{font-size:22px;font-weight:bold}}.l{{font-size:12px;color:#555}}\
 table{{border-collapse:collapse;font-size:13px}}th,td{{border:1px solid #bbb;padding:4px 8px;text-align:right}}th{{background:#f2f2f2}}td:first-child,th:first-child{{text-align:left}}\
 @media print{{body{{margin:8mm}}}}</style></head><body>\
-<h1>流动人口信息交换 月度通报 — assessment report {first} .. {last}</h1>\
-<p>INBOUND: how this district answered its peers. Rates shown as - had nothing to measure. 比率为“-”表示无应答对象。</p>\
-<h2>汇总 Summary</h2><div class=\"tiles\">{tiles}</div>\
-<h2>按对方地区排名 Peers ranked by timely feedback rate</h2>{peers}\
-<h2>近12个月及时率 Timeliness over the last 12 months</h2>{chart}\
-<h2>超时未复 Overdue without reply</h2>{overdue}\
+<h1>{district} 流动人口信息交换月度通报</h1>\
+<p>统计期间：{first} 至 {last}　制表单位：{district}　制表日期：{made_on}</p>\
+<p>本通报统计本地区对各地来文的接收与反馈情况；比率为“-”表示该项无应统计的通报。</p>\
+<h2>汇总</h2><div class=\"tiles\">{tiles}</div>\
+<h2>按对方地区排名（按反馈及时率）</h2>{peers}\
+<h2>近12个月及时率</h2>{chart}\
+<h2>超时未复</h2>{overdue}\
 </body></html>",
+        district = esc(&super::place(&r.district)),
+        made_on = esc(&r.made_on),
         first = esc(&r.first_day),
         last = esc(&r.last_day),
         peers = html_table(&peer_headers, &peers),
         chart = chart(&r.months),
-        overdue = html_table(&OVERDUE_COLUMNS, &overdue),
+        overdue = html_table(&OVERDUE_COLUMNS.map(zh), &overdue),
     )
 }

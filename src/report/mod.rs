@@ -37,6 +37,10 @@ pub struct OverdueLine {
 /// What a report shows; gathered first, then written in either format.
 #[derive(Debug, Clone)]
 pub struct MonthlyReport {
+    /// The district reported on (制表单位): the node's own code.
+    pub district: String,
+    /// When the figures were taken, as a local date (制表日期).
+    pub made_on: String,
     pub first_day: String,
     pub last_day: String,
     pub summary: pb::TimelinessRow,
@@ -115,6 +119,14 @@ pub fn peer_name(r: &pb::TimelinessRow) -> String {
             r.successor_since,
             place(&r.successor)
         )
+    }
+}
+
+/// The Chinese half of a bilingual label (`收到 received` → `收到`).
+pub fn zh(label: &str) -> &str {
+    match label.split_once(' ') {
+        Some((head, _)) if !head.is_ascii() => head,
+        _ => label,
     }
 }
 
@@ -220,8 +232,11 @@ pub fn to_csv(r: &MonthlyReport) -> String {
     csv_line(
         &mut out,
         &[format!(
-            "月度通报 assessment report {}..{} (INBOUND: how this district answers its peers)",
-            r.first_day, r.last_day
+            "{} 月度通报 {}..{}（本地区对来文的接收与反馈）制表日期 {}",
+            place(&r.district),
+            r.first_day,
+            r.last_day,
+            r.made_on
         )],
     );
     out.push_str("\r\n");
@@ -299,6 +314,48 @@ mod tests {
             peer_name(&peers[3]),
             "510117 郫都区（2026-12-10 并入 510116 双流区）"
         );
+    }
+
+    #[test]
+    fn the_report_names_its_district_and_date_and_speaks_chinese() {
+        let r = MonthlyReport {
+            district: "440303".into(),
+            made_on: "2026-12-06".into(),
+            first_day: "2026-11-01".into(),
+            last_day: "2026-11-30".into(),
+            summary: pb::TimelinessRow::default(),
+            peers: vec![pb::TimelinessRow {
+                peer: "510116".into(),
+                received: 3,
+                ..Default::default()
+            }],
+            months: vec![],
+            overdue: vec![OverdueLine {
+                id: "n1".into(),
+                peer: "510116".into(),
+                kind: crate::domain::NoticeKind::Birth as i32,
+                due: "2026-11-20".into(),
+                days_late: 2,
+            }],
+        };
+        let html = to_html(&r);
+        for want in [
+            "440303 罗湖区",
+            "制表单位",
+            "制表日期：2026-12-06",
+            "510116 双流区",
+            "生育",
+        ] {
+            assert!(html.contains(want), "{want}");
+        }
+        let text: String = html
+            .split('<')
+            .filter_map(|t| t.split_once('>').map(|(_, text)| text))
+            .collect();
+        for english in ["received", "rank", "Summary", "BIRTH", "peer", "none"] {
+            assert!(!text.contains(english), "{english} in {text}");
+        }
+        assert!(to_csv(&r).contains("440303 罗湖区 月度通报"));
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub async fn monthly(ctx: &NodeCtx, caller: &Caller, period: Period) -> Result<M
     let (now, late) = overdue(ctx, caller, Some(inbound), Page::first(REPORT_OVERDUE)).await?;
     let tz = ctx.deadlines.tz;
     Ok(MonthlyReport {
+        district: ctx.district.to_string(),
+        made_on: format_date(ctx.deadlines.local_date(now)),
         first_day: format_date(period.first),
         last_day: format_date(period.last),
         summary: summary.into_iter().next().unwrap_or_default(),

@@ -460,7 +460,9 @@ async fn stats_reports_and_metrics_show_the_same_figures() {
         html.contains("<svg") && html.contains("<circle"),
         "the chart is inline SVG"
     );
-    assert!(html.contains("反馈及时率") && html.contains("timely feedback"));
+    // In Chinese only, naming the district and when it was made.
+    assert!(html.contains("反馈及时率") && !html.contains("timely feedback"));
+    assert!(html.contains("制表单位") && html.contains("制表日期"));
     assert!(
         !html.contains("src=\"http") && !html.contains("href=\"http") && !html.contains("<script"),
         "self-contained, no network"

@@ -258,6 +258,15 @@ impl Deadlines {
     }
 
     /// 23:59:59 local time on `day`, as a UTC instant.
+    /// The first instant of a calendar day where the node is.
+    pub fn start_of_day(&self, day: Date) -> OffsetDateTime {
+        day.midnight()
+            .assume_timezone(self.tz)
+            .take_first()
+            .expect("midnight exists in every supported timezone")
+            .to_offset(time::UtcOffset::UTC)
+    }
+
     fn end_of(&self, day: Date) -> OffsetDateTime {
         day.with_time(Time::from_hms(23, 59, 59).expect("valid time"))
             .assume_timezone(self.tz)

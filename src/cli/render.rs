@@ -146,6 +146,7 @@ pub fn notice_json(n: &pb::Notice) -> Value {
         "withdraw_reason": n.withdraw_reason,
         "duplicate_of": (!n.duplicate_of.is_empty()).then_some(&n.duplicate_of),
         "addressed_to": (!n.addressed_to.is_empty()).then_some(&n.addressed_to),
+        "reference": (!n.reference.is_empty()).then_some(&n.reference),
         "delivery_attempts": n.delivery_attempts,
         "last_error": (!n.last_error.is_empty()).then_some(&n.last_error),
         "relayed_by": (!n.relayed_by.is_empty()).then_some(&n.relayed_by),
@@ -164,6 +165,9 @@ pub fn print_one(n: &pb::Notice, as_json: bool, local: Local) {
     let s = n.subject.clone().unwrap_or_default();
     let place = |c: &str| format!("{c} {}", county_name(c).unwrap_or(""));
     println!("notice      {}", n.id);
+    if !n.reference.is_empty() {
+        println!("reference   {} (编号)", n.reference);
+    }
     println!(
         "kind        {} / {} / {}  reply: {}",
         kind_name(n.kind),

@@ -54,6 +54,21 @@ pub fn find_districts(q: &str, limit: usize) -> Vec<(u32, String)> {
     found
 }
 
+/// A district as a clerk types it where a code is asked: digits are taken
+/// as typed (the caller checks them as a code), a name is taken when
+/// exactly one unit of the table has it; None when a name names none or
+/// several (the caller says which, in Chinese).
+pub fn district_typed(q: &str) -> Option<String> {
+    let q = q.trim();
+    if q.chars().all(|c| c.is_ascii_digit()) {
+        return Some(q.to_string());
+    }
+    match find_districts(q, 2).as_slice() {
+        [(code, _)] => Some(format!("{code:06}")),
+        _ => None,
+    }
+}
+
 /// The Chinese name of the county-level unit a code belongs to, if known.
 pub fn county_name(code: &str) -> Option<&'static str> {
     let six: u32 = code.get(..6)?.parse().ok()?;
@@ -175,6 +190,11 @@ mod tests {
         let by_code = find_districts("510116", 5);
         assert_eq!(by_code[0].0, 510116);
         assert!(by_code[0].1.contains("双流"), "{by_code:?}");
+        assert_eq!(district_typed("罗湖区").as_deref(), Some("440303"));
+        assert_eq!(district_typed(" 440303 ").as_deref(), Some("440303"));
+        assert_eq!(district_typed("不存在的地方"), None);
+        // 朝阳区 is in Beijing and in Changchun: a name of two is not taken.
+        assert_eq!(district_typed("朝阳区"), None);
         let by_name = find_districts("罗湖", 5);
         assert!(by_name.iter().any(|(c, _)| *c == 440303), "{by_name:?}");
         assert!(find_districts("", 5).is_empty());

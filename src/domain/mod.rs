@@ -15,14 +15,17 @@ mod lifecycle;
 mod notice;
 mod reply;
 
-pub use district::{DistrictCode, RoutePrefix, county_name, find_districts};
+pub use district::{DistrictCode, RoutePrefix, county_name, district_typed, find_districts};
 pub use id_number::IdNumber;
 pub use labels::{
     Field, category_zh, field_label, fields_zh, kind_zh, method_zh, reply_zh, result_zh, role_zh,
     sex_zh, status_zh, urgency_zh,
 };
 pub use lifecycle::{CLOCK_SKEW, DomainError, Lifecycle, Party, Refused, Verdict};
-pub use notice::{Details, NoticeContent, ParseContext, Person, parse_uuid, ts_from_pb, ts_to_pb};
+pub use notice::{
+    Details, NoticeContent, ParseContext, Person, format_reference, looks_like_reference,
+    parse_uuid, ts_from_pb, ts_to_pb,
+};
 pub use reply::{DeadlineChange, Delivery, FeedbackContent, Reply, ReplyBody};
 
 pub use crate::pb::{

@@ -91,6 +91,8 @@ pub struct NoticeContent {
     /// The code the sender addressed, when a division-code change replaced
     /// it by `destination`.
     pub addressed_to: Option<String>,
+    /// The short reference (编号) the origin gave it (`reference`).
+    pub reference: Option<String>,
 }
 
 pub fn ts_to_pb(t: OffsetDateTime) -> prost_types::Timestamp {
@@ -368,6 +370,55 @@ fn addressed_to(s: &str, destination: &DistrictCode) -> Result<Option<String>, F
     Ok(Some(s.to_string()))
 }
 
+/// A notice's short reference (编号): `<origin>-<YYYYMMDD>-<NNNN>`, the
+/// origin's own code, a day, and a count of four to six digits.
+pub fn format_reference(origin: &DistrictCode, day: Date, n: u64) -> String {
+    format!(
+        "{origin}-{:04}{:02}{:02}-{n:04}",
+        day.year(),
+        day.month() as u8,
+        day.day()
+    )
+}
+
+/// Whether `s` has the form of a reference (any origin): what 综合查询
+/// takes as one.
+pub fn looks_like_reference(s: &str) -> bool {
+    let mut parts = s.split('-');
+    let (Some(code), Some(day), Some(n), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    matches!(code.len(), 6 | 9 | 12)
+        && digits(code)
+        && day.len() == 8
+        && digits(day)
+        && (4..=6).contains(&n.len())
+        && digits(n)
+}
+
+fn reference(s: &str, origin: &DistrictCode) -> Result<Option<String>, FieldError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let ours = s
+        .strip_prefix(origin.as_str())
+        .is_some_and(|rest| rest.starts_with('-'));
+    if !looks_like_reference(s) || !ours {
+        return Err(FieldError::new(
+            "reference",
+            format!(
+                "{} is not a reference of {origin} (<origin>-<YYYYMMDD>-<NNNN>)",
+                super::quoted(s)
+            ),
+        ));
+    }
+    Ok(Some(s.to_string()))
+}
+
 impl NoticeContent {
     /// Parses a complete notice as it travels between nodes. Fields a node
     /// fills in (direction, status, received_at ...) are ignored; defaults
@@ -419,6 +470,7 @@ impl NoticeContent {
             ));
         }
         let addressed_to = addressed_to(&n.addressed_to, &destination)?;
+        let reference = reference(&n.reference, &origin)?;
         Ok(NoticeContent {
             id,
             origin,
@@ -431,6 +483,7 @@ impl NoticeContent {
             remarks: optional_text("remarks", &n.remarks, 2000)?,
             created_at: ts_from_pb("created_at", n.created_at.as_ref())?,
             addressed_to,
+            reference,
         })
     }
 
@@ -458,6 +511,7 @@ impl NoticeContent {
             remarks: self.remarks.clone(),
             created_at: Some(ts_to_pb(self.created_at)),
             addressed_to: self.addressed_to.clone().unwrap_or_default(),
+            reference: self.reference.clone().unwrap_or_default(),
             ..Default::default()
         }
     }

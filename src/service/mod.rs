@@ -13,6 +13,7 @@ pub mod audit;
 pub mod notices;
 pub mod replies;
 pub mod reports;
+pub mod search;
 
 use crate::auth::Caller;
 use crate::domain::{DomainError, FieldError, Refused};

@@ -65,6 +65,7 @@ fn prepare(
     // successor, and the notice keeps the code it was addressed to.
     let today = ctx.deadlines.local_date(now);
     n.addressed_to = String::new();
+    n.reference = String::new();
     if let Some(successor) = ctx.routes.successor(n.destination.trim(), today) {
         tracing::info!(addressed_to = %n.destination.trim(), destination = %successor, "division code replaced: the notice goes to the successor");
         n.addressed_to = n.destination.trim().to_string();
@@ -94,9 +95,10 @@ pub async fn submit(ctx: &NodeCtx, caller: &Caller, draft: pb::Notice) -> Result
     caller.require_write()?;
     let now = ctx.now();
     let (content, route) = prepare(ctx, draft, now)?;
-    let one = [(content.clone(), route.clone())];
+    let mut one = [(content.clone(), route.clone())];
+    let audit = registered(ctx, caller, &one);
     ctx.store
-        .insert_outbound(&one, &registered(ctx, caller, &one), now)
+        .insert_outbound(&mut one, ctx.deadlines.local_date(now), &audit, now)
         .await?;
     // Read back before the worker is woken: the clerk is answered with the
     // notice as registered (QUEUED), not with whatever delivery has made of
@@ -183,8 +185,9 @@ pub async fn submit_many(
     if outcome.refused() > 0 || validate_only {
         return Ok(outcome);
     }
+    let audit = registered(ctx, caller, &ready);
     ctx.store
-        .insert_outbound(&ready, &registered(ctx, caller, &ready), now)
+        .insert_outbound(&mut ready, ctx.deadlines.local_date(now), &audit, now)
         .await?;
     outcome.committed = true;
     let mut routes: Vec<&String> = ready.iter().map(|(_, r)| r).collect();

@@ -2,7 +2,7 @@
 //! other one (the way a district moves from the embedded SQLite file to
 //! PostgreSQL), verified by row counts and a checksum per table.
 //!
-//! Copied: notices, replies, outbox, tokens, the access audit (its chain
+//! Copied: notices, replies, outbox, tokens, the reference counters, the access audit (its chain
 //! intact: same sequence numbers and hashes) and the store's own records
 //! (`store_meta`). Not copied: what the target's triggers rebuild from the
 //! notices as they arrive (notice counts, timeliness roll-ups), delivery
@@ -62,7 +62,16 @@ const TABLES: &[Table] = &[
             ("received_month", Int),
             ("due_provisional", Int),
             ("due_working_days", Int),
+            ("relayed_by", Text),
+            ("relayed_at", Int),
+            ("reference", Text),
+            ("subject_name", Text),
         ],
+    },
+    Table {
+        name: "reference_counters",
+        key: "key",
+        columns: &[("key", Text), ("last", Int)],
     },
     Table {
         name: "replies",

@@ -167,6 +167,7 @@ mod deadlines;
 mod events;
 mod gauges;
 mod leases;
+mod lists;
 mod nodelay;
 mod notices;
 mod outbox;
@@ -183,9 +184,8 @@ pub use deadlines::ProvisionalDeadline;
 pub use events::EventKey;
 pub use gauges::{NoticeCount, OutboxCount, OverdueCount};
 pub use leases::Lease;
-pub use notices::{
-    NewNotice, NoticeFilter, NoticeRecord, PendingCounts, PendingFilter, StoredReceipt,
-};
+pub use lists::{NoticeFilter, PendingCounts, PendingFilter};
+pub use notices::{NewNotice, NoticeRecord, StoredReceipt};
 pub use outbox::{ItemKind, NewOutboxItem, OutboxItem, Settled, Waiting};
 pub use paging::Cursor;
 pub use relay::{RelayItem, RelayQueue};
@@ -308,6 +308,7 @@ impl Store {
                 tz,
             };
             store.key_months_by(tz).await?;
+            store.backfill_names().await?;
             return Ok(store);
         }
         let opts = if location.starts_with("sqlite:") {
@@ -351,6 +352,7 @@ impl Store {
             tz,
         };
         store.key_months_by(tz).await?;
+        store.backfill_names().await?;
         Ok(store)
     }
 

@@ -1,13 +1,10 @@
-//! Notices as stored: the record both sides read, the filters of the
-//! staff lists, inserting (one or many), and the reads by id.
+//! Notices as stored: the record both sides read, inserting (one or
+//! many, with their references), and the reads by id. The staff lists
+//! are in `lists`.
 
-use super::paging::{Cursor, Order, keyset};
 use super::{Cols, ItemKind, NewOutboxItem, Result, Store, StoreError, Tx, from_micros, micros};
 use crate::calendar::{Due, month_key};
-use crate::domain::{
-    Category, DeadlineChange, Direction, IdNumber, Lifecycle, NoticeContent, NoticeKind,
-    NoticeStatus, ReplySort, Urgency,
-};
+use crate::domain::{DeadlineChange, Direction, Lifecycle, NoticeContent, NoticeStatus, ReplySort};
 use crate::pb;
 use prost::Message;
 use sqlx::{QueryBuilder, Row};
@@ -39,7 +36,7 @@ impl NoticeRecord {
         &self.content.id
     }
 
-    fn from_row<R: Cols>(row: &R) -> Result<Self> {
+    pub(super) fn from_row<R: Cols>(row: &R) -> Result<Self> {
         let corrupt =
             |what: &str| StoreError::Corrupt(format!("notice {}: {what}", row.text("id")));
         let content =
@@ -81,7 +78,7 @@ impl NoticeRecord {
 }
 
 /// The select of a `NoticeRecord`: the notice and its outbox row's delivery state.
-fn notice_columns() -> String {
+pub(super) fn notice_columns() -> String {
     format!(
         "SELECT n.*, o.attempts, o.last_error FROM notices n \
          LEFT JOIN outbox o ON o.notice_id = n.id AND o.item = {}",
@@ -111,40 +108,6 @@ pub(super) fn overdue_sql(alias: &str) -> String {
     format!("{} AND {alias}due_at <= ", open_sql(alias))
 }
 
-/// The pending list's rule: inbound notices still owing the reply they
-/// need. For an inbound notice "open" is exactly "pending, or signed for
-/// while it needs feedback" (it is answered only with its feedback, and
-/// withdrawn only by its origin).
-fn awaiting_our_reply<DB: sqlx::Database>(q: &mut QueryBuilder<DB>)
-where
-    for<'t> i32: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-{
-    q.push(" WHERE n.direction = ")
-        .push_bind(Direction::Inbound as i32)
-        .push(" AND ")
-        .push(open_sql("n."));
-}
-
-/// How many notices await our reply.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PendingCounts {
-    pub total: i64,
-    /// Past their deadline.
-    pub overdue: i64,
-    /// Not yet overdue, and due by the time asked about.
-    pub due_soon: i64,
-}
-
-/// Narrows a list query to rows whose enum `column` holds `value`, if given.
-fn and_eq<DB: sqlx::Database>(q: &mut QueryBuilder<DB>, column: &str, value: Option<i32>)
-where
-    for<'t> i32: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-{
-    if let Some(v) = value {
-        q.push(" AND ").push(column).push(" = ").push_bind(v);
-    }
-}
-
 /// What a node holds of a notice it received: enough to answer a
 /// redelivery with the original acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,35 +120,6 @@ pub struct StoredReceipt {
 
 /// Values bound per look-up statement (SQLite allows 32,766 in all).
 pub(super) const PARAMS_PER_LOOKUP: usize = 900;
-
-/// Filters of `Desk.ListPending`.
-#[derive(Debug, Clone, Default)]
-pub struct PendingFilter {
-    pub kind: Option<NoticeKind>,
-    pub category: Option<Category>,
-    pub urgency: Option<Urgency>,
-    pub overdue_only: bool,
-    pub due_before: Option<OffsetDateTime>,
-    pub limit: u32,
-    /// The last (deadline, id) of the page before.
-    pub after: Option<Cursor>,
-}
-
-/// Filters of `Desk.ListNotices`.
-#[derive(Debug, Clone, Default)]
-pub struct NoticeFilter {
-    pub direction: Option<Direction>,
-    pub status: Option<NoticeStatus>,
-    pub kind: Option<NoticeKind>,
-    /// Digits the peer's district code starts with.
-    pub peer_prefix: Option<String>,
-    pub subject_id: Option<IdNumber>,
-    pub created_from: Option<OffsetDateTime>,
-    pub created_to: Option<OffsetDateTime>,
-    pub limit: u32,
-    /// The last (creation time, id) of the page before.
-    pub after: Option<Cursor>,
-}
 
 /// A notice to insert, with what is already known of its life.
 pub struct NewNotice<'a> {
@@ -203,13 +137,29 @@ pub struct NewNotice<'a> {
 impl Store {
     /// Registers `notices` (each with its route) and queues them, with the
     /// access audit's entries of the registration, in one transaction.
+    /// Each notice gets its short reference (编号) of `day` (the origin's
+    /// Beijing date) here, in the same transaction.
     pub async fn insert_outbound(
         &self,
-        notices: &[(NoticeContent, String)],
+        notices: &mut [(NoticeContent, String)],
+        day: time::Date,
         audit: &[crate::audit::Access],
         now: OffsetDateTime,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
+        let mut origins: Vec<crate::domain::DistrictCode> =
+            notices.iter().map(|(c, _)| c.origin.clone()).collect();
+        origins.sort();
+        origins.dedup();
+        for origin in origins {
+            let count = notices.iter().filter(|(c, _)| c.origin == origin).count() as u64;
+            let last = tx.take_references(origin.as_str(), day, count).await?;
+            let mine = notices.iter_mut().filter(|(c, _)| c.origin == origin);
+            for ((c, _), n) in mine.zip(last + 1 - count..) {
+                c.reference = Some(crate::domain::format_reference(&origin, day, n));
+            }
+        }
+        let notices = &*notices;
         let rows: Vec<NewNotice> = notices
             .iter()
             .map(|(content, _)| NewNotice {
@@ -260,102 +210,34 @@ impl Store {
         Ok(Some(rec))
     }
 
-    /// How many inbound notices await our reply: all of them, those past
-    /// their deadline at `now`, and those due by `soon`.
-    pub async fn pending_counts(
-        &self,
-        now: OffsetDateTime,
-        soon: OffsetDateTime,
-    ) -> Result<PendingCounts> {
-        with_pool!(self, read, |pool, Db| {
-            let mut q = QueryBuilder::<Db>::new(
-                "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN n.due_at <= ",
-            );
-            q.push_bind(micros(now))
-                .push(" THEN 1 ELSE 0 END), 0) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN n.due_at > ")
-                .push_bind(micros(now))
-                .push(" AND n.due_at <= ")
-                .push_bind(micros(soon))
-                .push(" THEN 1 ELSE 0 END), 0) AS BIGINT) FROM notices n");
-            awaiting_our_reply(&mut q);
-            // Every open inbound notice has a deadline; saying so steers
-            // SQLite's planner to the `notices_open` range (without it, it
-            // counts through a wider covering index).
-            q.push(" AND n.due_at > ").push_bind(i64::MIN);
-            let row = q.build().fetch_one(pool).await?;
-            Ok(PendingCounts {
-                total: row.get(0),
-                overdue: row.get(1),
-                due_soon: row.get(2),
-            })
-        })
-    }
-
-    /// Inbound notices still waiting for their reply, oldest deadline first.
-    pub async fn list_pending(
-        &self,
-        f: &PendingFilter,
-        now: OffsetDateTime,
-    ) -> Result<Vec<NoticeRecord>> {
-        with_pool!(self, read, |pool, Db| {
-            let mut q = QueryBuilder::<Db>::new(notice_columns());
-            awaiting_our_reply(&mut q);
-            and_eq(&mut q, "n.kind", f.kind.map(|k| k as i32));
-            and_eq(&mut q, "n.category", f.category.map(|c| c as i32));
-            and_eq(&mut q, "n.urgency", f.urgency.map(|u| u as i32));
-            if f.overdue_only {
-                q.push(" AND n.due_at <= ").push_bind(micros(now));
+    /// Fills `subject_name` (综合查询 by 姓名) from the content of notices
+    /// stored before the column existed, a thousand at a time; a content
+    /// that does not decode gets "" and is left to `notice show`'s error.
+    pub(super) async fn backfill_names(&self) -> Result<u64> {
+        let mut filled = 0;
+        loop {
+            let rows: Vec<(String, Vec<u8>)> = with_pool!(self, write, |pool, Db| {
+                sqlx::query_as(
+                    "SELECT id, content FROM notices WHERE subject_name IS NULL LIMIT 1000",
+                )
+                .fetch_all(pool)
+                .await?
+            });
+            if rows.is_empty() {
+                return Ok(filled);
             }
-            if let Some(before) = f.due_before {
-                q.push(" AND n.due_at <= ").push_bind(micros(before));
+            let mut tx = self.begin().await?;
+            for (id, content) in &rows {
+                let name = pb::Notice::decode(content.as_slice())
+                    .ok()
+                    .and_then(|n| n.subject)
+                    .map(|p| p.name.trim().to_string())
+                    .unwrap_or_default();
+                tx.set_subject_name(id, &name).await?;
             }
-            let key = ("n.due_at", "n.id");
-            keyset(&mut q, key, Order::Ascending, f.after.as_ref(), f.limit);
-            let rows = q.build().fetch_all(pool).await?;
-            rows.iter().map(NoticeRecord::from_row).collect()
-        })
-    }
-
-    /// Notices of both directions, newest first. Each direction is its
-    /// own walk of the `notices_created` index, one page long; without a
-    /// direction the two pages are merged (a planner would sort the whole
-    /// table instead).
-    pub async fn list_notices(&self, f: &NoticeFilter) -> Result<Vec<NoticeRecord>> {
-        if let Some(d) = f.direction {
-            return self.list_notices_of(d, f).await;
+            tx.commit().await?;
+            filled += rows.len() as u64;
         }
-        let mut all = Vec::new();
-        for d in [Direction::Inbound, Direction::Outbound] {
-            all.extend(self.list_notices_of(d, f).await?);
-        }
-        let created = |r: &NoticeRecord| Some(r.life.created_at);
-        Ok(merged(all, created, Order::Descending, f.limit))
-    }
-
-    async fn list_notices_of(&self, d: Direction, f: &NoticeFilter) -> Result<Vec<NoticeRecord>> {
-        with_pool!(self, read, |pool, Db| {
-            let mut q = QueryBuilder::<Db>::new(notice_columns());
-            q.push(" WHERE n.direction = ").push_bind(d as i32);
-            and_eq(&mut q, "n.status", f.status.map(|s| s as i32));
-            and_eq(&mut q, "n.kind", f.kind.map(|k| k as i32));
-            if let Some(p) = &f.peer_prefix {
-                q.push(" AND n.peer LIKE ").push_bind(format!("{p}%"));
-            }
-            if let Some(s) = &f.subject_id {
-                q.push(" AND n.subject_id = ")
-                    .push_bind(s.as_str().to_string());
-            }
-            if let Some(t) = f.created_from {
-                q.push(" AND n.created_at >= ").push_bind(micros(t));
-            }
-            if let Some(t) = f.created_to {
-                q.push(" AND n.created_at < ").push_bind(micros(t));
-            }
-            let key = ("n.created_at", "n.id");
-            keyset(&mut q, key, Order::Descending, f.after.as_ref(), f.limit);
-            let rows = q.build().fetch_all(pool).await?;
-            rows.iter().map(NoticeRecord::from_row).collect()
-        })
     }
 
     /// How many notices of a direction are stored (tests and the demo count rows).
@@ -387,54 +269,6 @@ impl Store {
             )
         })
     }
-
-    /// Notices still without the reply they need at `now`, past their
-    /// deadline, oldest deadline first; `direction` None means both.
-    pub async fn overdue(
-        &self,
-        direction: Option<Direction>,
-        now: OffsetDateTime,
-        limit: u32,
-        after: Option<&Cursor>,
-    ) -> Result<Vec<NoticeRecord>> {
-        let Some(d) = direction else {
-            let mut all = Vec::new();
-            for d in [Direction::Inbound, Direction::Outbound] {
-                all.extend(Box::pin(self.overdue(Some(d), now, limit, after)).await?);
-            }
-            return Ok(merged(all, |r| r.life.due_at, Order::Ascending, limit));
-        };
-        with_pool!(self, read, |pool, Db| {
-            let mut q = QueryBuilder::<Db>::new(notice_columns());
-            q.push(" WHERE n.direction = ")
-                .push_bind(d as i32)
-                .push(" AND ")
-                .push(overdue_sql("n."))
-                .push_bind(micros(now));
-            keyset(&mut q, ("n.due_at", "n.id"), Order::Ascending, after, limit);
-            let rows = q.build().fetch_all(pool).await?;
-            rows.iter().map(NoticeRecord::from_row).collect()
-        })
-    }
-}
-
-/// Pages of both directions (each one index walk) as one page: merged in
-/// the list's order of (time, id), cut to `limit`.
-fn merged(
-    mut all: Vec<NoticeRecord>,
-    at: impl Fn(&NoticeRecord) -> Option<OffsetDateTime>,
-    order: Order,
-    limit: u32,
-) -> Vec<NoticeRecord> {
-    all.sort_by(|a, b| {
-        let o = (at(a), a.id()).cmp(&(at(b), b.id()));
-        match order {
-            Order::Ascending => o,
-            Order::Descending => o.reverse(),
-        }
-    });
-    all.truncate(limit as usize);
-    all
 }
 
 impl Tx {
@@ -498,7 +332,7 @@ impl Tx {
     /// fails the call with `Conflict` naming that id.
     pub async fn insert_notices(&mut self, rows: &[NewNotice<'_>]) -> Result<()> {
         with_tx!(self, |conn, Db| {
-            // SQLite allows 32,766 parameters per statement; a row binds 25.
+            // SQLite allows 32,766 parameters per statement; a row binds 27.
             for chunk in rows.chunks(1000) {
                 // Checked before inserting: on PostgreSQL a failed statement
                 // spoils the whole transaction.
@@ -521,7 +355,8 @@ impl Tx {
                     "INSERT INTO notices (id, direction, peer, origin, destination, kind, category, urgency, \
                      reply_required, subject_id, event_date, content, content_hash, status, created_at, \
                      received_at, due_at, duplicate_of, received_month, acknowledged_at, acknowledged_by, \
-                     answered_at, feedback, due_provisional, due_working_days) ",
+                     answered_at, feedback, due_provisional, due_working_days, reference, \
+                     subject_name) ",
                 );
                 q.push_values(chunk, |mut b, n| {
                     let c = n.content;
@@ -553,7 +388,9 @@ impl Tx {
                         .push_bind(n.answered.map(|(at, _)| micros(at)))
                         .push_bind(n.answered.map(|(_, fb)| fb.encode_to_vec()))
                         .push_bind(i32::from(n.received.is_some_and(|(_, d)| d.provisional)))
-                        .push_bind(n.received.and_then(|(_, d)| d.working_days).map(i64::from));
+                        .push_bind(n.received.and_then(|(_, d)| d.working_days).map(i64::from))
+                        .push_bind(c.reference.clone())
+                        .push_bind(c.subject.name.clone());
                 });
                 match q.build().execute(&mut *conn).await {
                     // Another replica stored one of them since the check above.
@@ -566,6 +403,41 @@ impl Tx {
             }
             Ok(())
         })
+    }
+
+    async fn set_subject_name(&mut self, id: &str, name: &str) -> Result<()> {
+        with_tx!(self, |conn, Db| {
+            sqlx::query("UPDATE notices SET subject_name = $1 WHERE id = $2")
+                .bind(name)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Takes `count` references of `origin` on `day`; returns the last
+    /// number taken (the first is `last + 1 - count`).
+    async fn take_references(&mut self, origin: &str, day: time::Date, count: u64) -> Result<u64> {
+        let key = format!(
+            "{origin}-{:04}{:02}{:02}",
+            day.year(),
+            day.month() as u8,
+            day.day()
+        );
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        let last: i64 = with_tx!(self, |conn, Db| {
+            sqlx::query_scalar(
+                "INSERT INTO reference_counters (key, last) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET last = reference_counters.last + $2 \
+                 RETURNING last",
+            )
+            .bind(&key)
+            .bind(count)
+            .fetch_one(&mut *conn)
+            .await?
+        });
+        Ok(last as u64)
     }
 
     pub async fn get_notice(&mut self, id: &str) -> Result<Option<NoticeRecord>> {

@@ -12,6 +12,7 @@ mod import;
 mod notice;
 mod pages;
 mod register;
+mod search;
 mod sent;
 mod session;
 mod stats;
@@ -55,6 +56,8 @@ fn router(ctx: Arc<NodeCtx>) -> Router {
         )
         .route("/import/template.csv", get(import::template))
         .route("/sent", get(sent::list))
+        .route("/search", get(search::page))
+        .route("/handled", get(search::handled))
         .route("/sent/{id}/withdraw", post(sent::withdraw))
         .route("/admin", get(accounts::page))
         .route("/admin/users", post(accounts::add_user))
@@ -123,6 +126,19 @@ pub(crate) fn local(tz: &'static time_tz::Tz, t: Option<time::OffsetDateTime>) -
         )
     })
     .unwrap_or_default()
+}
+
+/// A value for a link's query string (RFC 3986: unreserved bytes as
+/// they are, every other byte %XX).
+pub(crate) fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Rows on one page of a list.

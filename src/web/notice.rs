@@ -34,6 +34,8 @@ struct NoticePage {
     csrf: String,
     head: super::session::Head,
     id: String,
+    /// The short reference (编号), "" on notices older than references.
+    reference: String,
     title: String,
     status: &'static str,
     fields: Vec<(&'static str, String)>,
@@ -223,6 +225,7 @@ fn page(
         csrf: staff.csrf.clone(),
         head: staff.head(""),
         id: n.id.clone(),
+        reference: n.reference.clone(),
         title: format!("{} · {}", kind_zh(n.kind), s.name),
         status: status_zh(life.status),
         fields,
@@ -307,13 +310,8 @@ pub(crate) async fn feedback(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     // A district typed by name is taken when one district has it.
-    let mut district = f.responsible_district.trim().to_string();
-    if !district.is_empty()
-        && !district.chars().all(|c| c.is_ascii_digit())
-        && let [(code, _)] = crate::domain::find_districts(&district, 2).as_slice()
-    {
-        district = format!("{code:06}");
-    }
+    let district = crate::domain::district_typed(&f.responsible_district)
+        .unwrap_or_else(|| f.responsible_district.trim().to_string());
     let answer = pb::Feedback {
         result,
         remarks: f.remarks.clone(),
@@ -357,6 +355,7 @@ fn refusal_zh(field: &str, message: &str) -> (String, String) {
 #[template(path = "sheet.html")]
 struct SheetPage {
     id: String,
+    reference: String,
     title: String,
     origin: String,
     fields: Vec<(&'static str, String)>,
@@ -374,6 +373,7 @@ pub(crate) async fn sheet(
     let n = &rec.content;
     let view = SheetPage {
         id: n.id.clone(),
+        reference: n.reference.clone(),
         title: format!("{}{}核查单", kind_zh(n.kind), category_zh(n.category)),
         origin: place(&n.destination),
         fields: fields_of(&rec),

@@ -23,6 +23,7 @@ const SOON_DAYS: u32 = 3;
 /// One row of the pending list.
 struct PendingRow {
     id: String,
+    reference: String,
     kind: &'static str,
     category: &'static str,
     urgent: bool,
@@ -63,6 +64,7 @@ impl PendingRow {
         };
         PendingRow {
             id: n.id.clone(),
+            reference: n.reference.clone(),
             kind: kind_zh(n.kind),
             category: category_zh(n.category),
             urgent: n.urgency == crate::domain::Urgency::Urgent as i32,

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 struct SentRow {
     id: String,
+    reference: String,
     created: String,
     kind: &'static str,
     peer: String,
@@ -60,6 +61,7 @@ impl SentRow {
         let status = r.life.status;
         SentRow {
             id: n.id.clone(),
+            reference: n.reference.clone(),
             created: local(r.life.created_at),
             kind: kind_zh(n.kind),
             peer: place(&n.destination),

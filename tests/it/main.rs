@@ -27,6 +27,7 @@ mod relay;
 mod replicas;
 mod reply_rules;
 mod roles;
+mod search;
 mod stats_agree;
 mod store_copy;
 mod store_tls;

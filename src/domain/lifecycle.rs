@@ -104,6 +104,9 @@ pub struct Lifecycle {
 /// more is not a schedule's doing.
 pub const MAX_DEADLINE_MOVE: Duration = Duration::days(31);
 
+/// Days ahead that count as "due soon" (3 天内到期) everywhere.
+pub const DUE_SOON_DAYS: u32 = 3;
+
 impl Lifecycle {
     /// The party this node itself is: the destination of what it received.
     pub fn own_party(&self) -> Party {
@@ -133,6 +136,16 @@ impl Lifecycle {
         self.status != NoticeStatus::Withdrawn
             && self.replied_at().is_none()
             && self.due_at.is_some_and(|d| d <= now)
+    }
+
+    /// Due soon: without its reply, not yet overdue, and due within
+    /// `DUE_SOON_DAYS` days of `now` (the amber rows of 待办, the count
+    /// beside them and in the menu: `store` counts with the same instant).
+    pub fn due_soon(&self, now: OffsetDateTime) -> bool {
+        let soon = now + time::Duration::days(i64::from(DUE_SOON_DAYS));
+        self.status != NoticeStatus::Withdrawn
+            && self.replied_at().is_none()
+            && self.due_at.is_some_and(|d| d > now && d <= soon)
     }
 
     /// Days late at `now` as staff count them, the one count 待办, 统计 and the

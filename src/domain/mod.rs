@@ -21,7 +21,7 @@ pub use labels::{
     Field, category_zh, field_label, fields_zh, kind_zh, method_zh, reply_zh, result_zh, role_zh,
     sex_zh, status_zh, urgency_zh,
 };
-pub use lifecycle::{CLOCK_SKEW, DomainError, Lifecycle, Party, Refused, Verdict};
+pub use lifecycle::{CLOCK_SKEW, DUE_SOON_DAYS, DomainError, Lifecycle, Party, Refused, Verdict};
 pub use notice::{
     Details, NoticeContent, ParseContext, Person, format_reference, looks_like_reference,
     parse_uuid, ts_from_pb, ts_to_pb,

@@ -279,13 +279,12 @@ pub async fn pending(
     Ok(Listing::new(rows, &page, |r| r.life.due_at))
 }
 
-/// How many notices await our reply now: all, overdue, and due within
-/// `days` days.
-pub async fn pending_counts(ctx: &NodeCtx, _caller: &Caller, days: u32) -> Result<PendingCounts> {
+/// How many notices await our reply now: all, overdue, and due soon
+/// (`Lifecycle::due_soon`, within `DUE_SOON_DAYS`). Counts only: no
+/// personal data, so every role may see them.
+pub async fn pending_counts(ctx: &NodeCtx, _caller: &Caller) -> Result<PendingCounts> {
     let now = ctx.now();
-    let soon = now
-        .checked_add(time::Duration::days(i64::from(days)))
-        .unwrap_or(now);
+    let soon = now + time::Duration::days(i64::from(crate::domain::DUE_SOON_DAYS));
     Ok(ctx.store.pending_counts(now, soon).await?)
 }
 

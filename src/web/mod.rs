@@ -38,6 +38,7 @@ fn router(ctx: Arc<NodeCtx>) -> Router {
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/pending", get(pages::pending))
+        .route("/pending/ack", post(pages::acknowledge_many))
         .route("/pending/{id}/ack", post(pages::acknowledge))
         .route("/notices/new", get(register::form).post(register::submit))
         .route("/districts", get(register::districts))
@@ -156,6 +157,13 @@ pub(crate) fn parse_id(id: &str) -> Result<uuid::Uuid, PageError> {
 
 /// A request the console could not serve, as a page staff can read.
 pub(crate) struct PageError(StatusCode, String);
+
+impl PageError {
+    /// A request refused as it stands, saying why in Chinese.
+    pub fn bad_request(why: String) -> Self {
+        PageError(StatusCode::BAD_REQUEST, why)
+    }
+}
 
 impl From<ServiceError> for PageError {
     fn from(e: ServiceError) -> Self {

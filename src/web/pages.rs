@@ -17,8 +17,8 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use time_tz::OffsetDateTimeExt;
 
-/// Days ahead that count as "due soon" (amber).
-const SOON_DAYS: u32 = 3;
+/// Days ahead that count as "due soon" (amber): the domain's one rule.
+const SOON_DAYS: u32 = crate::domain::DUE_SOON_DAYS;
 
 /// One row of the pending list.
 struct PendingRow {
@@ -58,7 +58,7 @@ impl PendingRow {
             Some(_) if r.life.overdue(now) => {
                 ("overdue", format!("超时 {} 天", r.life.days_late(now)))
             }
-            Some(d) if d <= i64::from(SOON_DAYS) => ("soon", format!("剩 {d} 天")),
+            Some(d) if r.life.due_soon(now) => ("soon", format!("剩 {d} 天")),
             Some(d) => ("", format!("剩 {d} 天")),
             None => ("", String::new()),
         };
@@ -97,7 +97,7 @@ struct PendingPage {
     rows: Vec<PendingRow>,
     f: PendingParams,
     /// What was just done, said once.
-    done: Option<&'static str>,
+    done: Option<String>,
     /// The filters as a query string, for the next page's link.
     query: String,
     /// The next page's `after`, when there may be one.
@@ -123,6 +123,11 @@ pub(crate) struct PendingParams {
     /// What was just done ("signed"), said once above the list.
     #[serde(default)]
     done: String,
+    /// How many were signed at once, and how many could not be.
+    #[serde(default)]
+    signed: String,
+    #[serde(default)]
+    skipped: String,
 }
 
 /// The most days ahead the "due within" filter takes.
@@ -135,13 +140,18 @@ pub(crate) async fn pending(
 ) -> Result<Html<String>, PageError> {
     // A damaged or forged `after` shows the first page.
     let page = Page::new(PAGE_SIZE, Cursor::parse(&q.after));
-    let done = match q.done.as_str() {
-        "signed" => Some("已签收。"),
+    let count = |v: &str| v.parse::<u32>().ok().map(|n| n.min(PAGE_SIZE));
+    let done = match (q.done.as_str(), count(&q.signed), count(&q.skipped)) {
+        ("signed", Some(n), Some(0) | None) => Some(format!("已签收 {n} 条。")),
+        ("signed", Some(n), Some(k)) => Some(format!(
+            "已签收 {n} 条；另有 {k} 条未能签收（可能已由他人签收或已被撤回）。"
+        )),
+        ("signed", None, _) => Some("已签收。".to_string()),
         _ => None,
     };
     let (query, q, filters) = normalized(q);
     let recs = notices::pending(&ctx, &staff.caller, query, page).await?;
-    let counts = notices::pending_counts(&ctx, &staff.caller, SOON_DAYS).await?;
+    let counts = notices::pending_counts(&ctx, &staff.caller).await?;
     let now = ctx.now();
     let view = PendingPage {
         user: staff.caller.name.clone(),
@@ -196,6 +206,45 @@ fn normalized(mut q: PendingParams) -> (PendingQuery, PendingParams, String) {
         q.kind, q.category, q.urgency, q.overdue, q.within
     );
     (query, q, filters)
+}
+
+/// 签收所选: signs for the notices ticked on the list (at most a page), each
+/// in its own transaction, then back to the list with its filters, saying
+/// how many were signed and how many were not (signed by a colleague
+/// meanwhile, withdrawn).
+pub(crate) async fn acknowledge_many(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    Query(q): Query<PendingParams>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let csrf = f.iter().find(|(k, _)| k == "csrf").map_or("", |(_, v)| v);
+    staff.check_form(csrf)?;
+    let ids: Vec<&str> = f
+        .iter()
+        .filter(|(k, _)| k == "id")
+        .map(|(_, v)| v.as_str())
+        .take(PAGE_SIZE as usize + 1)
+        .collect();
+    if ids.len() > PAGE_SIZE as usize {
+        return Err(PageError::bad_request(format!(
+            "一次最多签收 {PAGE_SIZE} 条"
+        )));
+    }
+    let (mut signed, mut not) = (0, 0);
+    for id in ids {
+        let id = super::parse_id(id)?;
+        match replies::acknowledge(&ctx, &staff.caller, id).await {
+            Ok(_) => signed += 1,
+            Err(crate::service::ServiceError::Refused(_)) => not += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let (_, _, filters) = normalized(q);
+    Ok(Redirect::to(&format!(
+        "/pending?{filters}&done=signed&signed={signed}&skipped={not}"
+    ))
+    .into_response())
 }
 
 /// 签收: signs for a notice, then back to the list with its filters, saying

@@ -58,6 +58,9 @@ pub(crate) struct Staff {
     token: String,
     /// This node's district, named (shown in every page's header).
     district: String,
+    /// What awaits this district (the menu's counts): on pages read by a
+    /// role that works notices, None elsewhere.
+    counts: Option<crate::store::PendingCounts>,
 }
 
 /// What every staff page's header shows: whose console this is, the menu
@@ -66,6 +69,8 @@ pub(crate) struct Head {
     pub district: String,
     pub here: &'static str,
     pub role: &'static str,
+    /// 待办 (total) and 超期 (overdue) beside the menu item, when known.
+    pub pending: Option<(i64, i64)>,
 }
 
 impl Staff {
@@ -76,6 +81,7 @@ impl Staff {
             district: self.district.clone(),
             here,
             role: crate::domain::role_zh(self.caller.role.as_str()),
+            pending: self.counts.as_ref().map(|c| (c.total, c.overdue)),
         }
     }
 
@@ -118,15 +124,26 @@ impl FromRequestParts<Arc<NodeCtx>> for Staff {
             {
                 Err(Redirect::to("/password").into_response())
             }
-            Ok(Some(mut s)) => Ok(Staff {
-                caller: {
-                    s.caller.address = address;
-                    s.caller
-                },
-                csrf: s.csrf,
-                token,
-                district: crate::report::place(ctx.district.as_str()),
-            }),
+            Ok(Some(mut s)) => {
+                s.caller.address = address;
+                // Pages shown (not form posts) to those who work notices
+                // carry the counts in their menu.
+                let counts =
+                    if parts.method == axum::http::Method::GET && s.caller.sees_personal_data() {
+                        crate::service::notices::pending_counts(ctx, &s.caller)
+                            .await
+                            .ok()
+                    } else {
+                        None
+                    };
+                Ok(Staff {
+                    caller: s.caller,
+                    csrf: s.csrf,
+                    token,
+                    district: crate::report::place(ctx.district.as_str()),
+                    counts,
+                })
+            }
             Ok(None) => Err(to_login()),
             Err(e) => Err(PageError::from(e).into_response()),
         }

@@ -232,7 +232,7 @@ async fn a_clerk_logs_in_signs_for_a_notice_and_logs_out_in_a_browser() {
 
     // A form whose token was tampered with changes nothing.
     b.c.execute(
-        "document.querySelector(\"form[action*='/ack'] input[name=csrf]\").value = 'forged'",
+        "document.querySelector(\"#pending form[action*='/ack'] input[name=csrf]\").value = 'forged'",
         vec![],
     )
     .await

@@ -11,6 +11,7 @@ mod calendar;
 mod cli;
 mod connections;
 mod console;
+mod console_day;
 mod console_work;
 mod crash;
 mod deadlines;

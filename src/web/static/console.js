@@ -149,6 +149,16 @@
     });
   });
 
+  // 签收所选: the heading's box ticks every row of the page that may be signed.
+  var all = document.getElementById("select-all");
+  if (all) {
+    all.addEventListener("change", function () {
+      document.querySelectorAll('input[name="id"][form="batch-sign"]').forEach(function (b) {
+        b.checked = all.checked;
+      });
+    });
+  }
+
   // Print buttons (核查单).
   document.querySelectorAll("button[data-print]").forEach(function (b) {
     b.addEventListener("click", function () { window.print(); });

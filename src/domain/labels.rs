@@ -114,20 +114,20 @@ pub struct Field {
 /// The one table of these labels: the console's 通报详情, the 核查单, the
 /// correction form and the corrections shown read it.
 pub fn fields_zh(n: &pb::Notice) -> Vec<Field> {
-    let f = |path, label, value: String| Field { path, label, value };
+    let f = |path: &'static str, value: String| Field {
+        path,
+        label: super::label_zh(path),
+        value,
+    };
     let s = n.subject.clone().unwrap_or_default();
     let mut out = vec![
-        f("subject.name", "姓名", s.name),
-        f("subject.id_number", "身份证号", s.id_number),
-        f("subject.sex", "性别", sex_zh(s.sex).into()),
-        f("subject.birth_date", "出生日期", s.birth_date),
-        f("subject.hukou_district", "户籍地", s.hukou_district),
-        f(
-            "subject.residence_district",
-            "现居住地",
-            s.residence_district,
-        ),
-        f("event_date", "事件日期", n.event_date.clone()),
+        f("subject.name", s.name),
+        f("subject.id_number", s.id_number),
+        f("subject.sex", sex_zh(s.sex).into()),
+        f("subject.birth_date", s.birth_date),
+        f("subject.hukou_district", s.hukou_district),
+        f("subject.residence_district", s.residence_district),
+        f("event_date", n.event_date.clone()),
     ];
     let yes_no = |b: Option<bool>| match b {
         Some(true) => "是".to_string(),
@@ -136,64 +136,34 @@ pub fn fields_zh(n: &pb::Notice) -> Vec<Field> {
     };
     match &n.details {
         Some(Details::Marriage(m)) => out.extend([
-            f(
-                "marriage.registered_on",
-                "登记日期",
-                m.registered_on.clone(),
-            ),
-            f("marriage.spouse_name", "配偶姓名", m.spouse_name.clone()),
-            f(
-                "marriage.spouse_id_number",
-                "配偶身份证号",
-                m.spouse_id_number.clone(),
-            ),
-            f(
-                "marriage.registry_office",
-                "登记机关",
-                m.registry_office.clone(),
-            ),
+            f("marriage.registered_on", m.registered_on.clone()),
+            f("marriage.spouse_name", m.spouse_name.clone()),
+            f("marriage.spouse_id_number", m.spouse_id_number.clone()),
+            f("marriage.registry_office", m.registry_office.clone()),
         ]),
         Some(Details::Pregnancy(p)) => out.extend([
-            f("pregnancy.confirmed_on", "确诊日期", p.confirmed_on.clone()),
+            f("pregnancy.confirmed_on", p.confirmed_on.clone()),
             f(
                 "pregnancy.gestational_weeks",
-                "孕周",
                 format!("{} 周", p.gestational_weeks),
             ),
             f(
                 "pregnancy.expected_delivery_on",
-                "预产期",
                 p.expected_delivery_on.clone(),
             ),
-            f(
-                "pregnancy.within_policy",
-                "是否政策内",
-                yes_no(p.within_policy),
-            ),
+            f("pregnancy.within_policy", yes_no(p.within_policy)),
         ]),
         Some(Details::Birth(b)) => out.extend([
-            f("birth.child_name", "子女姓名", b.child_name.clone()),
-            f("birth.child_sex", "子女性别", sex_zh(b.child_sex).into()),
-            f("birth.born_on", "出生日期（子女）", b.born_on.clone()),
-            f("birth.birth_order", "孩次", b.birth_order.to_string()),
-            f(
-                "birth.place_of_delivery",
-                "分娩地点",
-                b.place_of_delivery.clone(),
-            ),
+            f("birth.child_name", b.child_name.clone()),
+            f("birth.child_sex", sex_zh(b.child_sex).into()),
+            f("birth.born_on", b.born_on.clone()),
+            f("birth.birth_order", b.birth_order.to_string()),
+            f("birth.place_of_delivery", b.place_of_delivery.clone()),
         ]),
         Some(Details::Contraception(c)) => out.extend([
-            f(
-                "contraception.method",
-                "节育措施",
-                method_zh(c.method).into(),
-            ),
-            f(
-                "contraception.performed_on",
-                "施术日期",
-                c.performed_on.clone(),
-            ),
-            f("contraception.provider", "服务机构", c.provider.clone()),
+            f("contraception.method", method_zh(c.method).into()),
+            f("contraception.performed_on", c.performed_on.clone()),
+            f("contraception.provider", c.provider.clone()),
         ]),
         None => {}
     }

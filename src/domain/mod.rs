@@ -12,6 +12,7 @@ mod district;
 mod id_number;
 mod labels;
 mod lifecycle;
+mod messages;
 mod notice;
 mod reply;
 
@@ -22,6 +23,7 @@ pub use labels::{
     sex_zh, status_zh, urgency_zh,
 };
 pub use lifecycle::{CLOCK_SKEW, DUE_SOON_DAYS, DomainError, Lifecycle, Party, Refused, Verdict};
+pub use messages::{field_error_zh, label_zh, refusal_zh};
 pub use notice::{
     Details, NoticeContent, ParseContext, Person, format_reference, looks_like_reference,
     parse_uuid, ts_from_pb, ts_to_pb,

@@ -220,7 +220,7 @@ pub(crate) async fn add_user(
     };
     let message = match outcome {
         Ok(()) => (true, format!("已创建账户 {}", f.name.trim())),
-        Err(ServiceError::Refused(r)) => (false, r.to_string()),
+        Err(ServiceError::Refused(r)) => (false, said(&r)),
         Err(e) => return Err(e.into()),
     };
     Ok(admin_page(&ctx, &staff, Some(message))
@@ -244,7 +244,7 @@ pub(crate) async fn revoke_token(
     staff.check_form(&f.csrf)?;
     let message = match admin::revoke_token(&ctx, &staff.caller, f.id).await {
         Ok(()) => (true, format!("已吊销令牌 {}", f.id)),
-        Err(ServiceError::Refused(r)) => (false, r.to_string()),
+        Err(ServiceError::Refused(r)) => (false, said(&r)),
         Err(e) => return Err(e.into()),
     };
     Ok(admin_page(&ctx, &staff, Some(message))
@@ -315,7 +315,7 @@ pub(crate) async fn change_user(
     let (change, verb, done) = match change {
         Ok(c) => c,
         Err(ServiceError::Refused(r)) => {
-            return Ok(admin_page(&ctx, &staff, Some((false, r.to_string())))
+            return Ok(admin_page(&ctx, &staff, Some((false, said(&r))))
                 .await?
                 .into_response());
         }
@@ -349,7 +349,7 @@ pub(crate) async fn change_user(
     }
     let message = match admin::change_user(&ctx, &staff.caller, &name, change).await {
         Ok(()) => (true, format!("{done} {name}")),
-        Err(ServiceError::Refused(r)) => (false, r.to_string()),
+        Err(ServiceError::Refused(r)) => (false, said(&r)),
         Err(e) => return Err(e.into()),
     };
     Ok(admin_page(&ctx, &staff, Some(message))
@@ -395,11 +395,11 @@ pub(crate) async fn change_password(
 ) -> Result<Response, PageError> {
     staff.check_form(&f.csrf)?;
     let outcome = if f.new != f.again {
-        Err("两次输入的新密码不一致 (the new passwords differ)".to_string())
+        Err("两次输入的新密码不一致".to_string())
     } else {
         match admin::change_own_password(&ctx, &staff.caller, &f.current, &f.new).await {
             Ok(()) => Ok(()),
-            Err(ServiceError::Refused(r)) => Err(r.to_string()),
+            Err(ServiceError::Refused(r)) => Err(said(&r)),
             Err(e) => return Err(e.into()),
         }
     };
@@ -416,4 +416,14 @@ pub(crate) async fn change_password(
             Ok((axum::http::StatusCode::BAD_REQUEST, Html(view.render()?)).into_response())
         }
     }
+}
+
+/// A refusal of the account pages in Chinese (`domain::refusal_zh`); an
+/// account's `name` is its 用户名 here, not a person's 姓名.
+fn said(r: &crate::domain::DomainError) -> String {
+    let mut r = r.clone();
+    if r.field == "name" {
+        r.field = "user".into();
+    }
+    crate::domain::refusal_zh(&r)
 }

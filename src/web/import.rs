@@ -134,7 +134,7 @@ fn refusal(line: u64, field: &str, reason: &str) -> RowResult {
         line,
         ok: false,
         column: column_label(field),
-        reason: reason.to_string(),
+        reason: crate::domain::field_error_zh(crate::import::column_of(field), reason),
     }
 }
 
@@ -147,15 +147,15 @@ async fn preview_or_commit(
 ) -> Result<Response, PageError> {
     let table = match table {
         Ok(t) if t.rows.is_empty() => {
-            page.error = Some("文件中没有数据行 (the file has no rows)".into());
+            page.error = Some("文件中没有数据行".into());
             return Ok((StatusCode::BAD_REQUEST, Html(page.render()?)).into_response());
         }
         Ok(t) => t,
         Err(e) => {
+            let why = crate::domain::field_error_zh(&e.field, &e.rule);
             page.error = Some(match e.field.as_str() {
-                "file" => format!("文件无法读取：{}", e.rule),
-                "header" => format!("第一行（列名）有误：{}", e.rule),
-                field => format!("文件无法读取：{} — {}", column_label(field), e.rule),
+                "header" => format!("第一行（列名）有误：{why}"),
+                _ => format!("文件无法读取：{why}"),
             });
             return Ok((StatusCode::BAD_REQUEST, Html(page.render()?)).into_response());
         }
@@ -186,19 +186,18 @@ pub(crate) async fn upload(
 ) -> Result<Response, PageError> {
     let bad = |m: String| PageError(StatusCode::BAD_REQUEST, m);
     let (mut csrf, mut file) = (String::new(), None);
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(|e| bad(format!("上传失败 (upload failed): {e}")))?
-    {
+    while let Some(field) = form.next_field().await.map_err(|e| {
+        tracing::info!(error = %e, "console upload failed");
+        bad("上传失败，请重新选择文件后再试".to_string())
+    })? {
         match field.name() {
             Some("csrf") => csrf = field.text().await.unwrap_or_default(),
             Some("file") => {
                 let name = field.file_name().unwrap_or("").to_string();
-                let bytes = field
-                    .bytes()
-                    .await
-                    .map_err(|e| bad(format!("上传失败 (upload failed): {e}")))?;
+                let bytes = field.bytes().await.map_err(|e| {
+                    tracing::info!(error = %e, "console upload failed");
+                    bad("上传失败，请重新选择文件后再试".to_string())
+                })?;
                 file = Some((name, bytes));
             }
             _ => {}
@@ -219,12 +218,7 @@ pub(crate) async fn upload(
         }
     })
     .await
-    .unwrap_or_else(|_| {
-        Err(crate::domain::FieldError::new(
-            "file",
-            "文件无法读取 (the file cannot be read)",
-        ))
-    });
+    .unwrap_or_else(|_| Err(crate::domain::FieldError::new("file", "文件无法读取")));
     preview_or_commit(&ctx, &staff, page, table, false).await
 }
 

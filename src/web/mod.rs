@@ -147,12 +147,7 @@ pub(crate) const PAGE_SIZE: u32 = 50;
 
 /// A notice id from a page's address; an unusable one is a missing notice.
 pub(crate) fn parse_id(id: &str) -> Result<uuid::Uuid, PageError> {
-    uuid::Uuid::parse_str(id).map_err(|_| {
-        PageError(
-            StatusCode::NOT_FOUND,
-            "没有这条通报 (no such notice)".into(),
-        )
-    })
+    uuid::Uuid::parse_str(id).map_err(|_| PageError(StatusCode::NOT_FOUND, "没有这条通报".into()))
 }
 
 /// A request the console could not serve, as a page staff can read.
@@ -174,14 +169,14 @@ impl From<ServiceError> for PageError {
                     crate::domain::Refused::NotFound => StatusCode::NOT_FOUND,
                     _ => StatusCode::BAD_REQUEST,
                 };
-                PageError(status, r.to_string())
+                tracing::info!(field = %r.field, rule = %r.message, "console request refused");
+                PageError(status, crate::domain::refusal_zh(&r))
             }
             ServiceError::Store(s) => {
                 tracing::error!(error = %s, "store failure");
                 PageError(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "数据库暂时无法访问，请稍后再试 (the store does not answer; try again later)"
-                        .into(),
+                    "数据库暂时无法访问，请稍后再试".into(),
                 )
             }
         }
@@ -203,10 +198,7 @@ impl From<crate::store::StoreError> for PageError {
 impl From<askama::Error> for PageError {
     fn from(e: askama::Error) -> Self {
         tracing::error!(error = %e, "template failure");
-        PageError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "页面生成失败 (page failed)".into(),
-        )
+        PageError(StatusCode::INTERNAL_SERVER_ERROR, "页面生成失败".into())
     }
 }
 

@@ -323,32 +323,14 @@ pub(crate) async fn feedback(
         Ok(_) => Ok(Redirect::to(&format!("/notices/{uuid}?done=answered")).into_response()),
         Err(crate::service::ServiceError::Refused(e)) => {
             let rec = notices::get(&ctx, &staff.caller, uuid).await?;
-            let error = refusal_zh(&e.field, &e.message);
+            let error = (
+                crate::domain::label_zh(&e.field).to_string(),
+                crate::domain::refusal_zh(&e),
+            );
             Ok(Html(page(&ctx, &staff, &rec, f, Some(error))?.render()?).into_response())
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// A refused answer in the clerk's words: the field's label and what to do.
-fn refusal_zh(field: &str, message: &str) -> (String, String) {
-    let (label, what) = match field.trim_start_matches("reply.") {
-        "feedback.result" => ("核查结果", "请选择一项核查结果"),
-        "feedback.corrections" => ("更正", "核实有误时，请至少选择一项有误的项目并填写正确值"),
-        f if f.starts_with("feedback.corrections.") => ("更正", "正确值最多 200 字"),
-        "feedback.responsible_district" => (
-            "应负责地区",
-            "请填写 6、9 或 12 位区划代码，或从列表中选择地区",
-        ),
-        "feedback.remarks" => ("情况说明", "情况说明最多 2000 字"),
-        "id" => (
-            "通报",
-            "该通报当前不能反馈（可能已反馈或已被撤回），请刷新后查看",
-        ),
-        "role" => ("权限", "当前账户的角色不能反馈通报"),
-        _ => return ("反馈".into(), message.into()),
-    };
-    (label.into(), what.into())
 }
 
 #[derive(Template)]

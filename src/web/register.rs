@@ -55,44 +55,10 @@ impl RegisterPage {
     }
 }
 
-/// What staff call a field of the form (the columns of a spreadsheet).
-pub(super) fn field_zh(column: &str) -> &'static str {
-    match column {
-        "destination" => "发往地区",
-        "kind" => "通报类型",
-        "category" => "性质",
-        "urgency" => "紧急程度",
-        "reply_required" => "答复要求",
-        "id_number" => "身份证号",
-        "name" => "姓名",
-        "hukou_district" => "户籍地",
-        "residence_district" => "现居住地",
-        "event_date" => "事件日期",
-        "spouse_id_number" => "配偶身份证号",
-        "spouse_name" => "配偶姓名",
-        "registry_office" => "登记机关",
-        "gestational_weeks" => "孕周",
-        "expected_delivery_on" => "预产期",
-        "within_policy" => "是否符合政策",
-        "child_sex" => "婴儿性别",
-        "birth_order" => "孩次",
-        "child_name" => "婴儿姓名",
-        "place_of_delivery" => "分娩地点",
-        "method" => "节育措施",
-        "provider" => "施术单位",
-        "remarks" => "备注",
-        _ => "",
-    }
-}
-
-/// The spreadsheet column a refusal is about, as staff read it:
-/// `身份证号 (id_number)`.
+/// The field a refusal is about, as staff read it (身份证号), whether
+/// named by its path or by its spreadsheet column.
 pub(super) fn column_label(field: &str) -> String {
-    let column = crate::import::column_of(field);
-    match field_zh(column) {
-        "" => column.to_string(),
-        label => format!("{label} ({column})"),
-    }
+    crate::domain::label_zh(crate::import::column_of(field)).to_string()
 }
 
 /// The reply policy for every kind, category and urgency, with the
@@ -186,7 +152,12 @@ pub(crate) async fn submit(
 ) -> Result<Response, PageError> {
     staff.check_form(values.get("csrf").map_or("", String::as_str))?;
     values.remove("csrf");
-    let refused = |field: &str, message: String| (column_label(field), message);
+    let refused = |field: &str, rule: String| {
+        (
+            column_label(field),
+            crate::domain::field_error_zh(field, &rule),
+        )
+    };
     let draft = match notice_from_fields(&|k| values.get(k).cloned()) {
         Ok(d) => d,
         Err(e) => {

@@ -93,7 +93,7 @@ impl Staff {
             tracing::warn!(user = %self.caller.name, "console form without its session's token refused");
             Err(PageError(
                 StatusCode::FORBIDDEN,
-                "表单已过期或来源不明，请刷新页面后重试 (the form's token does not match this session)".into(),
+                "表单已过期或来源不明，请刷新页面后重试".into(),
             ))
         }
     }
@@ -215,10 +215,7 @@ async fn login_form(
         let page = LoginPage {
             csrf: String::new(),
             name: name.to_string(),
-            error: Some(
-                "登录页面请求过于频繁，请一分钟后再试 (too many login pages from this address)"
-                    .into(),
-            ),
+            error: Some("登录页面请求过于频繁，请一分钟后再试".into()),
             next: String::new(),
         };
         return Ok((StatusCode::TOO_MANY_REQUESTS, Html(page.render()?)).into_response());
@@ -276,7 +273,7 @@ pub(crate) async fn login(
             client.ip(),
             StatusCode::FORBIDDEN,
             (&f.name, &f.next),
-            Some("登录表单已过期，请重新登录 (the login form expired)".into()),
+            Some("登录表单已过期，请重新登录".into()),
         )
         .await;
     }
@@ -295,7 +292,7 @@ pub(crate) async fn login(
             StatusCode::TOO_MANY_REQUESTS,
             (&f.name, &f.next),
             Some(format!(
-                "本机登录失败次数过多，请 {} 秒后再试 (too many failed logins from this address)",
+                "本机登录失败次数过多，请 {} 秒后再试",
                 wait.whole_seconds().max(1)
             )),
         )
@@ -306,7 +303,7 @@ pub(crate) async fn login(
             StatusCode::UNAUTHORIZED,
             (&f.name, &f.next),
             Some(
-                "用户名或密码错误；连续失败 5 次将锁定账户 1 分钟，此后每次失败锁定时间加倍，最长 15 分钟，管理员可解锁 (wrong user name or password; five failures in a row lock the account for a minute, doubling with each failure after, up to 15 minutes)"
+                "用户名或密码错误；连续失败 5 次将锁定账户 1 分钟，此后每次失败锁定时间加倍，最长 15 分钟，管理员可解锁"
                     .into(),
             ),
         )

@@ -168,7 +168,7 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
         .await;
     let refusal = b.text_of("#form-error").await;
     assert!(
-        refusal.contains("身份证号") && refusal.contains("check"),
+        refusal.contains("身份证号") && refusal.contains("校验位"),
         "the field and the rule: {refusal}"
     );
     assert_eq!(outbound().await, 0, "nothing stored");
@@ -337,7 +337,7 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
     write_csv(&csv, &[row(&woman(11), "甲"), row(&bad_check(12), "乙")]);
     b.upload(&luohu, &csv).await;
     let bad = b.text_of("#results tr[data-line='3']").await;
-    assert!(bad.contains("拒绝") && bad.contains("id_number"), "{bad}");
+    assert!(bad.contains("拒绝") && bad.contains("身份证号"), "{bad}");
     assert!(
         b.c.find(Locator::Id("commit")).await.is_err(),
         "no commit offered"
@@ -359,7 +359,7 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
     write_xlsx(&xlsx, &[row(&woman(13), "丙"), row(&bad_check(14), "丁")]);
     b.upload(&luohu, &xlsx).await;
     let bad = b.text_of("#results tr[data-line='3']").await;
-    assert!(bad.contains("拒绝") && bad.contains("id_number"), "{bad}");
+    assert!(bad.contains("拒绝") && bad.contains("身份证号"), "{bad}");
     assert_eq!(outbound().await, 3);
     write_xlsx(&xlsx, &[row(&woman(13), "丙"), row(&woman(14), "丁")]);
     b.upload(&luohu, &xlsx).await;

@@ -12,6 +12,7 @@ pub mod context;
 pub mod directory;
 pub mod domain;
 pub mod exchange;
+pub mod export;
 pub mod fetch;
 pub mod files;
 pub mod grpc;

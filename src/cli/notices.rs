@@ -239,7 +239,13 @@ async fn send(a: SendArgs) -> Result<()> {
                 notices.push(n);
                 lines.push(row.line);
             }
-            Err(e) => refused.push((row.line, e.to_string())),
+            Err(e) => refused.push((
+                row.line,
+                e.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
         }
     }
     let total = lines.len() + refused.len();

@@ -8,7 +8,7 @@
 mod fields;
 mod xlsx;
 
-pub use fields::{COLUMNS, notice_from_fields};
+pub use fields::{COLUMNS, notice_from_fields, notice_from_fields_all};
 pub use xlsx::{MAX_CELLS, MAX_COLUMNS, MAX_INFLATED, read_xlsx};
 
 use crate::domain::FieldError;
@@ -18,36 +18,52 @@ use std::collections::HashMap;
 /// The most rows one file may hold (the batch limit of the desk).
 pub const MAX_ROWS: usize = crate::service::notices::MAX_BATCH;
 
-/// A spreadsheet's rows by column name, each with its line (1 = header).
+/// A spreadsheet's rows by column name, each with its line (1 = header),
+/// and the cells that could not be read as text, by line (an ID number
+/// Excel stored as a number).
 #[derive(Debug, Default)]
 pub struct Table {
     pub rows: Vec<(u64, HashMap<String, String>)>,
+    pub cell_errors: HashMap<u64, Vec<FieldError>>,
 }
 
-/// One row as judged here: its notice, or why it was refused.
+/// One row as judged here: its notice, or every reason it was refused.
 pub struct Row {
     pub line: u64,
-    pub notice: Result<pb::Notice, FieldError>,
+    pub notice: Result<pb::Notice, Vec<FieldError>>,
 }
 
-fn headers(cells: impl Iterator<Item = String>) -> Result<Vec<String>, FieldError> {
-    let headers: Vec<String> = cells
-        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
-        .collect();
-    if let Some(h) = headers
+/// The column a header names: its code (`id_number`) or its Chinese label
+/// (身份证号, `domain::label_zh`), a trailing `*` (the template's mark of
+/// a required column) ignored.
+fn column_named(header: &str) -> Option<&'static str> {
+    let h = header.trim().trim_end_matches(['*', '＊']).trim();
+    COLUMNS
         .iter()
-        .find(|h| !h.is_empty() && !COLUMNS.contains(&h.as_str()))
-    {
-        return Err(FieldError::new(
-            "header",
-            format!(
-                "unknown column {} (known: {})",
-                crate::domain::quoted(h),
-                COLUMNS.join(", ")
-            ),
-        ));
-    }
-    Ok(headers)
+        .find(|c| **c == h || crate::domain::label_zh(c) == h)
+        .copied()
+}
+
+/// The header row as column codes ("" for an empty header cell).
+fn headers(cells: impl Iterator<Item = String>) -> Result<Vec<String>, FieldError> {
+    cells
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
+        .map(|h| {
+            if h.is_empty() {
+                return Ok(h);
+            }
+            column_named(&h).map(str::to_string).ok_or_else(|| {
+                FieldError::new(
+                    "header",
+                    format!(
+                        "unknown column {} (known: {})",
+                        crate::domain::quoted(&h),
+                        COLUMNS.join(", ")
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 fn too_many(n: usize) -> FieldError {
@@ -105,9 +121,7 @@ fn cell_text(column: &str, line: u64, c: &calamine::Data) -> Result<String, Fiel
         Data::Float(f) if f.abs() >= 1e15 => {
             return Err(FieldError::new(
                 column,
-                format!(
-                    "row {line}: a number of 16 or more digits loses its last digits in Excel; format the column as text (文本) and type it again"
-                ),
+                "a number of 16 or more digits loses its last digits in Excel; format the column as text (文本) and type it again",
             ));
         }
         Data::Float(f) => f.to_string(),
@@ -129,14 +143,34 @@ fn cell_text(column: &str, line: u64, c: &calamine::Data) -> Result<String, Fiel
     })
 }
 
-/// Each row as a notice or a refusal naming its column.
+/// Each row as a notice or every refusal of it, each naming its column.
 pub fn rows(table: &Table) -> Vec<Row> {
     table
         .rows
         .iter()
-        .map(|(line, r)| Row {
-            line: *line,
-            notice: notice_from_fields(&|k| r.get(k).cloned()),
+        .map(|(line, r)| {
+            let unread = table.cell_errors.get(line).cloned().unwrap_or_default();
+            // A cell that could not be read is absent to the fields.
+            let get = |k: &str| {
+                if unread.iter().any(|e| e.field == k) {
+                    return Some("?".to_string());
+                }
+                r.get(k).cloned()
+            };
+            let notice = match notice_from_fields_all(&get) {
+                Ok(n) if unread.is_empty() => Ok(n),
+                Ok(_) => Err(unread),
+                Err(mut found) => {
+                    found.retain(|e| !unread.iter().any(|u| u.field == e.field));
+                    let mut all = unread;
+                    all.extend(found);
+                    Err(all)
+                }
+            };
+            Row {
+                line: *line,
+                notice,
+            }
         })
         .collect()
 }
@@ -159,7 +193,7 @@ pub fn template_csv() -> String {
         ("destination", "510116"),
         ("kind", "BIRTH"),
         ("category", "NOTIFICATION"),
-        ("id_number", "510116199001010029"),
+        ("id_number", "510116199001010022"),
         ("name", "王芳"),
         ("hukou_district", "510116"),
         ("residence_district", "440303"),
@@ -192,9 +226,9 @@ mod tests {
     #[test]
     fn csv_rows_name_their_line_and_column() {
         let t = read_csv(
-            "\u{feff}destination,kind,category,id_number,event_date,child_sex,birth_order\n\
-             510116,BIRTH,NOTIFICATION,510116199001010029,2026-10-03,MALE,1\n\
-             510116,BIRTH,NOTIFICATION,510116199001010029,2026-10-03,MALE,first\n"
+            "\u{feff}destination,kind,category,id_number,name,hukou_district,residence_district,event_date,child_sex,birth_order,place_of_delivery\n\
+             510116,BIRTH,NOTIFICATION,510116199001010022,王芳,510116,440303,2026-10-03,MALE,1,医院\n\
+             510116,BIRTH,NOTIFICATION,510116199001010022,王芳,510116,440303,2026-10-03,MALE,first,医院\n"
                 .as_bytes(),
         )
         .unwrap();
@@ -203,7 +237,35 @@ mod tests {
         assert!(r[0].notice.is_ok());
         assert_eq!(r[1].line, 3);
         let e = r[1].notice.as_ref().unwrap_err();
-        assert_eq!(e.field, "birth_order");
+        assert_eq!(e[0].field, "birth_order");
+    }
+
+    #[test]
+    fn chinese_headers_and_values_are_read_and_every_error_of_a_row_listed() {
+        let t = read_csv(
+            "发往地区*,类别,性质,身份证号,姓名,户籍地,现居住地,事件日期,子女性别,孩次,分娩地点\n\
+             双流区,生育,通报,510116199001010022,王芳,510116,罗湖区,2026-10-03,女,1,医院\n\
+             双流区,出生,通报,510116199001010021,,510116,罗湖区,2026-10-03,女,一,医院\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        let r = rows(&t);
+        let n = r[0].notice.as_ref().unwrap();
+        assert_eq!(n.destination, "510116", "a district by its name");
+        assert_eq!(n.subject.as_ref().unwrap().residence_district, "440303");
+        assert_eq!(n.category, crate::domain::Category::Notification as i32);
+        let fields: Vec<&str> = r[1]
+            .notice
+            .as_ref()
+            .unwrap_err()
+            .iter()
+            .map(|e| e.field.as_str())
+            .collect();
+        assert_eq!(
+            fields,
+            ["kind", "id_number", "name"],
+            "every error, in order"
+        );
     }
 
     #[test]

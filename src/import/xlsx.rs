@@ -190,6 +190,7 @@ fn read_sheet(bytes: &[u8]) -> Result<Table, FieldError> {
     let mut columns: Option<HashMap<u32, String>> = None;
     let mut row: Option<(u32, HashMap<String, String>)> = None;
     let mut read = 0u64;
+    let mut unread: HashMap<u64, Vec<FieldError>> = HashMap::new();
     while let Some(cell) = cells.next_cell().map_err(|e| unreadable(&e))? {
         read += 1;
         if read > MAX_CELLS {
@@ -221,7 +222,16 @@ fn read_sheet(bytes: &[u8]) -> Result<Table, FieldError> {
         let (_, cells) = row.get_or_insert_with(|| (r, HashMap::new()));
         if let Some(name) = names.get(&c) {
             let line = u64::from(r - h) + 1;
-            cells.insert(name.clone(), super::cell_text(name, line, &value)?);
+            match super::cell_text(name, line, &value) {
+                Ok(text) => {
+                    cells.insert(name.clone(), text);
+                }
+                // Said on its row, with the row's other errors.
+                Err(e) => {
+                    cells.insert(name.clone(), String::new());
+                    unread.entry(line).or_default().push(e);
+                }
+            }
         }
     }
     let Some(h) = header else {
@@ -231,6 +241,7 @@ fn read_sheet(bytes: &[u8]) -> Result<Table, FieldError> {
         header_names(header_cells)?;
     }
     push(&mut table, h, row)?;
+    table.cell_errors = unread;
     Ok(table)
 }
 

@@ -24,8 +24,8 @@ pub(crate) const MAX_FILE: usize = 8 * 1024 * 1024;
 struct RowResult {
     line: u64,
     ok: bool,
-    column: String,
-    reason: String,
+    /// Every refusal of the row: the column's label and the reason.
+    errors: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -39,6 +39,8 @@ struct ImportPage {
     error: Option<String>,
     results: Vec<RowResult>,
     refused: usize,
+    /// The columns a file may have, as staff call them.
+    columns: Vec<&'static str>,
     /// The rows as CSV for the commit form, when every row was accepted.
     data: Option<String>,
     committed: Option<usize>,
@@ -54,6 +56,10 @@ fn view(staff: &Staff) -> ImportPage {
         error: None,
         results: Vec::new(),
         refused: 0,
+        columns: crate::import::COLUMNS
+            .iter()
+            .map(|c| crate::domain::label_zh(c))
+            .collect(),
         data: None,
         committed: None,
     }
@@ -109,19 +115,21 @@ async fn judge(
                 drafts.push(n);
                 lines.push(row.line);
             }
-            Err(e) => results.push(refusal(row.line, &e.field, &e.rule)),
+            Err(errors) => results.push(refusal(
+                row.line,
+                errors.iter().map(|e| (e.field.as_str(), e.rule.as_str())),
+            )),
         }
     }
     let commit = commit && results.is_empty();
     let outcome = notices::submit_many(ctx, &staff.caller, drafts, !commit).await?;
     for (item, line) in outcome.items.iter().zip(lines) {
         results.push(match &item.error {
-            Some(e) => refusal(line, &e.field, &e.message),
+            Some(e) => refusal(line, [(e.field.as_str(), e.message.as_str())]),
             None => RowResult {
                 line,
                 ok: true,
-                column: String::new(),
-                reason: String::new(),
+                errors: Vec::new(),
             },
         });
     }
@@ -129,12 +137,20 @@ async fn judge(
     Ok((results, outcome.committed))
 }
 
-fn refusal(line: u64, field: &str, reason: &str) -> RowResult {
+/// A refused row with its refusals (field, rule) said in Chinese.
+fn refusal<'a>(line: u64, errors: impl IntoIterator<Item = (&'a str, &'a str)>) -> RowResult {
     RowResult {
         line,
         ok: false,
-        column: column_label(field),
-        reason: crate::domain::field_error_zh(crate::import::column_of(field), reason),
+        errors: errors
+            .into_iter()
+            .map(|(field, rule)| {
+                (
+                    column_label(field),
+                    crate::domain::field_error_zh(crate::import::column_of(field), rule),
+                )
+            })
+            .collect(),
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod audit;
+mod exports;
 mod import;
 mod notice;
 mod pages;
@@ -56,6 +57,12 @@ fn router(ctx: Arc<NodeCtx>) -> Router {
             post(import::commit).layer(axum::extract::DefaultBodyLimit::max(2 * import::MAX_FILE)),
         )
         .route("/import/template.csv", get(import::template))
+        .route("/import/template.xlsx", get(exports::template))
+        .route("/pending.xlsx", get(exports::pending))
+        .route("/handled.xlsx", get(exports::handled))
+        .route("/sent.xlsx", get(exports::sent))
+        .route("/search.xlsx", get(exports::found))
+        .route("/stats/overdue.xlsx", get(exports::overdue))
         .route("/sent", get(sent::list))
         .route("/search", get(search::page))
         .route("/handled", get(search::handled))

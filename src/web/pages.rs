@@ -178,7 +178,7 @@ pub(crate) async fn pending(
 
 /// The list's filters as the service takes them, as the form shows them,
 /// and as a query string (only known values: enum names and digits).
-fn normalized(mut q: PendingParams) -> (PendingQuery, PendingParams, String) {
+pub(super) fn normalized(mut q: PendingParams) -> (PendingQuery, PendingParams, String) {
     // Unknown values are dropped (shown as "all"), never passed on.
     let kind = NoticeKind::from_str_name(&q.kind);
     let category = Category::from_str_name(&q.category);

@@ -121,7 +121,7 @@ impl SearchParams {
     }
 
     /// The search as the service takes it, or the field that is wrong and why.
-    fn search(&self, ctx: &NodeCtx) -> Result<Search, (String, String)> {
+    pub(super) fn search(&self, ctx: &NodeCtx) -> Result<Search, (String, String)> {
         let wanted = Wanted::parse(&self.q).map_err(|_| {
             let why = match self.q.trim().len() {
                 15 | 18 => "身份证号有误（位数或校验位不对），请核对后再查",

@@ -93,7 +93,10 @@ struct SentPage {
     done: Option<&'static str>,
     status: String,
     kind: String,
-    peer: String,
+    /// The district filter as typed (a code or a name).
+    peer_typed: String,
+    /// Why the district filter was not taken.
+    error: Option<String>,
     /// The next page's `after`, when there may be one.
     next_page: Option<String>,
     query: String,
@@ -115,29 +118,38 @@ pub(crate) struct SentParams {
     done: String,
 }
 
+impl SentParams {
+    /// The list's filters: a district by code (its digits) or by a name
+    /// one district has; unknown values dropped (shown as "all").
+    pub(super) fn filter(&self) -> NoticeFilter {
+        let typed = crate::domain::district_typed(&self.peer).unwrap_or_default();
+        let peer: String = typed
+            .chars()
+            .filter(char::is_ascii_digit)
+            .take(12)
+            .collect();
+        NoticeFilter {
+            status: NoticeStatus::from_str_name(&self.status),
+            kind: NoticeKind::from_str_name(&self.kind),
+            peer_prefix: (!peer.is_empty()).then_some(peer),
+            ..Default::default()
+        }
+    }
+}
+
 pub(crate) async fn list(
     State(ctx): State<Arc<NodeCtx>>,
     staff: Staff,
     Query(q): Query<SentParams>,
 ) -> Result<Html<String>, PageError> {
     let page = Page::new(PAGE_SIZE, Cursor::parse(&q.after));
-    let peer: String = q
-        .peer
-        .chars()
-        .filter(char::is_ascii_digit)
-        .take(12)
-        .collect();
-    let f = NoticeFilter {
-        status: NoticeStatus::from_str_name(&q.status),
-        kind: NoticeKind::from_str_name(&q.kind),
-        peer_prefix: (!peer.is_empty()).then(|| peer.clone()),
-        ..Default::default()
-    };
+    let f = q.filter();
     let recs = notices::sent(&ctx, &staff.caller, f, page).await?;
     let query = format!(
-        "status={}&kind={}&peer={peer}",
+        "status={}&kind={}&peer={}",
         f_status(&q.status),
-        f_kind(&q.kind)
+        f_kind(&q.kind),
+        super::url_encode(q.peer.trim())
     );
     let view = SentPage {
         user: staff.caller.name.clone(),
@@ -156,7 +168,14 @@ pub(crate) async fn list(
             .collect(),
         status: f_status(&q.status).into(),
         kind: f_kind(&q.kind).into(),
-        peer,
+        peer_typed: q.peer.trim().chars().take(20).collect(),
+        error: (!q.peer.trim().is_empty() && crate::domain::district_typed(&q.peer).is_none())
+            .then(|| {
+                format!(
+                    "“{}”对应的地区不止一个或没有，请填写区划代码或从列表中选择",
+                    q.peer.trim()
+                )
+            }),
         query,
     };
     Ok(Html(view.render()?))

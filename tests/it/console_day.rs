@@ -15,7 +15,7 @@ use migrex::domain::NoticeStatus;
 
 impl Browser {
     /// The page's visible text holds no English word (three letters or
-    /// more) but those in `allowed` (account names).
+    /// more) but file formats' names and those in `allowed` (account names).
     async fn no_english(&self, page: &str, allowed: &[&str]) {
         let text = self
             .c
@@ -25,7 +25,9 @@ impl Browser {
         let text = text.as_str().unwrap_or_default().to_string();
         let english: Vec<&str> = text
             .split(|c: char| !c.is_ascii_alphabetic())
-            .filter(|w| w.len() >= 3 && !allowed.iter().any(|a| a.contains(w)))
+            // File formats are called by their names: Excel, CSV.
+            .filter(|w| w.len() >= 3 && !["Excel", "CSV", "xlsx", "csv"].contains(w))
+            .filter(|w| !allowed.iter().any(|a| a.contains(w)))
             .collect();
         assert!(english.is_empty(), "{page} shows English: {english:?}");
     }
@@ -192,4 +194,164 @@ async fn a_clerk_s_day_in_the_console() {
     assert_eq!(ids.len(), 3, "{ids:?}");
     assert_eq!(ids[0], ours.id);
     b.look("handled", &who).await;
+
+    // 批量导入 at Luohu: an .xlsx with Chinese headers and values; row 3
+    // has two errors, row 4 an ID number Excel stored as a number: every
+    // error of every row is listed, nothing is stored.
+    b.login(&luohu, "wang.jun", "correct-horse-2").await;
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("生育通报.xlsx");
+    let good = |n: u32| [woman(n), "赵丽".into(), "女".into()];
+    let mut wrong_check = woman(43);
+    let last = wrong_check.pop().unwrap();
+    wrong_check.push(if last == '0' { '1' } else { '0' });
+    write_chinese_xlsx(
+        &book,
+        &[
+            good(41),
+            [wrong_check, "钱红".into(), "未知".into()],
+            good(44),
+        ],
+        Some(2),
+    );
+    b.upload_file(&luohu, &book).await;
+    let third = b.text_of("#results tr[data-line='3']").await;
+    assert!(
+        third.contains("身份证号校验位不对") && third.contains("子女性别不是可选的值"),
+        "both errors of row 3: {third}"
+    );
+    let fourth = b.text_of("#results tr[data-line='4']").await;
+    assert!(fourth.contains("存成了数字"), "{fourth}");
+    let second = b.text_of("#results tr[data-line='2']").await;
+    assert!(second.contains("可以登记"), "{second}");
+    b.look("import-refused", &who).await;
+    let before = net
+        .store(0)
+        .count_notices(migrex::domain::Direction::Outbound)
+        .await
+        .unwrap();
+    write_chinese_xlsx(&book, &[good(41), good(42), good(44)], None);
+    b.upload_file(&luohu, &book).await;
+    b.click("#commit").await;
+    b.until("the import", |_, page| page.contains("id=\"import-done\""))
+        .await;
+    let after = net
+        .store(0)
+        .count_notices(migrex::domain::Direction::Outbound)
+        .await
+        .unwrap();
+    assert_eq!(after - before, 3);
+
+    // 待办 exported at Shuangliu and read back: every notice awaiting an
+    // answer, with its reference and full ID number (a clerk's export).
+    b.login(&shuangliu, "li.na", "correct-horse-1").await;
+    let total: usize = b.text_of("#count-total").await.parse().unwrap();
+    let bytes = b.download("/pending.xlsx").await;
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    use calamine::Reader;
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let rows: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(rows[0][0], "编号");
+    assert!(rows[0].contains(&"孩次".to_string()), "{:?}", rows[0]);
+    assert_eq!(
+        rows.len() - 1,
+        total,
+        "one row per notice awaiting an answer"
+    );
+    let mine = rows
+        .iter()
+        .find(|r| r[0] == sent[0].reference)
+        .expect("the first notice by its reference");
+    assert!(mine.contains(&sent[0].subject.clone().unwrap().id_number));
+}
+
+/// An .xlsx as a clerk fills the Chinese template: headers by label,
+/// values in Chinese; row `as_number` (0-based) has its ID number typed
+/// as a number.
+fn write_chinese_xlsx(path: &std::path::Path, rows: &[[String; 3]], as_number: Option<usize>) {
+    let header = [
+        "发往地区*",
+        "类别*",
+        "性质*",
+        "身份证号*",
+        "姓名",
+        "事件日期*",
+        "子女性别",
+        "孩次",
+        "户籍地",
+        "现居住地",
+        "分娩地点",
+    ];
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in header.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    for (r, [id, name, sex]) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        let cells = [
+            "双流区",
+            "生育",
+            "通报",
+            id,
+            name,
+            "2026-10-05",
+            sex,
+            "1",
+            "双流区",
+            "罗湖区",
+            "罗湖区人民医院",
+        ];
+        for (c, v) in cells.iter().enumerate() {
+            if c == 3 && as_number == Some(r as usize - 1) {
+                sheet.write_number(r, 3, v.parse::<f64>().unwrap()).unwrap();
+            } else {
+                sheet.write_string(r, c as u16, *v).unwrap();
+            }
+        }
+    }
+    book.save(path).unwrap();
+}
+
+impl Browser {
+    async fn upload_file(&self, console: &str, file: &std::path::Path) {
+        self.c.goto(&format!("{console}/import")).await.unwrap();
+        self.c
+            .find(Locator::Id("file"))
+            .await
+            .unwrap()
+            .send_keys(file.to_str().unwrap())
+            .await
+            .unwrap();
+        self.click("#check").await;
+        self.until("the import's results", |_, page| {
+            page.contains("id=\"results\"") || page.contains("id=\"import-error\"")
+        })
+        .await;
+    }
+
+    /// What the console serves at `path`, fetched by the page with its
+    /// session (as a download link does).
+    async fn download(&self, path: &str) -> Vec<u8> {
+        let v = self
+            .c
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 fetch(arguments[0], {credentials: 'same-origin'})
+                   .then(r => r.arrayBuffer())
+                   .then(b => done(Array.from(new Uint8Array(b))));",
+                vec![path.into()],
+            )
+            .await
+            .unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u8)
+            .collect()
+    }
 }

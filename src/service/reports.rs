@@ -141,7 +141,12 @@ pub fn overdue_line(
     tz: &'static time_tz::Tz,
 ) -> OverdueLine {
     OverdueLine {
-        id: n.content.id.clone(),
+        // The short reference staff read out (the id for older notices).
+        id: if n.content.reference.is_empty() {
+            n.content.id.clone()
+        } else {
+            n.content.reference.clone()
+        },
         peer: if n.life.direction == Direction::Inbound {
             n.content.origin.clone()
         } else {

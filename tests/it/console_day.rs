@@ -267,6 +267,69 @@ async fn a_clerk_s_day_in_the_console() {
         .find(|r| r[0] == sent[0].reference)
         .expect("the first notice by its reference");
     assert!(mine.contains(&sent[0].subject.clone().unwrap().id_number));
+
+    // A monitor's day: 统计 for last month through the picker, this
+    // month's figures, and the monthly report to print.
+    create_user(
+        &net.store(1),
+        "zhou.jian",
+        Role::Monitor,
+        "correct-horse-3",
+        now,
+    )
+    .await
+    .unwrap();
+    b.login(&shuangliu, "zhou.jian", "correct-horse-3").await;
+    assert_eq!(b.path().await, "/stats");
+    let who = ["zhou.jian"];
+    b.look("stats", &who).await;
+    b.click("#last-month").await;
+    let today = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+8));
+    let first = today.date().replace_day(1).unwrap().previous_day().unwrap();
+    let last_month = format!("{}-{:02}", first.year(), u8::from(first.month()));
+    b.until("last month", |_, page| {
+        page.contains(&format!("value=\"{last_month}\" selected"))
+    })
+    .await;
+    b.look("stats-last-month", &who).await;
+    // A period typed as staff write it is read; a wrong one is said.
+    b.c.goto(&format!(
+        "{shuangliu}/stats?period={}年{}月",
+        first.year(),
+        u8::from(first.month())
+    ))
+    .await
+    .unwrap();
+    let selected =
+        b.c.find(Locator::Css("#period option:checked"))
+            .await
+            .unwrap()
+            .attr("value")
+            .await
+            .unwrap();
+    assert_eq!(selected.as_deref(), Some(last_month.as_str()));
+    b.c.goto(&format!("{shuangliu}/stats?period=上个月"))
+        .await
+        .unwrap();
+    assert!(b.text_of("#period-error").await.contains("统计期间"));
+    // This month's figures name the notices received (4 + 3 imported).
+    b.c.goto(&format!("{shuangliu}/stats")).await.unwrap();
+    let figures = b.text_of("#figures").await;
+    assert!(
+        figures.contains("合计") && figures.contains('7'),
+        "{figures}"
+    );
+    b.c.goto(&format!("{shuangliu}/stats/report?format=print"))
+        .await
+        .unwrap();
+    let report = b.text_of("body").await;
+    assert!(
+        report.contains("制表单位") && report.contains("双流区"),
+        "{report}"
+    );
+    // An A4 document: looked at as printed, not at phone width.
+    b.no_english("report", &who).await;
+    b.shot("day-report").await;
 }
 
 /// An .xlsx as a clerk fills the Chinese template: headers by label,

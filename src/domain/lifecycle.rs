@@ -97,7 +97,13 @@ pub struct Lifecycle {
     pub due_provisional: bool,
     pub acknowledged_at: Option<OffsetDateTime>,
     pub answered_at: Option<OffsetDateTime>,
+    /// The last reminder (催办) about it, and how many came.
+    pub reminded_at: Option<OffsetDateTime>,
+    pub reminders: u32,
 }
+
+/// How long after a reminder the next may be sent (at most one a day).
+pub const REMINDER_INTERVAL: Duration = Duration::days(1);
 
 /// How far a deadline change may move a deadline: a year's schedule moves
 /// a working-day deadline by its holidays and make-up days, a week or two;
@@ -247,6 +253,7 @@ impl Lifecycle {
             ReplyBody::DeadlineChange(c) => {
                 return self.check_deadline_change(by, c, now, notice_field);
             }
+            ReplyBody::Reminder(r) => return self.check_reminder(by, r, now, notice_field),
             ReplyBody::Delivery(d) => {
                 if by != Party::Destination || self.direction != Direction::Outbound {
                     return refuse(
@@ -274,6 +281,69 @@ impl Lifecycle {
                     ));
                 }
             }
+        }
+        Ok(Verdict::Apply)
+    }
+
+    /// A reminder (催办): only from the origin, about a notice not withdrawn.
+    /// Written here (the origin's node), it must be the next in number, the
+    /// notice delivered and still owing its reply, past its deadline or due
+    /// within `DUE_SOON_DAYS`, and a day after the last reminder. Received
+    /// (the destination's node), it is taken whatever the clocks say; one
+    /// about a notice answered meanwhile, or one already held, changes nothing.
+    fn check_reminder(
+        &self,
+        by: Party,
+        r: &super::Reminder,
+        now: OffsetDateTime,
+        notice_field: &str,
+    ) -> Result<Verdict, DomainError> {
+        let refuse = |kind, message: &str| Err(DomainError::new(kind, notice_field, message));
+        if by != Party::Origin {
+            return refuse(
+                Refused::NotPermitted,
+                "only the notice's origin sends reminders about it",
+            );
+        }
+        if self.status == NoticeStatus::Withdrawn {
+            return refuse(Refused::WrongState, "the origin withdrew this notice");
+        }
+        let open = self.replied_at().is_none();
+        if self.own_party() == Party::Destination {
+            if !open || r.number <= self.reminders {
+                return Ok(Verdict::AlreadyDone);
+            }
+            return Ok(Verdict::Apply);
+        }
+        if !open {
+            return refuse(Refused::WrongState, "this notice has its reply already");
+        }
+        let Some(due) = self.due_at else {
+            return refuse(
+                Refused::WrongState,
+                "this notice has not reached its destination yet",
+            );
+        };
+        if due > now + Duration::days(i64::from(DUE_SOON_DAYS)) {
+            return refuse(
+                Refused::NotYet,
+                "a reminder is sent once the deadline is within three days or past",
+            );
+        }
+        if self
+            .reminded_at
+            .is_some_and(|last| now < last + REMINDER_INTERVAL)
+        {
+            return refuse(
+                Refused::NotYet,
+                "a reminder was sent within the last day; one a day at most",
+            );
+        }
+        if r.number != self.reminders + 1 {
+            return refuse(
+                Refused::WrongState,
+                "reminders are numbered one after another",
+            );
         }
         Ok(Verdict::Apply)
     }
@@ -394,6 +464,8 @@ mod tests {
             due_provisional: false,
             acknowledged_at: None,
             answered_at: None,
+            reminded_at: None,
+            reminders: 0,
         }
     }
 

@@ -22,13 +22,15 @@ pub use labels::{
     Field, category_zh, field_label, fields_zh, kind_zh, method_zh, reply_zh, result_zh, role_zh,
     sex_zh, status_zh, urgency_zh,
 };
-pub use lifecycle::{CLOCK_SKEW, DUE_SOON_DAYS, DomainError, Lifecycle, Party, Refused, Verdict};
+pub use lifecycle::{
+    CLOCK_SKEW, DUE_SOON_DAYS, DomainError, Lifecycle, Party, REMINDER_INTERVAL, Refused, Verdict,
+};
 pub use messages::{field_error_zh, label_zh, refusal_zh};
 pub use notice::{
     Details, NoticeContent, ParseContext, Person, format_reference, looks_like_reference,
     parse_uuid, ts_from_pb, ts_to_pb,
 };
-pub use reply::{DeadlineChange, Delivery, FeedbackContent, Reply, ReplyBody};
+pub use reply::{DeadlineChange, Delivery, FeedbackContent, Reminder, Reply, ReplyBody};
 
 pub use crate::pb::{
     Category, ContraceptionMethod, Direction, FeedbackResult, NoticeKind, NoticeStatus, ReplySort,

@@ -116,6 +116,16 @@ pub enum ReplyBody {
     /// The destination's acknowledgement of a notice that reached it
     /// through a relay (送达回执).
     Delivery(Delivery),
+    /// The origin asks again for an answer that is late or due soon (催办).
+    Reminder(Reminder),
+}
+
+/// A reminder (催办): when, by whom, and which one it is for its notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reminder {
+    pub reminded_at: OffsetDateTime,
+    pub reminded_by: String,
+    pub number: u32,
 }
 
 /// When a notice reached its destination, and the deadline counted there.
@@ -166,7 +176,7 @@ impl ReplyBody {
     pub const DEADLINE_CHANGE: i64 = 4;
 
     /// 1 receipt, 2 feedback, 3 withdrawal, 4 deadline change, 5
-    /// delivery: the stored sort code.
+    /// delivery, 6 reminder: the stored sort code.
     pub fn sort_code(&self) -> i64 {
         match self {
             ReplyBody::Receipt { .. } => 1,
@@ -174,6 +184,7 @@ impl ReplyBody {
             ReplyBody::Withdrawal { .. } => 3,
             ReplyBody::DeadlineChange(_) => Self::DEADLINE_CHANGE,
             ReplyBody::Delivery(_) => 5,
+            ReplyBody::Reminder(_) => 6,
         }
     }
 }
@@ -184,7 +195,7 @@ impl Reply {
         let body = match r.body.as_ref().ok_or_else(|| {
             FieldError::new(
                 "reply.body",
-                "is required (receipt, feedback, withdrawal, deadline_change or delivery)",
+                "is required (receipt, feedback, withdrawal, deadline_change, delivery or reminder)",
             )
         })? {
             Body::Receipt(x) => ReplyBody::Receipt {
@@ -210,6 +221,14 @@ impl Reply {
                 received_at: ts_from_pb("reply.delivery.received_at", d.received_at.as_ref())?,
                 due_at: ts_from_pb("reply.delivery.due_at", d.due_at.as_ref())?,
                 provisional: d.due_provisional,
+            }),
+            Body::Reminder(x) => ReplyBody::Reminder(Reminder {
+                reminded_at: ts_from_pb("reply.reminder.reminded_at", x.reminded_at.as_ref())?,
+                reminded_by: required_text("reply.reminder.reminded_by", &x.reminded_by, 100)?,
+                number: match x.number {
+                    0 => return Err(FieldError::new("reply.reminder.number", "is required")),
+                    n => n,
+                },
             }),
         };
         let recipient = match r.recipient.trim() {
@@ -253,6 +272,11 @@ impl Reply {
                     due_at: Some(ts_to_pb(d.due_at)),
                     due_provisional: d.provisional,
                 }),
+                ReplyBody::Reminder(r) => Body::Reminder(pb::Reminder {
+                    reminded_at: Some(ts_to_pb(r.reminded_at)),
+                    reminded_by: r.reminded_by.clone(),
+                    number: r.number,
+                }),
             }),
             recipient: self
                 .recipient
@@ -269,6 +293,22 @@ impl Reply {
     /// A delivery's id, made from its notice's: a notice is delivered once.
     pub fn delivery_id(notice_id: Uuid) -> Uuid {
         let digest = Sha256::digest([b"delivery:".as_slice(), notice_id.as_bytes()].concat());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    }
+
+    /// A reminder's id, made from its notice's and its number: the same
+    /// reminder asked twice (two clicks, two replicas) is one reply.
+    pub fn reminder_id(notice_id: Uuid, number: u32) -> Uuid {
+        let digest = Sha256::digest(
+            [
+                b"reminder:".as_slice(),
+                notice_id.as_bytes(),
+                &number.to_be_bytes(),
+            ]
+            .concat(),
+        );
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(&digest[..16]);
         uuid::Builder::from_custom_bytes(bytes).into_uuid()

@@ -293,8 +293,14 @@ impl ExchangeService {
         {
             Ok(Verdict::Apply) => {}
             // A deadline this node already holds (its notice's ack, sent
-            // again after the change, carried it): kept for the journey.
-            Ok(Verdict::AlreadyDone) if matches!(reply.body, ReplyBody::DeadlineChange(_)) => {
+            // again after the change, carried it), or a reminder about a
+            // notice answered meanwhile: kept for the journey, no refusal.
+            Ok(Verdict::AlreadyDone)
+                if matches!(
+                    reply.body,
+                    ReplyBody::DeadlineChange(_) | ReplyBody::Reminder(_)
+                ) =>
+            {
                 tx.insert_reply(&reply, Direction::Inbound, now).await?;
                 return Ok(ok);
             }

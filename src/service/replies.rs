@@ -8,8 +8,8 @@ use super::{Result, audit, notices};
 use crate::auth::Caller;
 use crate::context::NodeCtx;
 use crate::domain::{
-    Delivery, Direction, DistrictCode, FeedbackContent, NoticeContent, Party, Reply, ReplyBody,
-    Verdict, optional_text, parse_uuid,
+    Delivery, Direction, DistrictCode, FeedbackContent, NoticeContent, Party, Reminder, Reply,
+    ReplyBody, Verdict, optional_text, parse_uuid,
 };
 use crate::pb;
 use crate::store::{ItemKind, NoticeRecord, Tx};
@@ -26,6 +26,8 @@ pub struct Actions {
     pub sign: bool,
     pub answer: bool,
     pub withdraw: bool,
+    /// 催办 (a reminder to the destination).
+    pub remind: bool,
 }
 
 pub fn actions(ctx: &NodeCtx, caller: &Caller, rec: &NoticeRecord) -> Actions {
@@ -54,7 +56,32 @@ pub fn actions(ctx: &NodeCtx, caller: &Caller, rec: &NoticeRecord) -> Actions {
                 withdrawn_at: now,
                 reason: String::new(),
             }),
+        remind: writes
+            && applies(ReplyBody::Reminder(Reminder {
+                reminded_at: now,
+                reminded_by: caller.name.clone(),
+                number: rec.life.reminders + 1,
+            })),
     }
+}
+
+/// 催办: reminds the destination of a notice we sent that is past its
+/// deadline or due within three days, at most once a day; it travels like
+/// any reply and the destination's 待办 counts it.
+pub async fn remind(ctx: &NodeCtx, caller: &Caller, id: Uuid) -> Result<NoticeRecord> {
+    caller.require_write()?;
+    let notice_id = id.to_string();
+    let held = ctx
+        .store
+        .get_notice(&notice_id)
+        .await?
+        .ok_or_else(|| notices::not_found(&notice_id))?;
+    let body = ReplyBody::Reminder(Reminder {
+        reminded_at: ctx.now(),
+        reminded_by: caller.name.clone(),
+        number: held.life.reminders + 1,
+    });
+    reply(ctx, caller, id, body).await
 }
 
 /// Signs for an inbound notice; signing twice changes nothing.
@@ -106,9 +133,14 @@ async fn reply(ctx: &NodeCtx, caller: &Caller, id: Uuid, body: ReplyBody) -> Res
         ReplyBody::Withdrawal { .. } => "reply.withdraw",
         ReplyBody::DeadlineChange(_) => "reply.deadline",
         ReplyBody::Delivery(_) => "reply.delivery",
+        ReplyBody::Reminder(_) => "reply.remind",
     };
     let sort = body.sort_code();
-    let route = record_own(ctx, &mut tx, &rec, body, Uuid::now_v7(), "id").await?;
+    let reply_id = match &body {
+        ReplyBody::Reminder(r) => Reply::reminder_id(id, r.number),
+        _ => Uuid::now_v7(),
+    };
+    let route = record_own(ctx, &mut tx, &rec, body, reply_id, "id").await?;
     if route.is_some() {
         let subject = rec
             .content

@@ -66,6 +66,8 @@ const TABLES: &[Table] = &[
             ("relayed_at", Int),
             ("reference", Text),
             ("subject_name", Text),
+            ("reminders", Int),
+            ("reminded_at", Int),
         ],
     },
     Table {

@@ -62,6 +62,8 @@ impl NoticeRecord {
                 due_provisional: row.int("due_provisional") != 0,
                 acknowledged_at: ts("acknowledged_at"),
                 answered_at: ts("answered_at"),
+                reminded_at: ts("reminded_at"),
+                reminders: u32::try_from(row.int("reminders")).unwrap_or(0),
             },
             peer: row.text("peer"),
             acknowledged_by: row.opt_text("acknowledged_by"),

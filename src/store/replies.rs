@@ -71,7 +71,27 @@ impl Tx {
             } => self.set_withdrawn(notice_id, *withdrawn_at, reason).await,
             ReplyBody::DeadlineChange(c) => self.set_due(notice_id, c).await,
             ReplyBody::Delivery(d) => self.set_delivered(notice_id, d).await,
+            ReplyBody::Reminder(r) => self.set_reminded(notice_id, r).await,
         }
+    }
+
+    /// Counts a reminder (催办), only when it is newer than those held
+    /// (`Lifecycle::check` judged the number and, on the origin, the day;
+    /// two clerks reminding at once: the second finds it `Stale`).
+    pub async fn set_reminded(&mut self, id: &str, r: &crate::domain::Reminder) -> Result<()> {
+        let done = with_tx!(self, |conn, Db| {
+            sqlx::query(
+                "UPDATE notices SET reminders = $1, reminded_at = $2 WHERE id = $3 AND reminders < $4",
+            )
+            .bind(i64::from(r.number))
+            .bind(micros(r.reminded_at))
+            .bind(id)
+            .bind(i64::from(r.number))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        stale_unless_one(done, id)
     }
 
     /// Records when a notice reached its destination through a relay, as

@@ -67,6 +67,7 @@ fn router(ctx: Arc<NodeCtx>) -> Router {
         .route("/search", get(search::page))
         .route("/handled", get(search::handled))
         .route("/sent/{id}/withdraw", post(sent::withdraw))
+        .route("/sent/{id}/remind", post(sent::remind))
         .route("/admin", get(accounts::page))
         .route("/admin/users", post(accounts::add_user))
         .route("/admin/users/change", post(accounts::change_user))

@@ -45,6 +45,8 @@ struct NoticePage {
     answer: Vec<(String, String)>,
     /// The feedback form is offered.
     answerable: bool,
+    /// 催办 is offered (a notice of ours, late or due soon).
+    remindable: bool,
     /// The fields a correction may name: path, label and value today.
     correctable: Vec<Field>,
     /// The feedback form as typed (empty at first).
@@ -202,6 +204,13 @@ fn page(
             detail: rec.acknowledged_by.clone().unwrap_or_default(),
         });
     }
+    if life.reminders > 0 {
+        steps.push(Step {
+            label: "催办",
+            when: local(tz, life.reminded_at),
+            detail: format!("共 {} 次", life.reminders),
+        });
+    }
     let mut answer = Vec::new();
     if let Some(f) = &rec.feedback {
         steps.push(Step {
@@ -218,7 +227,8 @@ fn page(
             detail: rec.withdraw_reason.clone().unwrap_or_default(),
         });
     }
-    let answerable = replies::actions(ctx, &staff.caller, rec).answer;
+    let actions = replies::actions(ctx, &staff.caller, rec);
+    let answerable = actions.answer;
     let view = NoticePage {
         user: staff.caller.name.clone(),
         role: staff.caller.role.as_str(),
@@ -232,6 +242,7 @@ fn page(
         steps,
         answer,
         answerable,
+        remindable: actions.remind,
         correctable: fields_zh(n),
         picks: vec![
             (form.field1.clone(), form.value1.clone()),

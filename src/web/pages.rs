@@ -41,6 +41,8 @@ struct PendingRow {
     /// The viewer may sign for it now (`service::replies::actions`).
     signable: bool,
     duplicate_of: String,
+    /// Reminders (催办) the origin sent about it.
+    reminders: u32,
 }
 
 impl PendingRow {
@@ -81,6 +83,7 @@ impl PendingRow {
             signed: r.life.acknowledged_at.is_some(),
             signable: actions.sign,
             duplicate_of: r.duplicate_of.clone().unwrap_or_default(),
+            reminders: r.life.reminders,
         }
     }
 }

@@ -31,6 +31,9 @@ struct SentRow {
     /// Taken by a relay (中转), waiting for the destination's word.
     relayed: Option<String>,
     withdrawable: bool,
+    /// 催办 is offered, and how many were sent.
+    remindable: bool,
+    reminders: u32,
 }
 
 impl SentRow {
@@ -77,6 +80,8 @@ impl SentRow {
                 .map(|(relay, at)| format!("已交中转 {} {}，待对方接收", place(relay), local(*at))),
             last_error: r.last_error.clone().unwrap_or_default(),
             withdrawable: actions.withdraw,
+            remindable: actions.remind,
+            reminders: r.life.reminders,
         }
     }
 }
@@ -156,7 +161,11 @@ pub(crate) async fn list(
         role: staff.caller.role.as_str(),
         csrf: staff.csrf.clone(),
         head: staff.head("sent"),
-        done: (q.done == "withdrawn").then_some("已撤回，撤回通知正在发送给对方。"),
+        done: match q.done.as_str() {
+            "withdrawn" => Some("已撤回，撤回通知正在发送给对方。"),
+            "reminded" => Some("已催办，催办通知正在发送给对方。"),
+            _ => None,
+        },
         next_page: recs.next.map(|c| c.to_string()),
         rows: recs
             .rows
@@ -196,6 +205,20 @@ pub(crate) struct WithdrawForm {
     csrf: String,
     #[serde(default)]
     reason: String,
+}
+
+/// 催办: reminds the destination of a notice we sent, then back to 已发送
+/// saying so.
+pub(crate) async fn remind(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Form(f): Form<super::session::TokenForm>,
+) -> Result<Response, PageError> {
+    staff.check_form(&f.csrf)?;
+    let id = super::parse_id(&id)?;
+    replies::remind(&ctx, &staff.caller, id).await?;
+    Ok(Redirect::to("/sent?done=reminded").into_response())
 }
 
 /// 撤回: withdraws a notice we sent, with the reason given.

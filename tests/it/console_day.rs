@@ -12,6 +12,7 @@ use fantoccini::Locator;
 use migrex::auth::Role;
 use migrex::auth::accounts::create_user;
 use migrex::domain::NoticeStatus;
+use std::time::Duration;
 
 impl Browser {
     /// The page's visible text holds no English word (three letters or
@@ -66,7 +67,9 @@ impl Browser {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clerk_s_day_in_the_console() {
     let Some(b) = browser().await else { return };
-    let net = network(&[LUOHU, SHUANGLIU], None).await;
+    // The nodes' clock, moved to let a session expire and a deadline pass.
+    let clock = migrex::clock::ManualClock::new(time::OffsetDateTime::now_utc());
+    let net = network(&[LUOHU, SHUANGLIU], Some(clock.clone())).await;
     let (luohu, shuangliu) = (
         net.nodes[0].console_url.clone(),
         net.nodes[1].console_url.clone(),
@@ -124,7 +127,8 @@ async fn a_clerk_s_day_in_the_console() {
     );
     b.look("pending-signed", &who).await;
 
-    // One answered CORRECTED with a correction and remarks.
+    // One answered CORRECTED with a correction and remarks, a little later.
+    clock.advance(time::Duration::minutes(5));
     let ours = &sent[1];
     b.c.goto(&format!("{shuangliu}/notices/{}", ours.id))
         .await
@@ -330,6 +334,85 @@ async fn a_clerk_s_day_in_the_console() {
     // An A4 document: looked at as printed, not at phone width.
     b.no_english("report", &who).await;
     b.shot("day-report").await;
+
+    // The session expires in the middle of an answer: the clerk leaves the
+    // form for half an hour, sends it, logs in again and sends it with
+    // nothing retyped.
+    let who = ["li.na", "wang.jun"];
+    b.login(&shuangliu, "li.na", "correct-horse-1").await;
+    let left = &sent[3];
+    b.c.goto(&format!("{shuangliu}/notices/{}", left.id))
+        .await
+        .unwrap();
+    assert!(
+        b.c.find(Locator::Css("[data-idle-seconds]")).await.is_ok(),
+        "the page knows when the session idles out (a warning before)"
+    );
+    b.click("#feedback input[value=CONFIRMED]").await;
+    b.fill("#feedback textarea[name=remarks]", "已电话核实，情况属实")
+        .await;
+    clock.advance(time::Duration::minutes(31));
+    b.click("#send-feedback").await;
+    b.until("the login page", |path, page| {
+        path == "/login" && page.contains("id=\"login-next\"")
+    })
+    .await;
+    b.look("login-again", &who).await;
+    b.fill("#name", "li.na").await;
+    b.fill("#password", "correct-horse-1").await;
+    b.click("#login").await;
+    b.until("back at the notice", |path, _| {
+        path == format!("/notices/{}", left.id)
+    })
+    .await;
+    b.click("#send-feedback").await;
+    b.until("answered", |_, page| page.contains("id=\"answer\""))
+        .await;
+    let answered = get(&net, 1, &left.id).await.unwrap();
+    let f = answered.feedback.unwrap();
+    assert_eq!(f.remarks, "已电话核实，情况属实", "nothing retyped");
+    assert_eq!(f.result, migrex::domain::FeedbackResult::Confirmed as i32);
+
+    // 催办: forty days on, Luohu reminds Shuangliu of one still unanswered;
+    // it arrives on Shuangliu's 待办 with its count.
+    clock.advance(time::Duration::days(40));
+    b.login(&luohu, "wang.jun", "correct-horse-2").await;
+    b.c.goto(&format!("{luohu}/sent")).await.unwrap();
+    // The page asks first (window.confirm); the clerk says yes.
+    b.c.execute(
+        "window.confirmed = []; window.confirm = q => { window.confirmed.push(q); return true; };",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.click(&format!("#sent tr[data-id='{}'] button.remind", sent[0].id))
+        .await;
+    b.until("reminded", |path, page| {
+        path == "/sent" && page.contains("id=\"done\"")
+    })
+    .await;
+    assert!(b.text_of("#done").await.contains("已催办"));
+    b.look("sent-reminded", &who).await;
+    let reminded = &sent[0].id;
+    eventually("the reminder at Shuangliu", Duration::from_secs(15), || {
+        let store = net.store(1);
+        let id = reminded.clone();
+        async move {
+            let got = store.get_notice(&id).await.unwrap().unwrap();
+            (got.life.reminders == 1).then_some(())
+        }
+    })
+    .await;
+    b.login(&shuangliu, "li.na", "correct-horse-1").await;
+    let row = b
+        .text_of(&format!("#pending tr[data-id='{reminded}']"))
+        .await;
+    assert!(row.contains("被催办 1 次"), "{row}");
+    assert!(
+        b.c.find(Locator::Id("menu-overdue")).await.is_ok(),
+        "超期 in the menu"
+    );
+    b.look("pending-reminded", &who).await;
 }
 
 /// An .xlsx as a clerk fills the Chinese template: headers by label,

@@ -25,6 +25,7 @@ mod operator;
 mod outage;
 mod paging;
 mod relay;
+mod reminders;
 mod replicas;
 mod reply_rules;
 mod roles;

@@ -297,7 +297,7 @@ async fn an_action_is_offered_exactly_when_the_service_takes_it() {
     let mut k = 500;
     let mut offered_somewhere = 0;
     for role in [Role::Clerk, Role::Supervisor, Role::Monitor, Role::Admin] {
-        for action in ["sign", "answer", "withdraw"] {
+        for action in ["sign", "answer", "withdraw", "remind"] {
             for (node, id, state) in every_state(&net, &mut k).await {
                 let ctx = net.nodes[node].running.as_ref().unwrap().ctx.clone();
                 let caller = Caller {
@@ -324,10 +324,13 @@ async fn an_action_is_offered_exactly_when_the_service_takes_it() {
                             replies::feedback(&ctx, &caller, uuid, &answer).await,
                         )
                     }
-                    _ => (
+                    "withdraw" => (
                         offered.withdraw,
                         replies::withdraw(&ctx, &caller, uuid, "").await,
                     ),
+                    // None is late here: 催办 is never offered nor taken
+                    // (tests/it/reminders.rs moves the clock).
+                    _ => (offered.remind, replies::remind(&ctx, &caller, uuid).await),
                 };
                 let after = ctx.store.get_notice(&id).await.unwrap().unwrap();
                 let changed = taken.is_ok() && after.life != before.life;

@@ -109,7 +109,8 @@
   if (document.getElementById("done")) dropDrafts();
   var logout = document.getElementById("logout-form");
   if (logout) logout.addEventListener("submit", dropDrafts);
-  var refused = document.querySelector("[role=alert]");
+  // A refusal shown on the page (not a hidden warning).
+  var refused = document.querySelector("[role=alert]:not([hidden])");
   document.querySelectorAll("form[data-draft]").forEach(function (form) {
     var key = DRAFT + location.pathname + "#" + form.id;
     function fields() {
@@ -148,6 +149,17 @@
       if (!window.confirm(f.getAttribute("data-confirm"))) e.preventDefault();
     });
   });
+
+  // A warning five minutes before the session idles out (the server's
+  // idle time, counted from this page's load).
+  var idle = document.querySelector("[data-idle-seconds]");
+  var warning = document.getElementById("idle-warning");
+  if (idle && warning) {
+    var seconds = parseInt(idle.getAttribute("data-idle-seconds"), 10);
+    if (seconds > 300) {
+      window.setTimeout(function () { warning.hidden = false; }, (seconds - 300) * 1000);
+    }
+  }
 
   // 签收所选: the heading's box ticks every row of the page that may be signed.
   var all = document.getElementById("select-all");

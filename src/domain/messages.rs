@@ -72,6 +72,7 @@ pub fn label_zh(field: &str) -> &'static str {
         "new" | "password" => "新密码",
         "notices" => "通报",
         "body" => "答复",
+        "days" => "有效天数",
         _ => "该项",
     }
 }

@@ -43,6 +43,45 @@ pub async fn tokens(ctx: &NodeCtx, caller: &Caller) -> Result<Vec<TokenSummary>>
     Ok(ctx.store.list_tokens().await?)
 }
 
+/// The longest a token made in the console is valid (ten years).
+const MAX_TOKEN_DAYS: u32 = 3660;
+
+/// Creates a staff token named `name` for `role`, valid `days` days (None:
+/// until revoked); only its hash is stored. Returns its id and the token,
+/// which the caller shows once.
+pub async fn create_token(
+    ctx: &NodeCtx,
+    caller: &Caller,
+    name: &str,
+    role: Role,
+    days: Option<u32>,
+) -> Result<(i64, String)> {
+    caller.require_admin()?;
+    let name = crate::domain::required_text("name", name, 100)?;
+    if days.is_some_and(|d| d == 0 || d > MAX_TOKEN_DAYS) {
+        return Err(crate::domain::FieldError::new(
+            "days",
+            format!("'{}' is outside 1..{MAX_TOKEN_DAYS}", days.unwrap_or(0)),
+        )
+        .into());
+    }
+    let now = ctx.now();
+    let expires = days.map(|d| now + time::Duration::days(i64::from(d)));
+    let token = crate::auth::new_token();
+    let id = ctx
+        .store
+        .insert_token(
+            &name,
+            role.as_str(),
+            &crate::auth::hash_token(&token),
+            now,
+            expires,
+        )
+        .await?;
+    tracing::info!(token = id, name = %name, role = role.as_str(), by = %caller.name, "token created in the console");
+    Ok((id, token))
+}
+
 /// Revokes token `id`: refused at once by this node (its lookups are
 /// forgotten), within a minute by the other replicas.
 pub async fn revoke_token(ctx: &NodeCtx, caller: &Caller, id: i64) -> Result<()> {

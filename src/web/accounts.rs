@@ -65,23 +65,28 @@ async fn admin_page(
             role: u.role.clone(),
             disabled: u.disabled,
             locked: u.locked_until.is_some_and(|l| l > now),
-            cells: vec![u.name, u.role, super::local(tz, Some(u.created_at)), {
-                let mut state: Vec<String> = Vec::new();
-                if u.disabled {
-                    state.push("已停用".into());
-                }
-                if let Some(l) = u.locked_until.filter(|l| *l > now) {
-                    state.push(format!("锁定至 {}", super::local(tz, Some(l))));
-                }
-                if u.must_change_password {
-                    state.push("待改密码".into());
-                }
-                if state.is_empty() {
-                    "正常".into()
-                } else {
-                    state.join("，")
-                }
-            }],
+            cells: vec![
+                u.name,
+                crate::domain::role_zh(&u.role).to_string(),
+                super::local(tz, Some(u.created_at)),
+                {
+                    let mut state: Vec<String> = Vec::new();
+                    if u.disabled {
+                        state.push("已停用".into());
+                    }
+                    if let Some(l) = u.locked_until.filter(|l| *l > now) {
+                        state.push(format!("锁定至 {}", super::local(tz, Some(l))));
+                    }
+                    if u.must_change_password {
+                        state.push("待改密码".into());
+                    }
+                    if state.is_empty() {
+                        "正常".into()
+                    } else {
+                        state.join("，")
+                    }
+                },
+            ],
         })
         .collect();
     let tokens = admin::tokens(ctx, &staff.caller)
@@ -95,7 +100,7 @@ async fn admin_page(
                 cells: vec![
                     t.id.to_string(),
                     t.name,
-                    t.role,
+                    crate::domain::role_zh(&t.role).to_string(),
                     super::local(tz, Some(t.created_at)),
                     t.expires_at
                         .map(|e| super::local(tz, Some(e)))
@@ -220,6 +225,59 @@ pub(crate) async fn add_user(
     };
     let message = match outcome {
         Ok(()) => (true, format!("已创建账户 {}", f.name.trim())),
+        Err(ServiceError::Refused(r)) => (false, said(&r)),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(admin_page(&ctx, &staff, Some(message))
+        .await?
+        .into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct NewTokenForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+    /// Valid for this many days ("" for until revoked).
+    #[serde(default)]
+    days: String,
+}
+
+/// 新建令牌: through the service; the token is shown once, in the answer
+/// to this request only (the page is never cached), and never logged.
+pub(crate) async fn add_token(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    Form(f): Form<NewTokenForm>,
+) -> Result<Response, PageError> {
+    staff.check_form(&f.csrf)?;
+    let days = match f.days.trim() {
+        "" => Ok(None),
+        d => d.parse::<u32>().map(Some).map_err(|_| {
+            ServiceError::Refused(crate::domain::DomainError::new(
+                crate::domain::Refused::Invalid,
+                "days",
+                "is not a whole number",
+            ))
+        }),
+    };
+    let outcome = match (Role::parse(&f.role), days) {
+        (Ok(role), Ok(days)) => admin::create_token(&ctx, &staff.caller, &f.name, role, days).await,
+        (Err(e), _) => Err(e.into()),
+        (_, Err(e)) => Err(e),
+    };
+    let message = match outcome {
+        Ok((id, token)) => (
+            true,
+            format!(
+                "已创建令牌 {id}（{}，{}）。令牌只显示这一次，请立即复制保存：{token}",
+                f.name.trim(),
+                crate::domain::role_zh(&f.role)
+            ),
+        ),
         Err(ServiceError::Refused(r)) => (false, said(&r)),
         Err(e) => return Err(e.into()),
     };

@@ -71,6 +71,7 @@ fn router(ctx: Arc<NodeCtx>) -> Router {
         .route("/admin", get(accounts::page))
         .route("/admin/users", post(accounts::add_user))
         .route("/admin/users/change", post(accounts::change_user))
+        .route("/admin/tokens", post(accounts::add_token))
         .route("/admin/tokens/revoke", post(accounts::revoke_token))
         .route(
             "/password",

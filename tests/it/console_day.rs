@@ -413,6 +413,57 @@ async fn a_clerk_s_day_in_the_console() {
         "超期 in the menu"
     );
     b.look("pending-reminded", &who).await;
+
+    // 管理: a token made in the page, shown once, works; revoked after a
+    // confirmation, it is refused at once.
+    create_user(&net.store(1), "sun.li", Role::Admin, "correct-horse-4", now)
+        .await
+        .unwrap();
+    b.login(&shuangliu, "sun.li", "correct-horse-4").await;
+    b.c.goto(&format!("{shuangliu}/admin")).await.unwrap();
+    b.fill("#token-name", "市级统计程序").await;
+    b.click("#token-role option[value='monitor']").await;
+    b.fill("#token-days", "30").await;
+    b.click("#create-token").await;
+    b.until("the token", |_, page| page.contains("令牌只显示这一次"))
+        .await;
+    let said = b.text_of("#admin-message").await;
+    let token = said.rsplit('：').next().unwrap().trim().to_string();
+    assert!(said.contains("监测") && token.len() >= 32, "{said}");
+    assert!(b.text_of("#tokens").await.contains("市级统计程序"));
+    // An administrator's page, with commands, addresses and the token:
+    // looked at, not read for English.
+    b.shot("day-admin-token").await;
+    b.phone("day-admin-token").await;
+    let url = &net.nodes[1].desk_url;
+    let mut stats = migrex::client::connect_stats(url, &net.ca_pem, &token)
+        .await
+        .unwrap();
+    stats
+        .list_overdue(migrex::pb::ListOverdueRequest::default())
+        .await
+        .expect("the new token works");
+    let id = net
+        .store(1)
+        .list_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "市级统计程序")
+        .unwrap()
+        .id;
+    b.c.goto(&format!("{shuangliu}/admin")).await.unwrap();
+    b.c.execute("window.confirm = () => true;", vec![])
+        .await
+        .unwrap();
+    b.click(&format!("#revoke-token-{id}")).await;
+    b.until("revoked", |_, page| page.contains("已吊销令牌"))
+        .await;
+    let e = stats
+        .list_overdue(migrex::pb::ListOverdueRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "refused at once");
 }
 
 /// An .xlsx as a clerk fills the Chinese template: headers by label,

@@ -99,6 +99,39 @@ pub fn method_zh(m: i32) -> &'static str {
     }
 }
 
+/// An access audit entry's operation as staff read it (查看通报, 签收 …);
+/// a masked read (a monitor's) says so. An operation this table does not
+/// know is shown as recorded.
+pub fn operation_zh(op: &str) -> String {
+    let (op, masked) = match op.strip_suffix(" (masked)") {
+        Some(o) => (o, true),
+        None => (op, false),
+    };
+    let said = match op {
+        "notice.submit" => "登记通报",
+        "notice.get" => "查看通报",
+        "notice.pending" => "浏览待办",
+        "notice.sent" => "浏览已发送",
+        "notice.list" => "浏览通报列表",
+        "notice.search" => "综合查询",
+        "notice.search (none found)" => "综合查询（未找到）",
+        "notice.handled" => "浏览已办",
+        "report.overdue" => "超时未复名单",
+        "reply.receipt" => "签收",
+        "reply.feedback" => "核查反馈",
+        "reply.withdraw" => "撤回",
+        "reply.remind" => "催办",
+        "reply.deadline" => "时限更新",
+        "reply.delivery" => "送达回执",
+        other => return other.to_string(),
+    };
+    if masked {
+        format!("{said}（遮蔽）")
+    } else {
+        said.to_string()
+    }
+}
+
 /// One field of a notice as staff read it: its path on the wire (what a
 /// correction names), its label, and its value as shown (districts as
 /// codes; `place` names them where a page does).

@@ -19,8 +19,8 @@ mod reply;
 pub use district::{DistrictCode, RoutePrefix, county_name, district_typed, find_districts};
 pub use id_number::IdNumber;
 pub use labels::{
-    Field, category_zh, field_label, fields_zh, kind_zh, method_zh, reply_zh, result_zh, role_zh,
-    sex_zh, status_zh, urgency_zh,
+    Field, category_zh, field_label, fields_zh, kind_zh, method_zh, operation_zh, reply_zh,
+    result_zh, role_zh, sex_zh, status_zh, urgency_zh,
 };
 pub use lifecycle::{
     CLOCK_SKEW, DUE_SOON_DAYS, DomainError, Lifecycle, Party, REMINDER_INTERVAL, Refused, Verdict,

@@ -21,8 +21,51 @@ pub(crate) struct AuditParams {
     actor: Option<String>,
 }
 
+/// One act: a page view or a reply, with the notices it touched.
 struct Line {
     cells: Vec<String>,
+    notices: Vec<String>,
+}
+
+/// Entries recorded together (the same instant, actor, token, operation
+/// and address: one page view lists its fifty notices) as one line.
+fn grouped(entries: Vec<crate::audit::Entry>, tz: &'static time_tz::Tz) -> Vec<Line> {
+    let mut lines: Vec<(crate::audit::Entry, Vec<String>)> = Vec::new();
+    for e in entries {
+        if let Some((first, notices)) = lines.last_mut()
+            && first.at == e.at
+            && first.actor == e.actor
+            && first.token == e.token
+            && first.operation == e.operation
+            && first.address == e.address
+        {
+            if !e.notice_id.is_empty() {
+                notices.push(e.notice_id);
+            }
+            continue;
+        }
+        let notices = if e.notice_id.is_empty() {
+            Vec::new()
+        } else {
+            vec![e.notice_id.clone()]
+        };
+        lines.push((e, notices));
+    }
+    lines
+        .into_iter()
+        .map(|(e, notices)| Line {
+            cells: vec![
+                super::local(tz, Some(e.at)),
+                e.actor,
+                e.token
+                    .map(|t| format!("令牌 {t}"))
+                    .unwrap_or_else(|| "网页登录".into()),
+                crate::domain::operation_zh(&e.operation),
+                e.address,
+            ],
+            notices,
+        })
+        .collect()
 }
 
 #[derive(Template)]
@@ -75,7 +118,7 @@ async fn answer(ctx: &NodeCtx, staff: &Staff, q: AuditParams) -> Result<Html<Str
             crate::domain::IdNumber::parse("subject", &subject).map(|_| ())
         };
         match valid {
-            Err(e) => error = Some(e.to_string()),
+            Err(e) => error = Some(crate::domain::field_error_zh("id_number", &e.rule)),
             Ok(()) => {
                 let inquiry = Inquiry {
                     subject: (!subject.is_empty()).then(|| subject.clone()),
@@ -83,24 +126,10 @@ async fn answer(ctx: &NodeCtx, staff: &Staff, q: AuditParams) -> Result<Html<Str
                     after: 0,
                     limit: SHOWN,
                 };
-                let tz = ctx.deadlines.tz;
-                lines = audit::show(ctx, &staff.caller, inquiry)
-                    .await?
-                    .into_iter()
-                    .map(|e| Line {
-                        cells: vec![
-                            e.seq.to_string(),
-                            super::local(tz, Some(e.at)),
-                            e.actor,
-                            e.token
-                                .map(|t| t.to_string())
-                                .unwrap_or_else(|| "账户".into()),
-                            e.operation,
-                            e.notice_id,
-                            e.address,
-                        ],
-                    })
-                    .collect();
+                lines = grouped(
+                    audit::show(ctx, &staff.caller, inquiry).await?,
+                    ctx.deadlines.tz,
+                );
             }
         }
     }

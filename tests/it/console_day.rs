@@ -393,6 +393,37 @@ async fn a_clerk_s_day_in_the_console() {
     .await;
     assert!(b.text_of("#done").await.contains("已催办"));
     b.look("sent-reminded", &who).await;
+    // The access audit says what wang.jun did in Chinese, one line per
+    // page view with its notices (已发送 showed all seven).
+    b.c.goto(&format!("{luohu}/audit")).await.unwrap();
+    b.fill("#audit-actor", "wang.jun").await;
+    b.click("#audit-search").await;
+    b.until("the audit", |_, page| page.contains("id=\"audit\""))
+        .await;
+    let trail = b.text_of("#audit").await;
+    for said in ["浏览已发送", "催办", "登记通报", "查看通报"] {
+        assert!(trail.contains(said), "{said} in {trail}");
+    }
+    let views: Vec<String> = b
+        .c
+        .execute(
+            "return Array.from(document.querySelectorAll('#audit tbody tr')).map(r => r.innerText);",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        views
+            .iter()
+            .any(|l| l.contains("浏览已发送") && l.contains("7 条")),
+        "one line for a page of seven: {views:?}"
+    );
+    b.look("audit", &who).await;
     let reminded = &sent[0].id;
     eventually("the reminder at Shuangliu", Duration::from_secs(15), || {
         let store = net.store(1);

@@ -384,7 +384,7 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
         .await;
     let trail = b.text_of("#audit").await;
     assert!(
-        trail.contains("notice.submit") && trail.contains("chen.jie"),
+        trail.contains("登记通报") && trail.contains("chen.jie"),
         "{trail}"
     );
     assert!(

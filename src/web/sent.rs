@@ -34,6 +34,9 @@ struct SentRow {
     /// 催办 is offered, and how many were sent.
     remindable: bool,
     reminders: u32,
+    /// When the last reply came (Unix seconds, 0 for none): the page marks
+    /// rows answered since this browser's last visit (console.js).
+    replied_at: i64,
 }
 
 impl SentRow {
@@ -82,6 +85,11 @@ impl SentRow {
             withdrawable: actions.withdraw,
             remindable: actions.remind,
             reminders: r.life.reminders,
+            replied_at: [r.life.acknowledged_at, r.life.answered_at]
+                .into_iter()
+                .flatten()
+                .max()
+                .map_or(0, |t| t.unix_timestamp()),
         }
     }
 }

@@ -445,6 +445,39 @@ async fn a_clerk_s_day_in_the_console() {
     );
     b.look("pending-reminded", &who).await;
 
+    // Answered after Luohu last looked at 已发送: marked 新 there.
+    net.desk(1)
+        .await
+        .unwrap()
+        .submit_feedback(migrex::pb::SubmitFeedbackRequest {
+            id: reminded.clone(),
+            feedback: Some(migrex::pb::Feedback {
+                result: migrex::domain::FeedbackResult::Confirmed as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    wait_notice(&net, 0, reminded, |x| x.feedback.is_some()).await;
+    clock.advance(time::Duration::minutes(1));
+    b.login(&luohu, "wang.jun", "correct-horse-2").await;
+    b.c.goto(&format!("{luohu}/sent")).await.unwrap();
+    let marked = b
+        .c
+        .execute(
+            "return Array.from(document.querySelectorAll('#sent tr.new-answer')).map(r => r.dataset.id);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        marked,
+        serde_json::json!([reminded]),
+        "only the answer that came since the last look"
+    );
+    b.look("sent-new-answer", &["li.na", "wang.jun", "admin"])
+        .await;
+
     // 管理: a token made in the page, shown once, works; revoked after a
     // confirmation, it is refused at once.
     create_user(&net.store(1), "sun.li", Role::Admin, "correct-horse-4", now)

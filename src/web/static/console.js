@@ -161,6 +161,26 @@
     }
   }
 
+  // 已发送: answers that came since this browser's last look are marked 新.
+  var sent = document.getElementById("sent");
+  if (sent) {
+    var KEY = "migrex-sent-seen";
+    var seen = parseInt(localStorage.getItem(KEY) || "0", 10);
+    var newest = seen;
+    sent.querySelectorAll("tr[data-replied-at]").forEach(function (row) {
+      var at = parseInt(row.getAttribute("data-replied-at"), 10);
+      if (seen > 0 && at > seen) {
+        row.classList.add("new-answer");
+        var tag = document.createElement("span");
+        tag.className = "tag new";
+        tag.textContent = "新";
+        row.cells[row.cells.length - 2].prepend(tag, " ");
+      }
+      if (at > newest) newest = at;
+    });
+    localStorage.setItem(KEY, String(newest));
+  }
+
   // 签收所选: the heading's box ticks every row of the page that may be signed.
   var all = document.getElementById("select-all");
   if (all) {

@@ -200,6 +200,36 @@ async fn main() {
             "已发送",
         ),
         (
+            "已办 /handled (clerk)",
+            "/handled".to_string(),
+            &clerk,
+            "已办",
+        ),
+        (
+            // Every stored notice has this name: the worst a name can be.
+            "综合查询 /search by name, 王芳 (clerk)",
+            "/search?q=%E7%8E%8B%E8%8A%B3".to_string(),
+            &clerk,
+            "综合查询",
+        ),
+        (
+            // One of the hundred ID numbers the fill uses: 11,000 notices
+            // each, far more than a person has.
+            "综合查询 /search by ID number (clerk)",
+            format!(
+                "/search?q={}",
+                migrex::domain::IdNumber::complete("51011619900101000")
+            ),
+            &clerk,
+            "综合查询",
+        ),
+        (
+            "综合查询 /search received births, no name (clerk)",
+            "/search?direction=INBOUND&kind=BIRTH".to_string(),
+            &clerk,
+            "综合查询",
+        ),
+        (
             "统计 /stats, this month (monitor)",
             "/stats".to_string(),
             &monitor,

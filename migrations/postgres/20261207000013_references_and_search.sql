@@ -17,6 +17,10 @@ CREATE TABLE reference_counters (
 ALTER TABLE notices ADD COLUMN subject_name TEXT;
 CREATE INDEX notices_name ON notices (direction, subject_name, created_at, id);
 
+-- 综合查询 by ID number (身份证号), newest first per direction: one
+-- person's notices walked in order, however many there are.
+CREATE INDEX notices_subject ON notices (subject_id, direction, created_at, id);
+
 -- 已办: inbound notices this district signed for or answered, the latest
 -- of those acts first (`store::notices::handled`).
 CREATE INDEX notices_handled ON notices (COALESCE(answered_at, acknowledged_at), id)

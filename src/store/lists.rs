@@ -3,7 +3,7 @@
 //! 已办, and the overdue lists. Each is one index walk per direction
 //! (keyset paged, `paging`).
 
-use super::notices::{NoticeRecord, notice_columns, open_sql, overdue_sql};
+use super::notices::{NoticeRecord, notice_columns, notice_columns_from, open_sql, overdue_sql};
 use super::paging::{Cursor, Order, keyset};
 use super::{Result, Store, micros};
 use crate::domain::{Category, Direction, IdNumber, NoticeKind, NoticeStatus, Urgency};
@@ -171,7 +171,11 @@ impl Store {
 
     async fn list_notices_of(&self, d: Direction, f: &NoticeFilter) -> Result<Vec<NoticeRecord>> {
         with_pool!(self, read, |pool, Db| {
-            let mut q = QueryBuilder::<Db>::new(notice_columns());
+            let mut q = QueryBuilder::<Db>::new(if f.subject_id.is_some() {
+                notice_columns_from(<Db as super::Dialect>::BY_SUBJECT)
+            } else {
+                notice_columns()
+            });
             q.push(" WHERE n.direction = ").push_bind(d as i32);
             and_eq(&mut q, "n.status", f.status.map(|s| s as i32));
             and_eq(&mut q, "n.kind", f.kind.map(|k| k as i32));
@@ -194,8 +198,22 @@ impl Store {
             if let Some(t) = f.created_to {
                 q.push(" AND n.created_at < ").push_bind(micros(t));
             }
-            let key = ("n.created_at", "n.id");
-            keyset(&mut q, key, Order::Descending, f.after.as_ref(), f.limit);
+            // A reference's one or two notices come by their own index and
+            // are sorted after; `+` keeps the planner from walking every
+            // notice by `notices_created` to find them. (A person's walk
+            // `notices_subject` in order: `BY_SUBJECT`.)
+            let time = if f.reference.is_some() {
+                "+n.created_at"
+            } else {
+                "n.created_at"
+            };
+            keyset(
+                &mut q,
+                (time, "n.id"),
+                Order::Descending,
+                f.after.as_ref(),
+                f.limit,
+            );
             let rows = q.build().fetch_all(pool).await?;
             rows.iter().map(NoticeRecord::from_row).collect()
         })
@@ -205,7 +223,8 @@ impl Store {
     /// latest of those acts first (the `notices_handled` index's order).
     pub async fn handled(&self, limit: u32, after: Option<&Cursor>) -> Result<Vec<NoticeRecord>> {
         with_pool!(self, read, |pool, Db| {
-            let mut q = QueryBuilder::<Db>::new(notice_columns());
+            let mut q =
+                QueryBuilder::<Db>::new(notice_columns_from(<Db as super::Dialect>::BY_HANDLED));
             q.push(format!(
                 " WHERE n.direction = {} AND (n.answered_at IS NOT NULL OR n.acknowledged_at IS NOT NULL)",
                 Direction::Inbound as i32

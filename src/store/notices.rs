@@ -81,8 +81,14 @@ impl NoticeRecord {
 
 /// The select of a `NoticeRecord`: the notice and its outbox row's delivery state.
 pub(super) fn notice_columns() -> String {
+    notice_columns_from("notices n")
+}
+
+/// `notice_columns` from `table`, which names the notices table as `n`
+/// (with an index hint, say).
+pub(super) fn notice_columns_from(table: &str) -> String {
     format!(
-        "SELECT n.*, o.attempts, o.last_error FROM notices n \
+        "SELECT n.*, o.attempts, o.last_error FROM {table} \
          LEFT JOIN outbox o ON o.notice_id = n.id AND o.item = {}",
         ItemKind::Notice as i32
     )

@@ -155,6 +155,7 @@ pub(crate) async fn pending(
     let (query, q, filters) = normalized(q);
     let recs = notices::pending(&ctx, &staff.caller, query, page).await?;
     let counts = notices::pending_counts(&ctx, &staff.caller).await?;
+    let staff = staff.with_counts(&counts);
     let now = ctx.now();
     let view = PendingPage {
         user: staff.caller.name.clone(),

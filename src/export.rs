@@ -54,18 +54,7 @@ pub fn notices_xlsx(
     now: OffsetDateTime,
     tz: &'static time_tz::Tz,
 ) -> Result<Vec<u8>, ExportError> {
-    let local = |t: Option<OffsetDateTime>| {
-        t.map(|t| {
-            let l = time_tz::OffsetDateTimeExt::to_timezone(&t, tz);
-            format!(
-                "{} {:02}:{:02}",
-                crate::domain::format_date(l.date()),
-                l.hour(),
-                l.minute()
-            )
-        })
-        .unwrap_or_default()
-    };
+    let local = |t: Option<OffsetDateTime>| crate::report::local_minute(tz, t);
     // The kind fields, in the order they first appear, minus those the
     // fixed columns show.
     let mut extra: Vec<&'static str> = Vec::new();

@@ -131,6 +131,20 @@ pub fn zh(label: &str) -> &str {
 }
 
 /// A district as a report names it: its code and its county's name.
+/// An instant as staff read it: local date and time to the minute, or "".
+pub fn local_minute(tz: &'static time_tz::Tz, t: Option<time::OffsetDateTime>) -> String {
+    t.map(|t| {
+        let l = time_tz::OffsetDateTimeExt::to_timezone(&t, tz);
+        format!(
+            "{} {:02}:{:02}",
+            crate::domain::format_date(l.date()),
+            l.hour(),
+            l.minute()
+        )
+    })
+    .unwrap_or_default()
+}
+
 pub fn place(code: &str) -> String {
     format!("{code} {}", county_name(code).unwrap_or(""))
 }

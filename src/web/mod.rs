@@ -129,16 +129,7 @@ async fn security_headers(mut res: Response) -> Response {
 
 /// An instant as staff read it: local date and time to the minute, or "".
 pub(crate) fn local(tz: &'static time_tz::Tz, t: Option<time::OffsetDateTime>) -> String {
-    t.map(|t| {
-        let l = time_tz::OffsetDateTimeExt::to_timezone(&t, tz);
-        format!(
-            "{} {:02}:{:02}",
-            crate::domain::format_date(l.date()),
-            l.hour(),
-            l.minute()
-        )
-    })
-    .unwrap_or_default()
+    crate::report::local_minute(tz, t)
 }
 
 /// A value for a link's query string (RFC 3986: unreserved bytes as

@@ -218,7 +218,7 @@ async fn a_clerk_s_day_in_the_console() {
         ],
         Some(2),
     );
-    b.upload_file(&luohu, &book).await;
+    b.upload(&luohu, &book).await;
     let third = b.text_of("#results tr[data-line='3']").await;
     assert!(
         third.contains("身份证号校验位不对") && third.contains("子女性别不是可选的值"),
@@ -235,7 +235,7 @@ async fn a_clerk_s_day_in_the_console() {
         .await
         .unwrap();
     write_chinese_xlsx(&book, &[good(41), good(42), good(44)], None);
-    b.upload_file(&luohu, &book).await;
+    b.upload(&luohu, &book).await;
     b.click("#commit").await;
     b.until("the import", |_, page| page.contains("id=\"import-done\""))
         .await;
@@ -579,22 +579,6 @@ fn write_chinese_xlsx(path: &std::path::Path, rows: &[[String; 3]], as_number: O
 }
 
 impl Browser {
-    async fn upload_file(&self, console: &str, file: &std::path::Path) {
-        self.c.goto(&format!("{console}/import")).await.unwrap();
-        self.c
-            .find(Locator::Id("file"))
-            .await
-            .unwrap()
-            .send_keys(file.to_str().unwrap())
-            .await
-            .unwrap();
-        self.click("#check").await;
-        self.until("the import's results", |_, page| {
-            page.contains("id=\"results\"") || page.contains("id=\"import-error\"")
-        })
-        .await;
-    }
-
     /// What the console serves at `path`, fetched by the page with its
     /// session (as a download link does).
     async fn download(&self, path: &str) -> Vec<u8> {

@@ -40,7 +40,7 @@ impl Browser {
     }
 
     /// Uploads `file` on 批量导入 and waits for the rows' results.
-    async fn upload(&self, console: &str, file: &std::path::Path) {
+    pub(crate) async fn upload(&self, console: &str, file: &std::path::Path) {
         self.c.goto(&format!("{console}/import")).await.unwrap();
         self.c
             .find(Locator::Id("file"))

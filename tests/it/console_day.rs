@@ -528,6 +528,87 @@ async fn a_clerk_s_day_in_the_console() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unauthenticated, "refused at once");
+
+    // 登记通报 at Luohu: the required fields marked, a wrong check
+    // character refused in Chinese naming the field (nothing stored), then
+    // the right one registered with its reference.
+    b.login(&luohu, "wang.jun", "correct-horse-2").await;
+    b.c.goto(&format!("{luohu}/notices/new")).await.unwrap();
+    let marked =
+        b.c.execute(
+            "return Array.from(document.querySelectorAll('#register :required')).map(e => e.name);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    for name in [
+        "destination",
+        "id_number",
+        "name",
+        "event_date",
+        "child_sex",
+        "birth_order",
+    ] {
+        assert!(
+            marked.as_array().unwrap().iter().any(|m| m == name),
+            "{name} is marked required: {marked:?}"
+        );
+    }
+    assert!(
+        !marked
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "spouse_name"),
+        "another kind's fields are not: {marked:?}"
+    );
+    let mut wrong = woman(51);
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == '0' { '1' } else { '0' });
+    let fill_in = |id_number: String| {
+        let values = serde_json::json!({
+            "destination": "双流区", "id_number": id_number, "name": "孙萍",
+            "hukou_district": "510116", "residence_district": "440303",
+            "event_date": "2026-10-05", "child_sex": "FEMALE", "birth_order": "1",
+            "place_of_delivery": "罗湖区人民医院",
+        });
+        b.c.execute(
+            "const v = arguments[0]; document.getElementById('kind').value = 'BIRTH';
+             document.getElementById('kind').dispatchEvent(new Event('change'));
+             for (const k in v) { document.querySelector('#register [name=' + k + ']').value = v[k]; }",
+            vec![values],
+        )
+    };
+    fill_in(wrong).await.unwrap();
+    let before = net
+        .store(0)
+        .count_notices(migrex::domain::Direction::Outbound)
+        .await
+        .unwrap();
+    b.click("#send").await;
+    b.until("the refusal", |_, page| page.contains("id=\"form-error\""))
+        .await;
+    let refusal = b.text_of("#form-error").await;
+    assert!(
+        refusal.contains("身份证号") && refusal.contains("校验位"),
+        "{refusal}"
+    );
+    b.look("register-refused", &who).await;
+    assert_eq!(
+        net.store(0)
+            .count_notices(migrex::domain::Direction::Outbound)
+            .await
+            .unwrap(),
+        before,
+        "nothing stored"
+    );
+    fill_in(woman(51)).await.unwrap();
+    b.click("#send").await;
+    b.until("registered", |_, page| page.contains("id=\"done\""))
+        .await;
+    assert!(b.text_of("#done").await.contains("已登记"));
+    assert!(b.text_of("#reference").await.starts_with("440303-"));
+    b.look("registered", &who).await;
 }
 
 /// An .xlsx as a clerk fills the Chinese template: headers by label,

@@ -6,6 +6,10 @@
   function showKind() {
     document.querySelectorAll("fieldset[data-kind]").forEach(function (f) {
       f.hidden = kind && f.getAttribute("data-kind") !== kind.value;
+      // The chosen kind's own required fields, checked before sending.
+      f.querySelectorAll("[data-required]").forEach(function (e) {
+        e.required = !f.hidden;
+      });
     });
   }
   // The reply the destination will ask for, and its deadline.

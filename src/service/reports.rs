@@ -49,6 +49,19 @@ pub async fn figures(
     Ok(Report { as_of, groups })
 }
 
+/// Reminders (催办) per peer: for `Inbound`, those our peers sent us about
+/// the notices we received in `period`; for `Outbound`, those we sent.
+/// (peer, notices reminded, reminders); counts only, so every role.
+pub async fn reminders(
+    ctx: &NodeCtx,
+    _caller: &Caller,
+    period: Period,
+    direction: Direction,
+) -> Result<Vec<(String, i64, i64)>> {
+    let (from, to) = period.bounds(ctx.deadlines.tz);
+    Ok(ctx.store.reminders_by_peer(direction, from, to).await?)
+}
+
 /// Notices without their reply past their deadline, oldest deadline first;
 /// `direction` None means both. Masked for monitors (`service::visible`).
 pub async fn overdue(

@@ -219,6 +219,30 @@ impl Store {
         })
     }
 
+    /// Reminders (催办) per peer drawn by the notices of one direction
+    /// received in `[from, to)`: (peer, notices reminded, reminders),
+    /// most reminders first.
+    pub async fn reminders_by_peer(
+        &self,
+        direction: Direction,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Vec<(String, i64, i64)>> {
+        with_pool!(self, read, |pool, Db| {
+            let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+                "SELECT peer, COUNT(*), CAST(SUM(reminders) AS BIGINT) FROM notices \
+                 WHERE direction = $1 AND received_at >= $2 AND received_at < $3 AND reminders > 0 \
+                 GROUP BY peer ORDER BY 3 DESC, peer",
+            )
+            .bind(direction as i32)
+            .bind(micros(from))
+            .bind(micros(to))
+            .fetch_all(pool)
+            .await?;
+            Ok(rows)
+        })
+    }
+
     /// 已办: inbound notices this district signed for or answered, the
     /// latest of those acts first (the `notices_handled` index's order).
     pub async fn handled(&self, limit: u32, after: Option<&Cursor>) -> Result<Vec<NoticeRecord>> {

@@ -58,6 +58,8 @@ struct StatsPage {
     chart: String,
     overdue: Vec<report::OverdueLine>,
     overdue_total_shown: bool,
+    /// 催办 per peer in the period: (peer, notices reminded, reminders).
+    reminders: Vec<(String, i64, i64)>,
 }
 
 impl StatsPage {
@@ -184,6 +186,7 @@ pub(crate) async fn page(
         })
         .collect();
     let months = reports::monthly_rates(&ctx, &staff.caller, period, direction).await?;
+    let reminders = reports::reminders(&ctx, &staff.caller, period, direction).await?;
     let (now, late) = reports::overdue(
         &ctx,
         &staff.caller,
@@ -224,6 +227,7 @@ pub(crate) async fn page(
         chart: report::chart(&months),
         overdue,
         overdue_total_shown: more,
+        reminders,
     };
     Ok(Html(view.render()?))
 }

@@ -95,6 +95,28 @@ async fn a_late_notice_is_reminded_once_a_day_until_it_is_answered() {
     )
     .await;
 
+    // The figures count them per peer on both sides, for the period the
+    // notice was received in.
+    let month = migrex::stats::Period::month_of(time::macros::date!(2026 - 10 - 12));
+    let drawn = migrex::service::reports::reminders(
+        &there,
+        &caller(Role::Monitor),
+        month,
+        migrex::domain::Direction::Inbound,
+    )
+    .await
+    .unwrap();
+    assert_eq!(drawn, [(LUOHU.to_string(), 1, 2)]);
+    let sent_out = migrex::service::reports::reminders(
+        &here,
+        &caller(Role::Monitor),
+        month,
+        migrex::domain::Direction::Outbound,
+    )
+    .await
+    .unwrap();
+    assert_eq!(sent_out, [(SHUANGLIU.to_string(), 1, 2)]);
+
     // Answered: no more reminders, on either side.
     replies::feedback(
         &there,

@@ -194,7 +194,7 @@ mod tests {
     fn the_template_reads_back_as_a_valid_row_with_chinese_headers_and_values() {
         let bytes = template_xlsx().unwrap();
         let table = crate::import::read_xlsx(&bytes).unwrap();
-        let rows = crate::import::rows(&table);
+        let rows: Vec<_> = crate::import::rows(&table).collect();
         assert_eq!(rows.len(), 1);
         let n = rows[0].notice.as_ref().unwrap();
         assert_eq!(n.kind, crate::domain::NoticeKind::Birth as i32);

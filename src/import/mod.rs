@@ -23,8 +23,49 @@ pub const MAX_ROWS: usize = crate::service::notices::MAX_BATCH;
 /// Excel stored as a number).
 #[derive(Debug, Default)]
 pub struct Table {
-    pub rows: Vec<(u64, HashMap<String, String>)>,
+    pub rows: Vec<(u64, Cells)>,
     pub cell_errors: HashMap<u64, Vec<FieldError>>,
+}
+
+/// One row's non-empty cells by column code. A list, not a map: a row has
+/// at most `COLUMNS.len()` cells and 10,000 rows of maps with a string key
+/// per cell cost the console's import tens of megabytes (issue 20).
+#[derive(Debug, Default, Clone)]
+pub struct Cells(Vec<(&'static str, Box<str>)>);
+
+impl Cells {
+    /// The cell of `column`, if the row has one.
+    pub fn get(&self, column: &str) -> Option<&str> {
+        self.0.iter().find(|(c, _)| *c == column).map(|(_, v)| &**v)
+    }
+
+    /// Sets `column`'s cell (replacing one the row had).
+    pub fn insert(&mut self, column: &'static str, value: String) {
+        match self.0.iter_mut().find(|(c, _)| *c == column) {
+            Some(cell) => cell.1 = value.into_boxed_str(),
+            None => self.0.push((column, value.into_boxed_str())),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when every cell is blank.
+    pub fn is_blank(&self) -> bool {
+        self.0.iter().all(|(_, v)| v.trim().is_empty())
+    }
+}
+
+impl std::ops::Index<&str> for Cells {
+    type Output = str;
+    fn index(&self, column: &str) -> &str {
+        self.get(column).expect("no such cell")
+    }
 }
 
 /// One row as judged here: its notice, or every reason it was refused.
@@ -44,15 +85,15 @@ fn column_named(header: &str) -> Option<&'static str> {
         .copied()
 }
 
-/// The header row as column codes ("" for an empty header cell).
-fn headers(cells: impl Iterator<Item = String>) -> Result<Vec<String>, FieldError> {
+/// The header row as column codes (`None` for an empty header cell).
+fn headers(cells: impl Iterator<Item = String>) -> Result<Vec<Option<&'static str>>, FieldError> {
     cells
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .map(|h| {
             if h.is_empty() {
-                return Ok(h);
+                return Ok(None);
             }
-            column_named(&h).map(str::to_string).ok_or_else(|| {
+            column_named(&h).map(Some).ok_or_else(|| {
                 FieldError::new(
                     "header",
                     format!(
@@ -95,14 +136,16 @@ pub fn read_csv(bytes: &[u8]) -> Result<Table, FieldError> {
         if table.rows.len() == MAX_ROWS {
             return Err(too_many(MAX_ROWS + 1));
         }
-        let row = headers
-            .iter()
-            .cloned()
-            .zip(rec.iter().map(str::to_string))
-            // An empty cell is an absent field: not kept (a row of the
-            // preview's 24 columns holds about half of them).
-            .filter(|(h, v)| !h.is_empty() && !v.trim().is_empty())
-            .collect();
+        let mut row = Cells::default();
+        // An empty cell is an absent field: not kept (a row of the
+        // preview's 24 columns holds about half of them).
+        for (h, v) in headers.iter().zip(rec.iter()) {
+            if let Some(h) = h
+                && !v.trim().is_empty()
+            {
+                row.insert(h, v.to_string());
+            }
+        }
         table.rows.push((line, row));
     }
     Ok(table)
@@ -144,35 +187,32 @@ fn cell_text(column: &str, line: u64, c: &calamine::Data) -> Result<String, Fiel
 }
 
 /// Each row as a notice or every refusal of it, each naming its column.
-pub fn rows(table: &Table) -> Vec<Row> {
-    table
-        .rows
-        .iter()
-        .map(|(line, r)| {
-            let unread = table.cell_errors.get(line).cloned().unwrap_or_default();
-            // A cell that could not be read is absent to the fields.
-            let get = |k: &str| {
-                if unread.iter().any(|e| e.field == k) {
-                    return Some("?".to_string());
-                }
-                r.get(k).cloned()
-            };
-            let notice = match notice_from_fields_all(&get) {
-                Ok(n) if unread.is_empty() => Ok(n),
-                Ok(_) => Err(unread),
-                Err(mut found) => {
-                    found.retain(|e| !unread.iter().any(|u| u.field == e.field));
-                    let mut all = unread;
-                    all.extend(found);
-                    Err(all)
-                }
-            };
-            Row {
-                line: *line,
-                notice,
+/// Lazily: 10,000 judged rows held at once would cost ~9 MB more.
+pub fn rows(table: &Table) -> impl Iterator<Item = Row> + '_ {
+    table.rows.iter().map(|(line, r)| {
+        let unread = table.cell_errors.get(line).cloned().unwrap_or_default();
+        // A cell that could not be read is absent to the fields.
+        let get = |k: &str| {
+            if unread.iter().any(|e| e.field == k) {
+                return Some("?".to_string());
             }
-        })
-        .collect()
+            r.get(k).map(str::to_string)
+        };
+        let notice = match notice_from_fields_all(&get) {
+            Ok(n) if unread.is_empty() => Ok(n),
+            Ok(_) => Err(unread),
+            Err(mut found) => {
+                found.retain(|e| !unread.iter().any(|u| u.field == e.field));
+                let mut all = unread;
+                all.extend(found);
+                Err(all)
+            }
+        };
+        Row {
+            line: *line,
+            notice,
+        }
+    })
 }
 
 /// The spreadsheet column a refusal from the node is about: the last part
@@ -232,7 +272,7 @@ mod tests {
                 .as_bytes(),
         )
         .unwrap();
-        let r = rows(&t);
+        let r: Vec<Row> = rows(&t).collect();
         assert_eq!(r.len(), 2);
         assert!(r[0].notice.is_ok());
         assert_eq!(r[1].line, 3);
@@ -249,7 +289,7 @@ mod tests {
                 .as_bytes(),
         )
         .unwrap();
-        let r = rows(&t);
+        let r: Vec<Row> = rows(&t).collect();
         let n = r[0].notice.as_ref().unwrap();
         assert_eq!(n.destination, "510116", "a district by its name");
         assert_eq!(n.subject.as_ref().unwrap().residence_district, "440303");
@@ -277,7 +317,7 @@ mod tests {
     #[test]
     fn the_template_reads_back_as_a_valid_row() {
         let t = read_csv(template_csv().as_bytes()).unwrap();
-        assert!(rows(&t)[0].notice.is_ok());
+        assert!(rows(&t).next().unwrap().notice.is_ok());
     }
 
     #[test]

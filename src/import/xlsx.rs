@@ -15,7 +15,7 @@
 //! position checked against the import's rows and columns, keeping only
 //! the cells under a header. Refusals name the limit, in Chinese first.
 
-use super::{MAX_ROWS, Table, headers, too_many};
+use super::{Cells, MAX_ROWS, Table, headers, too_many};
 use crate::domain::FieldError;
 use std::collections::HashMap;
 use std::io::{Cursor, Read, Write};
@@ -187,8 +187,8 @@ fn read_sheet(bytes: &[u8]) -> Result<Table, FieldError> {
     // The header row: its cells as they come, then its names by column.
     let mut header: Option<u32> = None;
     let mut header_cells: Vec<(u32, String)> = Vec::new();
-    let mut columns: Option<HashMap<u32, String>> = None;
-    let mut row: Option<(u32, HashMap<String, String>)> = None;
+    let mut columns: Option<HashMap<u32, &'static str>> = None;
+    let mut row: Option<(u32, Cells)> = None;
     let mut read = 0u64;
     let mut unread: HashMap<u64, Vec<FieldError>> = HashMap::new();
     while let Some(cell) = cells.next_cell().map_err(|e| unreadable(&e))? {
@@ -219,16 +219,14 @@ fn read_sheet(bytes: &[u8]) -> Result<Table, FieldError> {
         if row.as_ref().is_some_and(|(at, _)| *at != r) {
             push(&mut table, h, row.take())?;
         }
-        let (_, cells) = row.get_or_insert_with(|| (r, HashMap::new()));
+        let (_, cells) = row.get_or_insert_with(|| (r, Cells::default()));
         if let Some(name) = names.get(&c) {
             let line = u64::from(r - h) + 1;
             match super::cell_text(name, line, &value) {
-                Ok(text) => {
-                    cells.insert(name.clone(), text);
-                }
+                Ok(text) => cells.insert(name, text),
                 // Said on its row, with the row's other errors.
                 Err(e) => {
-                    cells.insert(name.clone(), String::new());
+                    cells.insert(name, String::new());
                     unread.entry(line).or_default().push(e);
                 }
             }
@@ -246,27 +244,22 @@ fn read_sheet(bytes: &[u8]) -> Result<Table, FieldError> {
 }
 
 /// The header row's names by column, checked as a CSV's are.
-fn header_names(mut cells: Vec<(u32, String)>) -> Result<HashMap<u32, String>, FieldError> {
+fn header_names(mut cells: Vec<(u32, String)>) -> Result<HashMap<u32, &'static str>, FieldError> {
     cells.sort_by_key(|(c, _)| *c);
     let names = headers(cells.iter().map(|(_, n)| n.clone()))?;
     Ok(cells
         .into_iter()
         .zip(names)
-        .filter(|(_, n)| !n.is_empty())
-        .map(|((c, _), n)| (c, n))
+        .filter_map(|((c, _), n)| Some((c, n?)))
         .collect())
 }
 
 /// A finished row into the table, unless it is blank.
-fn push(
-    table: &mut Table,
-    header: u32,
-    row: Option<(u32, HashMap<String, String>)>,
-) -> Result<(), FieldError> {
+fn push(table: &mut Table, header: u32, row: Option<(u32, Cells)>) -> Result<(), FieldError> {
     let Some((at, cells)) = row else {
         return Ok(());
     };
-    if cells.values().all(|v| v.trim().is_empty()) {
+    if cells.is_blank() {
         return Ok(());
     }
     if table.rows.len() == MAX_ROWS {
@@ -312,13 +305,10 @@ mod tests {
         let t = read_xlsx(&bytes).unwrap();
         assert_eq!(t.rows.len(), 2);
         assert_eq!(t.rows[0].0, 2);
-        assert_eq!(t.rows[0].1["destination"], "510116");
-        assert_eq!(t.rows[0].1["birth_order"], "2");
+        assert_eq!(&t.rows[0].1["destination"], "510116");
+        assert_eq!(&t.rows[0].1["birth_order"], "2");
         assert_eq!(t.rows[0].1.len(), 2, "cells without a header are left out");
-        assert_eq!(
-            (t.rows[1].0, t.rows[1].1["destination"].as_str()),
-            (4, "440303")
-        );
+        assert_eq!((t.rows[1].0, &t.rows[1].1["destination"]), (4, "440303"));
         let e = read_xlsx(&book(|s| {
             s.write_string(0, 0, "colour").unwrap();
         }))

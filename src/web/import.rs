@@ -92,7 +92,7 @@ fn to_csv(t: &Table) -> String {
     for (_, row) in &t.rows {
         let cells: Vec<String> = COLUMNS
             .iter()
-            .map(|c| row.get(*c).cloned().unwrap_or_default())
+            .map(|c| row.get(c).unwrap_or_default().to_string())
             .collect();
         crate::report::csv_line(&mut out, &cells);
     }
@@ -103,13 +103,13 @@ fn to_csv(t: &Table) -> String {
 async fn judge(
     ctx: &NodeCtx,
     staff: &Staff,
-    table: &Table,
+    table: Table,
     commit: bool,
 ) -> Result<(Vec<RowResult>, bool), PageError> {
     let mut results = Vec::new();
     let mut drafts: Vec<pb::Notice> = Vec::new();
     let mut lines = Vec::new();
-    for row in import::rows(table) {
+    for row in import::rows(&table) {
         match row.notice {
             Ok(n) => {
                 drafts.push(n);
@@ -121,6 +121,8 @@ async fn judge(
             )),
         }
     }
+    // The notices are all the batch needs from here.
+    drop(table);
     let commit = commit && results.is_empty();
     let outcome = notices::submit_many(ctx, &staff.caller, drafts, !commit).await?;
     for (item, line) in outcome.items.iter().zip(lines) {
@@ -176,15 +178,19 @@ async fn preview_or_commit(
             return Ok((StatusCode::BAD_REQUEST, Html(page.render()?)).into_response());
         }
     };
-    let (results, committed) = judge(ctx, staff, &table, commit).await?;
+    // What the commit form carries, made while the table is at hand (a
+    // preview's only); the table is then let go before the rows are judged.
+    let data = (!commit).then(|| to_csv(&table));
+    let (results, committed) = judge(ctx, staff, table, commit).await?;
     page.refused = results.iter().filter(|r| !r.ok).count();
     if committed {
+        // Said as a count: a list of 10,000 stored rows tells a clerk nothing.
         page.committed = Some(results.len());
-    } else if page.refused == 0 {
-        page.data = Some(to_csv(&table));
+        return Ok((StatusCode::OK, Html(page.render()?)).into_response());
     }
-    // Not held while the page is rendered.
-    drop(table);
+    if page.refused == 0 {
+        page.data = data;
+    }
     page.results = results;
     let status = if page.refused > 0 {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -192,6 +198,18 @@ async fn preview_or_commit(
         StatusCode::OK
     };
     Ok((status, Html(page.render()?)).into_response())
+}
+
+/// Gives the allocator's free pages back to the system before a large
+/// import: a preview's freed megabytes would otherwise stay resident in one
+/// allocator arena while its commit fills another (issue 20: memory).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system; it takes
+    // the allocator's own locks and touches no memory in use.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The uploaded file: every row judged, nothing stored.
@@ -225,6 +243,7 @@ pub(crate) async fn upload(
     };
     let mut page = view(&staff);
     page.file_name = name.chars().take(100).collect();
+    release_freed_memory();
     // Parsed off the async workers (an .xlsx workbook is a zip file).
     let table = tokio::task::spawn_blocking(move || {
         if bytes.starts_with(b"PK") {
@@ -254,6 +273,7 @@ pub(crate) async fn commit(
     Form(f): Form<CommitForm>,
 ) -> Result<Response, PageError> {
     staff.check_form(&f.csrf)?;
+    release_freed_memory();
     let mut page = view(&staff);
     page.file_name = f.file_name.chars().take(100).collect();
     preview_or_commit(

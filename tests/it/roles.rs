@@ -74,6 +74,46 @@ async fn a_monitor_never_receives_a_full_id_number_or_a_name() {
             .into_inner();
         assert!(!overdue.notices.is_empty(), "something is overdue");
         seen.extend(overdue.encode_to_vec());
+        // The same reads through the CLI, and the monthly report in both
+        // formats: what a monitor can print or save.
+        let config = net.nodes[node].config_path.to_str().unwrap().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cli: Vec<Vec<String>> = vec![
+            vec!["notices".into(), "--json".into()],
+            vec!["overdue".into(), "--json".into()],
+            vec!["notices".into()],
+        ];
+        for format in ["csv", "html"] {
+            let out = dir.path().join(format!("report.{format}"));
+            cli.push(vec![
+                "report".into(),
+                "--period".into(),
+                "2026-10".into(),
+                "--format".into(),
+                format.into(),
+                "--out".into(),
+                out.to_str().unwrap().into(),
+            ]);
+        }
+        for args in &cli {
+            let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+            all.extend(["--config", &config, "--token", &token]);
+            let out = migrex_cli(&all);
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if args[0] == "notices" {
+                assert!(holds(&out.stdout, "*****"), "{args:?} lists notices");
+            }
+            seen.extend(&out.stdout);
+        }
+        for format in ["csv", "html"] {
+            let report = std::fs::read(dir.path().join(format!("report.{format}"))).unwrap();
+            assert!(report.len() > 100, "a {format} report was written");
+            seen.extend(report);
+        }
         for p in &people {
             assert!(!holds(&seen, p), "a full ID number reached the monitor");
         }
@@ -87,7 +127,6 @@ async fn a_monitor_never_receives_a_full_id_number_or_a_name() {
             );
         }
         // The monitor's reads are in the access audit, marked masked.
-        let config = net.nodes[node].config_path.to_str().unwrap().to_string();
         let out = migrex_cli(&[
             "audit",
             "show",

@@ -21,6 +21,7 @@ pub mod import;
 pub mod metrics;
 pub mod node;
 pub mod ops;
+pub mod proof;
 pub mod report;
 pub mod routing;
 pub mod service;

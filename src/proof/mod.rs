@@ -1,0 +1,11 @@
+//! Proof (issue 23): what a node signs and how anyone checks it. The
+//! canonical byte form of notices, acknowledgements and replies
+//! (`canonical`), the hash tree over a batch of them (`tree`), and a node's
+//! signature over a batch's root (`sign`). Nothing here touches the store
+//! or the network.
+
+pub mod canonical;
+pub mod sign;
+pub mod tree;
+#[cfg(test)]
+mod vectors;

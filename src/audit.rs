@@ -12,6 +12,8 @@
 //! chain); `store::audit` keeps the entries, `service::audit` records and
 //! answers inquiries.
 
+pub mod checkpoint;
+
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use time::OffsetDateTime;
@@ -51,13 +53,37 @@ pub struct Entry {
     pub hash: String,
 }
 
-/// The hash of an entry: SHA-256 over the previous hash and every field,
-/// each length-prefixed (so no two different entries share an encoding).
-pub fn chain_hash(prev_hash: &str, seq: i64, at_micros: i64, a: &Access) -> String {
-    let mut h = Sha256::new();
+/// How a hash made under the node's chain key begins (version 1); a hash
+/// without it is a plain SHA-256 from before keyed chains.
+pub const KEYED: &str = "k1:";
+
+/// The key the chain's hashes are made with: derived from the node's audit
+/// key (`SubjectKey::chain_key`), so that an entry appended by anyone
+/// without that file cannot carry a hash the check accepts (issue 23).
+#[derive(Clone, Copy)]
+pub struct ChainKey([u8; 32]);
+
+impl std::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainKey(..)")
+    }
+}
+
+/// The hash of an entry over the previous hash and every field, each
+/// length-prefixed (so no two different entries share an encoding):
+/// HMAC-SHA256 under the chain key, written `k1:` and hex; without a key
+/// (stores opened without the node's audit key) a plain SHA-256 in hex.
+pub fn chain_hash(
+    key: Option<&ChainKey>,
+    prev_hash: &str,
+    seq: i64,
+    at_micros: i64,
+    a: &Access,
+) -> String {
+    let mut bytes = Vec::with_capacity(256);
     let mut field = |b: &[u8]| {
-        h.update((b.len() as u64).to_be_bytes());
-        h.update(b);
+        bytes.extend_from_slice(&(b.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(b);
     };
     field(prev_hash.as_bytes());
     field(&seq.to_be_bytes());
@@ -68,7 +94,10 @@ pub fn chain_hash(prev_hash: &str, seq: i64, at_micros: i64, a: &Access) -> Stri
     field(a.notice_id.as_bytes());
     field(a.subject.as_bytes());
     field(a.address.as_bytes());
-    hex::encode(h.finalize())
+    match key {
+        Some(k) => format!("{KEYED}{}", hex::encode(hmac_sha256(&k.0, &bytes))),
+        None => hex::encode(Sha256::digest(&bytes)),
+    }
 }
 
 impl Entry {
@@ -99,21 +128,47 @@ pub struct ChainCheck {
     prev_hash: String,
     next_seq: i64,
     pub checked: u64,
+    key: Option<ChainKey>,
+    /// From this entry on every hash must be keyed (the checkpoint says
+    /// where the node began keying; any keyed entry also starts it).
+    keyed_from: Option<i64>,
+    /// The hash of the last entry checked.
+    pub head: String,
 }
 
 impl Default for ChainCheck {
     fn default() -> Self {
-        ChainCheck {
-            prev_hash: GENESIS.to_string(),
-            next_seq: 1,
-            checked: 0,
-        }
+        ChainCheck::new(None, None)
     }
 }
 
 impl ChainCheck {
+    /// A check with the node's chain key (without it, keyed entries cannot
+    /// be checked and are reported) from `keyed_from` on.
+    pub fn new(key: Option<ChainKey>, keyed_from: Option<i64>) -> ChainCheck {
+        ChainCheck {
+            prev_hash: GENESIS.to_string(),
+            next_seq: 1,
+            checked: 0,
+            key,
+            keyed_from,
+            head: GENESIS.to_string(),
+        }
+    }
+
     pub fn check(&mut self, e: &Entry) -> Result<(), Broken> {
         let broken = |why: String| Broken { seq: e.seq, why };
+        let keyed = e.hash.starts_with(KEYED);
+        if keyed && self.key.is_none() {
+            return Err(broken(
+                "is keyed with the node's audit key, which this check was not given".into(),
+            ));
+        }
+        if !keyed && self.keyed_from.is_some_and(|from| e.seq >= from) {
+            return Err(broken(
+                "was not written with the node's audit key, though every entry from there on is (appended by someone else)".into(),
+            ));
+        }
         if e.seq != self.next_seq {
             return Err(broken(format!(
                 "expected entry {} here (an entry is missing or was inserted)",
@@ -126,12 +181,17 @@ impl ChainCheck {
             ));
         }
         let at = e.at.unix_timestamp_nanos() / 1000;
-        if chain_hash(&e.prev_hash, e.seq, at as i64, &e.access()) != e.hash {
+        let key = if keyed { self.key.as_ref() } else { None };
+        if chain_hash(key, &e.prev_hash, e.seq, at as i64, &e.access()) != e.hash {
             return Err(broken(
                 "its content does not match its hash (edited after it was written)".into(),
             ));
         }
+        if keyed && self.keyed_from.is_none() {
+            self.keyed_from = Some(e.seq);
+        }
         self.prev_hash = e.hash.clone();
+        self.head = e.hash.clone();
         self.next_seq += 1;
         self.checked += 1;
         Ok(())
@@ -184,6 +244,11 @@ impl SubjectKey {
         SubjectKey(k)
     }
 
+    /// The key of the chain, derived from this one.
+    pub fn chain_key(&self) -> ChainKey {
+        ChainKey(hmac_sha256(&self.0, b"migrex access audit chain v1"))
+    }
+
     /// HMAC-SHA256 of the normalised ID number under this key, in hex.
     pub fn hash(&self, id_number: &str) -> String {
         hex::encode(hmac_sha256(
@@ -215,6 +280,10 @@ mod tests {
     }
 
     fn chain(n: i64) -> Vec<Entry> {
+        keyed_chain(n, None)
+    }
+
+    fn keyed_chain(n: i64, key_of_chain: Option<ChainKey>) -> Vec<Entry> {
         let key = SubjectKey::from_bytes([7; 32]);
         let mut prev = GENESIS.to_string();
         (1..=n)
@@ -229,7 +298,13 @@ mod tests {
                     subject: key.hash("51011619900101002X"),
                     address: "127.0.0.1".into(),
                 };
-                let hash = chain_hash(&prev, seq, (at.unix_timestamp_nanos() / 1000) as i64, &a);
+                let hash = chain_hash(
+                    key_of_chain.as_ref(),
+                    &prev,
+                    seq,
+                    (at.unix_timestamp_nanos() / 1000) as i64,
+                    &a,
+                );
                 let e = Entry {
                     seq,
                     at,
@@ -266,6 +341,7 @@ mod tests {
         let mut rehashed = good.clone();
         rehashed[3].operation = "ListNotices".into();
         rehashed[3].hash = chain_hash(
+            None,
             &rehashed[3].prev_hash,
             4,
             (rehashed[3].at.unix_timestamp_nanos() / 1000) as i64,
@@ -276,6 +352,42 @@ mod tests {
             Some(5),
             "the next one no longer follows"
         );
+    }
+
+    #[test]
+    fn a_keyed_chain_needs_its_key_and_takes_no_unkeyed_entry_after_it() {
+        let key = SubjectKey::from_bytes([7; 32]).chain_key();
+        let good = keyed_chain(4, Some(key));
+        assert!(good.iter().all(|e| e.hash.starts_with(KEYED)));
+        let check = |entries: &[Entry], key, from| {
+            let mut c = ChainCheck::new(key, from);
+            entries.iter().find_map(|e| c.check(e).err())
+        };
+        assert_eq!(check(&good, Some(key), None), None);
+        assert_eq!(check(&good, None, None).map(|b| b.seq), Some(1));
+        let other = SubjectKey::from_bytes([8; 32]).chain_key();
+        assert!(check(&good, Some(other), None).is_some(), "another key");
+        // An entry appended with a correct plain hash, by someone without
+        // the key, after keyed ones.
+        let mut forged = good.clone();
+        let last = forged.last().unwrap().clone();
+        let mut e = last.clone();
+        e.seq = 5;
+        e.prev_hash = last.hash.clone();
+        let at = (e.at.unix_timestamp_nanos() / 1000) as i64;
+        e.hash = chain_hash(None, &e.prev_hash, 5, at, &e.access());
+        forged.push(e);
+        let b = check(&forged, Some(key), None).unwrap();
+        assert_eq!(b.seq, 5);
+        assert!(
+            b.why.contains("not written with the node's audit key"),
+            "{b}"
+        );
+        // A plain chain from before keys checks, unless the checkpoint says
+        // keying began earlier.
+        let plain = chain(3);
+        assert_eq!(check(&plain, Some(key), None), None);
+        assert_eq!(check(&plain, Some(key), Some(2)).map(|b| b.seq), Some(2));
     }
 
     #[test]

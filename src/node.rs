@@ -153,6 +153,7 @@ impl BoundNode {
             tracing::info!(source = %trust.source().map(|s| s.to_string()).unwrap_or_default(), revoked = count, "revocation list loaded");
         }
         let crl_refresh = s.tls.crl_refresh;
+        let checkpoint_path = crate::audit::checkpoint::path_beside(&s.audit_key);
         let audit_key = crate::audit::SubjectKey::load_or_create(&s.audit_key).map_err(|e| {
             NodeError::AuditKey {
                 path: s.audit_key.display().to_string(),
@@ -179,7 +180,9 @@ impl BoundNode {
         let (wanted, wanted_rx) = tokio::sync::mpsc::unbounded_channel();
         let ctx = Arc::new(NodeCtx::new(
             s,
-            self.store.clone(),
+            // Every entry this node appends to the access audit is hashed
+            // under the chain key derived from its audit key.
+            self.store.clone().with_audit_chain(audit_key.chain_key()),
             self.clock.clone(),
             (tls.clone(), trust.clone()),
             audit_key,
@@ -299,14 +302,7 @@ impl BoundNode {
             crl_refresh,
             shutdown.clone(),
         );
-        let name = "revocation list watcher".to_string();
-        handles.push((
-            name.clone(),
-            tasks.spawn(async move {
-                watch.await;
-                (name, Ok(()))
-            }),
-        ));
+        supervise(&mut tasks, &mut handles, "revocation list watcher", watch);
 
         let revocations = {
             let (ctx, stop) = (ctx.clone(), shutdown.clone());
@@ -316,24 +312,31 @@ impl BoundNode {
                     .await
             }
         };
-        let name = "token revocation watcher".to_string();
-        handles.push((
-            name.clone(),
-            tasks.spawn(async move {
-                revocations.await;
-                (name, Ok(()))
-            }),
-        ));
+        supervise(
+            &mut tasks,
+            &mut handles,
+            "token revocation watcher",
+            revocations,
+        );
+
+        // The access audit's signed checkpoint, outside the database.
+        match crate::proof::sign::NodeKey::from_pem(&tls.key_pem, ctx.district.as_str()) {
+            Some(key) => {
+                let keeper = crate::service::audit::keep_checkpoint(
+                    ctx.clone(),
+                    key,
+                    checkpoint_path,
+                    shutdown.clone(),
+                );
+                supervise(&mut tasks, &mut handles, "audit checkpoint", keeper);
+            }
+            None => tracing::warn!(
+                "the node key is not an ECDSA P-256 key: the access audit's checkpoint is not kept"
+            ),
+        }
 
         let calendar = crate::exchange::deadlines::watch(ctx.clone(), shutdown.clone());
-        let name = "calendar watcher".to_string();
-        handles.push((
-            name.clone(),
-            tasks.spawn(async move {
-                calendar.await;
-                (name, Ok(()))
-            }),
-        ));
+        supervise(&mut tasks, &mut handles, "calendar watcher", calendar);
 
         if let (Some(listener), Some(tls)) = (self.console, console_tls) {
             let console = crate::web::serve(listener, tls, ctx.clone(), shutdown.clone());
@@ -346,14 +349,7 @@ impl BoundNode {
 
         let workers =
             crate::exchange::workers::run(ctx.clone(), wanted_rx, waiting, shutdown.clone());
-        let name = "delivery workers".to_string();
-        handles.push((
-            name.clone(),
-            tasks.spawn(async move {
-                workers.await;
-                (name, Ok(()))
-            }),
-        ));
+        supervise(&mut tasks, &mut handles, "delivery workers", workers);
 
         if ctx.directory.is_some() {
             let directory = {
@@ -366,14 +362,7 @@ impl BoundNode {
                     crate::directory::watch::watch(ctx, stop).await
                 }
             };
-            let name = "directory watcher".to_string();
-            handles.push((
-                name.clone(),
-                tasks.spawn(async move {
-                    directory.await;
-                    (name, Ok(()))
-                }),
-            ));
+            supervise(&mut tasks, &mut handles, "directory watcher", directory);
         }
 
         tracing::info!(district = %ctx.district, name = ctx.district.county_name(), exchange = %exchange_addr, desk = %desk_addr, ops = %ops_addr, replica = %ctx.replica, "node serving");
@@ -388,6 +377,25 @@ impl BoundNode {
             handles,
         })
     }
+}
+
+/// Spawns a part of the node that ends only when the node stops (its end
+/// is never a failure of its own) as a supervised task named `name`.
+fn supervise(
+    tasks: &mut JoinSet<TaskEnd>,
+    handles: &mut Vec<(String, AbortHandle)>,
+    name: &str,
+    part: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let name = name.to_string();
+    let end = name.clone();
+    handles.push((
+        name,
+        tasks.spawn(async move {
+            part.await;
+            (end, Ok(()))
+        }),
+    ));
 }
 
 /// A gRPC server under the listener limits: `streams` per connection and

@@ -47,7 +47,19 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SetupError + '_ {
 /// Opens the database the config file at `config` names.
 pub async fn open_store(config: &Path) -> Result<Store, SetupError> {
     let s = Settings::load(config)?;
-    Ok(Store::open_with(&s.database, s.deadlines.tz, s.database_connections).await?)
+    let store = Store::open_with(&s.database, s.deadlines.tz, s.database_connections).await?;
+    // What a command appends to the access audit is keyed as the node's own
+    // entries are, once the node made its audit key.
+    if !s.audit_key.exists() {
+        return Ok(store);
+    }
+    let key = crate::audit::SubjectKey::load_or_create(&s.audit_key).map_err(|source| {
+        SetupError::Io {
+            path: format!("audit_key {}", s.audit_key.display()),
+            source,
+        }
+    })?;
+    Ok(store.with_audit_chain(key.chain_key()))
 }
 
 /// Creates a staff token in the node's database; returns the token (shown once).

@@ -3,6 +3,7 @@
 //! did this token or account look at.
 
 use super::render::Local;
+use crate::audit::checkpoint::Checkpoint;
 use crate::audit::{Entry, SubjectKey};
 use crate::config::Settings;
 use crate::service::audit::{Inquiry, inquire, verify};
@@ -45,21 +46,52 @@ pub enum AuditCommand {
 pub async fn audit(cmd: AuditCommand) -> Result<()> {
     match cmd {
         AuditCommand::Verify { config } => {
+            let settings = Settings::load(&config)?;
+            let key = match settings.audit_key.exists() {
+                true => Some(
+                    SubjectKey::load_or_create(&settings.audit_key)
+                        .with_context(|| format!("audit_key {}", settings.audit_key.display()))?
+                        .chain_key(),
+                ),
+                false => None,
+            };
+            let checkpoint = read_checkpoint(&settings)?;
             let store = open_store(&config)
                 .await
                 .with_context(|| format!("opening the database of {}", config.display()))?;
-            let outcome = verify(&store, |n| eprintln!("checked {n} entries …")).await?;
+            let outcome = verify(&store, key, checkpoint.as_ref(), |n| {
+                eprintln!("checked {n} entries …")
+            })
+            .await?;
             store.close().await;
-            match outcome.broken {
-                None => {
-                    println!(
-                        "the access audit's chain holds: {} entries checked",
-                        outcome.checked
-                    );
-                    Ok(())
-                }
-                Some(b) => bail!("{b}; the {} entries before it hold", outcome.checked),
+            if let Some(b) = outcome.broken {
+                bail!("{b}; the {} entries before it hold", outcome.checked);
             }
+            let local = Local(settings.deadlines.tz);
+            let when = |at: i64| {
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1000)
+                    .map(|t| local.time(t))
+                    .unwrap_or_default()
+            };
+            match (&checkpoint, &outcome.checkpoint) {
+                (Some(c), Some(a)) => {
+                    if let Some(why) = c.finding(a, when) {
+                        bail!("{why}");
+                    }
+                    println!(
+                        "the access audit's chain holds: {} entries checked; it holds the head its checkpoint of {} signed (entry {})",
+                        outcome.checked,
+                        when(c.at_micros),
+                        c.seq
+                    );
+                }
+                _ => println!(
+                    "the access audit's chain holds: {} entries checked (no checkpoint yet: the node writes {} once it runs)",
+                    outcome.checked,
+                    crate::audit::checkpoint::path_beside(&settings.audit_key).display()
+                ),
+            }
+            Ok(())
         }
         AuditCommand::Show {
             config,
@@ -98,6 +130,26 @@ pub async fn audit(cmd: AuditCommand) -> Result<()> {
             print(&entries, json, Local(settings.deadlines.tz))
         }
     }
+}
+
+/// The node's checkpoint, its signature checked against the node's own
+/// certificate; a checkpoint that is not the node's is an error.
+fn read_checkpoint(settings: &Settings) -> Result<Option<Checkpoint>> {
+    let path = crate::audit::checkpoint::path_beside(&settings.audit_key);
+    let Some(c) = Checkpoint::read(&path).with_context(|| format!("{}", path.display()))? else {
+        return Ok(None);
+    };
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let cert = CertificateDer::from_pem_file(&settings.tls.cert)
+        .with_context(|| format!("tls.cert {}", settings.tls.cert.display()))?;
+    if !c.signed_by(&cert) {
+        bail!(
+            "{}: not signed by this node's key (tls.cert {}): the checkpoint was replaced or edited",
+            path.display(),
+            settings.tls.cert.display()
+        );
+    }
+    Ok(Some(c))
 }
 
 fn print(entries: &[Entry], json: bool, local: Local) -> Result<()> {

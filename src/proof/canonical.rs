@@ -19,6 +19,7 @@ pub const NOTICE: &str = "migrex.notice.v1";
 pub const ACK: &str = "migrex.ack.v1";
 pub const REPLY: &str = "migrex.reply.v1";
 pub const BATCH: &str = "migrex.batch.v1";
+pub const AUDIT_HEAD: &str = "migrex.audit-head.v1";
 
 /// Builds one item's canonical bytes.
 struct Item(Vec<u8>);
@@ -215,6 +216,26 @@ pub fn batch(signer: &str, size: u64, root: &[u8; 32]) -> Vec<u8> {
     i.text("signer", signer)
         .int("size", i64::try_from(size).unwrap_or(i64::MAX))
         .text("root", &hex::encode(root));
+    i.0
+}
+
+/// The head of a node's access audit chain, as its checkpoint signs it.
+pub fn audit_head(
+    district: &str,
+    seq: i64,
+    hash: &str,
+    keyed_from: Option<i64>,
+    at_micros: i64,
+) -> Vec<u8> {
+    let mut i = Item::new(AUDIT_HEAD);
+    i.text("district", district)
+        .int("seq", seq)
+        .text("hash", hash)
+        .text(
+            "keyed_from",
+            &keyed_from.map(|k| k.to_string()).unwrap_or_default(),
+        )
+        .int("at", at_micros);
     i.0
 }
 

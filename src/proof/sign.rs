@@ -113,18 +113,22 @@ impl NodeKey {
         &self.district
     }
 
+    /// Signs `bytes` (a canonical statement).
+    pub fn sign(&self, bytes: &[u8]) -> Vec<u8> {
+        let rng = ring::rand::SystemRandom::new();
+        self.pair
+            .sign(&rng, bytes)
+            .map(|s| s.as_ref().to_vec())
+            // ring fails to sign only when the system's random source does.
+            .expect("the system random source")
+    }
+
     /// Signs a batch of canonical items: one signature, a proof per item.
     pub fn sign_batch(&self, items: &[Vec<u8>]) -> Vec<Proof> {
         let leaves: Vec<Hash> = items.iter().map(|i| tree::leaf_hash(i)).collect();
         let root = tree::root(&leaves);
         let size = leaves.len() as u64;
-        let rng = ring::rand::SystemRandom::new();
-        let signature = self
-            .pair
-            .sign(&rng, &statement(&self.district, size, &root))
-            .map(|s| s.as_ref().to_vec())
-            // ring fails to sign only when the system's random source does.
-            .expect("the system random source");
+        let signature = self.sign(&statement(&self.district, size, &root));
         (0..leaves.len())
             .map(|i| Proof {
                 signer: self.district.clone(),
@@ -168,22 +172,28 @@ pub fn verify(item: &[u8], proof: &Proof, cert_der: &[u8]) -> Result<(), ProofEr
     }
 }
 
+/// A key and certificate for `district`, as the network CA makes them
+/// (tests).
+#[cfg(test)]
+pub(crate) fn test_node(district: &str) -> (NodeKey, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    crate::identity::ensure_ca(dir.path(), "test CA").unwrap();
+    let code = crate::domain::DistrictCode::parse("d", district).unwrap();
+    let (cert, key) = (dir.path().join("node.crt"), dir.path().join("node.key"));
+    crate::identity::issue_node_cert(dir.path(), &code, &["localhost".into()], &cert, &key)
+        .unwrap();
+    let key = NodeKey::from_pem(&std::fs::read_to_string(key).unwrap(), district).unwrap();
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let der = CertificateDer::from_pem_file(cert).unwrap();
+    (key, der.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A key and certificate for `district`, as the network CA makes them.
-    pub(crate) fn node(district: &str) -> (NodeKey, Vec<u8>) {
-        let dir = tempfile::tempdir().unwrap();
-        crate::identity::ensure_ca(dir.path(), "test CA").unwrap();
-        let code = crate::domain::DistrictCode::parse("d", district).unwrap();
-        let (cert, key) = (dir.path().join("node.crt"), dir.path().join("node.key"));
-        crate::identity::issue_node_cert(dir.path(), &code, &["localhost".into()], &cert, &key)
-            .unwrap();
-        let key = NodeKey::from_pem(&std::fs::read_to_string(key).unwrap(), district).unwrap();
-        use rustls::pki_types::{CertificateDer, pem::PemObject};
-        let der = CertificateDer::from_pem_file(cert).unwrap();
-        (key, der.to_vec())
+    fn node(district: &str) -> (NodeKey, Vec<u8>) {
+        test_node(district)
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! (`notices::submit`, `replies`).
 
 use super::Result;
-use crate::audit::{Access, Broken, ChainCheck, Entry, SubjectKey};
+use crate::audit::checkpoint::{Agreement, Checkpoint};
+use crate::audit::{Access, Broken, ChainCheck, ChainKey, Entry, SubjectKey};
 use crate::auth::Caller;
 use crate::context::NodeCtx;
 use crate::store::{AuditQuery, NoticeRecord, Store};
@@ -106,15 +107,22 @@ pub struct Verified {
     pub checked: u64,
     /// The first broken entry, if any.
     pub broken: Option<Broken>,
+    /// How the chain that holds compares with the checkpoint given.
+    pub checkpoint: Option<Agreement>,
 }
 
-/// Checks the whole chain, `progress` told every 100,000 entries.
+/// Checks the whole chain, `progress` told every 100,000 entries: with the
+/// node's chain key (keyed entries cannot be checked without it) and from
+/// the checkpoint's `keyed_from` on, every entry must be keyed.
 pub async fn verify(
     store: &Store,
+    key: Option<ChainKey>,
+    checkpoint: Option<&Checkpoint>,
     mut progress: impl FnMut(u64),
 ) -> std::result::Result<Verified, crate::store::StoreError> {
-    let mut check = ChainCheck::default();
+    let mut check = ChainCheck::new(key, checkpoint.and_then(|c| c.keyed_from));
     let mut after = 0;
+    let mut hash_there = None;
     loop {
         let page = store
             .audit_entries(&AuditQuery {
@@ -130,15 +138,111 @@ pub async fn verify(
                 return Ok(Verified {
                     checked: check.checked,
                     broken: Some(b),
+                    checkpoint: None,
                 });
             }
-            if check.checked % 100_000 == 0 {
+            if checkpoint.is_some_and(|c| c.seq == e.seq) {
+                hash_there = Some(e.hash.clone());
+            }
+            if check.checked.is_multiple_of(100_000) {
                 progress(check.checked);
             }
         }
     }
+    let length = i64::try_from(check.checked).unwrap_or(i64::MAX);
     Ok(Verified {
         checked: check.checked,
         broken: None,
+        checkpoint: checkpoint.map(|c| c.against(length, hash_there.as_deref())),
     })
+}
+
+/// Keeps the access audit's checkpoint (`audit::checkpoint`) at `path`: a
+/// second after the chain grows, its new head is signed with the node's key
+/// and written; a chain found shorter than the checkpoint, or rewritten up
+/// to its head, is logged as an error and the checkpoint is kept as it is,
+/// never moved back. Ends after one last look when `stop` is cancelled.
+pub async fn keep_checkpoint(
+    ctx: std::sync::Arc<NodeCtx>,
+    key: crate::proof::sign::NodeKey,
+    path: std::path::PathBuf,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut held = match Checkpoint::read(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "access audit checkpoint unreadable; it is not written again until it is moved away");
+            return;
+        }
+    };
+    let mut warned = false;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let last = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.cancelled() => true,
+        };
+        match checkpoint_once(&ctx, &key, &path, held.as_ref()).await {
+            Ok(Some(c)) => {
+                held = Some(c);
+                warned = false;
+            }
+            Ok(None) => {}
+            Err(why) if !warned => {
+                warned = true;
+                tracing::error!(path = %path.display(), finding = %why, "access audit (访问审计) disagrees with its checkpoint; run migrex audit verify");
+            }
+            Err(_) => {}
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+/// One look: the new checkpoint written (Some), nothing to do (None), or
+/// why the chain disagrees with the one held.
+async fn checkpoint_once(
+    ctx: &NodeCtx,
+    key: &crate::proof::sign::NodeKey,
+    path: &std::path::Path,
+    held: Option<&Checkpoint>,
+) -> std::result::Result<Option<Checkpoint>, String> {
+    let store_failed = |e: crate::store::StoreError| e.to_string();
+    let Some((seq, hash)) = ctx.store.audit_head().await.map_err(store_failed)? else {
+        return match held {
+            Some(c) if c.seq > 0 => Err(format!(
+                "the chain is empty; the checkpoint counted {}",
+                c.seq
+            )),
+            _ => Ok(None),
+        };
+    };
+    let keyed_from = match held {
+        Some(c) if c.seq == seq && c.hash == hash => return Ok(None),
+        Some(c) => {
+            let there = ctx.store.audit_hash_at(c.seq).await.map_err(store_failed)?;
+            let agreement = c.against(seq, there.as_deref());
+            if let Some(why) = c.finding(&agreement, |at| at.to_string()) {
+                return Err(why);
+            }
+            match c.keyed_from {
+                Some(from) => Some(from),
+                None => ctx.store.first_keyed_audit().await.map_err(store_failed)?,
+            }
+        }
+        None => ctx.store.first_keyed_audit().await.map_err(store_failed)?,
+    };
+    if keyed_from.is_some() && !hash.starts_with(crate::audit::KEYED) {
+        return Err(format!(
+            "entry {seq} was not written with the node's audit key (appended by someone else)"
+        ));
+    }
+    let now = ctx.now();
+    let at = i64::try_from(now.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX);
+    let c = Checkpoint::signed(key, seq, hash, keyed_from, at);
+    c.write(path)
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(Some(c))
 }

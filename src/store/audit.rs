@@ -55,6 +55,7 @@ impl Tx {
             return Ok(());
         }
         let postgres = matches!(self.inner, super::TxInner::Postgres(_));
+        let key = self.audit_chain;
         with_tx!(self, |conn, Db| {
             if postgres {
                 sqlx::query("LOCK TABLE access_audit IN SHARE ROW EXCLUSIVE MODE")
@@ -74,7 +75,7 @@ impl Tx {
                 let mut rows = Vec::with_capacity(chunk.len());
                 for a in chunk {
                     seq += 1;
-                    let hash = chain_hash(&prev, seq, at, a);
+                    let hash = chain_hash(key.as_ref(), &prev, seq, at, a);
                     rows.push((seq, a, std::mem::replace(&mut prev, hash.clone()), hash));
                 }
                 let mut q = QueryBuilder::<Db>::new(
@@ -108,6 +109,37 @@ impl Store {
         let mut tx = self.begin().await?;
         tx.append_audit(accesses, at).await?;
         tx.commit().await
+    }
+
+    /// The chain's head: its last entry's number and hash (None: empty).
+    pub async fn audit_head(&self) -> Result<Option<(i64, String)>> {
+        with_pool!(self, read, |pool, Db| {
+            let row = sqlx::query("SELECT seq, hash FROM access_audit ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(|r| (r.get::<i64, _>("seq"), r.get::<String, _>("hash"))))
+        })
+    }
+
+    /// The hash of entry `seq`, if there is one.
+    pub async fn audit_hash_at(&self, seq: i64) -> Result<Option<String>> {
+        with_pool!(self, read, |pool, Db| {
+            let mut q = QueryBuilder::<Db>::new("SELECT hash FROM access_audit WHERE seq = ");
+            q.push_bind(seq);
+            let row = q.build().fetch_optional(pool).await?;
+            Ok(row.map(|r| r.get::<String, _>("hash")))
+        })
+    }
+
+    /// The first entry hashed under a chain key (`audit::KEYED`).
+    pub async fn first_keyed_audit(&self) -> Result<Option<i64>> {
+        with_pool!(self, read, |pool, Db| {
+            let mut q =
+                QueryBuilder::<Db>::new("SELECT MIN(seq) FROM access_audit WHERE hash LIKE ");
+            q.push_bind(format!("{}%", crate::audit::KEYED));
+            let row = q.build().fetch_one(pool).await?;
+            Ok(row.get::<Option<i64>, _>(0))
+        })
     }
 
     /// Entries in order of `seq` that match `q`, at most `q.limit`.

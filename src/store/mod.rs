@@ -282,9 +282,18 @@ pub struct Store {
     /// The node's timezone: it decides the local month of `received_at`
     /// that the timeliness roll-ups are keyed by.
     tz: &'static Tz,
+    /// The key the access audit's chain is hashed with (the node's; None
+    /// for a store opened without it, whose entries are plain SHA-256).
+    audit_chain: Option<crate::audit::ChainKey>,
 }
 
 impl Store {
+    /// This store, appending to the access audit under the node's chain key.
+    pub fn with_audit_chain(mut self, key: crate::audit::ChainKey) -> Store {
+        self.audit_chain = Some(key);
+        self
+    }
+
     /// Opens (creating if missing) the database at a file path or
     /// `sqlite://` URL, applies the migrations, and keys the timeliness
     /// roll-ups by local months in `tz` (recomputing them when the database
@@ -318,6 +327,7 @@ impl Store {
             let store = Store {
                 backend: Backend::Postgres { pool },
                 tz,
+                audit_chain: None,
             };
             store.key_months_by(tz).await?;
             store.backfill_names().await?;
@@ -362,6 +372,7 @@ impl Store {
         let store = Store {
             backend: Backend::Sqlite { writer, reader },
             tz,
+            audit_chain: None,
         };
         store.key_months_by(tz).await?;
         store.backfill_names().await?;
@@ -424,7 +435,11 @@ impl Store {
             Backend::Sqlite { writer, .. } => TxInner::Sqlite(writer.begin().await?),
             Backend::Postgres { pool } => TxInner::Postgres(pool.begin().await?),
         };
-        Ok(Tx { inner, tz: self.tz })
+        Ok(Tx {
+            inner,
+            tz: self.tz,
+            audit_chain: self.audit_chain,
+        })
     }
 }
 
@@ -433,6 +448,7 @@ impl Store {
 pub struct Tx {
     inner: TxInner,
     tz: &'static Tz,
+    audit_chain: Option<crate::audit::ChainKey>,
 }
 
 enum TxInner {

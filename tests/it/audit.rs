@@ -205,3 +205,117 @@ async fn who_looked_at_whom_is_recorded_chained_and_checked() {
         "{err}"
     );
 }
+
+/// Issue 23, item 4: the chain is keyed with the node's audit key and its
+/// head is signed into a checkpoint outside the database, so an entry
+/// appended by someone without the key, the last entries deleted, or all
+/// of them, are each reported by `migrex audit verify`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_audit_cannot_be_cut_short_or_added_to() {
+    let mut net = network(&[LUOHU, SHUANGLIU], None).await;
+    let batch: Vec<pb::Notice> = (0..40)
+        .map(|i| birth(SHUANGLIU, woman(200 + i), "2026-10-05"))
+        .collect();
+    submit_batch(&mut net.desk(0).await.unwrap(), batch).await;
+    let store = net.store(0);
+    let (head, head_hash) = store.audit_head().await.unwrap().unwrap();
+    assert!(head >= 40, "{head} entries");
+    assert!(head_hash.starts_with(migrex::audit::KEYED), "{head_hash}");
+    let config = net.nodes[0].config_path.clone();
+    let settings = migrex::config::Settings::load(&config).unwrap();
+    let path = migrex::audit::checkpoint::path_beside(&settings.audit_key);
+    // The node signs the new head into its checkpoint within a second.
+    eventually(
+        "the checkpoint holds the head",
+        std::time::Duration::from_secs(20),
+        || {
+            let path = path.clone();
+            let head_hash = head_hash.clone();
+            async move {
+                let c = migrex::audit::checkpoint::Checkpoint::read(&path).ok()??;
+                (c.seq == head && c.hash == head_hash).then_some(())
+            }
+        },
+    )
+    .await;
+    net.stop_node(0).await;
+    let cfg = config.to_str().unwrap();
+    let verify = || {
+        let out = migrex_cli(&["audit", "verify", "--config", cfg]);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, said) = verify();
+    assert!(
+        ok && said.contains("holds the head its checkpoint"),
+        "{said}"
+    );
+
+    // An entry appended with a correct plain hash by someone with the
+    // database but not the audit key.
+    let forged = head + 1;
+    let access = migrex::audit::Access {
+        actor: "admin".into(),
+        token: Some(1),
+        operation: "notice.get".into(),
+        notice_id: "forged".into(),
+        subject: String::new(),
+        address: "127.0.0.1".into(),
+    };
+    let at = 1_791_000_000_000_000i64;
+    let hash = migrex::audit::chain_hash(None, &head_hash, forged, at, &access);
+    tamper(
+        &net,
+        0,
+        &format!(
+            "INSERT INTO access_audit (seq, at, actor, token_id, operation, notice_id, subject, address, prev_hash, hash) \
+             VALUES ({forged}, {at}, 'admin', 1, 'notice.get', 'forged', '', '127.0.0.1', '{head_hash}', '{hash}')"
+        ),
+    )
+    .await;
+    let (ok, said) = verify();
+    assert!(
+        !ok && said.contains(&format!(
+            "audit entry {forged}: was not written with the node's audit key"
+        )),
+        "{said}"
+    );
+    tamper(
+        &net,
+        0,
+        &format!("DELETE FROM access_audit WHERE seq = {forged}"),
+    )
+    .await;
+    assert!(verify().0, "as it was");
+
+    // The last 20 entries deleted.
+    tamper(
+        &net,
+        0,
+        &format!("DELETE FROM access_audit WHERE seq > {}", head - 20),
+    )
+    .await;
+    let (ok, said) = verify();
+    assert!(
+        !ok && said.contains(&format!("entries {} to {head} were deleted", head - 19)),
+        "{said}"
+    );
+    // All of them.
+    tamper(&net, 0, "DELETE FROM access_audit").await;
+    let (ok, said) = verify();
+    assert!(!ok && said.contains("all of them were deleted"), "{said}");
+    // A checkpoint edited to match is no longer the node's.
+    let mut edited = migrex::audit::checkpoint::Checkpoint::read(&path)
+        .unwrap()
+        .unwrap();
+    edited.seq = 0;
+    edited.write(&path).unwrap();
+    let (ok, said) = verify();
+    assert!(
+        !ok && said.contains("not signed by this node's key"),
+        "{said}"
+    );
+}

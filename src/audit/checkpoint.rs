@@ -91,9 +91,11 @@ impl Checkpoint {
     }
 
     /// Writes it to `path` (0600) through a file beside it renamed over the
-    /// old one, so a crash leaves the old checkpoint or the new one.
+    /// old one, so a crash leaves the old checkpoint or the new one. The
+    /// file beside is this process's own: replicas sharing a folder do not
+    /// write into each other's.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let next = path.with_extension("checkpoint.next");
+        let next = path.with_extension(format!("checkpoint.{}", std::process::id()));
         let _ = std::fs::remove_file(&next);
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         crate::files::write(&next, format!("{text}\n").as_bytes())?;

@@ -126,15 +126,17 @@ impl NodeKey {
     /// Signs a batch of canonical items: one signature, a proof per item.
     pub fn sign_batch(&self, items: &[Vec<u8>]) -> Vec<Proof> {
         let leaves: Vec<Hash> = items.iter().map(|i| tree::leaf_hash(i)).collect();
-        let root = tree::root(&leaves);
+        let (root, paths) = tree::root_and_paths(&leaves);
         let size = leaves.len() as u64;
         let signature = self.sign(&statement(&self.district, size, &root));
-        (0..leaves.len())
-            .map(|i| Proof {
+        paths
+            .into_iter()
+            .enumerate()
+            .map(|(i, path)| Proof {
                 signer: self.district.clone(),
                 index: i as u64,
                 size,
-                path: tree::path(&leaves, i),
+                path,
                 signature: signature.clone(),
             })
             .collect()
@@ -170,6 +172,46 @@ pub fn verify(item: &[u8], proof: &Proof, cert_der: &[u8]) -> Result<(), ProofEr
         // not cover: said as the item not being the one signed.
         Err(ProofError::BadSignature)
     }
+}
+
+/// Checks a whole batch as its receiver does: every item's path must lead
+/// to one root, whose statement is then verified once (one ECDSA check per
+/// batch, not per item). The first failing item is named by its index.
+pub fn verify_batch(
+    items: &[Vec<u8>],
+    proofs: &[Proof],
+    cert_der: &[u8],
+) -> Result<(), (usize, ProofError)> {
+    let Some(first) = proofs.first() else {
+        return Ok(());
+    };
+    if items.len() != proofs.len() {
+        return Err((items.len().min(proofs.len()), ProofError::NotInBatch));
+    }
+    let mut root = None;
+    for (i, (item, proof)) in items.iter().zip(proofs).enumerate() {
+        if proof.signature.is_empty() {
+            return Err((i, ProofError::Unsigned));
+        }
+        if proof.signer != first.signer
+            || proof.size != first.size
+            || proof.signature != first.signature
+        {
+            return Err((i, ProofError::NotInBatch));
+        }
+        let (Ok(index), Ok(size)) = (usize::try_from(proof.index), usize::try_from(proof.size))
+        else {
+            return Err((i, ProofError::NotInBatch));
+        };
+        let r = tree::root_from_path(&tree::leaf_hash(item), index, size, &proof.path)
+            .ok_or((i, ProofError::NotInBatch))?;
+        if *root.get_or_insert(r) != r {
+            return Err((i, ProofError::NotInBatch));
+        }
+    }
+    // One signature for all: checked with the first item's proof, the
+    // others leading to the same root under the same statement.
+    verify(&items[0], first, cert_der).map_err(|e| (0, e))
 }
 
 /// A key and certificate for `district`, as the network CA makes them
@@ -226,6 +268,17 @@ mod tests {
         assert_eq!(
             verify(&items[0], &forged[0], &cert),
             Err(ProofError::BadSignature)
+        );
+        assert_eq!(verify_batch(&items, &proofs, &cert), Ok(()));
+        let mut swapped = items.clone();
+        swapped.swap(1, 2);
+        assert_eq!(
+            verify_batch(&swapped, &proofs, &cert),
+            Err((1, ProofError::NotInBatch))
+        );
+        assert_eq!(
+            verify_batch(&items, &forged, &cert),
+            Err((0, ProofError::BadSignature))
         );
         let mut cut = proofs[1].clone();
         cut.path.pop();

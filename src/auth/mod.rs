@@ -246,7 +246,15 @@ impl Authenticator {
                     self.forget();
                     seen = Some(n);
                 }
-                Ok(n) => seen = Some(n),
+                Ok(n) if seen.is_none() => {
+                    // The first count may already hold a revocation made
+                    // after a token was looked up (a slow first query on a
+                    // node just started): forget once, so nothing looked
+                    // up before the first count outlives it.
+                    self.forget();
+                    seen = Some(n);
+                }
+                Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "cannot count revoked tokens; asking again"),
             }
         }

@@ -32,6 +32,9 @@ pub struct NodeCtx {
     pub directory: Option<crate::config::DirectorySettings>,
     pub delivery: Delivery,
     pub tls: TlsMaterial,
+    /// Signs what this node sends (docs/protocol.md); None only for a key
+    /// that is not ECDSA P-256, which then sends unsigned.
+    pub signer: Option<crate::proof::signer::Signer>,
     /// The network CA and its current revocation list.
     pub trust: Arc<Trust>,
     pub limits: ListenLimits,
@@ -81,7 +84,14 @@ impl NodeCtx {
             ..
         } = settings;
         let own = district.clone();
+        let signer = crate::proof::signer::Signer::of(&tls, &district);
+        if signer.is_none() {
+            tracing::warn!(
+                "the node key is not ECDSA P-256: this node sends unsigned items, which peers refuse unless they accept unsigned ones"
+            );
+        }
         NodeCtx {
+            signer,
             auth: Authenticator::new(store.clone()),
             login_throttle: Default::default(),
             metrics: Arc::new(Metrics::default()),

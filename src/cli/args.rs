@@ -95,6 +95,11 @@ impl Conn {
 
     /// How to show instants: in `--timezone`, else the config's timezone,
     /// else Beijing time.
+    /// The node's migrex.toml, when given.
+    pub fn config_path(&self) -> Option<&std::path::Path> {
+        self.config.as_deref()
+    }
+
     pub fn local(&self) -> Result<Local> {
         let name = match (&self.timezone, &self.config) {
             (Some(tz), _) => tz.clone(),

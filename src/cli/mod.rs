@@ -16,6 +16,7 @@ mod directory;
 mod inbox;
 mod monitoring;
 mod notices;
+mod proofs;
 mod render;
 mod report;
 mod tokens;

@@ -20,10 +20,15 @@ pub enum NoticeCommand {
     Send(Box<SendArgs>),
     /// Show one notice with its whole journey.
     #[command(
-        after_help = "Examples:\n  migrex notice show --config ./luohu/migrex.toml 0193a5c2-7d1e-7c3a-9f40-2b6f1e0c9a11\n  migrex notice show --node https://node.luohu.example:7402 --ca ca.crt 0193a5c2-7d1e-7c3a-9f40-2b6f1e0c9a11 --json"
+        after_help = "Examples:\n  migrex notice show --config ./luohu/migrex.toml 0193a5c2-7d1e-7c3a-9f40-2b6f1e0c9a11\n  migrex notice show --node https://node.luohu.example:7402 --ca ca.crt 0193a5c2-7d1e-7c3a-9f40-2b6f1e0c9a11 --json\n  migrex notice show --config ./luohu/migrex.toml --verify 0193a5c2-7d1e-7c3a-9f40-2b6f1e0c9a11"
     )]
     Show {
         id: String,
+        /// Check every signature of the notice's journey (notice,
+        /// acknowledgement, each reply) against what this node keeps, and
+        /// say which step fails. Reads the node's own database: needs --config.
+        #[arg(long)]
+        verify: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -141,7 +146,12 @@ pub struct NoticesArgs {
 pub async fn notice(cmd: NoticeCommand) -> Result<()> {
     match cmd {
         NoticeCommand::Send(a) => send(*a).await,
-        NoticeCommand::Show { id, conn } => {
+        NoticeCommand::Show {
+            id,
+            verify: true,
+            conn,
+        } => super::proofs::verify(&id, &conn).await,
+        NoticeCommand::Show { id, conn, .. } => {
             let answer = conn
                 .desk()
                 .await?

@@ -41,6 +41,7 @@ fn every_setting() -> Config {
             undelivered_alert_secs: 1,
             idle_poll_ms: 1,
             lease_secs: 1,
+            accept_unsigned: true,
         },
         audit_key: "k".into(),
         limits: ListenLimits {

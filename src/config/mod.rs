@@ -191,6 +191,12 @@ pub struct Delivery {
     /// call to a peer times out after half of it.
     #[serde(default = "default_lease_secs")]
     pub lease_secs: u64,
+    /// Take notices, acknowledgements and replies that carry no signature
+    /// (docs/protocol.md) from peers not yet upgraded. Off: an unsigned
+    /// item is refused (PERMISSION_DENIED). A signature that is present
+    /// must verify either way.
+    #[serde(default)]
+    pub accept_unsigned: bool,
 }
 
 fn default_lease_secs() -> u64 {
@@ -207,6 +213,7 @@ impl Default for Delivery {
             undelivered_alert_secs: 3600,
             idle_poll_ms: 5000,
             lease_secs: default_lease_secs(),
+            accept_unsigned: false,
         }
     }
 }

@@ -283,6 +283,7 @@ impl Reply {
                 .as_ref()
                 .map(|d| d.to_string())
                 .unwrap_or_default(),
+            proof: None,
         }
     }
 

@@ -16,12 +16,14 @@
 //! another replica within one lease when its holder dies.
 
 use super::is_final;
+use super::proofs::{self, check_acks, sign_own};
 use crate::config::Route;
 use crate::context::NodeCtx;
 use crate::domain::{clipped, peer_text, ts_from_pb};
 use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
-use crate::store::{ItemKind, OutboxItem, Settled};
+use crate::proof::canonical;
+use crate::store::{ItemKind, OutboxItem, Proven, Settled};
 use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,89 +167,120 @@ fn settle_each<A>(
         .collect()
 }
 
-/// Sends one run of same-kind items; returns how each one ended, or the
-/// reason the whole call failed.
+/// Sends one run of same-kind items; returns how each one ended and the
+/// proofs to keep, or the reason the whole call failed.
 async fn send(
+    ctx: &NodeCtx,
     client: &mut ExchangeClient<Channel>,
     route: &str,
     items: &[OutboxItem],
-) -> Result<Vec<Option<Settled>>, String> {
-    Ok(if items[0].kind.is_notice() {
-        {
-            let notices: Vec<pb::Notice> = decode_all(items)?;
-            let names = notice_texts(&notices);
-            let known: Vec<&str> = names.iter().map(String::as_str).collect();
-            let request = pb::DeliverNoticesRequest { notices };
-            let acks = client
-                .deliver_notices(request)
-                .await
-                .map_err(|s| call_failed(s, &known))?;
-            settle_each(
-                items,
-                &known,
-                &acks.into_inner().acks,
-                |item| Some(item.notice_id.as_str()),
-                |a| (a.notice_id.as_str(), a.error.as_ref()),
-                |item, ack| {
-                    if item.kind == ItemKind::RelayNotice {
-                        // Relayed on: the next node holds it, whether the
-                        // destination or another relay.
-                        return Some(Settled::Forwarded {
-                            seq: item.seq,
-                            kind: item.kind,
-                            id: item.notice_id.clone(),
-                        });
-                    }
-                    if ack.relayed {
-                        return Some(Settled::HandedOn {
-                            seq: item.seq,
-                            notice_id: item.notice_id.clone(),
-                            relay: route.to_string(),
-                        });
-                    }
-                    Some(Settled::NoticeDelivered {
+) -> Result<(Vec<Option<Settled>>, Proven), String> {
+    let mut proven = Proven::default();
+    let (results, signed) = if items[0].kind.is_notice() {
+        let mut notices: Vec<pb::Notice> = decode_all(items)?;
+        let signed = sign_own(ctx, items, &mut notices, canonical::notice, |n, p| {
+            n.proof = Some(p)
+        });
+        let names = notice_texts(&notices);
+        let known: Vec<&str> = names.iter().map(String::as_str).collect();
+        let request = pb::DeliverNoticesRequest {
+            notices: notices.clone(),
+        };
+        let response = client
+            .deliver_notices(request)
+            .await
+            .map_err(|s| call_failed(s, &known))?
+            .into_inner();
+        let bad = check_acks(ctx, &notices, &response, &mut proven);
+        let results = settle_each(
+            items,
+            &known,
+            &response.acks,
+            |item| Some(item.notice_id.as_str()),
+            |a| (a.notice_id.as_str(), a.error.as_ref()),
+            |item, ack| {
+                if item.kind == ItemKind::RelayNotice {
+                    // Relayed on: the next node holds it, whether the
+                    // destination or another relay.
+                    return Some(Settled::Forwarded {
+                        seq: item.seq,
+                        kind: item.kind,
+                        id: item.notice_id.clone(),
+                    });
+                }
+                if ack.relayed {
+                    return Some(Settled::HandedOn {
                         seq: item.seq,
                         notice_id: item.notice_id.clone(),
-                        received_at: ts_from_pb("received_at", ack.received_at.as_ref()).ok()?,
-                        due_at: ts_from_pb("due_at", ack.due_at.as_ref()).ok()?,
-                        due_provisional: ack.due_provisional,
-                    })
-                },
-            )
-        }
+                        relay: route.to_string(),
+                    });
+                }
+                if bad.contains(&item.notice_id) {
+                    return None;
+                }
+                Some(Settled::NoticeDelivered {
+                    seq: item.seq,
+                    notice_id: item.notice_id.clone(),
+                    received_at: ts_from_pb("received_at", ack.received_at.as_ref()).ok()?,
+                    due_at: ts_from_pb("due_at", ack.due_at.as_ref()).ok()?,
+                    due_provisional: ack.due_provisional,
+                })
+            },
+        );
+        (results, signed)
     } else {
-        {
-            let replies: Vec<pb::Reply> = decode_all(items)?;
-            let values = reply_texts(&replies);
-            let known: Vec<&str> = values.iter().map(String::as_str).collect();
-            let request = pb::DeliverRepliesRequest { replies };
-            let acks = client
-                .deliver_replies(request)
-                .await
-                .map_err(|s| call_failed(s, &known))?;
-            settle_each(
-                items,
-                &known,
-                &acks.into_inner().acks,
-                |item| item.reply_id.as_deref(),
-                |a| (a.reply_id.as_str(), a.error.as_ref()),
-                |item, ack| {
-                    Some(if item.kind == ItemKind::RelayReply {
-                        Settled::Forwarded {
-                            seq: item.seq,
-                            kind: item.kind,
-                            id: ack.reply_id.clone(),
-                        }
-                    } else {
-                        Settled::ReplyDelivered {
-                            seq: item.seq,
-                            reply_id: ack.reply_id.clone(),
-                        }
-                    })
-                },
-            )
-        }
-    })
+        let mut replies: Vec<pb::Reply> = decode_all(items)?;
+        let signed = sign_own(ctx, items, &mut replies, canonical::reply, |r, p| {
+            r.proof = Some(p)
+        });
+        let values = reply_texts(&replies);
+        let known: Vec<&str> = values.iter().map(String::as_str).collect();
+        let request = pb::DeliverRepliesRequest { replies };
+        let acks = client
+            .deliver_replies(request)
+            .await
+            .map_err(|s| call_failed(s, &known))?;
+        let results = settle_each(
+            items,
+            &known,
+            &acks.into_inner().acks,
+            |item| item.reply_id.as_deref(),
+            |a| (a.reply_id.as_str(), a.error.as_ref()),
+            |item, ack| {
+                Some(if item.kind == ItemKind::RelayReply {
+                    Settled::Forwarded {
+                        seq: item.seq,
+                        kind: item.kind,
+                        id: ack.reply_id.clone(),
+                    }
+                } else {
+                    Settled::ReplyDelivered {
+                        seq: item.seq,
+                        reply_id: ack.reply_id.clone(),
+                    }
+                })
+            },
+        );
+        (results, signed)
+    };
+    // This node's own proofs of what the peer took.
+    for ((item, result), proof) in items.iter().zip(&results).zip(&signed) {
+        let (Some(proof), Some(settled)) = (proof, result) else {
+            continue;
+        };
+        let step = match settled {
+            Settled::NoticeDelivered { .. } | Settled::HandedOn { .. } => proofs::NOTICE,
+            Settled::ReplyDelivered { reply_id, .. } => reply_id.as_str(),
+            _ => continue,
+        };
+        proven
+            .proofs
+            .push(proofs::stored(&item.notice_id, step, proof));
+    }
+    if let (Some(signer), true) = (&ctx.signer, signed.iter().any(Option::is_some)) {
+        proven.certificate(proofs::own(signer));
+    }
+    Ok((results, proven))
 }
 
 /// Tells the peer of `route` that this node is here (again), so that it
@@ -422,12 +455,12 @@ pub async fn run(
             .count();
         let items = &batch[..run_len];
         let sent = std::time::Instant::now();
-        let outcome = send(&mut client, &prefix, items).await;
+        let outcome = send(&ctx, &mut client, &prefix, items).await;
         tracing::debug!(route = %prefix, items = items.len(), ms = sent.elapsed().as_millis() as u64, "batch sent");
         ctx.metrics.delivery_attempt(&prefix, outcome.is_err());
         let now = ctx.now();
         match outcome {
-            Ok(results) => {
+            Ok((results, proven)) => {
                 let settled: Vec<Settled> = results.iter().flatten().cloned().collect();
                 for s in &settled {
                     if let Settled::Refused { error, .. } = s {
@@ -452,10 +485,10 @@ pub async fn run(
                     alerted = false;
                     // The acks are recorded while the next batch travels.
                     after = items[items.len() - 1].seq;
-                    settling.start(&ctx, &prefix, settled, now);
+                    settling.start(&ctx, &prefix, (settled, proven), now);
                     continue;
                 }
-                settling.start(&ctx, &prefix, settled, now);
+                settling.start(&ctx, &prefix, (settled, proven), now);
                 settling.finish(&mut after).await;
                 after = 0;
                 failures += 1;
@@ -525,13 +558,13 @@ impl Settling {
         &mut self,
         ctx: &Arc<NodeCtx>,
         route: &str,
-        settled: Vec<Settled>,
+        (settled, proven): (Vec<Settled>, Proven),
         now: time::OffsetDateTime,
     ) {
         debug_assert!(self.0.is_none());
         let (ctx, route) = (ctx.clone(), route.to_string());
         self.0 = Some(tokio::spawn(async move {
-            match ctx.store.settle(&settled, now).await {
+            match ctx.store.settle(&settled, &proven, now).await {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::error!(route = %route, error = %e, "cannot record delivery; the items will be sent again");

@@ -4,6 +4,7 @@
 
 pub mod deadlines;
 pub mod delivery;
+pub mod proofs;
 pub mod relay;
 pub mod server;
 pub mod workers;

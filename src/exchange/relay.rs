@@ -128,7 +128,7 @@ pub async fn take_reply(
     ctx: &NodeCtx,
     tx: &mut Tx,
     source: &DistrictCode,
-    reply: &Reply,
+    (reply, proof): (&Reply, Option<pb::Proof>),
     recipient: &DistrictCode,
     now: OffsetDateTime,
 ) -> Result<(pb::ReplyAck, Option<String>), StoreError> {
@@ -176,7 +176,11 @@ pub async fn take_reply(
             author: reply.author.as_str(),
             target: recipient.as_str(),
             route: &route,
-            payload: reply.to_wire().encode_to_vec(),
+            payload: pb::Reply {
+                proof,
+                ..reply.to_wire()
+            }
+            .encode_to_vec(),
         }],
         now,
     )

@@ -7,6 +7,7 @@
 //! Items for districts this node relays (中转) are taken for forwarding
 //! (`exchange::relay`) in the same transaction.
 
+use super::proofs::{self, Signed};
 use super::relay;
 use crate::calendar::Due;
 use crate::context::NodeCtx;
@@ -17,8 +18,10 @@ use crate::domain::{
 use crate::grpc::{internal, item_error, refusal};
 use crate::identity::peer_district;
 use crate::pb;
+use crate::proof::canonical;
+use crate::proof::signer::to_pb;
 use crate::service::{ServiceError, replies};
-use crate::store::{EventKey, NewNotice, StoreError, Tx};
+use crate::store::{EventKey, NewNotice, Proven, StepProof, StoreError, Tx};
 use std::collections::HashMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -93,8 +96,9 @@ impl ExchangeService {
         &self,
         tx: &mut Tx,
         admitted: &[Admitted],
+        proven: &[Option<StepProof>],
         now: OffsetDateTime,
-    ) -> Result<(Vec<Option<pb::NoticeAck>>, Vec<String>), StoreError> {
+    ) -> Result<(Vec<Option<pb::NoticeAck>>, Vec<String>, Vec<StepProof>), StoreError> {
         let fresh: Vec<&NoticeContent> = admitted
             .iter()
             .filter_map(|a| match a {
@@ -115,7 +119,8 @@ impl ExchangeService {
         let mut rows = Vec::new();
         let mut deliveries = Vec::new();
         let mut acks = Vec::with_capacity(admitted.len());
-        for item in admitted {
+        let mut kept = Vec::new();
+        for (item, proof) in admitted.iter().zip(proven) {
             let (content, via_relay) = match item {
                 Ok((c, Way::Here { via_relay })) => (c, *via_relay),
                 Ok((_, Way::Onward { .. })) => {
@@ -157,8 +162,7 @@ impl ExchangeService {
                         received_at: received_at.map(ts_to_pb),
                         due_at: due.map(|(at, _)| ts_to_pb(at)),
                         due_provisional: due.is_some_and(|(_, p)| p),
-                        error: None,
-                        relayed: false,
+                        ..Default::default()
                     }
                 }));
                 continue;
@@ -180,6 +184,7 @@ impl ExchangeService {
                 }
             }
             taken.insert(id.clone(), (hash, due));
+            kept.extend(proof.clone());
             if via_relay {
                 deliveries.push((
                     content,
@@ -204,8 +209,7 @@ impl ExchangeService {
                 received_at: Some(ts_to_pb(now)),
                 due_at: Some(ts_to_pb(due.at)),
                 due_provisional: due.provisional,
-                error: None,
-                relayed: false,
+                ..Default::default()
             }));
         }
         tx.insert_notices(&rows).await?;
@@ -220,16 +224,19 @@ impl ExchangeService {
             }
         }
         routes.dedup();
-        Ok((acks, routes))
+        Ok((acks, routes, kept))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn receive_reply(
         &self,
         tx: &mut Tx,
-        peer: &DistrictCode,
+        (peer, sender): (&DistrictCode, &[u8]),
         r: &pb::Reply,
+        verdict: Option<&Result<Option<StepProof>, pb::ItemError>>,
         now: OffsetDateTime,
         wake: &mut Vec<String>,
+        kept: &mut Vec<StepProof>,
     ) -> Result<pb::ReplyAck, StoreError> {
         let refuse = |error| pb::ReplyAck {
             reply_id: r.reply_id.clone(),
@@ -249,10 +256,23 @@ impl ExchangeService {
                 "reply.author",
             )));
         }
+        let proof = match verdict {
+            Some(Err(e)) => return Ok(refuse(e.clone())),
+            Some(Ok(p)) => p.clone(),
+            None => None,
+        };
         if let Some(to) = &reply.recipient
             && !self.ctx.answers_for(&self.ctx.district, to.as_str())
         {
-            let (ack, route) = relay::take_reply(&self.ctx, tx, peer, &reply, to, now).await?;
+            // The author's proof travels on, with its certificate.
+            let onward = r.proof.clone().map(|mut p| {
+                if p.certificate.is_empty() {
+                    p.certificate = sender.to_vec();
+                }
+                p
+            });
+            let (ack, route) =
+                relay::take_reply(&self.ctx, tx, peer, (&reply, onward), to, now).await?;
             wake.extend(route);
             return Ok(ack);
         }
@@ -302,6 +322,7 @@ impl ExchangeService {
                 ) =>
             {
                 tx.insert_reply(&reply, Direction::Inbound, now).await?;
+                kept.extend(proof);
                 return Ok(ok);
             }
             Ok(Verdict::AlreadyDone) => {
@@ -315,6 +336,7 @@ impl ExchangeService {
         }
         tx.record_reply(&notice_id, &reply.body).await?;
         tx.insert_reply(&reply, Direction::Inbound, now).await?;
+        kept.extend(proof);
         Ok(ok)
     }
 
@@ -339,6 +361,126 @@ impl ExchangeService {
         }
     }
 
+    /// The origin's proof of each admitted notice, checked against what
+    /// this node would store; a notice that does not verify is refused
+    /// (its ack says why). Per item: the proof to keep.
+    fn check_notices(
+        &self,
+        sender: &[u8],
+        notices: &[pb::Notice],
+        admitted: &mut [Admitted],
+        certified: &mut Proven,
+    ) -> Vec<Option<StepProof>> {
+        let signed: Vec<(usize, Signed)> = admitted
+            .iter()
+            .zip(notices)
+            .enumerate()
+            .filter_map(|(i, (a, wire))| {
+                let (content, _) = a.as_ref().ok()?;
+                Some((
+                    i,
+                    Signed {
+                        canonical: canonical::notice(&content.to_wire()),
+                        proof: wire.proof.as_ref(),
+                        author: content.origin.as_str(),
+                        notice_id: content.id.to_string(),
+                        step: proofs::NOTICE.to_string(),
+                    },
+                ))
+            })
+            .collect();
+        let (at, items): (Vec<usize>, Vec<Signed>) = signed.into_iter().unzip();
+        let verdicts = proofs::check(&self.ctx, sender, "notice", &items, certified);
+        let mut kept = vec![None; admitted.len()];
+        for (i, verdict) in at.into_iter().zip(verdicts) {
+            match verdict {
+                Ok(p) => kept[i] = p,
+                Err(error) => {
+                    tracing::warn!(notice = %notices[i].id, error = %error.message, "notice refused: its signature does not verify");
+                    admitted[i] = Err(Box::new(pb::NoticeAck {
+                        notice_id: notices[i].id.clone(),
+                        error: Some(error),
+                        ..Default::default()
+                    }));
+                }
+            }
+        }
+        kept
+    }
+
+    /// Signs this node's acknowledgements of the notices it holds (one
+    /// signature for the call) and keeps their proofs.
+    fn sign_acks(&self, admitted: &[Admitted], acks: &mut [pb::NoticeAck], proven: &mut Proven) {
+        let Some(signer) = &self.ctx.signer else {
+            return;
+        };
+        let mut at = Vec::new();
+        let mut items = Vec::new();
+        for (i, (a, ack)) in admitted.iter().zip(acks.iter()).enumerate() {
+            if let Ok((content, Way::Here { .. })) = a
+                && ack.error.is_none()
+                && ack.received_at.is_some()
+            {
+                at.push(i);
+                items.push(canonical::ack(
+                    &ack.notice_id,
+                    content.destination.as_str(),
+                    ack.received_at.as_ref(),
+                    ack.due_at.as_ref(),
+                    ack.due_provisional,
+                ));
+            }
+        }
+        if items.is_empty() {
+            return;
+        }
+        for (i, p) in at.into_iter().zip(signer.sign(&items)) {
+            acks[i].proof = Some(to_pb(&p));
+            proven
+                .proofs
+                .push(proofs::stored(&acks[i].notice_id, proofs::ACK, &p));
+        }
+        proven.certificate(proofs::own(signer));
+    }
+
+    /// The author's proof of each reply that parses; None for one that
+    /// does not.
+    #[allow(clippy::type_complexity)]
+    fn check_replies(
+        &self,
+        sender: &[u8],
+        replies: &[pb::Reply],
+        certified: &mut Proven,
+    ) -> Vec<Option<Result<Option<StepProof>, pb::ItemError>>> {
+        let parsed: Vec<Option<Reply>> = replies.iter().map(|r| Reply::parse(r).ok()).collect();
+        let (at, items): (Vec<usize>, Vec<Signed>) = parsed
+            .iter()
+            .zip(replies)
+            .enumerate()
+            .filter_map(|(i, (p, wire))| {
+                let reply = p.as_ref()?;
+                Some((
+                    i,
+                    Signed {
+                        canonical: canonical::reply(&reply.to_wire()),
+                        proof: wire.proof.as_ref(),
+                        author: reply.author.as_str(),
+                        notice_id: reply.notice_id.to_string(),
+                        step: reply.reply_id.to_string(),
+                    },
+                ))
+            })
+            .unzip();
+        let mut out = vec![None; replies.len()];
+        for (i, v) in at
+            .into_iter()
+            .zip(proofs::check(&self.ctx, sender, "reply", &items, certified))
+        {
+            out[i] = Some(v);
+        }
+        out
+    }
+
     fn check_batch(&self, len: usize) -> Result<(), Status> {
         let max = self.ctx.delivery.max_batch;
         if len > max {
@@ -358,14 +500,28 @@ impl pb::exchange_server::Exchange for ExchangeService {
     ) -> Result<Response<pb::DeliverNoticesResponse>, Status> {
         let started = std::time::Instant::now();
         let peer = peer_district(&req, &self.ctx.trust)?;
-        let notices = req.into_inner().notices;
+        let sender = sender_cert(&req);
+        let mut notices = req.into_inner().notices;
         self.check_batch(notices.len())?;
         let now = self.ctx.now();
-        let admitted: Vec<_> = notices.iter().map(|n| self.admit(&peer, n, now)).collect();
+        let mut admitted: Vec<_> = notices.iter().map(|n| self.admit(&peer, n, now)).collect();
+        // The origin's signature, checked before anything is stored.
+        let mut certified = Proven::default();
+        let proven = self.check_notices(&sender, &notices, &mut admitted, &mut certified);
+        // A relay hands the origin's certificate on with the notice.
+        for (a, wire) in admitted.iter().zip(notices.iter_mut()) {
+            if let (Ok((_, Way::Onward { .. })), Some(p)) = (a, wire.proof.as_mut())
+                && p.certificate.is_empty()
+            {
+                p.certificate = sender.clone();
+            }
+        }
         let (acks, wake) = self
             .retrying_races(|| async {
                 let mut tx = self.ctx.store.begin().await?;
-                let (mut acks, mut wake) = self.receive_notices(&mut tx, &admitted, now).await?;
+                let (mut acks, mut wake, kept) = self
+                    .receive_notices(&mut tx, &admitted, &proven, now)
+                    .await?;
                 let onward: Vec<relay::Onward> = admitted
                     .iter()
                     .zip(&notices)
@@ -387,8 +543,15 @@ impl pb::exchange_server::Exchange for ExchangeService {
                     }
                     wake.extend(routes);
                 }
+                let mut acks: Vec<pb::NoticeAck> = acks.into_iter().flatten().collect();
+                let mut proven = Proven {
+                    proofs: kept,
+                    certificates: certified.certificates.clone(),
+                };
+                self.sign_acks(&admitted, &mut acks, &mut proven);
+                tx.keep_proofs(&proven).await?;
                 tx.commit().await?;
-                Ok((acks.into_iter().flatten().collect::<Vec<_>>(), wake))
+                Ok((acks, wake))
             })
             .await?;
         drop(notices);
@@ -397,7 +560,16 @@ impl pb::exchange_server::Exchange for ExchangeService {
         }
         let refused = acks.iter().filter(|a| a.error.is_some()).count();
         tracing::debug!(peer = %peer, items = acks.len(), refused, ms = started.elapsed().as_millis() as u64, "notices received");
-        Ok(Response::new(pb::DeliverNoticesResponse { acks }))
+        let certificate = self
+            .ctx
+            .signer
+            .as_ref()
+            .map(|s| s.certificate().to_vec())
+            .unwrap_or_default();
+        Ok(Response::new(pb::DeliverNoticesResponse {
+            acks,
+            certificate,
+        }))
     }
 
     async fn deliver_replies(
@@ -405,20 +577,39 @@ impl pb::exchange_server::Exchange for ExchangeService {
         req: Request<pb::DeliverRepliesRequest>,
     ) -> Result<Response<pb::DeliverRepliesResponse>, Status> {
         let peer = peer_district(&req, &self.ctx.trust)?;
+        let sender = sender_cert(&req);
         let replies = req.into_inner().replies;
         self.check_batch(replies.len())?;
         let now = self.ctx.now();
+        // The authors' signatures, checked before anything is stored (a
+        // reply that does not parse is refused for that by receive_reply).
+        let mut certified = Proven::default();
+        let verdicts = self.check_replies(&sender, &replies, &mut certified);
         let (acks, wake) = self
             .retrying_races(|| async {
                 let mut tx = self.ctx.store.begin().await?;
                 let mut acks = Vec::with_capacity(replies.len());
                 let mut wake = Vec::new();
-                for r in &replies {
+                let mut kept = Vec::new();
+                for (r, verdict) in replies.iter().zip(&verdicts) {
                     acks.push(
-                        self.receive_reply(&mut tx, &peer, r, now, &mut wake)
-                            .await?,
+                        self.receive_reply(
+                            &mut tx,
+                            (&peer, &sender),
+                            r,
+                            verdict.as_ref(),
+                            now,
+                            &mut wake,
+                            &mut kept,
+                        )
+                        .await?,
                     );
                 }
+                let proven = Proven {
+                    proofs: kept,
+                    certificates: certified.certificates.clone(),
+                };
+                tx.keep_proofs(&proven).await?;
                 tx.commit().await?;
                 Ok((acks, wake))
             })
@@ -439,4 +630,11 @@ impl pb::exchange_server::Exchange for ExchangeService {
         tracing::info!(peer = %peer, routed, "peer says it is back");
         Ok(Response::new(pb::HelloResponse {}))
     }
+}
+
+/// The calling node's certificate (DER), as its TLS handshake presented it.
+fn sender_cert<T>(req: &Request<T>) -> Vec<u8> {
+    req.peer_certs()
+        .and_then(|c| c.first().map(|c| c.as_ref().to_vec()))
+        .unwrap_or_default()
 }

@@ -110,6 +110,28 @@ impl Trust {
             .unwrap_or(true)
     }
 
+    /// The district a certificate (DER) presented inside a message speaks
+    /// for (a signer's, docs/protocol.md): it must chain to the network CA,
+    /// be valid now and not be on the current list.
+    pub fn vouches_for(
+        &self,
+        der: &[u8],
+    ) -> std::result::Result<crate::domain::DistrictCode, String> {
+        let cert = CertificateDer::from(der);
+        self.current()
+            .client
+            .verify_client_cert(&cert, &[], UnixTime::now())
+            .map_err(|e| {
+                format!("the signer's certificate is not the network CA's or not valid: {e}")
+            })?;
+        if self.is_revoked(der) {
+            return Err(
+                "the signer's certificate is revoked (on the network CA's revocation list)".into(),
+            );
+        }
+        district_of_cert(der).map_err(|e| e.to_string())
+    }
+
     /// Reads the list again; takes it when it changed and its signature is
     /// the CA's. Returns how many serials it revokes when it was taken, None
     /// when nothing changed (or no source is configured). A list that

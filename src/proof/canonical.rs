@@ -281,6 +281,7 @@ mod tests {
             author: "510116".into(),
             recipient: "440303".into(),
             body: Some(pb::reply::Body::Feedback(f.clone())),
+            proof: None,
         };
         let mut g = f;
         g.answered_at = ts(1_790_000_000, 123_456_000);

@@ -35,6 +35,10 @@ pub struct Proof {
     pub path: Vec<Hash>,
     #[serde(with = "hex_bytes")]
     pub signature: Vec<u8>,
+    /// The SHA-256 fingerprint (hex) of the signer's certificate, as a
+    /// node keeps it beside the proof; not part of what is signed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cert: String,
 }
 
 mod hex_bytes {
@@ -138,6 +142,7 @@ impl NodeKey {
                 size,
                 path,
                 signature: signature.clone(),
+                cert: String::new(),
             })
             .collect()
     }
@@ -214,6 +219,63 @@ pub fn verify_batch(
     verify(&items[0], first, cert_der).map_err(|e| (0, e))
 }
 
+/// Checks items that may come from several batches and signers (a
+/// relay's hand-over mixes them): each item's path gives its batch root,
+/// and each distinct signed statement is verified once. `cert_of` gives the
+/// signer's certificate (DER) of an item; whether it is the network CA's
+/// and not revoked is the caller's to check.
+pub fn verify_many<'a>(
+    items: impl IntoIterator<Item = (&'a [u8], &'a Proof, &'a [u8])>,
+) -> Vec<Result<(), ProofError>> {
+    use std::collections::HashMap;
+    let mut districts: Vec<(&[u8], Option<String>)> = Vec::new();
+    let mut checked: HashMap<(&[u8], Hash, &[u8]), bool> = HashMap::new();
+    let mut out = Vec::new();
+    for (item, proof, cert) in items {
+        out.push((|| {
+            if proof.signature.is_empty() {
+                return Err(ProofError::Unsigned);
+            }
+            // One parse per certificate, however many items it signed.
+            let certified = match districts.iter().find(|(c, _)| *c == cert) {
+                Some((_, d)) => d.clone(),
+                None => {
+                    let d = crate::identity::district_of_cert(cert)
+                        .ok()
+                        .map(|d| d.to_string());
+                    districts.push((cert, d.clone()));
+                    d
+                }
+            }
+            .ok_or(ProofError::BadCertificate)?;
+            if certified != proof.signer {
+                return Err(ProofError::OtherDistrict {
+                    certified,
+                    signer: proof.signer.clone(),
+                });
+            }
+            let (Ok(index), Ok(size)) = (usize::try_from(proof.index), usize::try_from(proof.size))
+            else {
+                return Err(ProofError::NotInBatch);
+            };
+            let root = tree::root_from_path(&tree::leaf_hash(item), index, size, &proof.path)
+                .ok_or(ProofError::NotInBatch)?;
+            let good = *checked
+                .entry((proof.signature.as_slice(), root, cert))
+                .or_insert_with(|| {
+                    let statement = statement(&proof.signer, proof.size, &root);
+                    crate::identity::signed_by(cert, &statement, &proof.signature)
+                });
+            if good {
+                Ok(())
+            } else {
+                Err(ProofError::BadSignature)
+            }
+        })());
+    }
+    out
+}
+
 /// A key and certificate for `district`, as the network CA makes them
 /// (tests).
 #[cfg(test)]
@@ -280,6 +342,18 @@ mod tests {
             verify_batch(&items, &forged, &cert),
             Err((0, ProofError::BadSignature))
         );
+        let many = verify_many(
+            items
+                .iter()
+                .zip(&proofs)
+                .map(|(i, p)| (i.as_slice(), p, cert.as_slice()))
+                .chain([(changed.as_slice(), &proofs[0], cert.as_slice())])
+                .chain([(items[0].as_slice(), &forged[0], cert.as_slice())]),
+        );
+        assert_eq!(many.len(), 7);
+        assert!(many[..5].iter().all(Result::is_ok), "{many:?}");
+        assert_eq!(many[5], Err(ProofError::BadSignature));
+        assert_eq!(many[6], Err(ProofError::BadSignature));
         let mut cut = proofs[1].clone();
         cut.path.pop();
         assert_eq!(verify(&items[1], &cut, &cert), Err(ProofError::NotInBatch));

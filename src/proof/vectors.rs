@@ -70,6 +70,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
         author: author.into(),
         recipient: recipient.into(),
         body: Some(body),
+        proof: None,
     };
     let mut feedback = pb::Feedback {
         result: pb::FeedbackResult::Corrected as i32,
@@ -243,6 +244,7 @@ fn the_repository_s_vectors_match_this_code() {
                 i,
             ),
             signature: hex::decode(have["signature"].as_str().unwrap()).unwrap(),
+            cert: String::new(),
         };
         assert_eq!(verify(item, &proof, &cert), Ok(()), "item {i}");
     }

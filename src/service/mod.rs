@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod audit;
 pub mod notices;
+pub mod proofs;
 pub mod replies;
 pub mod reports;
 pub mod search;

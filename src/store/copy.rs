@@ -2,7 +2,8 @@
 //! other one (the way a district moves from the embedded SQLite file to
 //! PostgreSQL), verified by row counts and a checksum per table.
 //!
-//! Copied: notices, replies, outbox, tokens, the reference counters, the access audit (its chain
+//! Copied: notices, replies, outbox, tokens, the reference counters, the proofs of each journey and
+//! their signers' certificates, the access audit (its chain
 //! intact: same sequence numbers and hashes) and the store's own records
 //! (`store_meta`). Not copied: what the target's triggers rebuild from the
 //! notices as they arrive (notice counts, timeliness roll-ups), delivery
@@ -149,6 +150,16 @@ const TABLES: &[Table] = &[
             ("disabled", Int),
             ("must_change_password", Int),
         ],
+    },
+    Table {
+        name: "proofs",
+        key: "step_id",
+        columns: &[("step_id", Text), ("notice_id", Text), ("proof", Text)],
+    },
+    Table {
+        name: "certificates",
+        key: "fingerprint",
+        columns: &[("fingerprint", Text), ("district", Text), ("der", Bytes)],
     },
     Table {
         name: "store_meta",

@@ -24,6 +24,11 @@ impl ItemKind {
     pub fn is_notice(self) -> bool {
         matches!(self, ItemKind::Notice | ItemKind::RelayNotice)
     }
+
+    /// An item this node forwards as a relay (its author signed it).
+    pub fn is_relayed(self) -> bool {
+        matches!(self, ItemKind::RelayNotice | ItemKind::RelayReply)
+    }
 }
 
 impl TryFrom<i32> for ItemKind {
@@ -139,7 +144,12 @@ impl Store {
     /// transaction that stores their acknowledgement. Notices acknowledged
     /// with the same instants (a batch's) are updated by one statement,
     /// delivered rows deleted by one per chunk.
-    pub async fn settle(&self, outcomes: &[Settled], now: OffsetDateTime) -> Result<()> {
+    pub async fn settle(
+        &self,
+        outcomes: &[Settled],
+        proven: &super::Proven,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         let mut by_instants: BTreeMap<(i64, i64, bool), Vec<&str>> = BTreeMap::new();
         let mut replies = Vec::new();
         let mut delivered = Vec::new();
@@ -181,6 +191,7 @@ impl Store {
             }
         }
         let mut tx = self.begin().await?;
+        tx.keep_proofs(proven).await?;
         tx.relayed_forwarded(&forwarded, now).await?;
         for chunk in handed.chunks(CHUNK) {
             with_tx!(tx, |conn, Db| {

@@ -8,30 +8,6 @@ use migrex::auth::Role;
 use migrex::pb;
 use serde_json::Value;
 
-/// Runs one SQL statement on node `i`'s database, as someone with access to
-/// the database files would.
-async fn tamper(net: &LocalNetwork, i: usize, sql: &str) {
-    let db = migrex::config::Settings::load(&net.nodes[i].config_path)
-        .unwrap()
-        .database;
-    if db.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(&db).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-    } else {
-        let url = format!("sqlite://{}", db.trim_start_matches("sqlite://"));
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn who_looked_at_whom_is_recorded_chained_and_checked() {
     let net = network(&[LUOHU, SHUANGLIU], None).await;

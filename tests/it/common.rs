@@ -338,6 +338,67 @@ pub async fn peer_channel(tls: &migrex::identity::TlsMaterial, url: &str) -> Cha
         .unwrap()
 }
 
+/// Notices signed by node `from` in one batch, as its delivery signs
+/// them (docs/protocol.md). What is signed is the notice as any node
+/// stores it (parsed and written out again), which is what a node sends.
+pub fn signed(net: &LocalNetwork, from: usize, notices: Vec<pb::Notice>) -> Vec<pb::Notice> {
+    signed_by(&node_signer(net, from), notices)
+}
+
+/// One notice signed by `signer`.
+pub fn sign_as(signer: &migrex::proof::signer::Signer, n: pb::Notice) -> pb::Notice {
+    signed_by(signer, vec![n]).remove(0)
+}
+
+fn signed_by(
+    signer: &migrex::proof::signer::Signer,
+    mut notices: Vec<pb::Notice>,
+) -> Vec<pb::Notice> {
+    use migrex::domain::{NoticeContent, ParseContext};
+    let ctx = ParseContext {
+        today: time::macros::date!(9999 - 12 - 31),
+    };
+    let items: Vec<Vec<u8>> = notices
+        .iter()
+        .map(|n| {
+            let stored = NoticeContent::parse(n, &ctx).map_or_else(|_| n.clone(), |c| c.to_wire());
+            migrex::proof::canonical::notice(&stored)
+        })
+        .collect();
+    for (n, p) in notices.iter_mut().zip(signer.sign(&items)) {
+        n.proof = Some(migrex::proof::signer::to_pb(&p));
+    }
+    notices
+}
+
+/// Replies signed by node `from` in one batch, likewise.
+pub fn signed_replies(
+    net: &LocalNetwork,
+    from: usize,
+    mut replies: Vec<pb::Reply>,
+) -> Vec<pb::Reply> {
+    let signer = node_signer(net, from);
+    let items: Vec<Vec<u8>> = replies
+        .iter()
+        .map(|r| {
+            let stored =
+                migrex::domain::Reply::parse(r).map_or_else(|_| r.clone(), |x| x.to_wire());
+            migrex::proof::canonical::reply(&stored)
+        })
+        .collect();
+    for (r, p) in replies.iter_mut().zip(signer.sign(&items)) {
+        r.proof = Some(migrex::proof::signer::to_pb(&p));
+    }
+    replies
+}
+
+/// Node `i`'s signer, from its key and certificate files.
+pub fn node_signer(net: &LocalNetwork, i: usize) -> migrex::proof::signer::Signer {
+    let tls = node_tls(net, i);
+    let district = tls.own_district().unwrap();
+    migrex::proof::signer::Signer::of(&tls, &district).unwrap()
+}
+
 /// A complete wire notice as an origin node would send it.
 pub fn wire(mut n: pb::Notice, origin: &str, clock: &dyn Clock) -> pb::Notice {
     n.id = uuid::Uuid::new_v4().to_string();
@@ -525,4 +586,28 @@ pub async fn connect_from(from: [u8; 4], addr: &str) -> std::io::Result<tokio::n
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind(std::net::SocketAddr::from((from, 0)))?;
     socket.connect(addr.parse().unwrap()).await
+}
+
+/// Runs one SQL statement on node `i`'s database, as someone with access to
+/// the database files would.
+pub async fn tamper(net: &LocalNetwork, i: usize, sql: &str) {
+    let db = migrex::config::Settings::load(&net.nodes[i].config_path)
+        .unwrap()
+        .database;
+    if db.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&db).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let url = format!("sqlite://{}", db.trim_start_matches("sqlite://"));
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
 }

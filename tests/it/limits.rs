@@ -204,7 +204,9 @@ async fn a_peer_cannot_mint_metric_labels_with_street_codes_of_its_choosing() {
         })
         .collect();
     let acks = peer
-        .deliver_notices(pb::DeliverNoticesRequest { notices })
+        .deliver_notices(pb::DeliverNoticesRequest {
+            notices: signed(&net, 0, notices),
+        })
         .await
         .unwrap()
         .into_inner()

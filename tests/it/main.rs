@@ -24,6 +24,7 @@ mod network;
 mod operator;
 mod outage;
 mod paging;
+mod proofs;
 mod relay;
 mod reminders;
 mod replicas;

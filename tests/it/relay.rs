@@ -174,12 +174,15 @@ async fn districts_behind_relays_exchange_with_everyone_through_them() {
 async fn a_relay_forwards_only_for_its_districts_and_speaks_only_for_them() {
     let (mut net, clock) = started().await;
     let mut to_relay = exchange_as(&net, LUOHU, SICHUAN).await;
+    // Signed by its origin's key, as the origin's node sends it.
+    let signer = |from: usize| node_signer(&net, from);
     let notice = |to: usize, from: usize, k: u32| {
-        wire(
+        let n = wire(
             birth(CODES[to], woman(k), "2026-11-20"),
             CODES[from],
             &clock,
-        )
+        );
+        sign_as(&signer(from), n)
     };
     // Not a district this relay serves (河南's 中原区).
     let ack = send_one(&mut to_relay, notice(ZHONGYUAN, LUOHU, 1)).await;
@@ -207,7 +210,10 @@ async fn a_relay_forwards_only_for_its_districts_and_speaks_only_for_them() {
     }
     let mut changed = good.clone();
     changed.remarks = "其他内容".into();
-    let ack = send_one(&mut to_relay, changed).await;
+    // Changed after it was signed: not what its origin signed.
+    let ack = send_one(&mut to_relay, changed.clone()).await;
+    assert_eq!(refusal(&ack), (Code::PermissionDenied, "notice.proof"));
+    let ack = send_one(&mut to_relay, sign_as(&signer(LUOHU), changed)).await;
     assert_eq!(refusal(&ack), (Code::AlreadyExists, "notice.id"));
     wait_notice(&net, SHUANGLIU, &good.id, |_| true).await;
     // 罗湖区 never stored it: this client stands in for its node. Its
@@ -394,6 +400,7 @@ async fn the_routes_with_items_waiting_are_found_route_by_route() {
                 seq: head[0].seq,
                 error: "no".into(),
             }],
+            &Default::default(),
             now,
         )
         .await

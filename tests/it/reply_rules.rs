@@ -19,6 +19,7 @@ fn reply(notice_id: &str, author: &str, body: pb::reply::Body) -> pb::Reply {
         author: author.into(),
         body: Some(body),
         recipient: String::new(),
+        proof: None,
     }
 }
 
@@ -58,7 +59,9 @@ fn shifted(t: Option<Timestamp>, seconds: i64) -> Option<Timestamp> {
 async fn deliver(net: &LocalNetwork, from: usize, to: usize, r: pb::Reply) -> (i32, String) {
     let acks = exchange_as(net, from, to)
         .await
-        .deliver_replies(pb::DeliverRepliesRequest { replies: vec![r] })
+        .deliver_replies(pb::DeliverRepliesRequest {
+            replies: signed_replies(net, from, vec![r]),
+        })
         .await
         .expect("the call itself succeeds")
         .into_inner()
@@ -300,7 +303,7 @@ async fn refused_replies_change_nothing_on_either_side() {
     let ok = exchange_as(&net, DEST, ORIGIN)
         .await
         .deliver_replies(pb::DeliverRepliesRequest {
-            replies: vec![reply(&open.id, SHUANGLIU, receipt(now))],
+            replies: signed_replies(&net, DEST, vec![reply(&open.id, SHUANGLIU, receipt(now))]),
         })
         .await
         .unwrap()

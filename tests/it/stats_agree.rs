@@ -166,7 +166,11 @@ async fn fast_path_and_raw_recount_agree_on_a_random_history() {
     }
     tx.commit().await.unwrap();
     store
-        .settle(&delivered_later, datetime!(2027-01-01 00:00 UTC))
+        .settle(
+            &delivered_later,
+            &Default::default(),
+            datetime!(2027-01-01 00:00 UTC),
+        )
         .await
         .unwrap();
 

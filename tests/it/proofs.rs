@@ -1,0 +1,225 @@
+//! Issue 23, item 1 and the first part of item 2: every step of a notice's
+//! journey is signed on the exchange (the notice by its origin, the
+//! acknowledgement by its destination, each reply by its author), checked
+//! before it is stored, and `migrex notice show --verify` checks it again
+//! from what each node keeps, naming the step a hand-made change broke.
+
+use crate::common::*;
+use migrex::domain::{Direction, FeedbackResult, NoticeStatus};
+use migrex::pb;
+use tonic::Code;
+
+/// `notice show --verify` on node `i`: (exit status, stdout, stderr).
+fn verify(net: &LocalNetwork, i: usize, id: &str) -> (bool, String, String) {
+    let cfg = net.nodes[i].config_path.to_string_lossy().to_string();
+    let out = migrex_cli(&["notice", "show", "--config", &cfg, "--verify", id]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The steps `--verify --json` reports on node `i`, as (step kind, signer, verified).
+fn steps(net: &LocalNetwork, i: usize, id: &str) -> Vec<(String, String, bool)> {
+    let cfg = net.nodes[i].config_path.to_string_lossy().to_string();
+    let out = migrex_cli(&["notice", "show", "--config", &cfg, "--verify", "--json", id]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let step = s["step"].as_str().unwrap();
+            (
+                step.split(' ').next().unwrap().to_string(),
+                s["signer"].as_str().unwrap().to_string(),
+                s["failure"].is_null(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_step_of_a_journey_is_signed_and_verifies_at_both_ends() {
+    let net = network(&[LUOHU, SHUANGLIU], None).await;
+    let desk = |i| net.desk(i);
+    // A notice answered with a receipt and a feedback with corrections …
+    let answered = submit(&net, 0, birth(SHUANGLIU, woman(1), "2026-10-03")).await;
+    wait_notice(&net, 1, &answered.id, |_| true).await;
+    desk(1)
+        .await
+        .unwrap()
+        .acknowledge_notice(pb::AcknowledgeNoticeRequest {
+            id: answered.id.clone(),
+        })
+        .await
+        .unwrap();
+    desk(1)
+        .await
+        .unwrap()
+        .submit_feedback(pb::SubmitFeedbackRequest {
+            id: answered.id.clone(),
+            feedback: Some(pb::Feedback {
+                result: FeedbackResult::Corrected as i32,
+                remarks: "已入户核实".into(),
+                corrections: [(
+                    "birth.place_of_delivery".to_string(),
+                    "双流区妇幼保健院".to_string(),
+                )]
+                .into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    // … and one withdrawn.
+    let withdrawn = submit(&net, 0, birth(SHUANGLIU, woman(2), "2026-10-04")).await;
+    wait_notice(&net, 0, &withdrawn.id, |x| x.received_at.is_some()).await;
+    desk(0)
+        .await
+        .unwrap()
+        .withdraw_notice(pb::WithdrawNoticeRequest {
+            id: withdrawn.id.clone(),
+            reason: "登记有误".into(),
+        })
+        .await
+        .unwrap();
+    wait_notice(&net, 0, &answered.id, |x| {
+        x.status == NoticeStatus::Answered as i32
+    })
+    .await;
+    wait_notice(&net, 1, &withdrawn.id, |x| {
+        x.status == NoticeStatus::Withdrawn as i32
+    })
+    .await;
+    // The origin keeps its own proofs once the peer has taken the item:
+    // wait for the withdrawal's delivery to be recorded.
+    eventually(
+        "the withdrawal's delivery recorded at the origin",
+        std::time::Duration::from_secs(10),
+        || async {
+            let s = steps(&net, 0, &withdrawn.id);
+            s.iter().all(|(_, _, ok)| *ok).then_some(s)
+        },
+    )
+    .await;
+
+    for i in [0, 1] {
+        let s = steps(&net, i, &answered.id);
+        let kinds: Vec<&str> = s.iter().map(|(k, _, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["notice", "ack", "receipt", "feedback"],
+            "node {i}: {s:?}"
+        );
+        assert!(s.iter().all(|(_, _, ok)| *ok), "node {i}: {s:?}");
+        let signers: Vec<&str> = s.iter().map(|(_, who, _)| who.as_str()).collect();
+        assert_eq!(signers, [LUOHU, SHUANGLIU, SHUANGLIU, SHUANGLIU]);
+        let s = steps(&net, i, &withdrawn.id);
+        let kinds: Vec<&str> = s.iter().map(|(k, _, _)| k.as_str()).collect();
+        assert_eq!(kinds, ["notice", "ack", "withdrawal"], "node {i}: {s:?}");
+        assert!(s.iter().all(|(_, _, ok)| *ok), "node {i}: {s:?}");
+        let (ok, table, err) = verify(&net, i, &answered.id);
+        assert!(ok, "{err}");
+        assert!(table.contains("已验证"), "{table}");
+    }
+
+    // A receipt time moved by hand in the origin's database: the
+    // acknowledgement no longer verifies there, and --verify names it.
+    tamper(
+        &net,
+        0,
+        &format!(
+            "UPDATE notices SET received_at = received_at - 86400000000 WHERE id = '{}'",
+            answered.id
+        ),
+    )
+    .await;
+    let (ok, table, err) = verify(&net, 0, &answered.id);
+    assert!(!ok, "{table}");
+    assert!(
+        err.starts_with(&format!(
+            "error: notice {}: step ack does not verify",
+            answered.id
+        )),
+        "{err}"
+    );
+    let s = steps(&net, 0, &answered.id);
+    assert_eq!(
+        s.iter()
+            .filter(|(_, _, ok)| !ok)
+            .map(|(k, _, _)| k.as_str())
+            .collect::<Vec<_>>(),
+        ["ack"],
+        "only the changed step fails: {s:?}"
+    );
+    // The destination's copy is untouched and still verifies.
+    assert!(verify(&net, 1, &answered.id).0);
+    // A notice this node does not hold is a one-line error.
+    let (ok, _, err) = verify(&net, 0, "0193a5c2-7d1e-7c3a-9f40-2b6f1e0c9a11");
+    assert!(
+        !ok && err.starts_with("error: ") && err.contains("no notice"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_not_signed_by_its_origin_is_refused_and_nothing_stored() {
+    let net = network(&[LUOHU, SHUANGLIU, WANCHENG], None).await;
+    let stored = || async {
+        net.store(1)
+            .count_notices(Direction::Inbound)
+            .await
+            .unwrap()
+    };
+    let before = stored().await;
+    let from_luohu = exchange_as(&net, 0, 1).await;
+    let notice = |k| {
+        wire(
+            birth(SHUANGLIU, woman(k), "2026-10-03"),
+            LUOHU,
+            &migrex::clock::SystemClock,
+        )
+    };
+    let refused = |acks: Vec<pb::NoticeAck>| {
+        let e = acks[0].error.clone().expect("refused");
+        assert_eq!(e.code, Code::PermissionDenied as i32, "{}", e.message);
+        assert_eq!(e.field, "notice.proof");
+        e.message
+    };
+    let send = |n: pb::Notice| {
+        let mut c = from_luohu.clone();
+        async move {
+            c.deliver_notices(pb::DeliverNoticesRequest { notices: vec![n] })
+                .await
+                .unwrap()
+                .into_inner()
+                .acks
+        }
+    };
+    // Unsigned: refused (no accept_unsigned in this network).
+    let why = refused(send(notice(1)).await);
+    assert!(why.contains("not signed"), "{why}");
+    // Signed by another district's key, in its own name.
+    let by_wancheng = sign_as(&node_signer(&net, 2), notice(2));
+    let why = refused(send(by_wancheng).await);
+    assert!(why.contains(&format!("signed by {WANCHENG}")), "{why}");
+    // Signed by another district's key in Luohu's name, over Luohu's
+    // connection: the signature is not Luohu's.
+    let mut forged = sign_as(&node_signer(&net, 2), notice(3));
+    forged.proof.as_mut().unwrap().signer = LUOHU.into();
+    let why = refused(send(forged.clone()).await);
+    assert!(why.contains("not by the key"), "{why}");
+    // The same, with Wancheng's certificate attached as if relayed.
+    forged.proof.as_mut().unwrap().certificate = node_signer(&net, 2).certificate().to_vec();
+    let why = refused(send(forged).await);
+    assert!(why.contains(&format!("speaks for {WANCHENG}")), "{why}");
+    assert_eq!(stored().await, before, "nothing stored");
+    // Luohu's own signature is taken.
+    let good = sign_as(&node_signer(&net, 0), notice(4));
+    let acks = send(good).await;
+    assert!(acks[0].error.is_none(), "{:?}", acks[0].error);
+    assert!(acks[0].proof.is_some(), "the acknowledgement is signed");
+    assert_eq!(stored().await, before + 1);
+}

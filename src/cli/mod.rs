@@ -128,6 +128,21 @@ enum Command {
         after_help = "Examples:\n  migrex notice send --config ./luohu/migrex.toml --file births.csv --dry-run\n  migrex notice show --config ./luohu/migrex.toml 0193a5c2-…"
     )]
     Notice(Box<notices::NoticeCommand>),
+    /// Check a notice's evidence file (`migrex notice evidence`) on any
+    /// machine, with only the network CA's certificate.
+    #[command(
+        after_help = "Example:\n  migrex verify 0193a5c2-evidence.json --ca ca.crt\n\nExit status 0: every step verifies; 1: the line says which does not."
+    )]
+    Verify {
+        /// The evidence file.
+        file: PathBuf,
+        /// The network CA's certificate (PEM).
+        #[arg(long)]
+        ca: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// List notices of both directions.
     #[command(
         after_help = "Examples:\n  migrex notices --config ./luohu/migrex.toml --direction out --status QUEUED\n  migrex notices --config ./luohu/migrex.toml --peer 510116 --kind BIRTH --json"
@@ -217,6 +232,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audit(c) => audit::audit(c).await,
         Command::User(c) => admin::user(c).await,
         Command::Notice(c) => notices::notice(*c).await,
+        Command::Verify { file, ca, json } => proofs::verify_file(&file, &ca, json),
         Command::Notices(a) => notices::notices(a).await,
         Command::Pending(a) => inbox::pending(a).await,
         Command::Ack(a) => inbox::ack(a).await,

@@ -32,6 +32,21 @@ pub enum NoticeCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Write the evidence file of a notice's journey: every step's signed
+    /// form, its proof and the signers' certificates, for `migrex verify`
+    /// on any machine. It holds the person's details: keep it as such.
+    #[command(
+        after_help = "Example:\n  migrex notice evidence --config ./luohu/migrex.toml 0193a5c2-7d1e-7c3a-9f40-2b6f1e0c9a11 --out 0193a5c2-evidence.json\n  migrex verify 0193a5c2-evidence.json --ca ca.crt"
+    )]
+    Evidence {
+        id: String,
+        /// The node's migrex.toml (the evidence is read from its database).
+        #[arg(long)]
+        config: PathBuf,
+        /// The file to write (mode 0600); it must not exist yet.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Withdraw a notice this node sent (撤回), until it is answered.
     #[command(
         after_help = "Example:\n  migrex notice withdraw --config ./luohu/migrex.toml 0193a5c2-7d1e-7c3a-9f40-2b6f1e0c9a11 --reason \"sent to the wrong district\""
@@ -151,6 +166,9 @@ pub async fn notice(cmd: NoticeCommand) -> Result<()> {
             verify: true,
             conn,
         } => super::proofs::verify(&id, &conn).await,
+        NoticeCommand::Evidence { id, config, out } => {
+            super::proofs::evidence(&id, &config, &out).await
+        }
         NoticeCommand::Show { id, conn, .. } => {
             let answer = conn
                 .desk()

@@ -1,17 +1,34 @@
 //! `migrex notice show --verify`: every signature of a notice's journey,
-//! checked against what this node keeps (`service::proofs`).
+//! checked against what this node keeps (`service::proofs`);
+//! `migrex notice evidence` writes the journey's evidence file and
+//! `migrex verify` checks one with only the CA's certificate.
 
 use super::args::Conn;
 use crate::config::Settings;
 use crate::identity::{TlsMaterial, Trust};
+use crate::proof::evidence::{self, Evidence};
 use crate::service::proofs::verify_journey;
 use crate::setup::open_store;
 use anyhow::{Context, Result, anyhow, bail};
+use std::path::Path;
 
 pub async fn verify(id: &str, conn: &Conn) -> Result<()> {
     let config = conn.config_path().ok_or_else(|| {
         anyhow!("--config: --verify reads the node's own database; give the node's migrex.toml")
     })?;
+    let (trust, store) = open(config).await?;
+    let steps = verify_journey(&store, &trust, id.trim()).await;
+    store.close().await;
+    let steps = steps.map_err(|e| anyhow!("{e}"))?;
+    let rows: Vec<(String, String, Option<String>)> = steps
+        .into_iter()
+        .map(|s| (s.step, s.signer, s.failure))
+        .collect();
+    report(id, &rows, conn.json)
+}
+
+/// The node's trust in its CA (with its revocation list) and its store.
+async fn open(config: &Path) -> Result<(std::sync::Arc<Trust>, crate::store::Store)> {
     let settings = Settings::load(config)?;
     let tls = TlsMaterial::load(&settings.tls.ca_cert, &settings.tls.cert, &settings.tls.key)?;
     let trust = Trust::new(&tls, settings.tls.crl.clone())?;
@@ -22,28 +39,74 @@ pub async fn verify(id: &str, conn: &Conn) -> Result<()> {
     let store = open_store(config)
         .await
         .with_context(|| format!("opening the database of {}", config.display()))?;
-    let steps = verify_journey(&store, &trust, id.trim()).await;
-    store.close().await;
-    let steps = steps.map_err(|e| anyhow!("{e}"))?;
-    if conn.json {
-        println!("{}", serde_json::to_string_pretty(&steps)?);
+    Ok((trust, store))
+}
+
+/// Prints checked steps (step, signer, failure) as a table or JSON and
+/// fails naming the first that does not verify.
+fn report(id: &str, steps: &[(String, String, Option<String>)], json: bool) -> Result<()> {
+    if json {
+        let v: Vec<serde_json::Value> = steps
+            .iter()
+            .map(|(step, signer, failure)| {
+                serde_json::json!({"step": step, "signer": signer, "failure": failure})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!("{:<48} {:<12} RESULT", "STEP", "SIGNER");
-        for s in &steps {
+        for (step, signer, failure) in steps {
             println!(
-                "{:<48} {:<12} {}",
-                s.step,
-                s.signer,
-                s.failure.as_deref().unwrap_or("verified (已验证)")
+                "{step:<48} {signer:<12} {}",
+                failure.as_deref().unwrap_or("verified (已验证)")
             );
         }
     }
-    if let Some(bad) = steps.iter().find(|s| !s.verified()) {
-        bail!(
-            "notice {id}: step {} does not verify: {}",
-            bad.step,
-            bad.failure.as_deref().unwrap_or_default()
-        );
+    if let Some((step, _, Some(why))) = steps.iter().find(|s| s.2.is_some()) {
+        bail!("notice {id}: step {step} does not verify: {why}");
     }
     Ok(())
+}
+
+/// `migrex notice evidence ID --config FILE --out FILE`.
+pub async fn evidence(id: &str, config: &Path, out: &Path) -> Result<()> {
+    if out.exists() {
+        bail!("--out: {} exists; give a new file name", out.display());
+    }
+    let (_, store) = open(config).await?;
+    let made = crate::service::proofs::evidence(&store, id.trim()).await;
+    store.close().await;
+    let made = made.map_err(|e| anyhow!("{e}"))?;
+    crate::files::write(out, &made.to_bytes())
+        .with_context(|| format!("--out: cannot write {}", out.display()))?;
+    eprintln!(
+        "wrote {} ({} steps signed by {} certificate(s))",
+        out.display(),
+        made.steps.len(),
+        made.certificates.len()
+    );
+    Ok(())
+}
+
+/// `migrex verify FILE --ca ca.crt`: the file's every step, with only the CA.
+pub fn verify_file(file: &Path, ca: &Path, json: bool) -> Result<()> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let ca_pem = crate::files::read_bounded(ca, 1 << 20)
+        .with_context(|| format!("--ca: cannot read {}", ca.display()))?;
+    let ca_ders: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| anyhow!("--ca: {} is not a PEM certificate", ca.display()))?;
+    if ca_ders.is_empty() {
+        bail!("--ca: {} holds no certificate", ca.display());
+    }
+    let text = crate::files::read_bounded(file, evidence::MAX_BYTES)
+        .with_context(|| format!("FILE: cannot read {}", file.display()))?;
+    let e = Evidence::from_bytes(text.as_bytes()).map_err(|e| anyhow!("FILE: {e}"))?;
+    let rows: Vec<(String, String, Option<String>)> = e
+        .check(&ca_ders)
+        .into_iter()
+        .map(|c| (c.step, c.signer, c.failure))
+        .collect();
+    report(&e.notice_id, &rows, json)
 }

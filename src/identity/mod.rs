@@ -148,6 +148,18 @@ pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(der))
 }
 
+/// Whether the certificate (DER) is signed by one of the CA certificates
+/// (DER): the check of a certificate on a machine with only `ca.crt`.
+pub fn issued_by(cert_der: &[u8], ca_ders: &[Vec<u8>]) -> bool {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(cert_der) else {
+        return false;
+    };
+    ca_ders.iter().any(|der| {
+        x509_parser::parse_x509_certificate(der)
+            .is_ok_and(|(_, ca)| cert.verify_signature(Some(ca.public_key())).is_ok())
+    })
+}
+
 /// When a certificate (DER) stops being valid, in seconds since the epoch.
 pub fn not_after(der: &[u8]) -> Result<i64> {
     let (_, cert) =
@@ -210,13 +222,9 @@ impl TlsMaterial {
     pub fn check_issued_for(&self, district: &DistrictCode) -> Result<()> {
         let (certs, _) = self.chain()?;
         let leaf = certs.first().ok_or(IdentityError::NoDistrict)?;
-        let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
+        x509_parser::parse_x509_certificate(leaf.as_ref())
             .map_err(|_| IdentityError::BadCertificate)?;
-        let signed_by_ca = self.ca_ders()?.iter().any(|der| {
-            x509_parser::parse_x509_certificate(der)
-                .is_ok_and(|(_, ca)| cert.verify_signature(Some(ca.public_key())).is_ok())
-        });
-        if !signed_by_ca {
+        if !issued_by(leaf.as_ref(), &self.ca_ders()?) {
             return Err(IdentityError::Joining(
                 "the node certificate is not signed by the CA certificate given".into(),
             ));

@@ -11,6 +11,7 @@ use crate::domain::ts_to_pb;
 use crate::identity::Trust;
 use crate::pb;
 use crate::proof::canonical;
+use crate::proof::evidence::{self, Certificate, Evidence};
 use crate::proof::sign::{Proof, verify};
 use crate::store::{ACK, NOTICE, Store};
 use prost::Message;
@@ -33,33 +34,38 @@ impl StepCheck {
     }
 }
 
-/// Checks every step of notice `id`'s journey this node keeps.
-pub async fn verify_journey(store: &Store, trust: &Trust, id: &str) -> Result<Vec<StepCheck>> {
+/// One step of a journey as this node keeps it: its canonical form
+/// rebuilt from the stored rows, the district whose step it is, the proof
+/// kept beside it, and what is wrong beyond the signature.
+struct Kept {
+    name: String,
+    author: String,
+    item: Vec<u8>,
+    proof: Option<String>,
+    mismatch: Option<String>,
+}
+
+/// Every step of notice `id`'s journey this node keeps.
+async fn journey(store: &Store, id: &str) -> Result<Vec<Kept>> {
     let record = store
         .get_notice(id)
         .await?
         .ok_or_else(|| ServiceError::Refused(super::notices::not_found(id)))?;
-    let proofs: HashMap<String, String> = store
+    let mut proofs: HashMap<String, String> = store
         .proofs_of(id)
         .await?
         .into_iter()
         .map(|p| (p.step, p.proof))
         .collect();
-    let mut certs: HashMap<String, Option<Vec<u8>>> = HashMap::new();
-    let mut steps = Vec::new();
     let n = &record.content;
     // The notice, as its origin signed it.
-    steps.push(
-        check(
-            store,
-            trust,
-            &mut certs,
-            (NOTICE.into(), &n.origin),
-            &canonical::notice(n),
-            proofs.get(NOTICE),
-        )
-        .await?,
-    );
+    let mut steps = vec![Kept {
+        name: NOTICE.into(),
+        author: n.origin.clone(),
+        item: canonical::notice(n),
+        proof: proofs.remove(NOTICE),
+        mismatch: None,
+    }];
     let replies: Vec<pb::Reply> = store
         .replies_of(id)
         .await?
@@ -79,50 +85,102 @@ pub async fn verify_journey(store: &Store, trust: &Trust, id: &str) -> Result<Ve
             Some(first) => (Some(first.previous_due_at), true),
             None => (record.life.due_at, record.life.due_provisional),
         };
-        let item = canonical::ack(
-            id,
-            &n.destination,
-            Some(&ts_to_pb(received_at)),
-            due_at.map(ts_to_pb).as_ref(),
-            provisional,
-        );
-        steps.push(
-            check(
-                store,
-                trust,
-                &mut certs,
-                (ACK.into(), &n.destination),
-                &item,
-                proofs.get(ACK),
-            )
-            .await?,
-        );
+        steps.push(Kept {
+            name: ACK.into(),
+            author: n.destination.clone(),
+            item: canonical::ack(
+                id,
+                &n.destination,
+                Some(&ts_to_pb(received_at)),
+                due_at.map(ts_to_pb).as_ref(),
+                provisional,
+            ),
+            proof: proofs.remove(ACK),
+            mismatch: None,
+        });
     }
     for r in &replies {
-        let name = format!("{} {}", reply_kind(r), r.reply_id);
-        let mut step = check(
-            store,
-            trust,
-            &mut certs,
-            (name, &r.author),
-            &canonical::reply(r),
-            proofs.get(&r.reply_id),
-        )
-        .await?;
         // A delivery through a relay is the destination's acknowledgement:
         // the notice's instants must be the ones it signed.
-        if let (Some(pb::reply::Body::Delivery(d)), None) = (&r.body, &step.failure)
-            && (d.received_at != record.life.received_at.map(ts_to_pb)
-                || (record.deadline_changes.is_empty()
-                    && d.due_at != record.life.due_at.map(ts_to_pb)))
-        {
-            step.failure = Some(
-                "the notice's received_at or due_at is not what the destination signed".into(),
-            );
-        }
-        steps.push(step);
+        let mismatch = match &r.body {
+            Some(pb::reply::Body::Delivery(d))
+                if d.received_at != record.life.received_at.map(ts_to_pb)
+                    || (record.deadline_changes.is_empty()
+                        && d.due_at != record.life.due_at.map(ts_to_pb)) =>
+            {
+                Some("the notice's received_at or due_at is not what the destination signed".into())
+            }
+            _ => None,
+        };
+        steps.push(Kept {
+            name: format!("{} {}", reply_kind(r), r.reply_id),
+            author: r.author.clone(),
+            item: canonical::reply(r),
+            proof: proofs.remove(&r.reply_id),
+            mismatch,
+        });
     }
     Ok(steps)
+}
+
+/// Checks every step of notice `id`'s journey this node keeps.
+pub async fn verify_journey(store: &Store, trust: &Trust, id: &str) -> Result<Vec<StepCheck>> {
+    let mut certs: HashMap<String, Option<Vec<u8>>> = HashMap::new();
+    let mut out = Vec::new();
+    for step in journey(store, id).await? {
+        let mut checked = check(store, trust, &mut certs, &step).await?;
+        if checked.failure.is_none() {
+            checked.failure = step.mismatch;
+        }
+        out.push(checked);
+    }
+    Ok(out)
+}
+
+/// The evidence file of notice `id`'s journey: every step this node keeps
+/// a proof of, with the signers' certificates (`proof::evidence`), each
+/// rebuilt from the stored rows (a row changed by hand makes the file fail
+/// where it fails here). A step without a proof is left out;
+/// `verify_journey` names it.
+pub async fn evidence(store: &Store, id: &str) -> Result<Evidence> {
+    let mut steps = Vec::new();
+    let mut certificates: Vec<Certificate> = Vec::new();
+    for kept in journey(store, id).await? {
+        let Some(proof) = kept
+            .proof
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<Proof>(j).ok())
+        else {
+            continue;
+        };
+        if !certificates.iter().any(|c| c.fingerprint == proof.cert)
+            && let Some(c) = store.certificate(&proof.cert).await?
+        {
+            certificates.push(Certificate {
+                fingerprint: c.fingerprint,
+                der: c.der,
+            });
+        }
+        // The step's name without the reply id: the item holds it.
+        let step = kept
+            .name
+            .split(' ')
+            .nth(1)
+            .unwrap_or(&kept.name)
+            .to_string();
+        steps.push(evidence::Step {
+            step,
+            item: kept.item,
+            proof,
+        });
+    }
+    certificates.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+    Ok(Evidence {
+        form: evidence::FORM.into(),
+        notice_id: id.to_string(),
+        steps,
+        certificates,
+    })
 }
 
 fn reply_kind(r: &pb::Reply) -> &'static str {
@@ -138,22 +196,19 @@ fn reply_kind(r: &pb::Reply) -> &'static str {
     }
 }
 
-/// One step against its kept proof; `author` is the district that must
-/// have signed it.
+/// One step against its kept proof and the signer's certificate.
 async fn check(
     store: &Store,
     trust: &Trust,
     certs: &mut HashMap<String, Option<Vec<u8>>>,
-    (step, author): (String, &str),
-    item: &[u8],
-    proof: Option<&String>,
+    step: &Kept,
 ) -> Result<StepCheck> {
     let mut out = StepCheck {
-        step,
+        step: step.name.clone(),
         signer: String::new(),
         failure: None,
     };
-    let Some(json) = proof else {
+    let Some(json) = &step.proof else {
         out.failure = Some("no signature kept (received unsigned, or not sent yet)".into());
         return Ok(out);
     };
@@ -165,10 +220,10 @@ async fn check(
         }
     };
     out.signer = proof.signer.clone();
-    if !proof.signer.starts_with(author) && !author.starts_with(&proof.signer) {
+    if !step.author.starts_with(&proof.signer) {
         out.failure = Some(format!(
-            "signed by {}, not by {author} whose step it is",
-            proof.signer
+            "signed by {}, not by {} whose step it is",
+            proof.signer, step.author
         ));
         return Ok(out);
     }
@@ -182,7 +237,7 @@ async fn check(
     };
     if let Err(e) = trust.vouches_for(der) {
         out.failure = Some(e);
-    } else if let Err(e) = verify(item, &proof, der) {
+    } else if let Err(e) = verify(&step.item, &proof, der) {
         out.failure = Some(e.to_string());
     }
     Ok(out)

@@ -7,9 +7,7 @@ use sqlx::{QueryBuilder, Row};
 /// Rows per insert statement (3 binds each, under SQLite's limits).
 const CHUNK: usize = 900;
 
-/// The step names of a notice's own proofs; a reply's step is its id.
-pub const NOTICE: &str = "notice";
-pub const ACK: &str = "ack";
+pub use crate::proof::{ACK_STEP as ACK, NOTICE_STEP as NOTICE};
 
 /// The proof of one step of a notice's journey: `step` is "notice", "ack"
 /// or a reply id; `proof` its JSON (`proof::sign::Proof`).

@@ -125,6 +125,76 @@ async fn every_step_of_a_journey_is_signed_and_verifies_at_both_ends() {
         assert!(table.contains("已验证"), "{table}");
     }
 
+    // The evidence file, checked on "another machine": a folder holding
+    // only the file and the CA's certificate.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (ca, file) = (
+        elsewhere.path().join("ca.crt"),
+        elsewhere.path().join("evidence.json"),
+    );
+    std::fs::write(&ca, &net.ca_pem).unwrap();
+    let cfg1 = net.nodes[1].config_path.to_string_lossy().to_string();
+    let made = migrex_cli(&[
+        "notice",
+        "evidence",
+        "--config",
+        &cfg1,
+        &answered.id,
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let check = |path: &std::path::Path| {
+        migrex_cli(&[
+            "verify",
+            path.to_str().unwrap(),
+            "--ca",
+            ca.to_str().unwrap(),
+        ])
+    };
+    let good = check(&file);
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let table = String::from_utf8_lossy(&good.stdout).to_string();
+    assert_eq!(table.matches("已验证").count(), 4, "{table}");
+    // One byte changed anywhere: refused, with one line saying why.
+    let bytes = std::fs::read(&file).unwrap();
+    for at in [bytes.len() / 3, bytes.len() / 2, bytes.len() - 10] {
+        let mut changed = bytes.clone();
+        changed[at] = if changed[at] == b'0' { b'1' } else { b'0' };
+        let path = elsewhere.path().join(format!("changed-{at}.json"));
+        std::fs::write(&path, &changed).unwrap();
+        let out = check(&path);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "byte {at} changed, still verifies");
+        assert!(
+            err.starts_with("error: ") && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+    // Another CA: nothing verifies.
+    let other = create(&[LUOHU], fast_delivery()).await;
+    std::fs::write(&ca, &other.ca_pem).unwrap();
+    let out = check(&file);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not issued by this CA"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // A receipt time moved by hand in the origin's database: the
     // acknowledgement no longer verifies there, and --verify names it.
     tamper(

@@ -19,3 +19,7 @@ CREATE TABLE certificates (
     district    TEXT NOT NULL,
     der         BYTEA NOT NULL
 );
+
+-- A reply this node wrote that its peer kept but that changed nothing: a
+-- withdrawal that reached a notice already answered (docs/protocol.md §6).
+ALTER TABLE replies ADD COLUMN late BIGINT NOT NULL DEFAULT 0;

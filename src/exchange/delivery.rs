@@ -257,6 +257,7 @@ async fn send(
                     Settled::ReplyDelivered {
                         seq: item.seq,
                         reply_id: ack.reply_id.clone(),
+                        late: ack.late,
                     }
                 })
             },

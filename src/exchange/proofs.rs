@@ -8,7 +8,7 @@
 //! upgrade; a proof that is present must always verify.
 
 use crate::context::NodeCtx;
-use crate::domain::DistrictCode;
+use crate::domain::{DistrictCode, Reply};
 use crate::grpc::item_error;
 use crate::identity::fingerprint;
 use crate::pb;
@@ -217,4 +217,49 @@ pub fn check_acks(
         }
     }
     bad
+}
+
+/// The author's proof of each reply that parses; None for one that
+/// does not.
+#[allow(clippy::type_complexity)]
+pub fn check_replies(
+    ctx: &NodeCtx,
+    sender: &[u8],
+    replies: &[pb::Reply],
+    certified: &mut Proven,
+) -> Vec<Option<Result<Option<StepProof>, pb::ItemError>>> {
+    let parsed: Vec<Option<Reply>> = replies.iter().map(|r| Reply::parse(r).ok()).collect();
+    let (at, items): (Vec<usize>, Vec<Signed>) = parsed
+        .iter()
+        .zip(replies)
+        .enumerate()
+        .filter_map(|(i, (p, wire))| {
+            let reply = p.as_ref()?;
+            Some((
+                i,
+                Signed {
+                    canonical: canonical::reply(&reply.to_wire()),
+                    proof: wire.proof.as_ref(),
+                    author: reply.author.as_str(),
+                    notice_id: reply.notice_id.to_string(),
+                    step: reply.reply_id.to_string(),
+                },
+            ))
+        })
+        .unzip();
+    let mut out = vec![None; replies.len()];
+    for (i, v) in at
+        .into_iter()
+        .zip(check(ctx, sender, "reply", &items, certified))
+    {
+        out[i] = Some(v);
+    }
+    out
+}
+
+/// The calling node's certificate (DER), as its TLS handshake presented it.
+pub fn sender_cert<T>(req: &tonic::Request<T>) -> Vec<u8> {
+    req.peer_certs()
+        .and_then(|c| c.first().map(|c| c.as_ref().to_vec()))
+        .unwrap_or_default()
 }

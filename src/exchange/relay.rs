@@ -136,6 +136,7 @@ pub async fn take_reply(
     let refuse = |error| pb::ReplyAck {
         reply_id: id.clone(),
         error: Some(error),
+        late: false,
     };
     let route = match route(
         ctx,
@@ -154,6 +155,7 @@ pub async fn take_reply(
                 pb::ReplyAck {
                     reply_id: id.clone(),
                     error: None,
+                    late: false,
                 }
             } else {
                 refuse(item_error(
@@ -190,6 +192,7 @@ pub async fn take_reply(
         pb::ReplyAck {
             reply_id: id,
             error: None,
+            late: false,
         },
         Some(route),
     ))

@@ -241,6 +241,7 @@ impl ExchangeService {
         let refuse = |error| pb::ReplyAck {
             reply_id: r.reply_id.clone(),
             error: Some(error),
+            late: false,
         };
         let reply = match Reply::parse(r) {
             Ok(x) => x,
@@ -278,7 +279,7 @@ impl ExchangeService {
         }
         let ok = pb::ReplyAck {
             reply_id: reply.reply_id.to_string(),
-            error: None,
+            ..Default::default()
         };
         if let Some(hash) = tx.reply_hash(&reply.reply_id.to_string()).await? {
             return Ok(if hash == reply.content_hash() {
@@ -311,6 +312,25 @@ impl ExchangeService {
             .life
             .check(party, &reply.body, now, "reply.notice_id")
         {
+            // An answer that reaches a withdrawn origin crossed the
+            // withdrawal only while the destination has not said it took
+            // the withdrawal (docs/protocol.md §6); after that it came
+            // after the withdrawal, and the destination should not have
+            // sent it.
+            Ok(Verdict::Apply)
+                if notice.life.status == NoticeStatus::Withdrawn
+                    && matches!(
+                        reply.body,
+                        ReplyBody::Receipt { .. } | ReplyBody::Feedback(_)
+                    )
+                    && tx.withdrawal_taken(&notice_id).await? =>
+            {
+                return Ok(refuse(item_error(
+                    Code::FailedPrecondition,
+                    "reply.notice_id: the destination took this notice's withdrawal before this answer",
+                    "reply.notice_id",
+                )));
+            }
             Ok(Verdict::Apply) => {}
             // A deadline this node already holds (its notice's ack, sent
             // again after the change, carried it), or a reminder about a
@@ -324,6 +344,22 @@ impl ExchangeService {
                 tx.insert_reply(&reply, Direction::Inbound, now).await?;
                 kept.extend(proof);
                 return Ok(ok);
+            }
+            // A withdrawal that crossed the answer here (docs/protocol.md
+            // §6): on record as late, the notice stays answered.
+            Ok(Verdict::TooLate) => {
+                if let ReplyBody::Withdrawal {
+                    withdrawn_at,
+                    reason,
+                } = &reply.body
+                {
+                    tx.set_withdrawn_late(&notice_id, *withdrawn_at, reason)
+                        .await?;
+                }
+                tx.insert_reply(&reply, Direction::Inbound, now).await?;
+                kept.extend(proof);
+                tracing::info!(notice = %notice_id, "a withdrawal arrived after the notice was answered; kept as too late");
+                return Ok(pb::ReplyAck { late: true, ..ok });
             }
             Ok(Verdict::AlreadyDone) => {
                 return Ok(refuse(item_error(
@@ -443,44 +479,6 @@ impl ExchangeService {
         proven.certificate(proofs::own(signer));
     }
 
-    /// The author's proof of each reply that parses; None for one that
-    /// does not.
-    #[allow(clippy::type_complexity)]
-    fn check_replies(
-        &self,
-        sender: &[u8],
-        replies: &[pb::Reply],
-        certified: &mut Proven,
-    ) -> Vec<Option<Result<Option<StepProof>, pb::ItemError>>> {
-        let parsed: Vec<Option<Reply>> = replies.iter().map(|r| Reply::parse(r).ok()).collect();
-        let (at, items): (Vec<usize>, Vec<Signed>) = parsed
-            .iter()
-            .zip(replies)
-            .enumerate()
-            .filter_map(|(i, (p, wire))| {
-                let reply = p.as_ref()?;
-                Some((
-                    i,
-                    Signed {
-                        canonical: canonical::reply(&reply.to_wire()),
-                        proof: wire.proof.as_ref(),
-                        author: reply.author.as_str(),
-                        notice_id: reply.notice_id.to_string(),
-                        step: reply.reply_id.to_string(),
-                    },
-                ))
-            })
-            .unzip();
-        let mut out = vec![None; replies.len()];
-        for (i, v) in at
-            .into_iter()
-            .zip(proofs::check(&self.ctx, sender, "reply", &items, certified))
-        {
-            out[i] = Some(v);
-        }
-        out
-    }
-
     fn check_batch(&self, len: usize) -> Result<(), Status> {
         let max = self.ctx.delivery.max_batch;
         if len > max {
@@ -500,7 +498,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
     ) -> Result<Response<pb::DeliverNoticesResponse>, Status> {
         let started = std::time::Instant::now();
         let peer = peer_district(&req, &self.ctx.trust)?;
-        let sender = sender_cert(&req);
+        let sender = proofs::sender_cert(&req);
         let mut notices = req.into_inner().notices;
         self.check_batch(notices.len())?;
         let now = self.ctx.now();
@@ -577,14 +575,14 @@ impl pb::exchange_server::Exchange for ExchangeService {
         req: Request<pb::DeliverRepliesRequest>,
     ) -> Result<Response<pb::DeliverRepliesResponse>, Status> {
         let peer = peer_district(&req, &self.ctx.trust)?;
-        let sender = sender_cert(&req);
+        let sender = proofs::sender_cert(&req);
         let replies = req.into_inner().replies;
         self.check_batch(replies.len())?;
         let now = self.ctx.now();
         // The authors' signatures, checked before anything is stored (a
         // reply that does not parse is refused for that by receive_reply).
         let mut certified = Proven::default();
-        let verdicts = self.check_replies(&sender, &replies, &mut certified);
+        let verdicts = proofs::check_replies(&self.ctx, &sender, &replies, &mut certified);
         let (acks, wake) = self
             .retrying_races(|| async {
                 let mut tx = self.ctx.store.begin().await?;
@@ -630,11 +628,4 @@ impl pb::exchange_server::Exchange for ExchangeService {
         tracing::info!(peer = %peer, routed, "peer says it is back");
         Ok(Response::new(pb::HelloResponse {}))
     }
-}
-
-/// The calling node's certificate (DER), as its TLS handshake presented it.
-fn sender_cert<T>(req: &Request<T>) -> Vec<u8> {
-    req.peer_certs()
-        .and_then(|c| c.first().map(|c| c.as_ref().to_vec()))
-        .unwrap_or_default()
 }

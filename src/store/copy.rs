@@ -88,6 +88,7 @@ const TABLES: &[Table] = &[
             ("content_hash", Bytes),
             ("created_at", Int),
             ("delivered_at", Int),
+            ("late", Int),
         ],
     },
     Table {

@@ -80,6 +80,9 @@ pub enum Settled {
     ReplyDelivered {
         seq: i64,
         reply_id: String,
+        /// The peer kept it but it changed nothing (a withdrawal that
+        /// reached an answered notice).
+        late: bool,
     },
     /// A relay took this node's notice and forwards it; the destination's
     /// acknowledgement comes back as a `Delivery` reply.
@@ -96,10 +99,7 @@ pub enum Settled {
         id: String,
     },
     /// The peer refused it for good (invalid, conflicting, not permitted).
-    Refused {
-        seq: i64,
-        error: String,
-    },
+    Refused { seq: i64, error: String },
 }
 
 impl Store {
@@ -152,6 +152,7 @@ impl Store {
     ) -> Result<()> {
         let mut by_instants: BTreeMap<(i64, i64, bool), Vec<&str>> = BTreeMap::new();
         let mut replies = Vec::new();
+        let mut late_replies = Vec::new();
         let mut delivered = Vec::new();
         let mut refused = Vec::new();
         let mut forwarded = Vec::new();
@@ -171,8 +172,15 @@ impl Store {
                         .push(notice_id);
                     delivered.push(*seq);
                 }
-                Settled::ReplyDelivered { seq, reply_id } => {
+                Settled::ReplyDelivered {
+                    seq,
+                    reply_id,
+                    late,
+                } => {
                     replies.push(reply_id.as_str());
+                    if *late {
+                        late_replies.push(reply_id.as_str());
+                    }
                     delivered.push(*seq);
                 }
                 Settled::HandedOn {
@@ -243,6 +251,18 @@ impl Store {
             with_tx!(tx, |conn, Db| {
                 let mut q = QueryBuilder::<Db>::new("UPDATE replies SET delivered_at = ");
                 q.push_bind(micros(now)).push(" WHERE reply_id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                q.build().execute(&mut *conn).await?;
+            });
+        }
+        for chunk in late_replies.chunks(CHUNK) {
+            with_tx!(tx, |conn, Db| {
+                let mut q =
+                    QueryBuilder::<Db>::new("UPDATE replies SET late = 1 WHERE reply_id IN (");
                 let mut list = q.separated(", ");
                 for id in chunk {
                     list.push_bind(*id);

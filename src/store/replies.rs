@@ -120,14 +120,16 @@ impl Tx {
     }
 
     /// Records a receipt, only while the notice has none and is not
-    /// withdrawn (the state `Lifecycle::check` accepted): a concurrent
-    /// change makes it `Stale` instead of overwriting.
+    /// withdrawn here at the destination (the state `Lifecycle::check`
+    /// accepted; the origin takes one that crossed its withdrawal and stays
+    /// withdrawn): a concurrent change makes it `Stale` instead of
+    /// overwriting.
     pub async fn set_acknowledged(&mut self, id: &str, at: OffsetDateTime, by: &str) -> Result<()> {
         let done = with_tx!(self, |conn, Db| {
             sqlx::query(
                 "UPDATE notices SET acknowledged_at = $1, acknowledged_by = $2, \
                  status = CASE WHEN status IN ($3, $4, $5) THEN $6 ELSE status END \
-                 WHERE id = $7 AND acknowledged_at IS NULL AND status <> $8",
+                 WHERE id = $7 AND acknowledged_at IS NULL AND (status <> $8 OR direction = $9)",
             )
             .bind(micros(at))
             .bind(by)
@@ -137,6 +139,7 @@ impl Tx {
             .bind(NoticeStatus::Acknowledged as i32)
             .bind(id)
             .bind(NoticeStatus::Withdrawn as i32)
+            .bind(Direction::Outbound as i32)
             .execute(&mut *conn)
             .await?
             .rows_affected()
@@ -145,7 +148,9 @@ impl Tx {
     }
 
     /// Stores feedback (it also counts as receipt when none came before),
-    /// only on a notice that needs feedback, has none and is not withdrawn.
+    /// only on a notice that needs feedback, has none and is not withdrawn
+    /// here at the destination (at the origin, an answer that crossed its
+    /// withdrawal makes the notice answered: docs/protocol.md §6).
     pub async fn set_answered(
         &mut self,
         id: &str,
@@ -156,7 +161,7 @@ impl Tx {
             sqlx::query(
                 "UPDATE notices SET answered_at = $1, feedback = $2, status = $3, \
                  acknowledged_at = COALESCE(acknowledged_at, $1), acknowledged_by = COALESCE(acknowledged_by, $4) \
-                 WHERE id = $5 AND answered_at IS NULL AND reply_required = $6 AND status <> $7",
+                 WHERE id = $5 AND answered_at IS NULL AND reply_required = $6 AND (status <> $7 OR direction = $8)",
             )
             .bind(micros(at))
             .bind(feedback.encode_to_vec())
@@ -165,6 +170,7 @@ impl Tx {
             .bind(id)
             .bind(ReplySort::Feedback as i32)
             .bind(NoticeStatus::Withdrawn as i32)
+            .bind(Direction::Outbound as i32)
             .execute(&mut *conn)
             .await?
             .rows_affected()
@@ -194,6 +200,48 @@ impl Tx {
             .rows_affected()
         });
         stale_unless_one(done, id)
+    }
+}
+
+impl Tx {
+    /// Whether the destination said it took this (outbound) notice's
+    /// withdrawal: delivered, and not as too late.
+    pub async fn withdrawal_taken(&mut self, notice_id: &str) -> Result<bool> {
+        with_tx!(self, |conn, Db| {
+            Ok(sqlx::query(
+                "SELECT 1 FROM replies WHERE notice_id = $1 AND direction = $2 AND sort = $3 \
+                 AND delivered_at IS NOT NULL AND late = 0",
+            )
+            .bind(notice_id)
+            .bind(Direction::Outbound as i32)
+            .bind(3_i64)
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some())
+        })
+    }
+
+    /// Keeps a withdrawal that reached the destination after the answer
+    /// (`Verdict::TooLate`) on the notice, which stays answered: both
+    /// sides then hold the same facts (docs/protocol.md §6).
+    pub async fn set_withdrawn_late(
+        &mut self,
+        id: &str,
+        at: OffsetDateTime,
+        reason: &str,
+    ) -> Result<()> {
+        with_tx!(self, |conn, Db| {
+            sqlx::query(
+                "UPDATE notices SET withdrawn_at = $1, withdraw_reason = $2 \
+                 WHERE id = $3 AND withdrawn_at IS NULL",
+            )
+            .bind(micros(at))
+            .bind(reason)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        })
     }
 }
 

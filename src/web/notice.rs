@@ -222,7 +222,7 @@ fn page(
     }
     if rec.withdrawn_at.is_some() {
         steps.push(Step {
-            label: "撤回",
+            label: withdrawal_zh(life.answered_at.is_some()),
             when: local(tz, rec.withdrawn_at),
             detail: rec.withdraw_reason.clone().unwrap_or_default(),
         });
@@ -381,4 +381,14 @@ pub(crate) async fn sheet(
         ),
     };
     Ok(Html(view.render()?))
+}
+
+/// How a withdrawal is named: one that reached the destination after its
+/// answer (docs/protocol.md §6) is kept on record but changed nothing.
+pub(super) fn withdrawal_zh(answered: bool) -> &'static str {
+    if answered {
+        "撤回（晚于反馈，未生效）"
+    } else {
+        "撤回"
+    }
 }

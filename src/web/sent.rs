@@ -59,7 +59,8 @@ impl SentRow {
         }
         if let Some(at) = r.withdrawn_at {
             replies.push(format!(
-                "撤回 {} {}",
+                "{} {} {}",
+                super::notice::withdrawal_zh(r.life.answered_at.is_some()),
                 local(at),
                 r.withdraw_reason.clone().unwrap_or_default()
             ));

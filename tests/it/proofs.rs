@@ -293,3 +293,87 @@ async fn a_notice_not_signed_by_its_origin_is_refused_and_nothing_stored() {
     assert!(acks[0].proof.is_some(), "the acknowledgement is signed");
     assert_eq!(stored().await, before + 1);
 }
+
+/// docs/protocol.md §6: the origin withdraws while the destination answers,
+/// each with the other's node down, so that the two replies cross on the
+/// wire. Both end answered, the withdrawal on record as late on both sides,
+/// nothing refused, and every step verifies at both ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_and_an_answer_that_cross_end_in_one_agreed_state() {
+    let mut net = network(&[LUOHU, SHUANGLIU], None).await;
+    let n = submit(&net, 0, birth(SHUANGLIU, woman(7), "2026-10-05")).await;
+    wait_notice(&net, 0, &n.id, |x| x.received_at.is_some()).await;
+    // The destination is down: the withdrawal waits at the origin.
+    net.stop_node(1).await;
+    let w = net
+        .desk(0)
+        .await
+        .unwrap()
+        .withdraw_notice(pb::WithdrawNoticeRequest {
+            id: n.id.clone(),
+            reason: "登记有误".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(w.status, NoticeStatus::Withdrawn as i32);
+    // The origin is down: the destination answers, not knowing.
+    net.stop_node(0).await;
+    net.start_node(1, std::sync::Arc::new(migrex::clock::SystemClock))
+        .await
+        .unwrap();
+    let answered = net
+        .desk(1)
+        .await
+        .unwrap()
+        .submit_feedback(pb::SubmitFeedbackRequest {
+            id: n.id.clone(),
+            feedback: Some(pb::Feedback {
+                result: FeedbackResult::Confirmed as i32,
+                remarks: "已入户核实".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answered.status, NoticeStatus::Answered as i32);
+    // Both up: the two replies cross.
+    net.start_node(0, std::sync::Arc::new(migrex::clock::SystemClock))
+        .await
+        .unwrap();
+    let at_origin = wait_notice(&net, 0, &n.id, |x| {
+        x.status == NoticeStatus::Answered as i32
+    })
+    .await;
+    let at_dest = wait_notice(&net, 1, &n.id, |x| x.withdrawn_at.is_some()).await;
+    assert_eq!(at_dest.status, NoticeStatus::Answered as i32);
+    assert!(at_origin.feedback.is_some());
+    assert_eq!(at_origin.feedback, at_dest.feedback, "the same answer");
+    assert_eq!(
+        at_origin.withdrawn_at, at_dest.withdrawn_at,
+        "the late withdrawal is on record on both sides"
+    );
+    // Nothing refused on either side: both items were taken.
+    for i in [0, 1] {
+        eventually(
+            "both outboxes empty",
+            std::time::Duration::from_secs(10),
+            || async {
+                let waiting = net.store(i).outbox_counts().await.unwrap();
+                waiting
+                    .iter()
+                    .all(|w| w.waiting == 0 && w.refused == 0)
+                    .then_some(())
+            },
+        )
+        .await;
+        let s = steps(&net, i, &n.id);
+        let kinds: Vec<&str> = s.iter().map(|(k, _, _)| k.as_str()).collect();
+        assert!(
+            kinds.contains(&"withdrawal") && kinds.contains(&"feedback"),
+            "node {i}: {s:?}"
+        );
+        assert!(s.iter().all(|(_, _, ok)| *ok), "node {i}: {s:?}");
+    }
+}

@@ -144,6 +144,18 @@ async fn refused_replies_change_nothing_on_either_side() {
         x.status == NoticeStatus::Withdrawn as i32
     })
     .await;
+    // And the origin has recorded that the destination took the
+    // withdrawal: from then on an answer cannot have crossed it
+    // (docs/protocol.md §6).
+    eventually(
+        "the origin's outbox empty",
+        std::time::Duration::from_secs(10),
+        || async {
+            let counts = net.store(ORIGIN).outbox_counts().await.unwrap();
+            counts.iter().all(|c| c.waiting == 0).then_some(())
+        },
+    )
+    .await;
     let ids = [
         answered.id.as_str(),
         withdrawn.id.as_str(),
@@ -224,11 +236,6 @@ async fn refused_replies_change_nothing_on_either_side() {
             "{what}"
         );
     }
-    let (code, _) = deliver(&net, ORIGIN, DEST, reply(&answered.id, LUOHU, withdrawal())).await;
-    assert_eq!(
-        code, precondition,
-        "a withdrawal after the answer, from the origin"
-    );
 
     // Through the desk, as the clerks of either side.
     let desk_refusals = [
@@ -310,4 +317,19 @@ async fn refused_replies_change_nothing_on_either_side() {
         .into_inner()
         .acks;
     assert!(ok[0].error.is_none(), "{:?}", ok[0].error);
+    // A withdrawal reaching the answered notice is no refusal: it crossed
+    // the answer, is kept as late and changes no state (docs/protocol.md §6).
+    let late = exchange_as(&net, ORIGIN, DEST)
+        .await
+        .deliver_replies(pb::DeliverRepliesRequest {
+            replies: signed_replies(&net, ORIGIN, vec![reply(&answered.id, LUOHU, withdrawal())]),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .acks;
+    assert!(late[0].error.is_none() && late[0].late, "{:?}", late[0]);
+    let at_dest = get(&net, DEST, &answered.id).await.unwrap();
+    assert_eq!(at_dest.status, NoticeStatus::Answered as i32);
+    assert!(at_dest.withdrawn_at.is_some(), "on record as late");
 }

@@ -81,6 +81,11 @@ pub enum Verdict {
     /// with the notice unchanged; from a peer, under a new reply id, it is
     /// refused, since one receipt per notice is all there is.
     AlreadyDone,
+    /// A withdrawal that reached the destination after the notice was
+    /// answered there (docs/protocol.md §6: the destination's store orders
+    /// a crossing, and the answer came first): kept on record as late, the
+    /// notice stays answered, the origin is told it arrived (not refused).
+    TooLate,
 }
 
 /// The state of a stored notice that its replies and its deadline figures read.
@@ -187,7 +192,11 @@ impl Lifecycle {
                         "only the notice's destination signs for it",
                     );
                 }
-                if withdrawn {
+                // The origin takes a receipt that crossed its withdrawal:
+                // the destination committed it first (it would have refused
+                // its clerk after the withdrawal). The destination itself
+                // takes none on a withdrawn notice.
+                if withdrawn && self.direction == Direction::Inbound {
                     return refuse(Refused::WrongState, "the origin withdrew this notice");
                 }
                 if self.acknowledged_at.is_some() {
@@ -207,7 +216,9 @@ impl Lifecycle {
                         "only the notice's destination answers it",
                     );
                 }
-                if withdrawn {
+                // Likewise an answer that crossed the withdrawal: the
+                // origin ends answered (docs/protocol.md §6).
+                if withdrawn && self.direction == Direction::Inbound {
                     return refuse(Refused::WrongState, "the origin withdrew this notice");
                 }
                 if self.reply_required != ReplySort::Feedback {
@@ -234,6 +245,11 @@ impl Lifecycle {
                     );
                 }
                 if self.status == NoticeStatus::Answered || self.answered_at.is_some() {
+                    // At the destination, the answer came first: the
+                    // withdrawal crossed it and is too late, not wrong.
+                    if self.direction == Direction::Inbound {
+                        return Ok(Verdict::TooLate);
+                    }
                     return refuse(
                         Refused::WrongState,
                         "an answered notice cannot be withdrawn",

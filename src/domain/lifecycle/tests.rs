@@ -130,7 +130,17 @@ fn the_table_of_reply_rules() {
     assert_eq!(
         refusal(answered.check(Origin, &withdrawal(at), NOW, "id")),
         Refused::WrongState,
-        "withdrawal after the answer"
+        "the origin's clerk withdraws after the answer arrived"
+    );
+    // At the destination, a withdrawal that crossed the answer is too
+    // late, not wrong (docs/protocol.md §6).
+    let answered_here = Lifecycle {
+        direction: Direction::Inbound,
+        ..answered.clone()
+    };
+    assert_eq!(
+        answered_here.check(Origin, &withdrawal(at), NOW, "id"),
+        Ok(Verdict::TooLate)
     );
     assert_eq!(
         answered.check(Destination, &receipt(at), NOW, "id"),
@@ -140,9 +150,22 @@ fn the_table_of_reply_rules() {
 
     let mut withdrawn = n.clone();
     withdrawn.status = NoticeStatus::Withdrawn;
+    // The origin takes an answer that crossed its withdrawal: the
+    // destination committed it first (docs/protocol.md §6) …
     for r in [receipt(at), feedback(at)] {
         assert_eq!(
-            refusal(withdrawn.check(Destination, &r, NOW, "id")),
+            withdrawn.check(Destination, &r, NOW, "id"),
+            Ok(Verdict::Apply)
+        );
+    }
+    // … and the destination answers no withdrawn notice.
+    let withdrawn_here = Lifecycle {
+        direction: Direction::Inbound,
+        ..withdrawn.clone()
+    };
+    for r in [receipt(at), feedback(at)] {
+        assert_eq!(
+            refusal(withdrawn_here.check(Destination, &r, NOW, "id")),
             Refused::WrongState
         );
     }

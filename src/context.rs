@@ -56,6 +56,12 @@ pub struct NodeCtx {
     /// Routes whose items wait and that have no delivery worker yet, for
     /// the node to start one (the exchange's `workers` module).
     wanted: tokio::sync::mpsc::UnboundedSender<String>,
+    /// Reconciliations asked for now (`reconcile`), served by the exchange
+    /// (`exchange::reconcile::serve`), which takes the receiving end.
+    reconcile_asks: (
+        tokio::sync::mpsc::Sender<crate::reconcile::Ask>,
+        Mutex<Option<tokio::sync::mpsc::Receiver<crate::reconcile::Ask>>>,
+    ),
     /// Set when a part of the node stopped: it is no longer ready.
     failed: AtomicBool,
 }
@@ -110,8 +116,46 @@ impl NodeCtx {
             replica,
             bells: Mutex::new(HashMap::new()),
             wanted,
+            reconcile_asks: {
+                // A few at a time: each one calls a peer.
+                let (tx, rx) = tokio::sync::mpsc::channel(8);
+                (tx, Mutex::new(Some(rx)))
+            },
             failed: AtomicBool::new(false),
         }
+    }
+
+    /// Reconciles with `peer` for `period` (YYYY-MM) now, through the
+    /// exchange (对账); an error says why it did not finish.
+    pub async fn reconcile(
+        &self,
+        peer: &str,
+        period: &str,
+    ) -> Result<crate::reconcile::Outcome, String> {
+        let (answer, outcome) = tokio::sync::oneshot::channel();
+        let ask = crate::reconcile::Ask {
+            peer: peer.to_string(),
+            period: period.to_string(),
+            answer,
+        };
+        self.reconcile_asks
+            .0
+            .try_send(ask)
+            .map_err(|_| "reconciliation is busy or not running; ask again shortly".to_string())?;
+        outcome
+            .await
+            .map_err(|_| "reconciliation stopped before it finished".to_string())?
+    }
+
+    /// The receiving end of `reconcile`'s asks, once.
+    pub fn take_reconcile_asks(
+        &self,
+    ) -> Option<tokio::sync::mpsc::Receiver<crate::reconcile::Ask>> {
+        self.reconcile_asks
+            .1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Now, to the microsecond: the precision the store keeps, so that an

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod node;
 pub mod ops;
 pub mod proof;
+pub mod reconcile;
 pub mod report;
 pub mod routing;
 pub mod service;

@@ -74,6 +74,7 @@ pub struct Metrics {
     rpc_duration: Family<Labels, Histogram, fn() -> Histogram>,
     directory_refused: Counter,
     relay_taken: Counter,
+    reconcile_divergent: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -116,7 +117,14 @@ impl Default for Metrics {
             "Notices and replies this node took as a relay (中转) for other districts, to forward them",
             relay_taken.clone(),
         );
+        let reconcile_divergent = Family::<Labels, Gauge>::default();
+        registry.register(
+            "reconcile_divergent_notices",
+            "Notices on which this node and the peer disagreed at the last reconciliation (对账) of the current and previous three months",
+            reconcile_divergent.clone(),
+        );
         Metrics {
+            reconcile_divergent,
             relay_taken,
             directory_refused,
             registry,
@@ -204,6 +212,13 @@ impl Metrics {
     /// Items taken to forward as a relay.
     pub fn relayed(&self, items: usize) {
         self.relay_taken.inc_by(items as u64);
+    }
+
+    /// What the last reconciliation with `peer` found.
+    pub fn reconciled(&self, peer: &str, divergent: usize) {
+        self.reconcile_divergent
+            .get_or_create(&labels(&[("peer", &peer_label(peer))]))
+            .set(divergent as i64);
     }
 
     /// The exposition text: the process's counters and the store's figures

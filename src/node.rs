@@ -351,6 +351,9 @@ impl BoundNode {
             crate::exchange::workers::run(ctx.clone(), wanted_rx, waiting, shutdown.clone());
         supervise(&mut tasks, &mut handles, "delivery workers", workers);
 
+        let reconcile = crate::exchange::reconcile::serve(ctx.clone(), shutdown.clone());
+        supervise(&mut tasks, &mut handles, "reconciliation", reconcile);
+
         if ctx.directory.is_some() {
             let directory = {
                 let (ctx, stop) = (ctx.clone(), shutdown.clone());

@@ -164,6 +164,8 @@ enum Command {
         after_help = "Examples:\n  migrex overdue --config ./luohu/migrex.toml\n  migrex overdue --config ./luohu/migrex.toml --direction inbound --json"
     )]
     Overdue(monitoring::OverdueArgs),
+    /// Compare this node's records of a month with a peer's (对账): the notices and facts on which they differ.
+    Reconcile(monitoring::ReconcileArgs),
     /// The monthly assessment report (月度通报) as CSV (Excel) or a self-contained HTML page.
     Report(report::ReportArgs),
 }
@@ -239,6 +241,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Feedback(a) => inbox::feedback(a).await,
         Command::Stats(a) => monitoring::stats(a).await,
         Command::Overdue(a) => monitoring::overdue(a).await,
+        Command::Reconcile(a) => monitoring::reconcile(a).await,
         Command::Report(a) => report::report(a).await,
     }
 }

@@ -1,4 +1,5 @@
-//! `migrex stats` and `migrex overdue`: the figures monitors read.
+//! `migrex stats`, `migrex overdue` and `migrex reconcile`: the figures
+//! monitors read, and whether a peer's records agree with ours.
 
 use super::args::{Conn, direction, status};
 use super::render::{kind_name, notice_json, pad, print_table, row_json};
@@ -145,6 +146,69 @@ pub async fn overdue(a: OverdueArgs) -> Result<()> {
     }
     if !r.next_page_token.is_empty() {
         println!("more: --page-token {}", r.next_page_token);
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  migrex reconcile --config ./luohu/migrex.toml --peer 510116 --period 2026-10\n  migrex reconcile --config ./luohu/migrex.toml --peer 510116 --period 2026-10 --json\n\nExit status 0: both sides agree; 1: the notices and facts on which they differ are listed (nothing is overwritten)."
+)]
+pub struct ReconcileArgs {
+    /// The peer's district code.
+    #[arg(long)]
+    peer: String,
+    /// The month the notices were received in, YYYY-MM (Beijing time).
+    #[arg(long)]
+    period: String,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// `migrex reconcile`: this node's records of a month compared with the
+/// peer's (对账), by the node itself.
+pub async fn reconcile(a: ReconcileArgs) -> Result<()> {
+    let r = a
+        .conn
+        .stats()
+        .await?
+        .reconcile(pb::ReconcileWithRequest {
+            peer: a.peer.clone(),
+            period: a.period.clone(),
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    if a.conn.json {
+        println!(
+            "{}",
+            json!({
+                "peer": r.peer, "period": r.period, "notices": r.notices,
+                "round_trips": r.round_trips, "agreed": r.divergent.is_empty(),
+                "divergent": r.divergent.iter().map(|d| json!({"notice_id": d.notice_id, "facts": d.facts})).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        println!(
+            "reconciliation 对账 with {} for {}: {} notices here, {} round trip(s)",
+            r.peer, r.period, r.notices, r.round_trips
+        );
+        if r.divergent.is_empty() {
+            println!("both sides agree (一致)");
+        } else {
+            println!("{:<38} FACTS THAT DIFFER", "NOTICE");
+            for d in &r.divergent {
+                println!("{:<38} {}", d.notice_id, d.facts.join(", "));
+            }
+        }
+    }
+    if !r.divergent.is_empty() {
+        bail!(
+            "peer {}: {} notice(s) of {} differ; see the list above",
+            r.peer,
+            r.divergent.len(),
+            r.period
+        );
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod deadlines;
 pub mod delivery;
 pub mod proofs;
+pub mod reconcile;
 pub mod relay;
 pub mod server;
 pub mod workers;

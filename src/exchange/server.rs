@@ -619,6 +619,15 @@ impl pb::exchange_server::Exchange for ExchangeService {
         Ok(Response::new(pb::DeliverRepliesResponse { acks }))
     }
 
+    async fn reconcile(
+        &self,
+        req: Request<pb::ReconcileRequest>,
+    ) -> Result<Response<pb::ReconcileResponse>, Status> {
+        let peer = peer_district(&req, &self.ctx.trust)?;
+        let answer = super::reconcile::asked(&self.ctx, &peer, req.into_inner()).await?;
+        Ok(Response::new(answer))
+    }
+
     async fn hello(
         &self,
         req: Request<pb::HelloRequest>,

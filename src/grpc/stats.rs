@@ -56,4 +56,27 @@ impl pb::stats_server::Stats for StatsService {
                 .collect(),
         }))
     }
+
+    async fn reconcile(
+        &self,
+        req: Request<pb::ReconcileWithRequest>,
+    ) -> Result<Response<pb::ReconcileOutcome>, Status> {
+        let caller = caller(&self.ctx, &req).await?;
+        let r = req.into_inner();
+        let o = reports::reconcile(&self.ctx, &caller, &r.peer, &r.period).await?;
+        Ok(Response::new(pb::ReconcileOutcome {
+            peer: o.peer,
+            period: o.period,
+            notices: o.notices as u64,
+            round_trips: o.round_trips,
+            divergent: o
+                .divergent
+                .into_iter()
+                .map(|d| pb::DivergentNotice {
+                    notice_id: d.notice_id,
+                    facts: d.facts,
+                })
+                .collect(),
+        }))
+    }
 }

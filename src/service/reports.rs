@@ -174,3 +174,37 @@ pub fn overdue_line(
         days_late: n.life.days_late(now),
     }
 }
+
+/// Reconciles (对账) this node's month `period` with `peer` now. Figures,
+/// not people: monitors, supervisors and administrators; not clerks, whose
+/// work it is not. A peer that cannot be reached or asked is `NotYet`.
+pub async fn reconcile(
+    ctx: &NodeCtx,
+    caller: &Caller,
+    peer: &str,
+    period: &str,
+) -> Result<crate::reconcile::Outcome> {
+    use crate::domain::{DistrictCode, DomainError, Refused};
+    if caller.role == crate::auth::Role::Clerk {
+        return Err(DomainError::new(
+            Refused::NotPermitted,
+            "role",
+            "role clerk may not do this: reconciliation is for monitors, supervisors and administrators",
+        )
+        .into());
+    }
+    let peer = DistrictCode::parse("peer", peer)?;
+    let period = period.trim();
+    let p = Period::parse("period", period)?;
+    if p.months().is_none_or(|(a, b)| a != b) {
+        return Err(DomainError::new(
+            Refused::Invalid,
+            "period",
+            format!("{period:?} is not one month (YYYY-MM)"),
+        )
+        .into());
+    }
+    ctx.reconcile(peer.as_str(), period)
+        .await
+        .map_err(|e| DomainError::new(Refused::NotYet, "peer", e).into())
+}

@@ -25,6 +25,7 @@ mod operator;
 mod outage;
 mod paging;
 mod proofs;
+mod reconcile;
 mod relay;
 mod reminders;
 mod replicas;

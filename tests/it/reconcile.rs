@@ -1,0 +1,171 @@
+//! Issue 23, item 3: two districts reconcile a month (对账). A month of
+//! 10,000 notices with 3 made to differ by hand is reconciled in a handful
+//! of round trips naming exactly those 3 and the facts that differ; one
+//! that agrees takes one round trip.
+
+use crate::common::*;
+use migrex::pb;
+
+/// `migrex reconcile` run by node `i`'s administrator against `peer`:
+/// (exit status, the JSON it printed, stderr).
+fn reconcile(
+    net: &LocalNetwork,
+    i: usize,
+    peer: &str,
+    period: &str,
+) -> (bool, serde_json::Value, String) {
+    let cfg = net.nodes[i].config_path.to_string_lossy().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_migrex"))
+        .args([
+            "reconcile",
+            "--config",
+            &cfg,
+            "--peer",
+            peer,
+            "--period",
+            period,
+            "--json",
+        ])
+        .env("MIGREX_TOKEN", &net.nodes[i].admin_token)
+        .env("MIGREX_LOG", "warn")
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.success(),
+        json,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_of_10000_notices_with_3_divergent_is_reconciled_naming_exactly_those() {
+    let net = network(&[LUOHU, SHUANGLIU], None).await;
+    let mut desk = net.desk(0).await.unwrap();
+    let mut ids = Vec::new();
+    for chunk in 0..10 {
+        let batch: Vec<pb::Notice> = (0..1000)
+            .map(|i| birth(SHUANGLIU, woman(chunk * 1000 + i), "2026-10-03"))
+            .collect();
+        ids.extend(submit_batch(&mut desk, batch).await);
+    }
+    eventually(
+        "all 10,000 notices acknowledged at the origin",
+        std::time::Duration::from_secs(120),
+        || async {
+            let counts = net.store(0).outbox_counts().await.unwrap();
+            counts.iter().all(|c| c.waiting == 0).then_some(())
+        },
+    )
+    .await;
+    let period = {
+        let now = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+8));
+        format!("{:04}-{:02}", now.year(), u8::from(now.month()))
+    };
+
+    // Agreement first: one round trip.
+    let (ok, agreed, err) = reconcile(&net, 0, SHUANGLIU, &period);
+    assert!(ok, "{err}");
+    assert_eq!(agreed["agreed"], true, "{agreed}");
+    assert_eq!(agreed["notices"], 10_000);
+    assert_eq!(agreed["round_trips"], 1);
+
+    // Three records changed by hand: a receipt time at the origin, a
+    // deadline and an answer at the destination.
+    let (a, b, c) = (&ids[10], &ids[5000], &ids[9999]);
+    tamper(
+        &net,
+        0,
+        &format!("UPDATE notices SET received_at = received_at - 1000000 WHERE id = '{a}'"),
+    )
+    .await;
+    tamper(
+        &net,
+        1,
+        &format!("UPDATE notices SET due_at = due_at + 86400000000 WHERE id = '{b}'"),
+    )
+    .await;
+    tamper(
+        &net,
+        1,
+        &format!("UPDATE notices SET answered_at = received_at, acknowledged_at = received_at WHERE id = '{c}'"),
+    )
+    .await;
+    let (ok, found, err) = reconcile(&net, 0, SHUANGLIU, &period);
+    assert!(!ok);
+    assert!(
+        err.starts_with(&format!(
+            "error: peer {SHUANGLIU}: 3 notice(s) of {period} differ"
+        )),
+        "{err}"
+    );
+    let mut named: Vec<(String, Vec<String>)> = found["divergent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["notice_id"].as_str().unwrap().to_string(),
+                d["facts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    named.sort();
+    let mut expected = vec![
+        (a.clone(), vec!["received_at".to_string()]),
+        (b.clone(), vec!["due_at".to_string()]),
+        (
+            c.clone(),
+            vec!["acknowledged_at".to_string(), "answered_at".to_string()],
+        ),
+    ];
+    expected.sort();
+    assert_eq!(named, expected);
+    let trips = found["round_trips"].as_u64().unwrap();
+    assert!(trips <= 6, "{trips} round trips");
+    eprintln!("10,000 notices, 3 divergent: {trips} round trips");
+
+    // The peer sees the same from its side, and /metrics says so.
+    let (ok, theirs, _) = reconcile(&net, 1, LUOHU, &period);
+    assert!(!ok);
+    assert_eq!(theirs["divergent"].as_array().unwrap().len(), 3);
+    let text = http_get(&net.nodes[1].ops_url, "/metrics").await.unwrap();
+    assert!(
+        text.contains(&format!(
+            "migrex_reconcile_divergent_notices{{peer=\"{LUOHU}\"}} 3"
+        )),
+        "{}",
+        text.lines()
+            .filter(|l| l.contains("reconcile"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    // A clerk may not ask; a period that is not one month is named.
+    let cfg = net.nodes[0].config_path.to_string_lossy().to_string();
+    let clerk = migrex::setup::create_token(&net.store(0), "li.na", migrex::auth::Role::Clerk)
+        .await
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_migrex"))
+        .args([
+            "reconcile",
+            "--config",
+            &cfg,
+            "--peer",
+            SHUANGLIU,
+            "--period",
+            &period,
+        ])
+        .env("MIGREX_TOKEN", &clerk)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("role"));
+    let (ok, _, err) = reconcile(&net, 0, SHUANGLIU, "2026-Q3");
+    assert!(!ok && err.contains("period"), "{err}");
+}

@@ -1,17 +1,29 @@
 -- Proofs (issue 23, docs/protocol.md): for each step of a notice's journey
--- (the notice, its acknowledgement, each reply), the signature that covers
--- it, as this node made or received it. What was signed is not stored
--- again: it is rebuilt from the notice and reply rows, so a row changed by
--- hand no longer verifies.
-CREATE TABLE proofs (
-    step_id   TEXT PRIMARY KEY,  -- '<notice id>:notice', '<notice id>:ack' or '<notice id>:<reply id>'
-    notice_id TEXT NOT NULL,
-    proof     TEXT NOT NULL      -- JSON: signer, index, size, path, signature, cert (fingerprint)
+-- (the notice, its acknowledgement, each reply), where the signature that
+-- covers it is. What was signed is not stored again: it is rebuilt from the
+-- notice and reply rows, so a row changed by hand no longer verifies.
+
+-- Each signed batch this node keeps a step of, once: who signed it, its
+-- size and signature, the signer's certificate, and for a batch this node
+-- signed itself the hashes of its leaves (32 bytes each), from which any
+-- item's path is rebuilt.
+CREATE TABLE signed_batches (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    signer    TEXT    NOT NULL,
+    size      INTEGER NOT NULL,
+    signature BLOB    NOT NULL,
+    cert      TEXT    NOT NULL,  -- the certificate's fingerprint
+    leaves    BLOB               -- own batches only
 );
 
-CREATE INDEX proofs_notice ON proofs (notice_id);
+-- Per step, on the row it proves: the batch id (8 bytes), the item's index
+-- (8 bytes) and, for a batch signed by another node, its path (32 bytes a
+-- level), big-endian.
+ALTER TABLE notices ADD COLUMN notice_proof BLOB;
+ALTER TABLE notices ADD COLUMN ack_proof BLOB;
+ALTER TABLE replies ADD COLUMN proof BLOB;
 
--- The certificates of the signers of stored proofs, by fingerprint, so a
+-- The certificates of the signers of kept proofs, by fingerprint, so a
 -- proof can be checked (and handed over as evidence) after the signer's
 -- certificate was renewed.
 CREATE TABLE certificates (

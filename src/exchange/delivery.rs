@@ -178,9 +178,13 @@ async fn send(
     let mut proven = Proven::default();
     let (results, signed) = if items[0].kind.is_notice() {
         let mut notices: Vec<pb::Notice> = decode_all(items)?;
-        let signed = sign_own(ctx, items, &mut notices, canonical::notice, |n, p| {
-            n.proof = Some(p)
-        });
+        let signed = sign_own(
+            ctx,
+            items,
+            &mut notices,
+            (canonical::notice, |n: &mut pb::Notice, p| n.proof = Some(p)),
+            &mut proven,
+        );
         let names = notice_texts(&notices);
         let known: Vec<&str> = names.iter().map(String::as_str).collect();
         let request = pb::DeliverNoticesRequest {
@@ -230,9 +234,13 @@ async fn send(
         (results, signed)
     } else {
         let mut replies: Vec<pb::Reply> = decode_all(items)?;
-        let signed = sign_own(ctx, items, &mut replies, canonical::reply, |r, p| {
-            r.proof = Some(p)
-        });
+        let signed = sign_own(
+            ctx,
+            items,
+            &mut replies,
+            (canonical::reply, |r: &mut pb::Reply, p| r.proof = Some(p)),
+            &mut proven,
+        );
         let values = reply_texts(&replies);
         let known: Vec<&str> = values.iter().map(String::as_str).collect();
         let request = pb::DeliverRepliesRequest { replies };

@@ -470,7 +470,11 @@ impl ExchangeService {
         if items.is_empty() {
             return;
         }
-        for (i, p) in at.into_iter().zip(signer.sign(&items)) {
+        let (signed, leaves) = signer.sign_keeping(&items);
+        if let Some(first) = signed.first() {
+            proven.own_leaves.push((first.signature.clone(), leaves));
+        }
+        for (i, p) in at.into_iter().zip(signed) {
             acks[i].proof = Some(to_pb(&p));
             proven
                 .proofs
@@ -545,6 +549,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
                 let mut proven = Proven {
                     proofs: kept,
                     certificates: certified.certificates.clone(),
+                    own_leaves: Vec::new(),
                 };
                 self.sign_acks(&admitted, &mut acks, &mut proven);
                 tx.keep_proofs(&proven).await?;
@@ -606,6 +611,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
                 let proven = Proven {
                     proofs: kept,
                     certificates: certified.certificates.clone(),
+                    own_leaves: Vec::new(),
                 };
                 tx.keep_proofs(&proven).await?;
                 tx.commit().await?;

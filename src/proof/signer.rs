@@ -54,6 +54,13 @@ impl Signer {
         &self.fingerprint
     }
 
+    /// Signs canonical items as one batch: a proof per item, and the
+    /// batch's leaf hashes (what a node keeps of its own batches).
+    pub fn sign_keeping(&self, items: &[Vec<u8>]) -> (Vec<Proof>, Vec<Hash>) {
+        let leaves = items.iter().map(|i| super::tree::leaf_hash(i)).collect();
+        (self.sign(items), leaves)
+    }
+
     /// Signs canonical items as one batch: a proof per item.
     pub fn sign(&self, items: &[Vec<u8>]) -> Vec<Proof> {
         let mut proofs = self.key.sign_batch(items);

@@ -41,7 +41,7 @@ struct Kept {
     name: String,
     author: String,
     item: Vec<u8>,
-    proof: Option<String>,
+    proof: Option<Proof>,
     mismatch: Option<String>,
 }
 
@@ -51,7 +51,7 @@ async fn journey(store: &Store, id: &str) -> Result<Vec<Kept>> {
         .get_notice(id)
         .await?
         .ok_or_else(|| ServiceError::Refused(super::notices::not_found(id)))?;
-    let mut proofs: HashMap<String, String> = store
+    let mut proofs: HashMap<String, Proof> = store
         .proofs_of(id)
         .await?
         .into_iter()
@@ -146,11 +146,7 @@ pub async fn evidence(store: &Store, id: &str) -> Result<Evidence> {
     let mut steps = Vec::new();
     let mut certificates: Vec<Certificate> = Vec::new();
     for kept in journey(store, id).await? {
-        let Some(proof) = kept
-            .proof
-            .as_deref()
-            .and_then(|j| serde_json::from_str::<Proof>(j).ok())
-        else {
+        let Some(proof) = kept.proof else {
             continue;
         };
         if !certificates.iter().any(|c| c.fingerprint == proof.cert)
@@ -208,16 +204,9 @@ async fn check(
         signer: String::new(),
         failure: None,
     };
-    let Some(json) = &step.proof else {
+    let Some(proof) = &step.proof else {
         out.failure = Some("no signature kept (received unsigned, or not sent yet)".into());
         return Ok(out);
-    };
-    let proof: Proof = match serde_json::from_str(json) {
-        Ok(p) => p,
-        Err(e) => {
-            out.failure = Some(format!("the kept proof cannot be read: {e}"));
-            return Ok(out);
-        }
     };
     out.signer = proof.signer.clone();
     if !step.author.starts_with(&proof.signer) {
@@ -237,7 +226,7 @@ async fn check(
     };
     if let Err(e) = trust.vouches_for(der) {
         out.failure = Some(e);
-    } else if let Err(e) = verify(&step.item, &proof, der) {
+    } else if let Err(e) = verify(&step.item, proof, der) {
         out.failure = Some(e.to_string());
     }
     Ok(out)

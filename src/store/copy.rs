@@ -63,6 +63,8 @@ const TABLES: &[Table] = &[
             ("received_month", Int),
             ("due_provisional", Int),
             ("due_working_days", Int),
+            ("notice_proof", Bytes),
+            ("ack_proof", Bytes),
             ("relayed_by", Text),
             ("relayed_at", Int),
             ("reference", Text),
@@ -89,6 +91,7 @@ const TABLES: &[Table] = &[
             ("created_at", Int),
             ("delivered_at", Int),
             ("late", Int),
+            ("proof", Bytes),
         ],
     },
     Table {
@@ -153,9 +156,16 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
-        name: "proofs",
-        key: "step_id",
-        columns: &[("step_id", Text), ("notice_id", Text), ("proof", Text)],
+        name: "signed_batches",
+        key: "id",
+        columns: &[
+            ("id", Int),
+            ("signer", Text),
+            ("size", Int),
+            ("signature", Bytes),
+            ("cert", Text),
+            ("leaves", Bytes),
+        ],
     },
     Table {
         name: "certificates",
@@ -303,7 +313,11 @@ impl Store {
         }
         // Identity columns continue after the copied values.
         if let TxInner::Postgres(c) = &mut tx.inner {
-            for (table, col) in [("outbox", "seq"), ("tokens", "id")] {
+            for (table, col) in [
+                ("outbox", "seq"),
+                ("tokens", "id"),
+                ("signed_batches", "id"),
+            ] {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT setval(pg_get_serial_sequence('{table}', '{col}'), \
                      GREATEST((SELECT MAX({col}) FROM {table}), 1))"

@@ -2,20 +2,23 @@
 //! step, kept beside the notice, and the signers' certificates.
 
 use super::{Result, Store, Tx};
+use crate::proof::sign::Proof;
+use crate::proof::tree::Hash;
 use sqlx::{QueryBuilder, Row};
 
-/// Rows per insert statement (3 binds each, under SQLite's limits).
+/// Rows per statement (at most 3 binds each, under SQLite's limits).
 const CHUNK: usize = 900;
 
 pub use crate::proof::{ACK_STEP as ACK, NOTICE_STEP as NOTICE};
 
 /// The proof of one step of a notice's journey: `step` is "notice", "ack"
-/// or a reply id; `proof` its JSON (`proof::sign::Proof`).
+/// or a reply id; the proof's `cert` is its signer's certificate's
+/// fingerprint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepProof {
     pub notice_id: String,
     pub step: String,
-    pub proof: String,
+    pub proof: Proof,
 }
 
 /// A signer's certificate (DER) under its fingerprint.
@@ -26,11 +29,14 @@ pub struct SignerCert {
     pub der: Vec<u8>,
 }
 
-/// What one batch proved: its items' proofs and their signers' certificates.
+/// What one call proved: its items' proofs, their signers' certificates,
+/// and the leaf hashes of the batches this node signed itself (by
+/// signature), which are kept instead of a path per item.
 #[derive(Debug, Clone, Default)]
 pub struct Proven {
     pub proofs: Vec<StepProof>,
     pub certificates: Vec<SignerCert>,
+    pub own_leaves: Vec<(Vec<u8>, Vec<Hash>)>,
 }
 
 impl Proven {
@@ -50,9 +56,47 @@ impl Proven {
     }
 }
 
+/// Where a step's proof is kept: the notice's own column, its
+/// acknowledgement's, or the reply row's.
+enum Column {
+    Notice,
+    Ack,
+    Reply,
+}
+
+/// A kept batch: signer, size, signature, certificate fingerprint, leaves.
+type BatchRow = (String, i64, Vec<u8>, String, Option<Vec<u8>>);
+
+/// A step's reference as kept on its row: batch id, index, and the path
+/// unless the batch's leaves are kept.
+fn encode(batch: i64, index: u64, path: Option<&[Hash]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + path.map_or(0, |p| 32 * p.len()));
+    out.extend_from_slice(&batch.to_be_bytes());
+    out.extend_from_slice(&index.to_be_bytes());
+    for h in path.unwrap_or_default() {
+        out.extend_from_slice(h);
+    }
+    out
+}
+
+fn decode(blob: &[u8]) -> Option<(i64, u64, Vec<Hash>)> {
+    if blob.len() < 16 || !(blob.len() - 16).is_multiple_of(32) {
+        return None;
+    }
+    let batch = i64::from_be_bytes(blob[..8].try_into().ok()?);
+    let index = u64::from_be_bytes(blob[8..16].try_into().ok()?);
+    let path = blob[16..]
+        .chunks(32)
+        .map(|c| c.try_into().expect("32 bytes"))
+        .collect();
+    Some((batch, index, path))
+}
+
 impl Tx {
-    /// Keeps proofs and certificates; a step already proven keeps its
-    /// first proof (a redelivery is signed again in another batch).
+    /// Keeps proofs (on the rows of the steps they prove, which must be
+    /// written already in this transaction) and certificates; a step
+    /// already proven keeps its first proof (a redelivery is signed again in
+    /// another batch). Each batch is kept once.
     pub async fn keep_proofs(&mut self, proven: &Proven) -> Result<()> {
         for chunk in proven.certificates.chunks(CHUNK) {
             with_tx!(self, |conn, Db| {
@@ -68,18 +112,77 @@ impl Tx {
                 q.build().execute(&mut *conn).await?;
             });
         }
-        for chunk in proven.proofs.chunks(CHUNK) {
-            with_tx!(self, |conn, Db| {
-                let mut q =
-                    QueryBuilder::<Db>::new("INSERT INTO proofs (step_id, notice_id, proof) ");
-                q.push_values(chunk, |mut b, p| {
-                    b.push_bind(format!("{}:{}", p.notice_id, p.step))
-                        .push_bind(&p.notice_id)
-                        .push_bind(&p.proof);
+        // The batches, once each (by signature), then a reference per step.
+        let mut batches: Vec<(&[u8], i64, bool)> = Vec::new();
+        let mut refs: Vec<(Column, &str, Vec<u8>)> = Vec::new();
+        for p in &proven.proofs {
+            let known = batches
+                .iter()
+                .find(|(sig, _, _)| *sig == p.proof.signature.as_slice())
+                .map(|(_, id, own)| (*id, *own));
+            let (id, own) = match known {
+                Some(k) => k,
+                None => {
+                    let leaves = proven
+                        .own_leaves
+                        .iter()
+                        .find(|(sig, _)| *sig == p.proof.signature)
+                        .map(|(_, l)| l.concat());
+                    let own = leaves.is_some();
+                    let id = with_tx!(self, |conn, Db| {
+                        sqlx::query_scalar::<_, i64>(
+                            "INSERT INTO signed_batches (signer, size, signature, cert, leaves) \
+                             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                        )
+                        .bind(&p.proof.signer)
+                        .bind(i64::try_from(p.proof.size).unwrap_or(i64::MAX))
+                        .bind(&p.proof.signature)
+                        .bind(&p.proof.cert)
+                        .bind(leaves)
+                        .fetch_one(&mut *conn)
+                        .await?
+                    });
+                    batches.push((p.proof.signature.as_slice(), id, own));
+                    (id, own)
+                }
+            };
+            let column = match p.step.as_str() {
+                NOTICE => Column::Notice,
+                ACK => Column::Ack,
+                _ => Column::Reply,
+            };
+            let path = (!own).then_some(p.proof.path.as_slice());
+            let key = match column {
+                Column::Reply => p.step.as_str(),
+                _ => p.notice_id.as_str(),
+            };
+            refs.push((column, key, encode(id, p.proof.index, path)));
+        }
+        for (column, table, col, key) in [
+            (Column::Notice, "notices", "notice_proof", "id"),
+            (Column::Ack, "notices", "ack_proof", "id"),
+            (Column::Reply, "replies", "proof", "reply_id"),
+        ] {
+            let these: Vec<&(Column, &str, Vec<u8>)> = refs
+                .iter()
+                .filter(|r| std::mem::discriminant(&r.0) == std::mem::discriminant(&column))
+                .collect();
+            // One statement per chunk, joined on the key (a CASE per row
+            // would compare every row with every key).
+            for chunk in these.chunks(CHUNK / 2) {
+                with_tx!(self, |conn, Db| {
+                    let mut q = QueryBuilder::<Db>::new(format!(
+                        "UPDATE {table} SET {col} = v.column2 FROM ("
+                    ));
+                    q.push_values(chunk, |mut b, (_, id, blob)| {
+                        b.push_bind(*id).push_bind(blob.as_slice());
+                    });
+                    q.push(format!(
+                        ") AS v WHERE {table}.{key} = v.column1 AND {table}.{col} IS NULL"
+                    ));
+                    q.build().execute(&mut *conn).await?;
                 });
-                q.push(" ON CONFLICT DO NOTHING");
-                q.build().execute(&mut *conn).await?;
-            });
+            }
         }
         Ok(())
     }
@@ -88,28 +191,69 @@ impl Tx {
 impl Store {
     /// Every proof kept for a notice's journey, in no particular order.
     pub async fn proofs_of(&self, notice_id: &str) -> Result<Vec<StepProof>> {
+        let mut refs: Vec<(String, Vec<u8>)> = Vec::new();
         with_pool!(self, read, |pool, Db| {
-            let rows = sqlx::query("SELECT step_id, proof FROM proofs WHERE notice_id = $1")
-                .bind(notice_id)
-                .fetch_all(pool)
-                .await?;
-            Ok(rows
-                .into_iter()
-                .map(|r| {
-                    let step_id: String = r.get(0);
-                    let step = step_id
-                        .strip_prefix(notice_id)
-                        .and_then(|s| s.strip_prefix(':'))
-                        .unwrap_or_default()
-                        .to_string();
-                    StepProof {
-                        notice_id: notice_id.to_string(),
-                        step,
-                        proof: r.get(1),
+            if let Some(r) =
+                sqlx::query("SELECT notice_proof, ack_proof FROM notices WHERE id = $1")
+                    .bind(notice_id)
+                    .fetch_optional(pool)
+                    .await?
+            {
+                for (step, i) in [(NOTICE, 0), (ACK, 1)] {
+                    if let Some(b) = r.get::<Option<Vec<u8>>, _>(i) {
+                        refs.push((step.to_string(), b));
                     }
-                })
-                .collect())
-        })
+                }
+            }
+            for r in sqlx::query(
+                "SELECT reply_id, proof FROM replies WHERE notice_id = $1 AND proof IS NOT NULL",
+            )
+            .bind(notice_id)
+            .fetch_all(pool)
+            .await?
+            {
+                refs.push((r.get(0), r.get(1)));
+            }
+        });
+        let mut out = Vec::new();
+        for (step, blob) in refs {
+            let Some((batch, index, mut path)) = decode(&blob) else {
+                continue;
+            };
+            let row: Option<BatchRow> = with_pool!(self, read, |pool, Db| {
+                sqlx::query_as(
+                        "SELECT signer, size, signature, cert, leaves FROM signed_batches WHERE id = $1",
+                    )
+                    .bind(batch)
+                    .fetch_optional(pool)
+                    .await?
+            });
+            let Some((signer, size, signature, cert, leaves)) = row else {
+                continue;
+            };
+            if let Some(leaves) = leaves {
+                let leaves: Vec<Hash> = leaves
+                    .chunks(32)
+                    .filter_map(|c| c.try_into().ok())
+                    .collect();
+                if (index as usize) < leaves.len() {
+                    path = crate::proof::tree::path(&leaves, index as usize);
+                }
+            }
+            out.push(StepProof {
+                notice_id: notice_id.to_string(),
+                step,
+                proof: Proof {
+                    signer,
+                    index,
+                    size: size.max(0) as u64,
+                    path,
+                    signature,
+                    cert,
+                },
+            });
+        }
+        Ok(out)
     }
 
     /// Every reply kept for a notice (written here or received), in its

@@ -28,12 +28,6 @@ pub struct StepCheck {
     pub failure: Option<String>,
 }
 
-impl StepCheck {
-    pub fn verified(&self) -> bool {
-        self.failure.is_none()
-    }
-}
-
 /// One step of a journey as this node keeps it: its canonical form
 /// rebuilt from the stored rows, the district whose step it is, the proof
 /// kept beside it, and what is wrong beyond the signature.

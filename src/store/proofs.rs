@@ -40,10 +40,6 @@ pub struct Proven {
 }
 
 impl Proven {
-    pub fn is_empty(&self) -> bool {
-        self.proofs.is_empty() && self.certificates.is_empty()
-    }
-
     /// Keeps `cert` once, however many proofs it signs.
     pub fn certificate(&mut self, cert: SignerCert) {
         if !self

@@ -14,6 +14,17 @@ fn reconcile(
     peer: &str,
     period: &str,
 ) -> (bool, serde_json::Value, String) {
+    reconcile_as(net, i, &net.nodes[i].admin_token, peer, period)
+}
+
+/// The same with `token`.
+fn reconcile_as(
+    net: &LocalNetwork,
+    i: usize,
+    token: &str,
+    peer: &str,
+    period: &str,
+) -> (bool, serde_json::Value, String) {
     let cfg = net.nodes[i].config_path.to_string_lossy().to_string();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_migrex"))
         .args([
@@ -26,7 +37,7 @@ fn reconcile(
             period,
             "--json",
         ])
-        .env("MIGREX_TOKEN", &net.nodes[i].admin_token)
+        .env("MIGREX_TOKEN", token)
         .env("MIGREX_LOG", "warn")
         .output()
         .unwrap();
@@ -147,25 +158,12 @@ async fn a_month_of_10000_notices_with_3_divergent_is_reconciled_naming_exactly_
     );
 
     // A clerk may not ask; a period that is not one month is named.
-    let cfg = net.nodes[0].config_path.to_string_lossy().to_string();
     let clerk = migrex::setup::create_token(&net.store(0), "li.na", migrex::auth::Role::Clerk)
         .await
         .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_migrex"))
-        .args([
-            "reconcile",
-            "--config",
-            &cfg,
-            "--peer",
-            SHUANGLIU,
-            "--period",
-            &period,
-        ])
-        .env("MIGREX_TOKEN", &clerk)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("role"));
+    let (ok, _, err) = reconcile_as(&net, 0, &clerk, SHUANGLIU, &period);
+    assert!(!ok);
+    assert!(err.contains("role"));
     let (ok, _, err) = reconcile(&net, 0, SHUANGLIU, "2026-Q3");
     assert!(!ok && err.contains("period"), "{err}");
 }

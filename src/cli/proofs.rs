@@ -20,9 +20,9 @@ pub async fn verify(id: &str, conn: &Conn) -> Result<()> {
     let steps = verify_journey(&store, &trust, id.trim()).await;
     store.close().await;
     let steps = steps.map_err(|e| anyhow!("{e}"))?;
-    let rows: Vec<(String, String, Option<String>)> = steps
+    let rows: Vec<Row> = steps
         .into_iter()
-        .map(|s| (s.step, s.signer, s.failure))
+        .map(|s| (s.step, s.signer, s.failure, s.pending))
         .collect();
     report(id, &rows, conn.json)
 }
@@ -42,27 +42,33 @@ async fn open(config: &Path) -> Result<(std::sync::Arc<Trust>, crate::store::Sto
     Ok((trust, store))
 }
 
-/// Prints checked steps (step, signer, failure) as a table or JSON and
-/// fails naming the first that does not verify.
-fn report(id: &str, steps: &[(String, String, Option<String>)], json: bool) -> Result<()> {
+/// A checked step: its name, its signer, what is wrong, and whether it is
+/// this node's own not sent yet.
+type Row = (String, String, Option<String>, bool);
+
+/// Prints checked steps as a table or JSON and fails naming the first
+/// that does not verify.
+fn report(id: &str, steps: &[Row], json: bool) -> Result<()> {
     if json {
         let v: Vec<serde_json::Value> = steps
             .iter()
-            .map(|(step, signer, failure)| {
-                serde_json::json!({"step": step, "signer": signer, "failure": failure})
+            .map(|(step, signer, failure, pending)| {
+                serde_json::json!({"step": step, "signer": signer, "failure": failure, "pending": pending})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!("{:<48} {:<12} RESULT", "STEP", "SIGNER");
-        for (step, signer, failure) in steps {
-            println!(
-                "{step:<48} {signer:<12} {}",
-                failure.as_deref().unwrap_or("verified (已验证)")
-            );
+        for (step, signer, failure, pending) in steps {
+            let result = match failure {
+                Some(why) => why.as_str(),
+                None if *pending => "not sent yet, signed when sent (待发出)",
+                None => "verified (已验证)",
+            };
+            println!("{step:<48} {signer:<12} {result}");
         }
     }
-    if let Some((step, _, Some(why))) = steps.iter().find(|s| s.2.is_some()) {
+    if let Some((step, _, Some(why), _)) = steps.iter().find(|s| s.2.is_some()) {
         bail!("notice {id}: step {step} does not verify: {why}");
     }
     Ok(())
@@ -103,10 +109,10 @@ pub fn verify_file(file: &Path, ca: &Path, json: bool) -> Result<()> {
     let text = crate::files::read_bounded(file, evidence::MAX_BYTES)
         .with_context(|| format!("FILE: cannot read {}", file.display()))?;
     let e = Evidence::from_bytes(text.as_bytes()).map_err(|e| anyhow!("FILE: {e}"))?;
-    let rows: Vec<(String, String, Option<String>)> = e
+    let rows: Vec<Row> = e
         .check(&ca_ders)
         .into_iter()
-        .map(|c| (c.step, c.signer, c.failure))
+        .map(|c| (c.step, c.signer, c.failure, false))
         .collect();
     report(&e.notice_id, &rows, json)
 }

@@ -110,6 +110,7 @@ pub fn operation_zh(op: &str) -> String {
     let said = match op {
         "notice.submit" => "登记通报",
         "notice.get" => "查看通报",
+        "notice.evidence" => "下载证据文件",
         "notice.pending" => "浏览待办",
         "notice.sent" => "浏览已发送",
         "notice.list" => "浏览通报列表",

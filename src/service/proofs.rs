@@ -7,7 +7,9 @@
 //! the step says so.
 
 use super::{Result, ServiceError};
-use crate::domain::ts_to_pb;
+use crate::auth::Caller;
+use crate::context::NodeCtx;
+use crate::domain::{Direction, ts_to_pb};
 use crate::identity::Trust;
 use crate::pb;
 use crate::proof::canonical;
@@ -24,8 +26,29 @@ pub struct StepCheck {
     pub step: String,
     /// The district that signed it, when a proof is kept.
     pub signer: String,
-    /// None when it verifies; else what is wrong.
+    /// None when it verifies (or is `pending`); else what is wrong.
     pub failure: Option<String>,
+    /// What kind of wrong `failure` is.
+    pub kind: Option<Failure>,
+    /// A step of this node's own not sent yet: it is signed when sent, so
+    /// there is nothing to verify and nothing wrong.
+    pub pending: bool,
+}
+
+/// Why a step does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// A peer's step received without a signature (`accept_unsigned`).
+    Unsigned,
+    /// Signed by another district than the one whose step it is.
+    WrongSigner,
+    /// The signer's certificate is not kept.
+    CertificateMissing,
+    /// The signer's certificate is not the network CA's, or is revoked.
+    CertificateRefused,
+    /// What is stored is not what was signed: changed after the fact.
+    Altered,
 }
 
 /// One step of a journey as this node keeps it: its canonical form
@@ -37,6 +60,8 @@ struct Kept {
     item: Vec<u8>,
     proof: Option<Proof>,
     mismatch: Option<String>,
+    /// This node's own step (it signs it when it sends it).
+    ours: bool,
 }
 
 /// Every step of notice `id`'s journey this node keeps.
@@ -52,6 +77,7 @@ async fn journey(store: &Store, id: &str) -> Result<Vec<Kept>> {
         .map(|p| (p.step, p.proof))
         .collect();
     let n = &record.content;
+    let outbound = record.life.direction == Direction::Outbound;
     // The notice, as its origin signed it.
     let mut steps = vec![Kept {
         name: NOTICE.into(),
@@ -59,6 +85,7 @@ async fn journey(store: &Store, id: &str) -> Result<Vec<Kept>> {
         item: canonical::notice(n),
         proof: proofs.remove(NOTICE),
         mismatch: None,
+        ours: outbound,
     }];
     let replies: Vec<pb::Reply> = store
         .replies_of(id)
@@ -91,6 +118,7 @@ async fn journey(store: &Store, id: &str) -> Result<Vec<Kept>> {
             ),
             proof: proofs.remove(ACK),
             mismatch: None,
+            ours: !outbound,
         });
     }
     for r in &replies {
@@ -112,6 +140,7 @@ async fn journey(store: &Store, id: &str) -> Result<Vec<Kept>> {
             item: canonical::reply(r),
             proof: proofs.remove(&r.reply_id),
             mismatch,
+            ours: &r.author == if outbound { &n.origin } else { &n.destination },
         });
     }
     Ok(steps)
@@ -123,12 +152,30 @@ pub async fn verify_journey(store: &Store, trust: &Trust, id: &str) -> Result<Ve
     let mut out = Vec::new();
     for step in journey(store, id).await? {
         let mut checked = check(store, trust, &mut certs, &step).await?;
-        if checked.failure.is_none() {
+        if checked.failure.is_none() && step.mismatch.is_some() {
             checked.failure = step.mismatch;
+            checked.kind = Some(Failure::Altered);
         }
         out.push(checked);
     }
     Ok(out)
+}
+
+/// The journey's checks for 通报详情: open to whoever may read the notice
+/// (its read is audited by the page that shows it).
+pub async fn checks(ctx: &NodeCtx, caller: &Caller, id: &str) -> Result<Vec<StepCheck>> {
+    caller.require_personal_data()?;
+    verify_journey(&ctx.store, &ctx.trust, id).await
+}
+
+/// The evidence file of notice `id` for `caller` (the console's download):
+/// it holds the person's details, so it is for roles that read them, and
+/// each download is in the access audit as `notice.evidence`.
+pub async fn download(ctx: &NodeCtx, caller: &Caller, id: &str) -> Result<Evidence> {
+    caller.require_personal_data()?;
+    let rec = super::notices::stored(ctx, id).await?;
+    super::audit::record_reads(ctx, caller, "notice.evidence", std::slice::from_ref(&rec)).await?;
+    evidence(&ctx.store, id).await
 }
 
 /// The evidence file of notice `id`'s journey: every step this node keeps
@@ -197,31 +244,52 @@ async fn check(
         step: step.name.clone(),
         signer: String::new(),
         failure: None,
+        kind: None,
+        pending: false,
+    };
+    let mut fail = |kind: Failure, why: String| {
+        out.kind = Some(kind);
+        out.failure = Some(why);
     };
     let Some(proof) = &step.proof else {
-        out.failure = Some("no signature kept (received unsigned, or not sent yet)".into());
+        if step.ours {
+            out.pending = true;
+        } else {
+            fail(
+                Failure::Unsigned,
+                "no signature kept (received unsigned)".into(),
+            );
+        }
         return Ok(out);
     };
-    out.signer = proof.signer.clone();
     if !step.author.starts_with(&proof.signer) {
-        out.failure = Some(format!(
-            "signed by {}, not by {} whose step it is",
-            proof.signer, step.author
-        ));
+        fail(
+            Failure::WrongSigner,
+            format!(
+                "signed by {}, not by {} whose step it is",
+                proof.signer, step.author
+            ),
+        );
+        out.signer = proof.signer.clone();
         return Ok(out);
     }
     if !certs.contains_key(&proof.cert) {
         let der = store.certificate(&proof.cert).await?.map(|c| c.der);
         certs.insert(proof.cert.clone(), der);
     }
-    let Some(der) = certs.get(&proof.cert).and_then(Option::as_ref) else {
-        out.failure = Some("the signer's certificate is not kept".into());
-        return Ok(out);
-    };
-    if let Err(e) = trust.vouches_for(der) {
-        out.failure = Some(e);
-    } else if let Err(e) = verify(&step.item, proof, der) {
-        out.failure = Some(e.to_string());
+    match certs.get(&proof.cert).and_then(Option::as_ref) {
+        None => fail(
+            Failure::CertificateMissing,
+            "the signer's certificate is not kept".into(),
+        ),
+        Some(der) => {
+            if let Err(e) = trust.vouches_for(der) {
+                fail(Failure::CertificateRefused, e);
+            } else if let Err(e) = verify(&step.item, proof, der) {
+                fail(Failure::Altered, e.to_string());
+            }
+        }
     }
+    out.signer = proof.signer.clone();
     Ok(out)
 }

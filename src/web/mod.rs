@@ -46,6 +46,7 @@ fn router(ctx: Arc<NodeCtx>) -> Router {
         .route("/notices/{id}", get(notice::show))
         .route("/notices/{id}/feedback", post(notice::feedback))
         .route("/notices/{id}/sheet", get(notice::sheet))
+        .route("/notices/{id}/evidence", get(notice::evidence))
         .route(
             "/import",
             get(import::form)

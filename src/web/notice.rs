@@ -13,9 +13,11 @@ use crate::domain::{
 };
 use crate::pb;
 use crate::report::place;
+use crate::service::proofs::{self, Failure, StepCheck};
 use crate::service::{notices, replies};
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
+use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use std::sync::Arc;
 
@@ -57,6 +59,93 @@ struct NoticePage {
     error: Option<(String, String)>,
     /// What was just done, said once.
     done: Option<&'static str>,
+    /// 签名核验: what the journey's signatures say.
+    proof: ProofLine,
+}
+
+/// 签名核验 on 通报详情, in one line: every signed step verifies (已验证),
+/// or the first that does not and why; the evidence file is offered when
+/// any step is signed.
+#[derive(Default)]
+struct ProofLine {
+    verified: bool,
+    text: String,
+    downloadable: bool,
+}
+
+/// A journey step's name as clerks say it.
+fn step_zh(step: &str) -> &'static str {
+    match step.split(' ').next().unwrap_or_default() {
+        "notice" => "通报",
+        "ack" => "送达确认",
+        "receipt" => "签收",
+        "feedback" => "核查反馈",
+        "withdrawal" => "撤回",
+        "deadline_change" => "时限更新",
+        "delivery" => "中转送达",
+        "reminder" => "催办",
+        _ => "其他步骤",
+    }
+}
+
+fn failure_zh(f: Option<Failure>) -> &'static str {
+    match f {
+        Some(Failure::Unsigned) => "对方发来时未签名",
+        Some(Failure::WrongSigner) => "签名单位不是该步骤的单位",
+        Some(Failure::CertificateMissing) => "未保存签名单位的证书",
+        Some(Failure::CertificateRefused) => "签名证书未获本网认证机构认可或已吊销",
+        Some(Failure::Altered) | None => "记录与签名时的内容不一致，签名后被改动过",
+    }
+}
+
+fn proof_line(checks: &[StepCheck]) -> ProofLine {
+    let names = |pick: &dyn Fn(&StepCheck) -> bool| {
+        checks
+            .iter()
+            .filter(|c| pick(c))
+            .map(|c| step_zh(&c.step))
+            .collect::<Vec<_>>()
+    };
+    let signed = names(&|c| c.failure.is_none() && !c.pending);
+    let pending = names(&|c| c.pending);
+    let downloadable = checks.iter().any(|c| !c.signer.is_empty());
+    if let Some(bad) = checks.iter().find(|c| c.failure.is_some()) {
+        let others = checks.iter().filter(|c| c.failure.is_some()).count() - 1;
+        return ProofLine {
+            verified: false,
+            text: format!(
+                "未通过：{}——{}{}",
+                step_zh(&bad.step),
+                failure_zh(bad.kind),
+                if others > 0 {
+                    format!("（另有{others}步未通过）")
+                } else {
+                    String::new()
+                }
+            ),
+            downloadable,
+        };
+    }
+    let mut text = if signed.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "已验证（{}，共{}步，均有对应单位的签名）",
+            signed.join("、"),
+            signed.len()
+        )
+    };
+    if !pending.is_empty() {
+        if !text.is_empty() {
+            text.push('；');
+        }
+        text.push_str(&format!("本地区的{}待发出，发出时签名", pending.join("、")));
+    }
+    ProofLine {
+        verified: true,
+        text,
+        downloadable,
+    }
 }
 
 /// Every field of a notice as staff read them: where it comes from and
@@ -128,6 +217,7 @@ pub(crate) async fn show(
     };
     let mut view = page(&ctx, &staff, &rec, FeedbackForm::default(), None)?;
     view.done = done;
+    view.proof = proof_line(&proofs::checks(&ctx, &staff.caller, rec.id()).await?);
     Ok(Html(view.render()?))
 }
 
@@ -251,6 +341,7 @@ fn page(
         form,
         error,
         done: None,
+        proof: ProofLine::default(),
     };
     Ok(view)
 }
@@ -338,7 +429,9 @@ pub(crate) async fn feedback(
                 crate::domain::label_zh(&e.field).to_string(),
                 crate::domain::refusal_zh(&e),
             );
-            Ok(Html(page(&ctx, &staff, &rec, f, Some(error))?.render()?).into_response())
+            let mut view = page(&ctx, &staff, &rec, f, Some(error))?;
+            view.proof = proof_line(&proofs::checks(&ctx, &staff.caller, rec.id()).await?);
+            Ok(Html(view.render()?).into_response())
         }
         Err(e) => Err(e.into()),
     }
@@ -383,6 +476,28 @@ pub(crate) async fn sheet(
     Ok(Html(view.render()?))
 }
 
+/// The notice's evidence file (证据文件): its journey's signed steps, for
+/// `migrex verify` on any machine (the download is audited).
+pub(crate) async fn evidence(
+    State(ctx): State<Arc<NodeCtx>>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = parse_id(&id)?.to_string();
+    let file = proofs::download(&ctx, &staff.caller, &id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"evidence-{id}.json\""),
+            ),
+        ],
+        file.to_bytes(),
+    )
+        .into_response())
+}
+
 /// How a withdrawal is named: one that reached the destination after its
 /// answer (docs/protocol.md §6) is kept on record but changed nothing.
 pub(super) fn withdrawal_zh(answered: bool) -> &'static str {
@@ -390,5 +505,49 @@ pub(super) fn withdrawal_zh(answered: bool) -> &'static str {
         "撤回（晚于反馈，未生效）"
     } else {
         "撤回"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(step: &str, signer: &str, kind: Option<Failure>, pending: bool) -> StepCheck {
+        StepCheck {
+            step: step.into(),
+            signer: signer.into(),
+            failure: kind.map(|k| format!("{k:?}")),
+            kind,
+            pending,
+        }
+    }
+
+    #[test]
+    fn the_proof_line_names_the_step_that_fails_and_what_waits_to_be_signed() {
+        let sent = [
+            step("notice", "440303", None, false),
+            step("ack", "510116", None, false),
+            step("withdrawal 01", "", None, true),
+        ];
+        let line = proof_line(&sent);
+        assert!(line.verified && line.downloadable);
+        assert_eq!(
+            line.text,
+            "已验证（通报、送达确认，共2步，均有对应单位的签名）；本地区的撤回待发出，发出时签名"
+        );
+        let moved = [
+            step("notice", "440303", None, false),
+            step("ack", "510116", Some(Failure::Altered), false),
+            step("receipt 02", "", Some(Failure::Unsigned), false),
+        ];
+        let line = proof_line(&moved);
+        assert!(!line.verified);
+        assert_eq!(
+            line.text,
+            "未通过：送达确认——记录与签名时的内容不一致，签名后被改动过（另有1步未通过）"
+        );
+        let waiting = proof_line(&[step("notice", "", None, true)]);
+        assert!(waiting.verified && !waiting.downloadable);
+        assert_eq!(waiting.text, "本地区的通报待发出，发出时签名");
     }
 }

@@ -392,7 +392,12 @@ async fn a_monitor_reads_the_figures_and_never_a_person() {
     assert!(!csv.contains("王芳") && !csv.contains(&woman(1)));
 
     // Nothing that shows a person is within a monitor's reach.
-    for path in ["/pending", &format!("/notices/{}", n.id), "/sent"] {
+    for path in [
+        "/pending",
+        &format!("/notices/{}", n.id),
+        &format!("/notices/{}/evidence", n.id),
+        "/sent",
+    ] {
         b.c.goto(&format!("{console}{path}")).await.unwrap();
         // Awaited (bounded): the source can be read before the page loads.
         b.until(&format!("{path} refused"), |shown, page| {

@@ -330,6 +330,33 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
     );
     assert!(answer.contains("入户核查：姓名登记有误"), "{answer}");
     b.shot("notice-answered-at-origin").await;
+    // 签名核验: every step of the journey verifies at the origin, and the
+    // evidence file downloads (audited, below) and verifies on its own.
+    let proof = b.text_of("#proof").await;
+    assert!(
+        proof.contains("已验证") && proof.contains("送达确认") && proof.contains("核查反馈"),
+        "{proof}"
+    );
+    let file =
+        b.c.execute_async(
+            &format!(
+                "const done = arguments[arguments.length - 1];\
+                 fetch('/notices/{id}/evidence').then(r => r.text()).then(done)"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let file = migrex::proof::evidence::Evidence::from_bytes(file.as_str().unwrap().as_bytes())
+        .expect("the evidence file is in its one form");
+    let ca = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_slice(net.ca_pem.as_bytes()).unwrap()
+    };
+    let checked = file.check(&[ca.to_vec()]);
+    assert!(checked.len() >= 4, "{checked:?}");
+    assert!(checked.iter().all(|c| c.failure.is_none()), "{checked:?}");
+    b.phone("notice-verified").await;
 
     // 批量导入: a CSV with one bad row stores nothing; fixed, both rows.
     let dir = tempfile::tempdir().unwrap();
@@ -387,6 +414,14 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
         trail.contains("登记通报") && trail.contains("chen.jie"),
         "{trail}"
     );
+    // The evidence file's download is on the answered notice's trail.
+    b.c.goto(&format!("{luohu}/audit")).await.unwrap();
+    b.type_into("#audit-subject", &woman(7)).await;
+    b.click("#audit-search").await;
+    b.until("the audit", |_, page| page.contains("id=\"audit\""))
+        .await;
+    let trail = b.text_of("#audit").await;
+    assert!(trail.contains("下载证据文件"), "{trail}");
     assert!(
         !trail.contains(&woman(14)),
         "the ID number is not shown back"

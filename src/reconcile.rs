@@ -80,6 +80,17 @@ impl Facts {
             .collect()
     }
 
+    /// The facts these hold and `other` does not (a reply that did not
+    /// reach it, when these are the author's).
+    pub fn lacking_in(&self, other: &Facts) -> Vec<&'static str> {
+        self.named()
+            .into_iter()
+            .zip(other.named())
+            .filter(|(a, b)| !a.1.is_empty() && b.1.is_empty())
+            .map(|(a, _)| a.0)
+            .collect()
+    }
+
     fn leaf(&self) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(self.notice_id.as_bytes());
@@ -194,6 +205,13 @@ pub struct Divergence {
     pub notice_id: String,
     /// "missing here", "missing at the peer", or the differing facts.
     pub facts: Vec<String>,
+    /// Of `facts`, those this side holds and the peer does not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lacking_at_peer: Vec<String>,
+    /// This node's own replies sent again because the peer lacked what
+    /// they say (ids).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resent: Vec<String>,
 }
 
 /// Compares the leaves of one bucket.
@@ -204,6 +222,8 @@ pub fn compare_leaves(mine: &[&Facts], theirs: &[Facts]) -> Vec<Divergence> {
             None => out.push(Divergence {
                 notice_id: t.notice_id.clone(),
                 facts: vec!["missing here".into()],
+                lacking_at_peer: Vec::new(),
+                resent: Vec::new(),
             }),
             Some(m) => {
                 let d = m.differences(t);
@@ -211,6 +231,8 @@ pub fn compare_leaves(mine: &[&Facts], theirs: &[Facts]) -> Vec<Divergence> {
                     out.push(Divergence {
                         notice_id: t.notice_id.clone(),
                         facts: d.into_iter().map(str::to_string).collect(),
+                        lacking_at_peer: m.lacking_in(t).into_iter().map(str::to_string).collect(),
+                        resent: Vec::new(),
                     });
                 }
             }
@@ -221,6 +243,8 @@ pub fn compare_leaves(mine: &[&Facts], theirs: &[Facts]) -> Vec<Divergence> {
             out.push(Divergence {
                 notice_id: m.notice_id.clone(),
                 facts: vec!["missing at the peer".into()],
+                lacking_at_peer: Vec::new(),
+                resent: Vec::new(),
             });
         }
     }

@@ -185,7 +185,7 @@ pub async fn reconcile(a: ReconcileArgs) -> Result<()> {
             json!({
                 "peer": r.peer, "period": r.period, "notices": r.notices,
                 "round_trips": r.round_trips, "agreed": r.divergent.is_empty(),
-                "divergent": r.divergent.iter().map(|d| json!({"notice_id": d.notice_id, "facts": d.facts})).collect::<Vec<_>>(),
+                "divergent": r.divergent.iter().map(|d| json!({"notice_id": d.notice_id, "facts": d.facts, "resent": d.resent})).collect::<Vec<_>>(),
             })
         );
     } else {
@@ -198,7 +198,15 @@ pub async fn reconcile(a: ReconcileArgs) -> Result<()> {
         } else {
             println!("{:<38} FACTS THAT DIFFER", "NOTICE");
             for d in &r.divergent {
-                println!("{:<38} {}", d.notice_id, d.facts.join(", "));
+                let resent = if d.resent.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " — {} own reply(ies) the peer lacks sent again (已重发)",
+                        d.resent.len()
+                    )
+                };
+                println!("{:<38} {}{resent}", d.notice_id, d.facts.join(", "));
             }
         }
     }

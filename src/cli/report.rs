@@ -8,8 +8,8 @@ use super::render::row_json;
 use crate::domain::Direction;
 use crate::pb;
 use crate::report::{
-    COLUMNS, MonthRates, MonthlyReport, OverdueLine, cells, csv_line, esc, html_table, month_label,
-    place, rank, to_csv, to_html, twelve_months,
+    COLUMNS, MonthRates, MonthlyReport, OverdueLine, ReconciledLine, cells, csv_line, esc,
+    html_table, month_label, place, rank, to_csv, to_html, twelve_months,
 };
 use crate::stats::Period;
 use anyhow::{Context, Result, bail};
@@ -96,7 +96,30 @@ async fn gather(a: &ReportArgs) -> Result<MonthlyReport> {
             }
         })
         .collect();
+    let at = |t: Option<prost_types::Timestamp>| {
+        t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+    };
+    let reconciled = stats
+        .list_reconciliations(pb::ListReconciliationsRequest {
+            period: a.period.clone(),
+        })
+        .await
+        .map_err(status)?
+        .into_inner()
+        .reconciliations
+        .into_iter()
+        .map(|r| {
+            ReconciledLine::new(
+                local.0,
+                (r.peer, r.period),
+                at(r.checked_at).unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+                r.divergent,
+                at(r.agreed_at),
+            )
+        })
+        .collect();
     Ok(MonthlyReport {
+        reconciled,
         district: summary.district.clone(),
         made_on: local.day(&summary.as_of),
         first_day: summary.first_day,

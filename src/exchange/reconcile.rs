@@ -143,7 +143,21 @@ pub async fn with_peer(ctx: &NodeCtx, peer: &str, period: &str) -> Result<Outcom
         .ok_or_else(|| format!("peer: no route to {peer}"))?;
     let mut client = super::delivery::connect(ctx, &route)
         .map_err(|e| format!("peer: cannot connect to {}: {e}", route.endpoint))?;
-    let outcome = run(ctx, &mut client, peer, period).await?;
+    let mut outcome = run(ctx, &mut client, peer, period).await?;
+    repair(ctx, &mut outcome).await;
+    if let Err(e) = ctx
+        .store
+        .record_reconciliation(
+            peer,
+            period,
+            outcome.notices,
+            outcome.divergent.len(),
+            ctx.now(),
+        )
+        .await
+    {
+        tracing::warn!(peer = %peer, period = %period, error = %e, "the reconciliation (对账) could not be recorded");
+    }
     ctx.metrics.reconciled(peer, outcome.divergent.len());
     if outcome.divergent.is_empty() {
         tracing::info!(peer = %peer, period = %period, notices = outcome.notices, round_trips = outcome.round_trips, "reconciled (对账): both sides agree");
@@ -151,6 +165,78 @@ pub async fn with_peer(ctx: &NodeCtx, peer: &str, period: &str) -> Result<Outcom
         tracing::warn!(peer = %peer, period = %period, notices = outcome.notices, divergent = outcome.divergent.len(), round_trips = outcome.round_trips, "reconciled (对账): the sides disagree on some notices");
     }
     Ok(outcome)
+}
+
+/// The most divergent notices one reconciliation repairs.
+const MAX_REPAIRS: usize = 1000;
+
+/// The sort of this node's own reply (`ReplyBody::sort_code`) that carries
+/// `fact` to the peer: the destination's receipt, feedback, deadline
+/// changes and relayed delivery; the origin's withdrawal.
+fn carried_by(outbound: bool, fact: &str) -> Option<i64> {
+    use crate::domain::ReplyBody;
+    match (outbound, fact) {
+        (false, "acknowledged_at") => Some(1),
+        (false, "answered_at" | "feedback") => Some(2),
+        (false, "due_at") => Some(ReplyBody::DEADLINE_CHANGE),
+        (false, "received_at") => Some(5),
+        (true, "withdrawn_at") => Some(3),
+        _ => None,
+    }
+}
+
+/// Repairs what can be repaired without overwriting anything: where the
+/// peer lacks a fact this node holds and wrote itself, the reply that
+/// carries it is queued again for the peer (which takes a reply it holds
+/// as a duplicate). A fact both sides hold differently stays named.
+async fn repair(ctx: &NodeCtx, outcome: &mut Outcome) {
+    let mut woken = std::collections::HashSet::new();
+    for d in outcome
+        .divergent
+        .iter_mut()
+        .filter(|d| !d.lacking_at_peer.is_empty())
+        .take(MAX_REPAIRS)
+    {
+        let rec = match ctx.store.get_notice(&d.notice_id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(notice_id = %d.notice_id, error = %e, "reconciliation repair: the notice cannot be read");
+                continue;
+            }
+        };
+        let outbound = rec.life.direction == crate::domain::Direction::Outbound;
+        let sorts: Vec<i64> = d
+            .lacking_at_peer
+            .iter()
+            .filter_map(|f| carried_by(outbound, f))
+            .collect();
+        let n = &rec.content;
+        let target = if outbound { &n.destination } else { &n.origin };
+        let Some(route) = ctx.route_for(target).filter(|_| !sorts.is_empty()) else {
+            continue;
+        };
+        let prefix = route.prefix.to_string();
+        match ctx
+            .store
+            .requeue_own_replies(&d.notice_id, &sorts, (&prefix, target), ctx.now())
+            .await
+        {
+            Ok(ids) => {
+                if !ids.is_empty() {
+                    tracing::info!(notice_id = %d.notice_id, replies = ids.len(), peer = %outcome.peer, "reconciliation (对账): replies the peer lacks are sent again");
+                    woken.insert(prefix);
+                }
+                d.resent = ids;
+            }
+            Err(e) => {
+                tracing::warn!(notice_id = %d.notice_id, error = %e, "reconciliation repair: replies cannot be queued again");
+            }
+        }
+    }
+    for route in woken {
+        ctx.wake(&route);
+    }
 }
 
 /// `Exchange.Reconcile`: `peer`'s questions about its month with this

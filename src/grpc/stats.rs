@@ -75,6 +75,29 @@ impl pb::stats_server::Stats for StatsService {
                 .map(|d| pb::DivergentNotice {
                     notice_id: d.notice_id,
                     facts: d.facts,
+                    resent: d.resent,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_reconciliations(
+        &self,
+        req: Request<pb::ListReconciliationsRequest>,
+    ) -> Result<Response<pb::ListReconciliationsResponse>, Status> {
+        let caller = caller(&self.ctx, &req).await?;
+        let period = Period::parse("period", &req.into_inner().period)?;
+        let rows = reports::reconciliations(&self.ctx, &caller, period).await?;
+        Ok(Response::new(pb::ListReconciliationsResponse {
+            reconciliations: rows
+                .into_iter()
+                .map(|r| pb::Reconciliation {
+                    peer: r.peer,
+                    period: r.period,
+                    checked_at: Some(ts_to_pb(r.checked_at)),
+                    notices: r.notices,
+                    divergent: r.divergent,
+                    agreed_at: r.agreed_at.map(ts_to_pb),
                 })
                 .collect(),
         }))

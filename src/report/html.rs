@@ -178,6 +178,7 @@ table{{border-collapse:collapse;font-size:13px}}th,td{{border:1px solid #bbb;pad
 <h2>按对方地区排名（按反馈及时率）</h2>{peers}\
 <h2>近12个月及时率</h2>{chart}\
 <h2>超时未复</h2>{overdue}\
+<h2>对账（与各地区核对双方记录）</h2>{reconciled}\
 </body></html>",
         district = esc(&super::place(&r.district)),
         made_on = esc(&r.made_on),
@@ -186,5 +187,11 @@ table{{border-collapse:collapse;font-size:13px}}th,td{{border:1px solid #bbb;pad
         peers = html_table(&peer_headers, &peers),
         chart = chart(&r.months),
         overdue = html_table(&OVERDUE_COLUMNS.map(zh), &overdue),
+        reconciled = if r.reconciled.is_empty() {
+            "<p>本期尚未与任何地区对账。</p>".to_string()
+        } else {
+            let rows: Vec<Vec<String>> = r.reconciled.iter().map(|l| l.cells()).collect();
+            html_table(&super::RECONCILED_COLUMNS.map(zh), &rows)
+        },
     )
 }

@@ -34,6 +34,65 @@ pub struct OverdueLine {
     pub days_late: u32,
 }
 
+/// One peer's reconciliation (对账) of one month: when this node last
+/// compared records with it, on how many notices they differed then, and
+/// when both sides last agreed ("" when never).
+#[derive(Debug, Clone)]
+pub struct ReconciledLine {
+    pub peer: String,
+    pub month: String,
+    pub checked: String,
+    pub divergent: u64,
+    pub agreed: String,
+}
+
+impl ReconciledLine {
+    /// A line as the report says it, with instants as local minutes.
+    pub fn new(
+        tz: &'static time_tz::Tz,
+        (peer, month): (String, String),
+        checked: time::OffsetDateTime,
+        divergent: u64,
+        agreed: Option<time::OffsetDateTime>,
+    ) -> Self {
+        ReconciledLine {
+            peer,
+            month,
+            checked: local_minute(tz, Some(checked)),
+            divergent,
+            agreed: local_minute(tz, agreed),
+        }
+    }
+
+    /// The cells of the report's 对账 table.
+    pub fn cells(&self) -> Vec<String> {
+        vec![
+            place(&self.peer),
+            self.month.clone(),
+            self.checked.clone(),
+            if self.divergent == 0 {
+                "一致".into()
+            } else {
+                format!("{} 条不一致", self.divergent)
+            },
+            if self.agreed.is_empty() {
+                "从未一致".into()
+            } else {
+                self.agreed.clone()
+            },
+        ]
+    }
+}
+
+/// The 对账 table's columns.
+pub const RECONCILED_COLUMNS: [&str; 5] = [
+    "对方 peer",
+    "月份 month",
+    "最近核对 last checked",
+    "结果 result",
+    "最近一致 last agreed",
+];
+
 /// What a report shows; gathered first, then written in either format.
 #[derive(Debug, Clone)]
 pub struct MonthlyReport {
@@ -48,6 +107,8 @@ pub struct MonthlyReport {
     pub peers: Vec<pb::TimelinessRow>,
     pub months: Vec<MonthRates>,
     pub overdue: Vec<OverdueLine>,
+    /// Reconciliation (对账) with each peer for the period's months.
+    pub reconciled: Vec<ReconciledLine>,
 }
 
 /// The twelve months that end with the month holding `last`, oldest first.
@@ -283,6 +344,11 @@ pub fn to_csv(r: &MonthlyReport) -> String {
     for o in &r.overdue {
         csv_line(&mut out, &overdue_cells(o));
     }
+    out.push_str("\r\n");
+    csv_line(&mut out, &RECONCILED_COLUMNS.map(String::from));
+    for l in &r.reconciled {
+        csv_line(&mut out, &l.cells());
+    }
     out
 }
 
@@ -351,12 +417,21 @@ mod tests {
                 due: "2026-11-20".into(),
                 days_late: 2,
             }],
+            reconciled: vec![ReconciledLine {
+                peer: "510116".into(),
+                month: "2026-11".into(),
+                checked: "2026-12-06 10:00".into(),
+                divergent: 2,
+                agreed: "2026-12-01 10:00".into(),
+            }],
         };
         let html = to_html(&r);
         for want in [
             "440303 罗湖区",
             "制表单位",
             "制表日期：2026-12-06",
+            "2 条不一致",
+            "最近一致",
             "510116 双流区",
             "生育",
         ] {

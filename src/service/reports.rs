@@ -108,6 +108,7 @@ pub async fn monthly(ctx: &NodeCtx, caller: &Caller, period: Period) -> Result<M
         peers,
         months,
         overdue: late.rows.iter().map(|n| overdue_line(n, now, tz)).collect(),
+        reconciled: reconciled_lines(ctx, caller, period).await?,
     })
 }
 
@@ -207,4 +208,48 @@ pub async fn reconcile(
     ctx.reconcile(peer.as_str(), period)
         .await
         .map_err(|e| DomainError::new(Refused::NotYet, "peer", e).into())
+}
+
+/// The months `period` touches, as YYYY-MM, the latest 24 at most.
+fn months_of(period: Period) -> Vec<String> {
+    let mut months = Vec::new();
+    let mut m = Period::month_of(period.last);
+    while m.last >= period.first && months.len() < 24 {
+        months.push(report::month_label(&m));
+        m = Period::month_of(m.first.previous_day().expect("a day before"));
+    }
+    months.reverse();
+    months
+}
+
+/// When this node last reconciled (对账) each peer's records for the
+/// months of `period`, and when both sides last agreed: figures, open to
+/// every role that reads figures.
+pub async fn reconciliations(
+    ctx: &NodeCtx,
+    _caller: &Caller,
+    period: Period,
+) -> Result<Vec<crate::store::Reconciled>> {
+    Ok(ctx.store.reconciliations(&months_of(period)).await?)
+}
+
+/// `reconciliations` as the report and 统计 say them (local minutes).
+pub async fn reconciled_lines(
+    ctx: &NodeCtx,
+    caller: &Caller,
+    period: Period,
+) -> Result<Vec<report::ReconciledLine>> {
+    Ok(reconciliations(ctx, caller, period)
+        .await?
+        .into_iter()
+        .map(|r| {
+            report::ReconciledLine::new(
+                ctx.deadlines.tz,
+                (r.peer, r.period),
+                r.checked_at,
+                r.divergent,
+                r.agreed_at,
+            )
+        })
+        .collect())
 }

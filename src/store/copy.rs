@@ -173,6 +173,19 @@ const TABLES: &[Table] = &[
         columns: &[("fingerprint", Text), ("district", Text), ("der", Bytes)],
     },
     Table {
+        name: "reconciliations",
+        key: "key",
+        columns: &[
+            ("key", Text),
+            ("peer", Text),
+            ("period", Text),
+            ("checked_at", Int),
+            ("notices", Int),
+            ("divergent", Int),
+            ("agreed_at", Int),
+        ],
+    },
+    Table {
         name: "store_meta",
         key: "key",
         columns: &[("key", Text), ("value", Text)],

@@ -265,45 +265,6 @@ impl Store {
         })
     }
 
-    /// The facts of every notice exchanged with `peer` (either way) that
-    /// arrived in [from, to) (microseconds): one side's month for
-    /// reconciliation (`reconcile::Month`).
-    pub async fn month_facts(
-        &self,
-        peer: &str,
-        (from, to): (i64, i64),
-    ) -> Result<Vec<crate::reconcile::Facts>> {
-        with_pool!(self, read, |pool, Db| {
-            let rows = sqlx::query(
-                "SELECT id, received_at, due_at, acknowledged_at, answered_at, feedback, withdrawn_at \
-                 FROM notices WHERE direction IN (1, 2) AND received_at >= $1 AND received_at < $2 AND peer = $3",
-            )
-            .bind(from)
-            .bind(to)
-            .bind(peer)
-            .fetch_all(pool)
-            .await?;
-            Ok(rows
-                .into_iter()
-                .map(|r| {
-                    let feedback: Option<Vec<u8>> = r.get(5);
-                    let feedback = feedback.and_then(|b| {
-                        <crate::pb::Feedback as prost::Message>::decode(b.as_slice()).ok()
-                    });
-                    crate::reconcile::Facts {
-                        notice_id: r.get(0),
-                        received_at: r.get(1),
-                        due_at: r.get(2),
-                        acknowledged_at: r.get(3),
-                        answered_at: r.get(4),
-                        feedback: crate::reconcile::Facts::feedback_digest(feedback.as_ref()),
-                        withdrawn_at: r.get(6),
-                    }
-                })
-                .collect())
-        })
-    }
-
     /// A kept certificate by its fingerprint.
     pub async fn certificate(&self, fingerprint: &str) -> Result<Option<SignerCert>> {
         with_pool!(self, read, |pool, Db| {

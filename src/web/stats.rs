@@ -60,6 +60,9 @@ struct StatsPage {
     overdue_total_shown: bool,
     /// 催办 per peer in the period: (peer, notices reminded, reminders).
     reminders: Vec<(String, i64, i64)>,
+    /// 对账 with each peer for the period's months: the report's cells.
+    reconciled: Vec<Vec<String>>,
+    reconciled_columns: Vec<&'static str>,
 }
 
 impl StatsPage {
@@ -228,6 +231,15 @@ pub(crate) async fn page(
         overdue,
         overdue_total_shown: more,
         reminders,
+        reconciled: reports::reconciled_lines(&ctx, &staff.caller, period)
+            .await?
+            .iter()
+            .map(report::ReconciledLine::cells)
+            .collect(),
+        reconciled_columns: report::RECONCILED_COLUMNS
+            .iter()
+            .map(|c| report::zh(c))
+            .collect(),
     };
     Ok(Html(view.render()?))
 }

@@ -349,6 +349,29 @@ async fn a_monitor_reads_the_figures_and_never_a_person() {
     .unwrap();
     let n = submit(&net, 0, birth(SHUANGLIU, woman(1), "2026-10-03")).await;
     wait_notice(&net, 1, &n.id, |_| true).await;
+    wait_notice(&net, 0, &n.id, |x| x.received_at.is_some()).await;
+    // Shuangliu reconciles this month with Luohu (对账): 统计 says when.
+    let month = {
+        let local = now.to_offset(time::macros::offset!(+8));
+        format!("{:04}-{:02}", local.year(), u8::from(local.month()))
+    };
+    let cfg = net.nodes[1].config_path.to_string_lossy().to_string();
+    let reconciled = migrex_cli(&[
+        "reconcile",
+        "--config",
+        &cfg,
+        "--token",
+        &net.nodes[1].admin_token,
+        "--peer",
+        LUOHU,
+        "--period",
+        &month,
+    ]);
+    assert!(
+        reconciled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reconciled.stderr)
+    );
 
     // A monitor's first page is 统计: this month's figures and the chart.
     b.login(&console, "sun.li", "monitor-pass-1").await;
@@ -368,7 +391,21 @@ async fn a_monitor_reads_the_figures_and_never_a_person() {
         .is_ok(),
         "the chart is drawn"
     );
+    let reconciled = b.text_of("#reconciled").await;
+    assert!(
+        reconciled.contains("440303 罗湖区") && reconciled.contains("一致"),
+        "{reconciled}"
+    );
+    assert!(!reconciled.contains("从未一致"), "{reconciled}");
     b.shot("stats").await;
+    b.c.execute(
+        "document.getElementById('reconciled').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.shot("stats-reconciled").await;
+    b.phone("stats-reconciled").await;
     // By peer: Luohu's row.
     b.c.goto(&format!("{console}/stats?by_peer=1&by_kind=1"))
         .await

@@ -167,3 +167,118 @@ async fn a_month_of_10000_notices_with_3_divergent_is_reconciled_naming_exactly_
     let (ok, _, err) = reconcile(&net, 0, SHUANGLIU, "2026-Q3");
     assert!(!ok && err.contains("period"), "{err}");
 }
+
+/// Issue 23, item 3: a reply one side lacks is sent again by its author
+/// when the two reconcile, and then both agree; the last agreement per peer
+/// is kept and shown in the monthly report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feedback_the_origin_lost_is_sent_again_and_the_report_says_when_both_agreed() {
+    use migrex::domain::{FeedbackResult, NoticeStatus};
+    let net = network(&[LUOHU, SHUANGLIU], None).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let n = submit(&net, 0, birth(SHUANGLIU, woman(40 + i), "2026-10-03")).await;
+        wait_notice(&net, 0, &n.id, |x| x.received_at.is_some()).await;
+        ids.push(n.id);
+    }
+    let answered = ids[1].clone();
+    let mut desk = net.desk(1).await.unwrap();
+    desk.acknowledge_notice(pb::AcknowledgeNoticeRequest {
+        id: answered.clone(),
+    })
+    .await
+    .unwrap();
+    desk.submit_feedback(pb::SubmitFeedbackRequest {
+        id: answered.clone(),
+        feedback: Some(pb::Feedback {
+            result: FeedbackResult::Confirmed as i32,
+            remarks: "已入户核实".into(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    wait_notice(&net, 0, &answered, |x| {
+        x.status == NoticeStatus::Answered as i32
+    })
+    .await;
+    let period = {
+        let now = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+8));
+        format!("{:04}-{:02}", now.year(), u8::from(now.month()))
+    };
+
+    // The origin loses the feedback: its row and what it set, by hand.
+    tamper(
+        &net,
+        0,
+        &format!("DELETE FROM replies WHERE notice_id = '{answered}' AND sort = 2"),
+    )
+    .await;
+    tamper(
+        &net,
+        0,
+        &format!(
+            "UPDATE notices SET answered_at = NULL, feedback = NULL, status = {} WHERE id = '{answered}'",
+            NoticeStatus::Acknowledged as i32
+        ),
+    )
+    .await;
+
+    // The destination, its author, reconciles: the notice is named with
+    // the facts, and its feedback is sent again.
+    let (ok, found, err) = reconcile(&net, 1, LUOHU, &period);
+    assert!(!ok, "{found}");
+    assert!(err.contains("1 notice(s)"), "{err}");
+    let d = &found["divergent"][0];
+    assert_eq!(d["notice_id"], answered.as_str(), "{found}");
+    assert_eq!(d["facts"], serde_json::json!(["answered_at", "feedback"]));
+    assert_eq!(d["resent"].as_array().map(Vec::len), Some(1), "{found}");
+    // The origin takes it (idempotent: the same reply, its id kept) and
+    // holds the answer again; nothing on the destination moved.
+    let back = wait_notice(&net, 0, &answered, |x| {
+        x.status == NoticeStatus::Answered as i32
+    })
+    .await;
+    assert_eq!(back.feedback.unwrap().remarks, "已入户核实");
+    let (ok, agreed, err) = reconcile(&net, 1, LUOHU, &period);
+    assert!(ok, "{err}");
+    assert_eq!(agreed["agreed"], true);
+
+    // The last agreement is kept per peer and month; the report says it.
+    let kept = net
+        .store(1)
+        .reconciliations(std::slice::from_ref(&period))
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!((kept[0].peer.as_str(), kept[0].divergent), (LUOHU, 0));
+    assert!(kept[0].agreed_at.is_some_and(|a| a == kept[0].checked_at));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.html");
+    let cfg = net.nodes[1].config_path.to_string_lossy().to_string();
+    let run = migrex_cli(&[
+        "report",
+        "--config",
+        &cfg,
+        "--token",
+        &net.nodes[1].admin_token,
+        "--period",
+        &period,
+        "--format",
+        "html",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let html = std::fs::read_to_string(&out).unwrap();
+    let table = &html[html.find("对账").expect("the 对账 section")..];
+    assert!(
+        table.contains("440303 罗湖区") && table.contains(">一致<") && table.contains(&period),
+        "{table}"
+    );
+    assert!(!table.contains("从未一致"), "{table}");
+}

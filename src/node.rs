@@ -322,13 +322,17 @@ impl BoundNode {
         // The access audit's signed checkpoint, outside the database.
         match crate::proof::sign::NodeKey::from_pem(&tls.key_pem, ctx.district.as_str()) {
             Some(key) => {
+                // Each new checkpoint goes to the peers (witnesses) too.
+                let (published, heads) = tokio::sync::watch::channel(None);
                 let keeper = crate::service::audit::keep_checkpoint(
                     ctx.clone(),
                     key,
-                    checkpoint_path,
+                    (checkpoint_path, published),
                     shutdown.clone(),
                 );
                 supervise(&mut tasks, &mut handles, "audit checkpoint", keeper);
+                let witness = crate::exchange::witness::serve(ctx.clone(), heads, shutdown.clone());
+                supervise(&mut tasks, &mut handles, "audit head witnesses", witness);
             }
             None => tracing::warn!(
                 "the node key is not an ECDSA P-256 key: the access audit's checkpoint is not kept"

@@ -128,23 +128,35 @@ impl Checkpoint {
         Agreement::Agrees
     }
 
-    /// The sentence `migrex audit verify` says for a disagreement.
+    /// The sentence `migrex audit verify` says for a disagreement with
+    /// the node's own checkpoint.
     pub fn finding(&self, a: &Agreement, local: impl Fn(i64) -> String) -> Option<String> {
+        self.finding_as(a, "its checkpoint", local)
+    }
+
+    /// The same, naming the head compared with as `what` ("the head
+    /// 510116 keeps").
+    pub fn finding_as(
+        &self,
+        a: &Agreement,
+        what: &str,
+        local: impl Fn(i64) -> String,
+    ) -> Option<String> {
         let when = local(self.at_micros);
         match a {
             Agreement::Agrees => None,
             Agreement::Shorter { have: 0 } => Some(format!(
-                "the access audit is empty, but its checkpoint of {when} counted {} entries: all of them were deleted",
+                "the access audit is empty, but {what} of {when} counted {} entries: all of them were deleted",
                 self.seq
             )),
             Agreement::Shorter { have } => Some(format!(
-                "the access audit ends at entry {have}, but its checkpoint of {when} counted {}: entries {} to {} were deleted",
+                "the access audit ends at entry {have}, but {what} of {when} counted {}: entries {} to {} were deleted",
                 self.seq,
                 have + 1,
                 self.seq
             )),
             Agreement::Rewritten => Some(format!(
-                "entry {} is not the one the checkpoint of {when} signed: the chain was rewritten up to there",
+                "entry {} is not the one {what} of {when} signed: the chain was rewritten up to there",
                 self.seq
             )),
         }

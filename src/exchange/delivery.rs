@@ -52,18 +52,32 @@ pub fn connect(
     route: &Route,
 ) -> Result<ExchangeClient<Channel>, tonic::transport::Error> {
     let call_timeout = Duration::from_secs(ctx.delivery.lease_secs.max(2) / 2);
+    let bytes = ctx.limits.exchange_message_bytes(ctx.delivery.max_batch);
+    client((&ctx.tls, &ctx.trust), route, call_timeout, bytes)
+}
+
+/// An exchange client to `route`'s node with this node's identity and
+/// trust (lazy: it connects at the first call), each call bounded by
+/// `call_timeout` and messages by `bytes`.
+pub fn client(
+    (tls, trust): (
+        &crate::identity::TlsMaterial,
+        &std::sync::Arc<crate::identity::Trust>,
+    ),
+    route: &Route,
+    call_timeout: Duration,
+    bytes: usize,
+) -> Result<ExchangeClient<Channel>, tonic::transport::Error> {
     let channel = Endpoint::from_shared(route.endpoint.clone())?
         .tls_config_with_verifier(
-            ctx.tls.peer_identity(),
-            ctx.trust
-                .peer_verifier(&route.prefix, route.fingerprint.as_deref()),
+            tls.peer_identity(),
+            trust.peer_verifier(&route.prefix, route.fingerprint.as_deref()),
         )?
         .connect_timeout(Duration::from_secs(5).min(call_timeout))
         .timeout(call_timeout)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true)
         .connect_lazy();
-    let bytes = ctx.limits.exchange_message_bytes(ctx.delivery.max_batch);
     Ok(ExchangeClient::new(channel)
         .max_decoding_message_size(bytes)
         .max_encoding_message_size(bytes))

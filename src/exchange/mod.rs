@@ -1,6 +1,7 @@
 //! The exchange between nodes: receiving notices and replies from peers
 //! (`server`), delivering ours from the outbox (`delivery`), and keeping
-//! the deadlines we stamped true to the holiday schedule (`deadlines`).
+//! the deadlines we stamped true to the holiday schedule (`deadlines`),
+//! and witnessing each other's access audit (`witness`).
 
 pub mod deadlines;
 pub mod delivery;
@@ -8,6 +9,7 @@ pub mod proofs;
 pub mod reconcile;
 pub mod relay;
 pub mod server;
+pub mod witness;
 pub mod workers;
 
 use tonic::Code;
@@ -24,4 +26,25 @@ pub fn is_final(code: i32) -> bool {
             | Code::FailedPrecondition
             | Code::OutOfRange
     )
+}
+
+/// Runs a receiving transaction again when it lost a race: another
+/// replica of this node stored the same notice or reply between our
+/// check and our insert. The second run finds it stored and answers with
+/// the original acknowledgement.
+pub(crate) async fn retrying_races<T, F, Fut>(attempt: F) -> Result<T, tonic::Status>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(e) if e.is_race() && tries < 3 => {
+                tries += 1;
+                tracing::debug!(error = %e, "lost a race with another replica; receiving again");
+            }
+            other => return other.map_err(crate::grpc::internal),
+        }
+    }
 }

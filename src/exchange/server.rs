@@ -15,7 +15,7 @@ use crate::domain::{
     CLOCK_SKEW, Delivery, Direction, DistrictCode, NoticeContent, NoticeStatus, ParseContext,
     Party, Reply, ReplyBody, Verdict, ts_to_pb,
 };
-use crate::grpc::{internal, item_error, refusal};
+use crate::grpc::{item_error, refusal};
 use crate::identity::peer_district;
 use crate::pb;
 use crate::proof::canonical;
@@ -376,27 +376,6 @@ impl ExchangeService {
         Ok(ok)
     }
 
-    /// Runs a receiving transaction again when it lost a race: another
-    /// replica of this node stored the same notice or reply between our
-    /// check and our insert. The second run finds it stored and answers with
-    /// the original acknowledgement.
-    async fn retrying_races<T, F, Fut>(&self, attempt: F) -> Result<T, Status>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<T, StoreError>>,
-    {
-        let mut tries = 0;
-        loop {
-            match attempt().await {
-                Err(e) if e.is_race() && tries < 3 => {
-                    tries += 1;
-                    tracing::debug!(error = %e, "lost a race with another replica; receiving again");
-                }
-                other => return other.map_err(internal),
-            }
-        }
-    }
-
     /// The origin's proof of each admitted notice, checked against what
     /// this node would store; a notice that does not verify is refused
     /// (its ack says why). Per item: the proof to keep.
@@ -518,45 +497,44 @@ impl pb::exchange_server::Exchange for ExchangeService {
                 p.certificate = sender.clone();
             }
         }
-        let (acks, wake) = self
-            .retrying_races(|| async {
-                let mut tx = self.ctx.store.begin().await?;
-                let (mut acks, mut wake, kept) = self
-                    .receive_notices(&mut tx, &admitted, &proven, now)
-                    .await?;
-                let onward: Vec<relay::Onward> = admitted
-                    .iter()
-                    .zip(&notices)
-                    .filter_map(|(a, wire)| match a {
-                        Ok((content, Way::Onward { route })) => Some(relay::Onward {
-                            content,
-                            wire,
-                            route: route.clone(),
-                        }),
-                        _ => None,
-                    })
-                    .collect();
-                if !onward.is_empty() {
-                    let (relayed, routes) =
-                        relay::take_notices(&self.ctx, &mut tx, &peer, &onward, now).await?;
-                    let mut relayed = relayed.into_iter();
-                    for slot in acks.iter_mut().filter(|a| a.is_none()) {
-                        *slot = relayed.next();
-                    }
-                    wake.extend(routes);
+        let (acks, wake) = super::retrying_races(|| async {
+            let mut tx = self.ctx.store.begin().await?;
+            let (mut acks, mut wake, kept) = self
+                .receive_notices(&mut tx, &admitted, &proven, now)
+                .await?;
+            let onward: Vec<relay::Onward> = admitted
+                .iter()
+                .zip(&notices)
+                .filter_map(|(a, wire)| match a {
+                    Ok((content, Way::Onward { route })) => Some(relay::Onward {
+                        content,
+                        wire,
+                        route: route.clone(),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            if !onward.is_empty() {
+                let (relayed, routes) =
+                    relay::take_notices(&self.ctx, &mut tx, &peer, &onward, now).await?;
+                let mut relayed = relayed.into_iter();
+                for slot in acks.iter_mut().filter(|a| a.is_none()) {
+                    *slot = relayed.next();
                 }
-                let mut acks: Vec<pb::NoticeAck> = acks.into_iter().flatten().collect();
-                let mut proven = Proven {
-                    proofs: kept,
-                    certificates: certified.certificates.clone(),
-                    own_leaves: Vec::new(),
-                };
-                self.sign_acks(&admitted, &mut acks, &mut proven);
-                tx.keep_proofs(&proven).await?;
-                tx.commit().await?;
-                Ok((acks, wake))
-            })
-            .await?;
+                wake.extend(routes);
+            }
+            let mut acks: Vec<pb::NoticeAck> = acks.into_iter().flatten().collect();
+            let mut proven = Proven {
+                proofs: kept,
+                certificates: certified.certificates.clone(),
+                own_leaves: Vec::new(),
+            };
+            self.sign_acks(&admitted, &mut acks, &mut proven);
+            tx.keep_proofs(&proven).await?;
+            tx.commit().await?;
+            Ok((acks, wake))
+        })
+        .await?;
         drop(notices);
         for route in &wake {
             self.ctx.wake(route);
@@ -588,36 +566,35 @@ impl pb::exchange_server::Exchange for ExchangeService {
         // reply that does not parse is refused for that by receive_reply).
         let mut certified = Proven::default();
         let verdicts = proofs::check_replies(&self.ctx, &sender, &replies, &mut certified);
-        let (acks, wake) = self
-            .retrying_races(|| async {
-                let mut tx = self.ctx.store.begin().await?;
-                let mut acks = Vec::with_capacity(replies.len());
-                let mut wake = Vec::new();
-                let mut kept = Vec::new();
-                for (r, verdict) in replies.iter().zip(&verdicts) {
-                    acks.push(
-                        self.receive_reply(
-                            &mut tx,
-                            (&peer, &sender),
-                            r,
-                            verdict.as_ref(),
-                            now,
-                            &mut wake,
-                            &mut kept,
-                        )
-                        .await?,
-                    );
-                }
-                let proven = Proven {
-                    proofs: kept,
-                    certificates: certified.certificates.clone(),
-                    own_leaves: Vec::new(),
-                };
-                tx.keep_proofs(&proven).await?;
-                tx.commit().await?;
-                Ok((acks, wake))
-            })
-            .await?;
+        let (acks, wake) = super::retrying_races(|| async {
+            let mut tx = self.ctx.store.begin().await?;
+            let mut acks = Vec::with_capacity(replies.len());
+            let mut wake = Vec::new();
+            let mut kept = Vec::new();
+            for (r, verdict) in replies.iter().zip(&verdicts) {
+                acks.push(
+                    self.receive_reply(
+                        &mut tx,
+                        (&peer, &sender),
+                        r,
+                        verdict.as_ref(),
+                        now,
+                        &mut wake,
+                        &mut kept,
+                    )
+                    .await?,
+                );
+            }
+            let proven = Proven {
+                proofs: kept,
+                certificates: certified.certificates.clone(),
+                own_leaves: Vec::new(),
+            };
+            tx.keep_proofs(&proven).await?;
+            tx.commit().await?;
+            Ok((acks, wake))
+        })
+        .await?;
         for route in &wake {
             self.ctx.wake(route);
         }
@@ -632,6 +609,24 @@ impl pb::exchange_server::Exchange for ExchangeService {
         let peer = peer_district(&req, &self.ctx.trust)?;
         let answer = super::reconcile::asked(&self.ctx, &peer, req.into_inner()).await?;
         Ok(Response::new(answer))
+    }
+
+    async fn keep_audit_head(
+        &self,
+        req: Request<pb::AuditHead>,
+    ) -> Result<Response<pb::KeepAuditHeadResponse>, Status> {
+        super::witness::keep(&self.ctx, req)
+            .await
+            .map(Response::new)
+    }
+
+    async fn held_audit_heads(
+        &self,
+        req: Request<pb::HeldAuditHeadsRequest>,
+    ) -> Result<Response<pb::HeldAuditHeadsResponse>, Status> {
+        super::witness::held(&self.ctx, req)
+            .await
+            .map(Response::new)
     }
 
     async fn hello(

@@ -157,15 +157,31 @@ pub async fn verify(
     })
 }
 
+/// How a chain of `length` entries stands against `head` (a checkpoint, or
+/// a head a peer keeps as witness).
+pub async fn against(
+    store: &crate::store::Store,
+    length: i64,
+    head: &Checkpoint,
+) -> Result<crate::audit::checkpoint::Agreement> {
+    let there = store.audit_hash_at(head.seq).await?;
+    Ok(head.against(length, there.as_deref()))
+}
+
 /// Keeps the access audit's checkpoint (`audit::checkpoint`) at `path`: a
 /// second after the chain grows, its new head is signed with the node's key
 /// and written; a chain found shorter than the checkpoint, or rewritten up
 /// to its head, is logged as an error and the checkpoint is kept as it is,
-/// never moved back. Ends after one last look when `stop` is cancelled.
+/// never moved back. Each checkpoint held is published on `published`
+/// (the witnesses' sender reads it). Ends after one last look when `stop`
+/// is cancelled.
 pub async fn keep_checkpoint(
     ctx: std::sync::Arc<NodeCtx>,
     key: crate::proof::sign::NodeKey,
-    path: std::path::PathBuf,
+    (path, published): (
+        std::path::PathBuf,
+        tokio::sync::watch::Sender<Option<Checkpoint>>,
+    ),
     stop: tokio_util::sync::CancellationToken,
 ) {
     let mut held = match Checkpoint::read(&path) {
@@ -175,6 +191,7 @@ pub async fn keep_checkpoint(
             return;
         }
     };
+    published.send_replace(held.clone());
     let mut warned = false;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -185,6 +202,7 @@ pub async fn keep_checkpoint(
         };
         match checkpoint_once(&ctx, &key, &path, held.as_ref()).await {
             Ok(Some(c)) => {
+                published.send_replace(Some(c.clone()));
                 held = Some(c);
                 warned = false;
             }

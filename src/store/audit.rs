@@ -3,6 +3,7 @@
 //! `migrex audit verify`, and by subject or actor for an inquiry.
 
 use super::{Result, Store, Tx, from_micros, micros};
+use crate::audit::checkpoint::Checkpoint;
 use crate::audit::{Access, Entry, GENESIS, chain_hash};
 use sqlx::{QueryBuilder, Row};
 use time::OffsetDateTime;
@@ -20,6 +21,9 @@ pub struct AuditQuery {
     pub after: i64,
     pub limit: u32,
 }
+
+/// The most signed heads kept per witnessed district.
+const KEPT_HEADS: i64 = 64;
 
 const COLUMNS: &str =
     "seq, at, actor, token_id, operation, notice_id, subject, address, prev_hash, hash";
@@ -109,6 +113,66 @@ impl Store {
         let mut tx = self.begin().await?;
         tx.append_audit(accesses, at).await?;
         tx.commit().await
+    }
+
+    /// Keeps a peer's signed audit head (witnessing), at most `KEPT_HEADS`
+    /// per district: the oldest go first, never the longest.
+    pub async fn keep_witnessed_head(&self, head: &Checkpoint, now: OffsetDateTime) -> Result<()> {
+        with_pool!(self, write, |pool, Db| {
+            sqlx::query(
+                "INSERT INTO witnessed_heads (district, seq, hash, keyed_from, at_micros, signature, received_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&head.district)
+            .bind(head.seq)
+            .bind(&head.hash)
+            .bind(head.keyed_from)
+            .bind(head.at_micros)
+            .bind(&head.signature)
+            .bind(super::micros(now))
+            .execute(pool)
+            .await?;
+            sqlx::query(
+                "DELETE FROM witnessed_heads WHERE district = $1 AND id NOT IN \
+                 (SELECT id FROM witnessed_heads WHERE district = $1 ORDER BY id DESC LIMIT $2) \
+                 AND id NOT IN (SELECT id FROM witnessed_heads WHERE district = $1 ORDER BY seq DESC, id DESC LIMIT 1)",
+            )
+            .bind(&head.district)
+            .bind(KEPT_HEADS)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// The heads kept of `district`'s audit: the longest, then the latest
+    /// when it is another.
+    pub async fn witnessed_heads(&self, district: &str) -> Result<Vec<Checkpoint>> {
+        with_pool!(self, read, |pool, Db| {
+            let mut out: Vec<Checkpoint> = Vec::new();
+            for sql in [
+                "SELECT district, seq, hash, keyed_from, at_micros, signature \
+                 FROM witnessed_heads WHERE district = $1 ORDER BY seq DESC, id DESC LIMIT 1",
+                "SELECT district, seq, hash, keyed_from, at_micros, signature \
+                 FROM witnessed_heads WHERE district = $1 ORDER BY id DESC LIMIT 1",
+            ] {
+                let row = sqlx::query(sql).bind(district).fetch_optional(pool).await?;
+                if let Some(r) = row {
+                    let c = Checkpoint {
+                        district: r.get(0),
+                        seq: r.get(1),
+                        hash: r.get(2),
+                        keyed_from: r.get(3),
+                        at_micros: r.get(4),
+                        signature: r.get(5),
+                    };
+                    if !out.contains(&c) {
+                        out.push(c);
+                    }
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// The chain's head: its last entry's number and hash (None: empty).

@@ -186,6 +186,20 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "witnessed_heads",
+        key: "id",
+        columns: &[
+            ("id", Int),
+            ("district", Text),
+            ("seq", Int),
+            ("hash", Text),
+            ("keyed_from", Int),
+            ("at_micros", Int),
+            ("signature", Text),
+            ("received_at", Int),
+        ],
+    },
+    Table {
         name: "store_meta",
         key: "key",
         columns: &[("key", Text), ("value", Text)],
@@ -330,6 +344,7 @@ impl Store {
                 ("outbox", "seq"),
                 ("tokens", "id"),
                 ("signed_batches", "id"),
+                ("witnessed_heads", "id"),
             ] {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT setval(pg_get_serial_sequence('{table}', '{col}'), \

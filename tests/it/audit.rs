@@ -294,4 +294,41 @@ async fn the_access_audit_cannot_be_cut_short_or_added_to() {
         !ok && said.contains("not signed by this node's key"),
         "{said}"
     );
+
+    // The checkpoint removed too: the node's own folder says nothing any
+    // more, but the peer kept the head this node sent it when it stopped.
+    std::fs::remove_file(&path).unwrap();
+    let out = migrex_cli(&["audit", "verify", "--config", cfg, "--offline"]);
+    assert!(out.status.success(), "alone, nothing to compare with");
+    let (ok, said) = verify();
+    assert!(
+        !ok && said.contains(&format!(
+            "the access audit is empty, but the head peer {SHUANGLIU} keeps of"
+        )) && said.contains(&format!("counted {head} entries: all of them were deleted")),
+        "{said}"
+    );
+    let kept = net.store(1).witnessed_heads(LUOHU).await.unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        (kept[0].seq, kept[0].hash.as_str()),
+        (head, head_hash.as_str())
+    );
+
+    // A witness keeps only a head of the caller's own audit, signed with
+    // the caller's key; a refusal keeps nothing.
+    let mut exchange = exchange_as(&net, 0, 1).await;
+    let mut longer = migrex::exchange::witness::to_pb(&kept[0]);
+    longer.seq += 100;
+    let mut theirs = migrex::exchange::witness::to_pb(&kept[0]);
+    theirs.district = SHUANGLIU.into();
+    for (bad, field) in [(longer, "signature"), (theirs, "district")] {
+        let refused = exchange.keep_audit_head(bad).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert!(
+            refused.message().starts_with(field),
+            "{}",
+            refused.message()
+        );
+    }
+    assert_eq!(net.store(1).witnessed_heads(LUOHU).await.unwrap(), kept);
 }

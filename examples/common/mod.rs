@@ -140,6 +140,7 @@ pub async fn fill(store: &Store, total: usize, now: OffsetDateTime) {
                     duplicate_of: None,
                     acknowledged: acked.map(|a| (a, "clerk")),
                     answered: answered.map(|a| (a, &feedback)),
+                    proofs: (None, None),
                 },
             )
             .collect();

@@ -48,3 +48,14 @@ where
         }
     }
 }
+
+/// Refuses a call carrying more items than this node takes in one.
+pub(crate) fn check_batch(ctx: &crate::context::NodeCtx, len: usize) -> Result<(), tonic::Status> {
+    let max = ctx.delivery.max_batch;
+    if len > max {
+        return Err(tonic::Status::resource_exhausted(format!(
+            "batch of {len} items is larger than this node's limit of {max}"
+        )));
+    }
+    Ok(())
+}

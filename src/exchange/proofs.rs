@@ -126,7 +126,11 @@ pub fn check(
         .collect();
     let mut verdicts = sign::verify_many(signed).into_iter();
     let mut fingerprints: Vec<(&[u8], String)> = Vec::new();
-    items
+    let mut whole = WholeBatches {
+        limit: items.len(),
+        batches: Vec::new(),
+    };
+    let out = items
         .iter()
         .zip(ready)
         .map(|(item, r)| {
@@ -149,14 +153,59 @@ pub fn check(
                     });
                 }
             }
+            whole.add(&proof, &item.canonical);
             Ok(Some(stored(&item.notice_id, &item.step, &proof)))
         })
-        .collect()
+        .collect();
+    whole.keep(proven);
+    out
+}
+
+/// The batches a call carried whole (every index of each, once): their
+/// leaf hashes are kept once instead of a path per item, as a node keeps
+/// its own batches'.
+struct WholeBatches {
+    /// No batch larger than the call's items can be whole.
+    limit: usize,
+    /// Per signature: the batch's leaves by index.
+    batches: Vec<(Vec<u8>, Vec<Option<crate::proof::tree::Hash>>)>,
+}
+
+impl WholeBatches {
+    fn add(&mut self, proof: &Proof, canonical: &[u8]) {
+        let at = match self
+            .batches
+            .iter()
+            .position(|(sig, _)| *sig == proof.signature)
+        {
+            Some(at) => at,
+            // A batch larger than the call is never whole (and is not
+            // allocated for).
+            None if proof.size as usize <= self.limit => {
+                self.batches
+                    .push((proof.signature.clone(), vec![None; proof.size as usize]));
+                self.batches.len() - 1
+            }
+            None => return,
+        };
+        if let Some(slot) = self.batches[at].1.get_mut(proof.index as usize) {
+            *slot = Some(crate::proof::tree::leaf_hash(canonical));
+        }
+    }
+
+    fn keep(self, proven: &mut Proven) {
+        for (signature, leaves) in self.batches {
+            if let Some(leaves) = leaves.into_iter().collect::<Option<Vec<_>>>() {
+                proven.whole_leaves.push((signature, leaves));
+            }
+        }
+    }
 }
 
 /// Signs this node's own items of a call (a relay's carry their author's
 /// proof already) as one batch; returns each item's proof, and the batch's
-/// leaf hashes go into `proven` (a node keeps those of its own batches).
+/// leaf hashes go into `proven` (a node keeps those of the batches it holds
+/// whole, its own always).
 pub fn sign_own<T>(
     ctx: &NodeCtx,
     items: &[OutboxItem],
@@ -177,7 +226,7 @@ pub fn sign_own<T>(
     let bytes: Vec<Vec<u8>> = own.iter().map(|&i| canonical(&wire[i])).collect();
     let (proofs, leaves) = signer.sign_keeping(&bytes);
     if let Some(first) = proofs.first() {
-        proven.own_leaves.push((first.signature.clone(), leaves));
+        proven.whole_leaves.push((first.signature.clone(), leaves));
     }
     for (i, p) in own.into_iter().zip(proofs) {
         set(&mut wire[i], to_pb(&p));
@@ -290,4 +339,49 @@ pub fn sender_cert<T>(req: &tonic::Request<T>) -> Vec<u8> {
     req.peer_certs()
         .and_then(|c| c.first().map(|c| c.as_ref().to_vec()))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proof(signature: u8, index: u64, size: u64) -> Proof {
+        Proof {
+            signer: "440303".into(),
+            index,
+            size,
+            path: Vec::new(),
+            signature: vec![signature],
+            cert: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_batch_carried_whole_keeps_its_leaves() {
+        let mut whole = WholeBatches {
+            limit: 4,
+            batches: Vec::new(),
+        };
+        // Batch 1 whole (out of order), batch 2 missing index 1, batch 3
+        // claiming more items than the call holds.
+        for (sig, index, size) in [(1, 1, 2), (2, 0, 2), (1, 0, 2), (3, 0, 1_000_000)] {
+            whole.add(
+                &proof(sig, index, size),
+                format!("item {sig}/{index}").as_bytes(),
+            );
+        }
+        assert_eq!(whole.batches.len(), 2, "the oversized one is not allocated");
+        let mut proven = Proven::default();
+        whole.keep(&mut proven);
+        assert_eq!(proven.whole_leaves.len(), 1);
+        let (sig, leaves) = &proven.whole_leaves[0];
+        assert_eq!(sig, &vec![1u8]);
+        assert_eq!(
+            leaves,
+            &vec![
+                crate::proof::tree::leaf_hash(b"item 1/0"),
+                crate::proof::tree::leaf_hash(b"item 1/1")
+            ]
+        );
+    }
 }

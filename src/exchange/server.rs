@@ -21,7 +21,7 @@ use crate::pb;
 use crate::proof::canonical;
 use crate::proof::signer::to_pb;
 use crate::service::{ServiceError, replies};
-use crate::store::{EventKey, NewNotice, Proven, StepProof, StoreError, Tx};
+use crate::store::{EventKey, NewNotice, Proven, Refs, StepProof, StoreError, Tx};
 use std::collections::HashMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -96,9 +96,9 @@ impl ExchangeService {
         &self,
         tx: &mut Tx,
         admitted: &[Admitted],
-        proven: &[Option<StepProof>],
+        (proven, certified): (&[Option<StepProof>], &Proven),
         now: OffsetDateTime,
-    ) -> Result<(Vec<Option<pb::NoticeAck>>, Vec<String>, Vec<StepProof>), StoreError> {
+    ) -> Result<(Vec<Option<pb::NoticeAck>>, Vec<String>, Refs), StoreError> {
         let fresh: Vec<&NoticeContent> = admitted
             .iter()
             .filter_map(|a| match a {
@@ -203,6 +203,7 @@ impl ExchangeService {
                 duplicate_of,
                 acknowledged: None,
                 answered: None,
+                proofs: (None, None),
             });
             acks.push(Some(pb::NoticeAck {
                 notice_id: id,
@@ -211,6 +212,19 @@ impl ExchangeService {
                 due_provisional: due.provisional,
                 ..Default::default()
             }));
+        }
+        // The acknowledgements are signed, and every proof's batch kept,
+        // before the rows are written: a new row is written with its
+        // proofs' references, not updated after.
+        let mut proven = Proven {
+            proofs: kept,
+            certificates: certified.certificates.clone(),
+            whole_leaves: Vec::new(),
+        };
+        self.sign_acks(admitted, &mut acks, &mut proven);
+        let mut refs = tx.keep_batches(&proven).await?;
+        for row in &mut rows {
+            row.proofs = refs.take_notice(&row.content.id.to_string());
         }
         tx.insert_notices(&rows).await?;
         let mut routes = Vec::new();
@@ -224,7 +238,7 @@ impl ExchangeService {
             }
         }
         routes.dedup();
-        Ok((acks, routes, kept))
+        Ok((acks, routes, refs))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -425,14 +439,19 @@ impl ExchangeService {
 
     /// Signs this node's acknowledgements of the notices it holds (one
     /// signature for the call) and keeps their proofs.
-    fn sign_acks(&self, admitted: &[Admitted], acks: &mut [pb::NoticeAck], proven: &mut Proven) {
+    fn sign_acks(
+        &self,
+        admitted: &[Admitted],
+        acks: &mut [Option<pb::NoticeAck>],
+        proven: &mut Proven,
+    ) {
         let Some(signer) = &self.ctx.signer else {
             return;
         };
         let mut at = Vec::new();
         let mut items = Vec::new();
         for (i, (a, ack)) in admitted.iter().zip(acks.iter()).enumerate() {
-            if let Ok((content, Way::Here { .. })) = a
+            if let (Ok((content, Way::Here { .. })), Some(ack)) = (a, ack)
                 && ack.error.is_none()
                 && ack.received_at.is_some()
             {
@@ -451,25 +470,18 @@ impl ExchangeService {
         }
         let (signed, leaves) = signer.sign_keeping(&items);
         if let Some(first) = signed.first() {
-            proven.own_leaves.push((first.signature.clone(), leaves));
+            proven.whole_leaves.push((first.signature.clone(), leaves));
         }
         for (i, p) in at.into_iter().zip(signed) {
-            acks[i].proof = Some(to_pb(&p));
+            let Some(ack) = acks[i].as_mut() else {
+                continue;
+            };
+            ack.proof = Some(to_pb(&p));
             proven
                 .proofs
-                .push(proofs::stored(&acks[i].notice_id, proofs::ACK, &p));
+                .push(proofs::stored(&ack.notice_id, proofs::ACK, &p));
         }
         proven.certificate(proofs::own(signer));
-    }
-
-    fn check_batch(&self, len: usize) -> Result<(), Status> {
-        let max = self.ctx.delivery.max_batch;
-        if len > max {
-            return Err(Status::resource_exhausted(format!(
-                "batch of {len} items is larger than this node's limit of {max}"
-            )));
-        }
-        Ok(())
     }
 }
 
@@ -483,7 +495,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
         let peer = peer_district(&req, &self.ctx.trust)?;
         let sender = proofs::sender_cert(&req);
         let mut notices = req.into_inner().notices;
-        self.check_batch(notices.len())?;
+        super::check_batch(&self.ctx, notices.len())?;
         let now = self.ctx.now();
         let mut admitted: Vec<_> = notices.iter().map(|n| self.admit(&peer, n, now)).collect();
         // The origin's signature, checked before anything is stored.
@@ -499,8 +511,8 @@ impl pb::exchange_server::Exchange for ExchangeService {
         }
         let (acks, wake) = super::retrying_races(|| async {
             let mut tx = self.ctx.store.begin().await?;
-            let (mut acks, mut wake, kept) = self
-                .receive_notices(&mut tx, &admitted, &proven, now)
+            let (mut acks, mut wake, refs) = self
+                .receive_notices(&mut tx, &admitted, (&proven, &certified), now)
                 .await?;
             let onward: Vec<relay::Onward> = admitted
                 .iter()
@@ -523,14 +535,9 @@ impl pb::exchange_server::Exchange for ExchangeService {
                 }
                 wake.extend(routes);
             }
-            let mut acks: Vec<pb::NoticeAck> = acks.into_iter().flatten().collect();
-            let mut proven = Proven {
-                proofs: kept,
-                certificates: certified.certificates.clone(),
-                own_leaves: Vec::new(),
-            };
-            self.sign_acks(&admitted, &mut acks, &mut proven);
-            tx.keep_proofs(&proven).await?;
+            let acks: Vec<pb::NoticeAck> = acks.into_iter().flatten().collect();
+            // Proofs of notices stored before (a redelivery) keep their first.
+            tx.write_refs(&refs).await?;
             tx.commit().await?;
             Ok((acks, wake))
         })
@@ -560,7 +567,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
         let peer = peer_district(&req, &self.ctx.trust)?;
         let sender = proofs::sender_cert(&req);
         let replies = req.into_inner().replies;
-        self.check_batch(replies.len())?;
+        super::check_batch(&self.ctx, replies.len())?;
         let now = self.ctx.now();
         // The authors' signatures, checked before anything is stored (a
         // reply that does not parse is refused for that by receive_reply).
@@ -588,7 +595,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
             let proven = Proven {
                 proofs: kept,
                 certificates: certified.certificates.clone(),
-                own_leaves: Vec::new(),
+                whole_leaves: Vec::new(),
             };
             tx.keep_proofs(&proven).await?;
             tx.commit().await?;

@@ -202,7 +202,7 @@ pub use lists::{NoticeFilter, PendingCounts, PendingFilter};
 pub use notices::{NewNotice, NoticeRecord, StoredReceipt};
 pub use outbox::{ItemKind, NewOutboxItem, OutboxItem, Settled, Waiting};
 pub use paging::Cursor;
-pub use proofs::{ACK, NOTICE, Proven, SignerCert, StepProof};
+pub use proofs::{ACK, NOTICE, Proven, Refs, SignerCert, StepProof};
 pub use reconciliations::Reconciled;
 pub use relay::{RelayItem, RelayQueue};
 pub use rollups::{CohortRow, Counts, LatencyHistogram, Metric, RollupCounts};

@@ -140,6 +140,9 @@ pub struct NewNotice<'a> {
     /// Receipt: when and by whom.
     pub acknowledged: Option<(OffsetDateTime, &'a str)>,
     pub answered: Option<(OffsetDateTime, &'a pb::Feedback)>,
+    /// The references of the notice's own proof and its acknowledgement's
+    /// (`store::Refs::take_notice`), written with the row.
+    pub proofs: super::proofs::NoticeRefs,
 }
 
 impl Store {
@@ -178,6 +181,7 @@ impl Store {
                 duplicate_of: None,
                 acknowledged: None,
                 answered: None,
+                proofs: (None, None),
             })
             .collect();
         tx.insert_notices(&rows).await?;
@@ -332,6 +336,7 @@ impl Tx {
             duplicate_of,
             acknowledged: None,
             answered: None,
+            proofs: (None, None),
         }])
         .await
     }
@@ -340,7 +345,7 @@ impl Tx {
     /// fails the call with `Conflict` naming that id.
     pub async fn insert_notices(&mut self, rows: &[NewNotice<'_>]) -> Result<()> {
         with_tx!(self, |conn, Db| {
-            // SQLite allows 32,766 parameters per statement; a row binds 27.
+            // SQLite allows 32,766 parameters per statement; a row binds 29.
             for chunk in rows.chunks(1000) {
                 // Checked before inserting: on PostgreSQL a failed statement
                 // spoils the whole transaction.
@@ -364,7 +369,7 @@ impl Tx {
                      reply_required, subject_id, event_date, content, content_hash, status, created_at, \
                      received_at, due_at, duplicate_of, received_month, acknowledged_at, acknowledged_by, \
                      answered_at, feedback, due_provisional, due_working_days, reference, \
-                     subject_name) ",
+                     subject_name, notice_proof, ack_proof) ",
                 );
                 q.push_values(chunk, |mut b, n| {
                     let c = n.content;
@@ -398,7 +403,9 @@ impl Tx {
                         .push_bind(i32::from(n.received.is_some_and(|(_, d)| d.provisional)))
                         .push_bind(n.received.and_then(|(_, d)| d.working_days).map(i64::from))
                         .push_bind(c.reference.clone())
-                        .push_bind(c.subject.name.clone());
+                        .push_bind(c.subject.name.clone())
+                        .push_bind(n.proofs.0.clone())
+                        .push_bind(n.proofs.1.clone());
                 });
                 match q.build().execute(&mut *conn).await {
                     // Another replica stored one of them since the check above.

@@ -199,7 +199,9 @@ impl Store {
             }
         }
         let mut tx = self.begin().await?;
-        tx.keep_proofs(proven).await?;
+        // The batches first; the references of delivered notices go with
+        // their instants below, one UPDATE per row.
+        let mut refs = tx.keep_batches(proven).await?;
         tx.relayed_forwarded(&forwarded, now).await?;
         for chunk in handed.chunks(CHUNK) {
             with_tx!(tx, |conn, Db| {
@@ -223,7 +225,9 @@ impl Store {
             });
         }
         for ((received_at, due_at, provisional), ids) in &by_instants {
-            for chunk in ids.chunks(CHUNK) {
+            let rows: Vec<(&str, super::proofs::NoticeRefs)> =
+                ids.iter().map(|id| (*id, refs.take_notice(id))).collect();
+            for chunk in rows.chunks(CHUNK) {
                 with_tx!(tx, |conn, Db| {
                     let mut q = QueryBuilder::<Db>::new("UPDATE notices SET received_at = ");
                     q.push_bind(*received_at)
@@ -237,16 +241,20 @@ impl Store {
                         .push_bind(NoticeStatus::Queued as i32)
                         .push(" THEN ")
                         .push_bind(NoticeStatus::Delivered as i32)
-                        .push(" ELSE status END WHERE id IN (");
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    q.push(")");
+                        .push(
+                            " ELSE status END, \
+                             notice_proof = COALESCE(notices.notice_proof, v.column2), \
+                             ack_proof = COALESCE(notices.ack_proof, v.column3) FROM (",
+                        );
+                    q.push_values(chunk, |mut b, (id, (notice, ack))| {
+                        b.push_bind(*id).push_bind(notice).push_bind(ack);
+                    });
+                    q.push(") AS v WHERE notices.id = v.column1");
                     q.build().execute(&mut *conn).await?;
                 });
             }
         }
+        tx.write_refs(&refs).await?;
         for chunk in replies.chunks(CHUNK) {
             with_tx!(tx, |conn, Db| {
                 let mut q = QueryBuilder::<Db>::new("UPDATE replies SET delivered_at = ");

@@ -5,6 +5,7 @@ use super::{Result, Store, Tx};
 use crate::proof::sign::Proof;
 use crate::proof::tree::Hash;
 use sqlx::{QueryBuilder, Row};
+use std::collections::HashMap;
 
 /// Rows per statement (at most 3 binds each, under SQLite's limits).
 const CHUNK: usize = 900;
@@ -30,13 +31,14 @@ pub struct SignerCert {
 }
 
 /// What one call proved: its items' proofs, their signers' certificates,
-/// and the leaf hashes of the batches this node signed itself (by
-/// signature), which are kept instead of a path per item.
+/// and the leaf hashes of the batches held whole (by signature: those this
+/// node signed itself, and others' that a call carried whole), which are
+/// kept once instead of a path per item.
 #[derive(Debug, Clone, Default)]
 pub struct Proven {
     pub proofs: Vec<StepProof>,
     pub certificates: Vec<SignerCert>,
-    pub own_leaves: Vec<(Vec<u8>, Vec<Hash>)>,
+    pub whole_leaves: Vec<(Vec<u8>, Vec<Hash>)>,
 }
 
 impl Proven {
@@ -50,14 +52,6 @@ impl Proven {
             self.certificates.push(cert);
         }
     }
-}
-
-/// Where a step's proof is kept: the notice's own column, its
-/// acknowledgement's, or the reply row's.
-enum Column {
-    Notice,
-    Ack,
-    Reply,
 }
 
 /// A kept batch: signer, size, signature, certificate fingerprint, leaves.
@@ -88,12 +82,41 @@ fn decode(blob: &[u8]) -> Option<(i64, u64, Vec<Hash>)> {
     Some((batch, index, path))
 }
 
+/// A notice's own proof reference and its acknowledgement's, written with
+/// its row.
+pub type NoticeRefs = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Each step's reference, to write on its row: with the row itself when
+/// it is written in the same transaction (`take_notice`), else by
+/// `Tx::write_refs` on rows written already.
+#[derive(Debug, Default)]
+pub struct Refs {
+    notice: HashMap<String, Vec<u8>>,
+    ack: HashMap<String, Vec<u8>>,
+    reply: Vec<(String, Vec<u8>)>,
+}
+
+impl Refs {
+    /// Takes out notice `id`'s own and acknowledgement references, for its
+    /// row written with them.
+    pub fn take_notice(&mut self, id: &str) -> NoticeRefs {
+        (self.notice.remove(id), self.ack.remove(id))
+    }
+}
+
 impl Tx {
     /// Keeps proofs (on the rows of the steps they prove, which must be
     /// written already in this transaction) and certificates; a step
     /// already proven keeps its first proof (a redelivery is signed again in
     /// another batch). Each batch is kept once.
     pub async fn keep_proofs(&mut self, proven: &Proven) -> Result<()> {
+        let refs = self.keep_batches(proven).await?;
+        self.write_refs(&refs).await
+    }
+
+    /// Keeps the certificates and each batch of `proven` once (by
+    /// signature), and returns each step's reference.
+    pub async fn keep_batches(&mut self, proven: &Proven) -> Result<Refs> {
         for chunk in proven.certificates.chunks(CHUNK) {
             with_tx!(self, |conn, Db| {
                 let mut q = QueryBuilder::<Db>::new(
@@ -108,9 +131,8 @@ impl Tx {
                 q.build().execute(&mut *conn).await?;
             });
         }
-        // The batches, once each (by signature), then a reference per step.
         let mut batches: Vec<(&[u8], i64, bool)> = Vec::new();
-        let mut refs: Vec<(Column, &str, Vec<u8>)> = Vec::new();
+        let mut refs = Refs::default();
         for p in &proven.proofs {
             let known = batches
                 .iter()
@@ -120,7 +142,7 @@ impl Tx {
                 Some(k) => k,
                 None => {
                     let leaves = proven
-                        .own_leaves
+                        .whole_leaves
                         .iter()
                         .find(|(sig, _)| *sig == p.proof.signature)
                         .map(|(_, l)| l.concat());
@@ -142,27 +164,32 @@ impl Tx {
                     (id, own)
                 }
             };
-            let column = match p.step.as_str() {
-                NOTICE => Column::Notice,
-                ACK => Column::Ack,
-                _ => Column::Reply,
-            };
             let path = (!own).then_some(p.proof.path.as_slice());
-            let key = match column {
-                Column::Reply => p.step.as_str(),
-                _ => p.notice_id.as_str(),
-            };
-            refs.push((column, key, encode(id, p.proof.index, path)));
+            let blob = encode(id, p.proof.index, path);
+            match p.step.as_str() {
+                NOTICE => {
+                    refs.notice.entry(p.notice_id.clone()).or_insert(blob);
+                }
+                ACK => {
+                    refs.ack.entry(p.notice_id.clone()).or_insert(blob);
+                }
+                reply => refs.reply.push((reply.to_string(), blob)),
+            }
         }
-        for (column, table, col, key) in [
-            (Column::Notice, "notices", "notice_proof", "id"),
-            (Column::Ack, "notices", "ack_proof", "id"),
-            (Column::Reply, "replies", "proof", "reply_id"),
+        Ok(refs)
+    }
+
+    /// Writes `refs` on the rows of their steps, written already; a step
+    /// already proven keeps its first proof.
+    pub async fn write_refs(&mut self, refs: &Refs) -> Result<()> {
+        let notice: Vec<(&String, &Vec<u8>)> = refs.notice.iter().collect();
+        let ack: Vec<(&String, &Vec<u8>)> = refs.ack.iter().collect();
+        let reply: Vec<(&String, &Vec<u8>)> = refs.reply.iter().map(|(k, v)| (k, v)).collect();
+        for (these, table, col, key) in [
+            (notice, "notices", "notice_proof", "id"),
+            (ack, "notices", "ack_proof", "id"),
+            (reply, "replies", "proof", "reply_id"),
         ] {
-            let these: Vec<&(Column, &str, Vec<u8>)> = refs
-                .iter()
-                .filter(|r| std::mem::discriminant(&r.0) == std::mem::discriminant(&column))
-                .collect();
             // One statement per chunk, joined on the key (a CASE per row
             // would compare every row with every key).
             for chunk in these.chunks(CHUNK / 2) {
@@ -170,8 +197,8 @@ impl Tx {
                     let mut q = QueryBuilder::<Db>::new(format!(
                         "UPDATE {table} SET {col} = v.column2 FROM ("
                     ));
-                    q.push_values(chunk, |mut b, (_, id, blob)| {
-                        b.push_bind(*id).push_bind(blob.as_slice());
+                    q.push_values(chunk, |mut b, (id, blob)| {
+                        b.push_bind(id.as_str()).push_bind(blob.as_slice());
                     });
                     q.push(format!(
                         ") AS v WHERE {table}.{key} = v.column1 AND {table}.{col} IS NULL"

@@ -79,8 +79,19 @@ pub async fn evidence(id: &str, config: &Path, out: &Path) -> Result<()> {
     if out.exists() {
         bail!("--out: {} exists; give a new file name", out.display());
     }
+    let settings = Settings::load(config)?;
+    if !settings.audit_key.exists() {
+        bail!(
+            "audit_key: {} does not exist; the node creates it at its first start, and each evidence file is written to its access audit",
+            settings.audit_key.display()
+        );
+    }
+    let key = crate::audit::SubjectKey::load_or_create(&settings.audit_key)
+        .with_context(|| format!("audit_key {}", settings.audit_key.display()))?;
+    let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let (_, store) = open(config).await?;
-    let made = crate::service::proofs::evidence(&store, id.trim()).await;
+    let made =
+        crate::service::proofs::evidence_for_operator(&store, &key, &operator, id.trim()).await;
     store.close().await;
     let made = made.map_err(|e| anyhow!("{e}"))?;
     crate::files::write(out, &made.to_bytes())

@@ -178,6 +178,38 @@ pub async fn download(ctx: &NodeCtx, caller: &Caller, id: &str) -> Result<Eviden
     evidence(&ctx.store, id).await
 }
 
+/// The evidence file for the node's operator (`migrex notice evidence
+/// --config`, reading the database directly): written to the access audit
+/// first, under `operator` (the machine's user) from "local", like a
+/// download from the console.
+pub async fn evidence_for_operator(
+    store: &Store,
+    key: &crate::audit::SubjectKey,
+    operator: &str,
+    id: &str,
+) -> Result<Evidence> {
+    let rec = store
+        .get_notice(id)
+        .await?
+        .ok_or_else(|| ServiceError::Refused(super::notices::not_found(id)))?;
+    let caller = Caller {
+        name: format!("operator:{operator}"),
+        role: crate::auth::Role::Admin,
+        token: None,
+        address: "local".into(),
+    };
+    let subject = rec
+        .content
+        .subject
+        .as_ref()
+        .map_or("", |s| s.id_number.as_str());
+    let entries = super::audit::accesses(key, &caller, "notice.evidence", [(id, subject)]);
+    store
+        .append_audit(&entries, time::OffsetDateTime::now_utc())
+        .await?;
+    evidence(store, id).await
+}
+
 /// The evidence file of notice `id`'s journey: every step this node keeps
 /// a proof of, with the signers' certificates (`proof::evidence`), each
 /// rebuilt from the stored rows (a row changed by hand makes the file fail

@@ -153,6 +153,28 @@ async fn every_step_of_a_journey_is_signed_and_verifies_at_both_ends() {
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    // Written to the access audit, keyed as the node's own entries.
+    let subject = answered.subject.clone().unwrap().id_number;
+    let trail = migrex_cli(&[
+        "audit",
+        "show",
+        "--config",
+        &cfg1,
+        "--subject",
+        &subject,
+        "--json",
+    ]);
+    let trail = String::from_utf8_lossy(&trail.stdout).to_string();
+    assert!(
+        trail.contains("notice.evidence") && trail.contains("operator:"),
+        "{trail}"
+    );
+    let chain = migrex_cli(&["audit", "verify", "--config", &cfg1, "--offline"]);
+    assert!(
+        chain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&chain.stderr)
+    );
     let check = |path: &std::path::Path| {
         migrex_cli(&[
             "verify",

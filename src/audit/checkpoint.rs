@@ -103,6 +103,32 @@ impl Checkpoint {
     }
 }
 
+/// Removes the files beside `path` that processes no longer running left
+/// half-written (`audit.checkpoint.<pid>`, see `Checkpoint::write`); a
+/// live process's own stays (a replica on another machine sharing the
+/// folder loses at most one write, made again a second later). Best
+/// effort: returns how many went.
+pub fn remove_stale(path: &Path) -> usize {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return 0;
+    };
+    let prefix = format!("{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// What the chain and its checkpoint say together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Agreement {
@@ -194,6 +220,14 @@ mod tests {
         c.write(&path).unwrap();
         c.write(&path).unwrap();
         assert_eq!(Checkpoint::read(&path).unwrap(), Some(c));
+        // Half-written files of processes gone are removed; a live one's
+        // and the checkpoint stay.
+        let gone = path.with_extension("checkpoint.999999999");
+        let live = path.with_extension(format!("checkpoint.{}", std::process::id()));
+        std::fs::write(&gone, "{").unwrap();
+        std::fs::write(&live, "{").unwrap();
+        assert_eq!(remove_stale(&path), 1);
+        assert!(!gone.exists() && live.exists() && path.exists());
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);

@@ -184,6 +184,13 @@ pub async fn keep_checkpoint(
     ),
     stop: tokio_util::sync::CancellationToken,
 ) {
+    let stale = crate::audit::checkpoint::remove_stale(&path);
+    if stale > 0 {
+        tracing::info!(
+            files = stale,
+            "half-written audit checkpoint files of stopped processes removed"
+        );
+    }
     let mut held = match Checkpoint::read(&path) {
         Ok(c) => c,
         Err(e) => {

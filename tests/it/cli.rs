@@ -388,12 +388,7 @@ async fn stats_reports_and_metrics_show_the_same_figures() {
         "{table}"
     );
     // The report's CSV (UTF-8 with BOM for Excel) shows the same figures as `stats` and /metrics.
-    let month = {
-        let today = time::OffsetDateTime::now_utc()
-            .to_offset(time::macros::offset!(+8))
-            .date();
-        format!("{}-{:02}", today.year(), today.month() as u8)
-    };
+    let month = this_month();
     let month_stats = json(
         &migrex(
             args(&["stats", "--config", &cfg(b), "--period", &month, "--json"]),

@@ -611,3 +611,9 @@ pub async fn tamper(net: &LocalNetwork, i: usize, sql: &str) {
         pool.close().await;
     }
 }
+
+/// This month in Beijing time, as a period ("2026-12").
+pub fn this_month() -> String {
+    let now = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+8));
+    format!("{:04}-{:02}", now.year(), u8::from(now.month()))
+}

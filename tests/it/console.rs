@@ -351,10 +351,7 @@ async fn a_monitor_reads_the_figures_and_never_a_person() {
     wait_notice(&net, 1, &n.id, |_| true).await;
     wait_notice(&net, 0, &n.id, |x| x.received_at.is_some()).await;
     // Shuangliu reconciles this month with Luohu (对账): 统计 says when.
-    let month = {
-        let local = now.to_offset(time::macros::offset!(+8));
-        format!("{:04}-{:02}", local.year(), u8::from(local.month()))
-    };
+    let month = this_month();
     let cfg = net.nodes[1].config_path.to_string_lossy().to_string();
     let reconciled = migrex_cli(&[
         "reconcile",

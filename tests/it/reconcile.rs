@@ -69,10 +69,7 @@ async fn a_month_of_10000_notices_with_3_divergent_is_reconciled_naming_exactly_
         },
     )
     .await;
-    let period = {
-        let now = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+8));
-        format!("{:04}-{:02}", now.year(), u8::from(now.month()))
-    };
+    let period = this_month();
 
     // Agreement first: one round trip.
     let (ok, agreed, err) = reconcile(&net, 0, SHUANGLIU, &period);
@@ -202,10 +199,7 @@ async fn a_feedback_the_origin_lost_is_sent_again_and_the_report_says_when_both_
         x.status == NoticeStatus::Answered as i32
     })
     .await;
-    let period = {
-        let now = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+8));
-        format!("{:04}-{:02}", now.year(), u8::from(now.month()))
-    };
+    let period = this_month();
 
     // The origin loses the feedback: its row and what it set, by hand.
     tamper(

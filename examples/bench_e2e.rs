@@ -14,6 +14,10 @@
 //! submitted (not timed); the clock runs from the destination's start to
 //! the last acknowledgement recorded at the origin.
 //!
+//! With BENCH_UNSIGNED=1 the same build runs with signing off (Ed25519 node
+//! keys, unsigned items accepted; `common/unsigned.rs`): the figure to
+//! compare the signed one with.
+//!
 //! With BENCH_CSV=ROWS the notices are submitted instead as CSV files of
 //! ROWS rows, one after another, each by `migrex notice send --file` (as an
 //! operator imports a spreadsheet), and the line adds the origin's
@@ -25,7 +29,7 @@
 //! node from it. It needs the release binary beside the example
 //! (`cargo build --release --locked` builds both).
 
-use migrex::config::{Config, Delivery};
+use migrex::config::Config;
 use migrex::pb;
 use migrex::setup::{LocalNetwork, StoreChoice};
 use std::path::{Path, PathBuf};
@@ -35,6 +39,8 @@ use std::time::{Duration, Instant};
 mod birth;
 #[path = "common/serve.rs"]
 mod serve;
+#[path = "common/unsigned.rs"]
+mod unsigned;
 use serve::Serve;
 
 const SUBMIT_BATCH: usize = 1_000;
@@ -228,11 +234,12 @@ async fn main() {
     let net = LocalNetwork::create_with(
         dir.path(),
         &["440303", "510116"],
-        Delivery::default(),
+        unsigned::delivery(),
         &store,
     )
     .await
     .expect("nodes");
+    unsigned::apply(&net);
     let origin_configs = replica_configs(&net.nodes[0].config_path, replicas);
     let destination_configs = replica_configs(&net.nodes[1].config_path, replicas);
     let desks: Vec<String> = origin_configs

@@ -9,10 +9,11 @@
 //! A peer (440303) delivers NOTICES notices (default 200,000) in batches of
 //! 500 over 8 concurrent TLS connections, spread over the replicas; the
 //! clock runs from the first call to the last acknowledgement. With a
-//! PostgreSQL URL, a new database is created through it for the run.
+//! PostgreSQL URL, a new database is created through it for the run. With
+//! BENCH_UNSIGNED=1 nothing is signed (`common/unsigned.rs`).
 
 use migrex::clock::SystemClock;
-use migrex::config::{Config, Delivery};
+use migrex::config::Config;
 use migrex::node::Node;
 use migrex::pb;
 use migrex::setup::{LocalNetwork, StoreChoice};
@@ -21,6 +22,8 @@ use std::time::Instant;
 
 #[path = "common/birth.rs"]
 mod birth;
+#[path = "common/unsigned.rs"]
+mod unsigned;
 
 const BATCH: usize = 500;
 const CONNECTIONS: usize = 8;
@@ -64,11 +67,12 @@ async fn main() {
     let net = LocalNetwork::create_with(
         dir.path(),
         &["440303", "510116"],
-        Delivery::default(),
+        unsigned::delivery(),
         &store,
     )
     .await
     .expect("nodes");
+    unsigned::apply(&net);
     // The receiving node, as `replicas` processes' worth of nodes on one store.
     let (config, base) = Config::load(&net.nodes[1].config_path).expect("config");
     let mut running = Vec::new();
@@ -102,10 +106,12 @@ async fn main() {
     };
     // The origin signs each batch as its delivery does (docs/protocol.md):
     // inside the timed loop, so its cost is part of the figure.
-    let signer = Arc::new(
-        migrex::proof::signer::Signer::of(&tls, &tls.own_district().expect("district"))
-            .expect("an ECDSA P-256 node key"),
-    );
+    // None with BENCH_UNSIGNED=1 (an Ed25519 key): the batches go unsigned.
+    let signer = Arc::new(migrex::proof::signer::Signer::of(
+        &tls,
+        &tls.own_district().expect("district"),
+    ));
+    assert_eq!(signer.is_none(), unsigned::wanted(), "the node key");
     let batches: Vec<Vec<pb::Notice>> = (0..total)
         .map(notice)
         .collect::<Vec<_>>()
@@ -135,13 +141,22 @@ async fn main() {
                 let Some(mut batch) = work.lock().expect("lock").pop() else {
                     return accepted;
                 };
-                let items: Vec<Vec<u8>> =
-                    batch.iter().map(migrex::proof::canonical::notice).collect();
-                for (n, p) in batch.iter_mut().zip(signer.sign(&items)) {
-                    n.proof = Some(migrex::proof::signer::to_pb(&p));
-                }
+                // As the origin's delivery signs: the call's batch, each
+                // notice carrying its index.
+                let call = signer.as_ref().as_ref().map(|signer| {
+                    let items: Vec<Vec<u8>> =
+                        batch.iter().map(migrex::proof::canonical::notice).collect();
+                    let signed = signer.sign_call(&items);
+                    for (n, p) in batch.iter_mut().zip(&signed.proofs) {
+                        n.proof = Some(migrex::proof::signer::index_only(p.index));
+                    }
+                    signed.batch
+                });
                 let acks = client
-                    .deliver_notices(pb::DeliverNoticesRequest { notices: batch })
+                    .deliver_notices(pb::DeliverNoticesRequest {
+                        notices: batch,
+                        batch: call,
+                    })
                     .await
                     .expect("DeliverNotices")
                     .into_inner()

@@ -192,7 +192,7 @@ async fn send(
     let mut proven = Proven::default();
     let (results, signed) = if items[0].kind.is_notice() {
         let mut notices: Vec<pb::Notice> = decode_all(items)?;
-        let signed = sign_own(
+        let (signed, batch) = sign_own(
             ctx,
             items,
             &mut notices,
@@ -201,15 +201,19 @@ async fn send(
         );
         let names = notice_texts(&notices);
         let known: Vec<&str> = names.iter().map(String::as_str).collect();
-        let request = pb::DeliverNoticesRequest {
-            notices: notices.clone(),
-        };
+        // What checking the acknowledgements needs of each notice, kept
+        // instead of a copy of the call.
+        let ends: Vec<(String, String)> = notices
+            .iter()
+            .map(|n| (n.id.clone(), n.destination.clone()))
+            .collect();
+        let request = pb::DeliverNoticesRequest { notices, batch };
         let response = client
             .deliver_notices(request)
             .await
             .map_err(|s| call_failed(s, &known))?
             .into_inner();
-        let bad = check_acks(ctx, &notices, &response, &mut proven);
+        let bad = check_acks(ctx, &ends, &response, &mut proven);
         let results = settle_each(
             items,
             &known,
@@ -248,7 +252,7 @@ async fn send(
         (results, signed)
     } else {
         let mut replies: Vec<pb::Reply> = decode_all(items)?;
-        let signed = sign_own(
+        let (signed, batch) = sign_own(
             ctx,
             items,
             &mut replies,
@@ -257,7 +261,7 @@ async fn send(
         );
         let values = reply_texts(&replies);
         let known: Vec<&str> = values.iter().map(String::as_str).collect();
-        let request = pb::DeliverRepliesRequest { replies };
+        let request = pb::DeliverRepliesRequest { replies, batch };
         let acks = client
             .deliver_replies(request)
             .await

@@ -5,6 +5,7 @@
 
 pub mod deadlines;
 pub mod delivery;
+mod inbound;
 pub mod proofs;
 pub mod reconcile;
 pub mod relay;

@@ -13,9 +13,9 @@ use crate::grpc::item_error;
 use crate::identity::fingerprint;
 use crate::pb;
 use crate::proof::canonical;
-use crate::proof::sign::{self, Proof};
-use crate::proof::signer::to_pb;
-use crate::proof::signer::{Signer, from_pb};
+use crate::proof::sign::{self, Proof, ProofError};
+use crate::proof::signer::{CallSigned, Signer, from_pb, index_only, is_index_only};
+use crate::proof::tree::{self, Hash};
 use crate::store::{OutboxItem, Proven, SignerCert, StepProof};
 use tonic::Code;
 
@@ -42,27 +42,39 @@ pub fn stored(notice_id: &str, step: &str, proof: &Proof) -> StepProof {
 /// One item handed over by a peer, to check: its canonical bytes, its
 /// proof, the district that must have signed it (a notice's origin, a
 /// reply's author, an acknowledgement's destination) and the step it
-/// proves.
+/// proves. An item this node hands on (`onward`) gets its whole proof back,
+/// path included, to travel on with.
 pub struct Signed<'a> {
     pub canonical: Vec<u8>,
     pub proof: Option<&'a pb::Proof>,
     pub author: &'a str,
     pub notice_id: String,
     pub step: String,
+    pub onward: bool,
 }
 
-/// A proof read from the wire with the certificate to check it with.
-type Ready<'a> = (Proof, &'a [u8]);
+/// A proof read from the wire, before its signature is checked.
+enum Ready<'a> {
+    /// Unsigned, taken during an upgrade.
+    Unsigned,
+    /// A whole proof, with the certificate to check it with.
+    Whole(Proof, &'a [u8]),
+    /// An index into the call's batch (`pb::CallBatch`).
+    Member(u64),
+}
 
 /// Checks items handed over by the node whose certificate is `sender`
-/// (the TLS peer's, or the one a response names); a proof naming its own
-/// certificate (a relayed item) is checked with that one, which must be the
-/// network CA's and not revoked. Per item: the proof to keep (None for an
-/// unsigned item this node accepts during an upgrade) or the refusal; the
-/// certificates of the signers go into `proven`.
+/// (the TLS peer's, or the one a response names). Items of the call's own
+/// batch (`batch`, each carrying its index) are checked together: their
+/// leaves give the root, one signature by `sender` covers them all. A whole
+/// proof (a relayed item) is checked with the certificate it names, which
+/// must be the network CA's and not revoked, or else `sender`'s. Per item:
+/// the proof to keep (None for an unsigned item this node accepts during an
+/// upgrade) or the refusal; the signers' certificates and the leaves of the
+/// batches carried whole go into `proven`.
 pub fn check(
     ctx: &NodeCtx,
-    sender: &[u8],
+    (sender, batch): (&[u8], Option<&pb::CallBatch>),
     field: &str,
     items: &[Signed<'_>],
     proven: &mut Proven,
@@ -70,16 +82,16 @@ pub fn check(
     let refuse = |what: String| item_error(Code::PermissionDenied, what, &format!("{field}.proof"));
     // First what needs no signature check: presence, sizes, certificate,
     // who signed.
-    let mut ready: Vec<Result<Option<Ready>, pb::ItemError>> = Vec::new();
+    let mut ready: Vec<Result<Ready, pb::ItemError>> = Vec::new();
     // Asked once per call, not per item: which certificates the CA vouches
     // for, and which signers may sign for which authors.
     let mut vouched: Vec<&[u8]> = Vec::new();
-    let mut allowed: Vec<(String, &str)> = Vec::new();
+    let mut allowed: Vec<(&str, &str)> = Vec::new();
     for item in items {
         ready.push((|| {
             let Some(wire) = item.proof else {
                 return if ctx.delivery.accept_unsigned {
-                    Ok(None)
+                    Ok(Ready::Unsigned)
                 } else {
                     Err(refuse(format!(
                         "{field}.proof: not signed; this node takes only signed items \
@@ -87,40 +99,50 @@ pub fn check(
                     )))
                 };
             };
-            let proof = from_pb(wire).map_err(|e| refuse(format!("{field}.proof: {e}")))?;
-            let cert: &[u8] = if wire.certificate.is_empty() {
-                sender
-            } else {
-                if !vouched.contains(&wire.certificate.as_slice()) {
-                    ctx.trust
-                        .vouches_for(&wire.certificate)
-                        .map_err(|e| refuse(format!("{field}.proof.certificate: {e}")))?;
-                    vouched.push(&wire.certificate);
-                }
-                &wire.certificate
-            };
-            if !allowed
-                .iter()
-                .any(|(s, a)| *s == proof.signer && *a == item.author)
-            {
-                let signer = DistrictCode::parse("proof.signer", &proof.signer)
-                    .map_err(|e| refuse(format!("{field}.proof.signer: {e}")))?;
-                if signer.as_str() != item.author && !ctx.answers_for(&signer, item.author) {
+            let (signer, ready) = if is_index_only(wire) {
+                let Some(b) = batch else {
                     return Err(refuse(format!(
-                        "{field}.proof: signed by {signer}, not by {} whose item it is",
+                        "{field}.proof: an index into the call's batch, but the call carries no batch signature"
+                    )));
+                };
+                (b.signer.as_str(), Ready::Member(wire.index))
+            } else {
+                let proof = from_pb(wire).map_err(|e| refuse(format!("{field}.proof: {e}")))?;
+                let cert: &[u8] = if wire.certificate.is_empty() {
+                    sender
+                } else {
+                    if !vouched.contains(&wire.certificate.as_slice()) {
+                        ctx.trust
+                            .vouches_for(&wire.certificate)
+                            .map_err(|e| refuse(format!("{field}.proof.certificate: {e}")))?;
+                        vouched.push(&wire.certificate);
+                    }
+                    &wire.certificate
+                };
+                (wire.signer.as_str(), Ready::Whole(proof, cert))
+            };
+            if !allowed.iter().any(|(s, a)| *s == signer && *a == item.author) {
+                let code = DistrictCode::parse("proof.signer", signer)
+                    .map_err(|e| refuse(format!("{field}.proof.signer: {e}")))?;
+                if code.as_str() != item.author && !ctx.answers_for(&code, item.author) {
+                    return Err(refuse(format!(
+                        "{field}.proof: signed by {code}, not by {} whose item it is",
                         item.author
                     )));
                 }
-                allowed.push((proof.signer.clone(), item.author));
+                allowed.push((signer, item.author));
             }
-            Ok(Some((proof, cert)))
+            Ok(ready)
         })());
     }
+    // The call's batch: one root from every item that carries an index
+    // (refused ones too, so one bad item does not take the others' proof).
+    let members = call_batch(sender, batch, items);
     let signed: Vec<(&[u8], &Proof, &[u8])> = items
         .iter()
         .zip(&ready)
         .filter_map(|(item, r)| match r {
-            Ok(Some((p, cert))) => Some((item.canonical.as_slice(), p, *cert)),
+            Ok(Ready::Whole(p, cert)) => Some((item.canonical.as_slice(), p, *cert)),
             _ => None,
         })
         .collect();
@@ -134,13 +156,25 @@ pub fn check(
         .iter()
         .zip(ready)
         .map(|(item, r)| {
-            let Some((mut proof, cert)) = r? else {
-                return Ok(None);
+            let (mut proof, cert) = match r? {
+                Ready::Unsigned => return Ok(None),
+                Ready::Whole(proof, cert) => {
+                    verdicts
+                        .next()
+                        .expect("a verdict per whole proof")
+                        .map_err(|e| refuse(format!("{field}.proof: {e}")))?;
+                    whole.add(&proof, &item.canonical);
+                    (proof, cert)
+                }
+                Ready::Member(index) => {
+                    let m = members
+                        .as_ref()
+                        .map_err(|e| refuse(format!("{field}.proof: {e}")))?
+                        .as_ref()
+                        .ok_or_else(|| refuse(format!("{field}.proof: no batch signature")))?;
+                    (m.proof(index, item.onward), sender)
+                }
             };
-            verdicts
-                .next()
-                .expect("a verdict per signed item")
-                .map_err(|e| refuse(format!("{field}.proof: {e}")))?;
             match fingerprints.iter().find(|(c, _)| *c == cert) {
                 Some((_, fp)) => proof.cert = fp.clone(),
                 None => {
@@ -153,12 +187,114 @@ pub fn check(
                     });
                 }
             }
-            whole.add(&proof, &item.canonical);
             Ok(Some(stored(&item.notice_id, &item.step, &proof)))
         })
         .collect();
     whole.keep(proven);
+    if let Ok(Some(m)) = members {
+        proven.whole_leaves.push((m.signature, m.leaves));
+    }
     out
+}
+
+/// A call's own batch, checked: its leaves by index, and every item's path
+/// when one of them travels on.
+struct Members {
+    signer: String,
+    size: u64,
+    signature: Vec<u8>,
+    leaves: Vec<Hash>,
+    paths: Option<Vec<Vec<Hash>>>,
+}
+
+impl Members {
+    /// The proof of item `index` as a node keeps it: without a path (the
+    /// leaves are kept once), unless it travels on.
+    fn proof(&self, index: u64, onward: bool) -> Proof {
+        let path = match (&self.paths, onward) {
+            (Some(paths), true) => paths.get(index as usize).cloned().unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        Proof {
+            signer: self.signer.clone(),
+            index,
+            size: self.size,
+            path,
+            signature: self.signature.clone(),
+            cert: String::new(),
+        }
+    }
+}
+
+/// Checks the call's batch (`batch`, signed by `sender`) over the items
+/// that carry an index: one item for each index below its size, their
+/// leaves giving the root whose statement the signature must cover. None
+/// when no item carries an index.
+fn call_batch(
+    sender: &[u8],
+    batch: Option<&pb::CallBatch>,
+    items: &[Signed<'_>],
+) -> Result<Option<Members>, ProofError> {
+    let indexed: Vec<(u64, &Signed)> = items
+        .iter()
+        .filter_map(|i| Some((i.proof.filter(|p| is_index_only(p))?.index, i)))
+        .collect();
+    let Some(b) = batch.filter(|_| !indexed.is_empty()) else {
+        return Ok(None);
+    };
+    // Bounded by the call's items before anything is allocated for it.
+    if b.size != indexed.len() as u64 {
+        return Err(ProofError::NotInBatch);
+    }
+    if b.signature.is_empty() {
+        return Err(ProofError::Unsigned);
+    }
+    let mut slots: Vec<Option<Hash>> = vec![None; indexed.len()];
+    let mut onward = false;
+    for (index, item) in indexed {
+        let slot = usize::try_from(index)
+            .ok()
+            .and_then(|i| slots.get_mut(i))
+            .ok_or(ProofError::NotInBatch)?;
+        if slot.is_some() {
+            return Err(ProofError::NotInBatch);
+        }
+        *slot = Some(tree::leaf_hash(&item.canonical));
+        onward |= item.onward;
+    }
+    let leaves: Vec<Hash> = slots
+        .into_iter()
+        .collect::<Option<_>>()
+        .ok_or(ProofError::NotInBatch)?;
+    let (root, paths) = if onward {
+        let (root, paths) = tree::root_and_paths(&leaves);
+        (root, Some(paths))
+    } else {
+        (tree::root(&leaves), None)
+    };
+    let certified = crate::identity::district_of_cert(sender)
+        .map_err(|_| ProofError::BadCertificate)?
+        .to_string();
+    if certified != b.signer {
+        return Err(ProofError::OtherDistrict {
+            certified,
+            signer: b.signer.clone(),
+        });
+    }
+    if !crate::identity::signed_by(
+        sender,
+        &sign::statement(&b.signer, b.size, &root),
+        &b.signature,
+    ) {
+        return Err(ProofError::BadSignature);
+    }
+    Ok(Some(Members {
+        signer: b.signer.clone(),
+        size: b.size,
+        signature: b.signature.clone(),
+        leaves,
+        paths,
+    }))
 }
 
 /// The batches a call carried whole (every index of each, once): their
@@ -168,7 +304,7 @@ struct WholeBatches {
     /// No batch larger than the call's items can be whole.
     limit: usize,
     /// Per signature: the batch's leaves by index.
-    batches: Vec<(Vec<u8>, Vec<Option<crate::proof::tree::Hash>>)>,
+    batches: Vec<(Vec<u8>, Vec<Option<Hash>>)>,
 }
 
 impl WholeBatches {
@@ -189,7 +325,7 @@ impl WholeBatches {
             None => return,
         };
         if let Some(slot) = self.batches[at].1.get_mut(proof.index as usize) {
-            *slot = Some(crate::proof::tree::leaf_hash(canonical));
+            *slot = Some(tree::leaf_hash(canonical));
         }
     }
 
@@ -203,36 +339,48 @@ impl WholeBatches {
 }
 
 /// Signs this node's own items of a call (a relay's carry their author's
-/// proof already) as one batch; returns each item's proof, and the batch's
-/// leaf hashes go into `proven` (a node keeps those of the batches it holds
-/// whole, its own always).
+/// proof already) as the call's batch: each gets its index on the wire,
+/// the call its `CallBatch`. Returns each item's proof as this node keeps
+/// it and the batch to send; the leaf hashes go into `proven` (a node keeps
+/// its own batches' always).
+#[allow(clippy::type_complexity)]
 pub fn sign_own<T>(
     ctx: &NodeCtx,
     items: &[OutboxItem],
     wire: &mut [T],
     (canonical, set): (impl Fn(&T) -> Vec<u8>, impl Fn(&mut T, pb::Proof)),
     proven: &mut Proven,
-) -> Vec<Option<Proof>> {
+) -> (Vec<Option<Proof>>, Option<pb::CallBatch>) {
     let mut out = vec![None; items.len()];
     let Some(signer) = &ctx.signer else {
-        return out;
+        return (out, None);
     };
     let own: Vec<usize> = (0..items.len())
         .filter(|&i| !items[i].kind.is_relayed())
         .collect();
-    if own.is_empty() {
-        return out;
-    }
     let bytes: Vec<Vec<u8>> = own.iter().map(|&i| canonical(&wire[i])).collect();
-    let (proofs, leaves) = signer.sign_keeping(&bytes);
-    if let Some(first) = proofs.first() {
-        proven.whole_leaves.push((first.signature.clone(), leaves));
-    }
-    for (i, p) in own.into_iter().zip(proofs) {
-        set(&mut wire[i], to_pb(&p));
+    let Some(signed) = sign_call(signer, &bytes, proven) else {
+        return (out, None);
+    };
+    for (i, p) in own.into_iter().zip(signed.proofs) {
+        set(&mut wire[i], index_only(p.index));
         out[i] = Some(p);
     }
-    out
+    (out, Some(signed.batch))
+}
+
+/// Signs canonical items as a call's batch (none when there are none) and
+/// keeps its leaves in `proven`.
+pub fn sign_call(signer: &Signer, items: &[Vec<u8>], proven: &mut Proven) -> Option<CallSigned> {
+    if items.is_empty() {
+        return None;
+    }
+    let mut signed = signer.sign_call(items);
+    proven.whole_leaves.push((
+        signed.batch.signature.clone(),
+        std::mem::take(&mut signed.leaves),
+    ));
+    Some(signed)
 }
 
 /// The destination's signed acknowledgements of this node's notices,
@@ -240,30 +388,33 @@ pub fn sign_own<T>(
 /// (they are sent again), and the proofs of those that do.
 pub fn check_acks(
     ctx: &NodeCtx,
-    notices: &[pb::Notice],
+    ends: &[(String, String)],
     response: &pb::DeliverNoticesResponse,
     proven: &mut Proven,
 ) -> std::collections::HashSet<String> {
-    let by_id: std::collections::HashMap<&str, &pb::Notice> =
-        notices.iter().map(|n| (n.id.as_str(), n)).collect();
+    let by_id: std::collections::HashMap<&str, &str> = ends
+        .iter()
+        .map(|(id, destination)| (id.as_str(), destination.as_str()))
+        .collect();
     let items: Vec<Signed> = response
         .acks
         .iter()
         .filter(|a| a.error.is_none() && !a.relayed && a.received_at.is_some())
         .filter_map(|a| {
-            let n = by_id.get(a.notice_id.as_str())?;
+            let destination: &str = by_id.get(a.notice_id.as_str())?;
             Some(Signed {
                 canonical: canonical::ack(
                     &a.notice_id,
-                    &n.destination,
+                    destination,
                     a.received_at.as_ref(),
                     a.due_at.as_ref(),
                     a.due_provisional,
                 ),
                 proof: a.proof.as_ref(),
-                author: n.destination.as_str(),
+                author: destination,
                 notice_id: a.notice_id.clone(),
                 step: ACK.to_string(),
+                onward: false,
             })
         })
         .collect();
@@ -271,7 +422,13 @@ pub fn check_acks(
         || ctx.trust.vouches_for(&response.certificate).is_ok();
     let mut bad = std::collections::HashSet::new();
     let verdicts = if vouched {
-        check(ctx, &response.certificate, "ack", &items, proven)
+        check(
+            ctx,
+            (&response.certificate, response.batch.as_ref()),
+            "ack",
+            &items,
+            proven,
+        )
     } else {
         items
             .iter()
@@ -297,41 +454,45 @@ pub fn check_acks(
 }
 
 /// The author's proof of each reply that parses; None for one that
-/// does not.
+/// does not (which still gives its leaf to the call's batch).
 #[allow(clippy::type_complexity)]
 pub fn check_replies(
     ctx: &NodeCtx,
-    sender: &[u8],
+    (sender, batch): (&[u8], Option<&pb::CallBatch>),
     replies: &[pb::Reply],
     certified: &mut Proven,
 ) -> Vec<Option<Result<Option<StepProof>, pb::ItemError>>> {
     let parsed: Vec<Option<Reply>> = replies.iter().map(|r| Reply::parse(r).ok()).collect();
-    let (at, items): (Vec<usize>, Vec<Signed>) = parsed
+    let items: Vec<Signed> = parsed
         .iter()
         .zip(replies)
-        .enumerate()
-        .filter_map(|(i, (p, wire))| {
-            let reply = p.as_ref()?;
-            Some((
-                i,
-                Signed {
-                    canonical: canonical::reply(&reply.to_wire()),
-                    proof: wire.proof.as_ref(),
-                    author: reply.author.as_str(),
-                    notice_id: reply.notice_id.to_string(),
-                    step: reply.reply_id.to_string(),
-                },
-            ))
+        .map(|(p, wire)| match p {
+            Some(reply) => Signed {
+                canonical: canonical::reply(&reply.to_wire()),
+                proof: wire.proof.as_ref(),
+                author: reply.author.as_str(),
+                notice_id: reply.notice_id.to_string(),
+                step: reply.reply_id.to_string(),
+                onward: reply
+                    .recipient
+                    .as_ref()
+                    .is_some_and(|to| !ctx.answers_for(&ctx.district, to.as_str())),
+            },
+            None => Signed {
+                canonical: canonical::reply(wire),
+                proof: wire.proof.as_ref(),
+                author: wire.author.as_str(),
+                notice_id: wire.notice_id.clone(),
+                step: wire.reply_id.clone(),
+                onward: false,
+            },
         })
-        .unzip();
-    let mut out = vec![None; replies.len()];
-    for (i, v) in at
+        .collect();
+    check(ctx, (sender, batch), "reply", &items, certified)
         .into_iter()
-        .zip(check(ctx, sender, "reply", &items, certified))
-    {
-        out[i] = Some(v);
-    }
-    out
+        .zip(&parsed)
+        .map(|(v, p)| p.as_ref().map(|_| v))
+        .collect()
 }
 
 /// The calling node's certificate (DER), as its TLS handshake presented it.

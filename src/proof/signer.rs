@@ -61,6 +61,39 @@ impl Signer {
         (self.sign(items), leaves)
     }
 
+    /// Signs canonical items as the batch of one call (docs/protocol.md
+    /// §4.1): the call's signature, each item's proof as this node keeps
+    /// it (no path: it is rebuilt from the leaves, kept once) and the
+    /// leaves. On the wire each item carries only its index (`index_only`).
+    pub fn sign_call(&self, items: &[Vec<u8>]) -> CallSigned {
+        let leaves: Vec<Hash> = items.iter().map(|i| super::tree::leaf_hash(i)).collect();
+        let size = leaves.len() as u64;
+        let signature = self.key.sign(&super::sign::statement(
+            self.district(),
+            size,
+            &super::tree::root(&leaves),
+        ));
+        let proofs = (0..size)
+            .map(|index| Proof {
+                signer: self.district().to_string(),
+                index,
+                size,
+                path: Vec::new(),
+                signature: signature.clone(),
+                cert: self.fingerprint.clone(),
+            })
+            .collect();
+        CallSigned {
+            batch: pb::CallBatch {
+                signer: self.district().to_string(),
+                size,
+                signature,
+            },
+            proofs,
+            leaves,
+        }
+    }
+
     /// Signs canonical items as one batch: a proof per item.
     pub fn sign(&self, items: &[Vec<u8>]) -> Vec<Proof> {
         let mut proofs = self.key.sign_batch(items);
@@ -69,6 +102,32 @@ impl Signer {
         }
         proofs
     }
+}
+
+/// What `Signer::sign_call` gives: the call's batch signature, each
+/// item's proof (without its path) and the batch's leaf hashes.
+pub struct CallSigned {
+    pub batch: pb::CallBatch,
+    pub proofs: Vec<Proof>,
+    pub leaves: Vec<Hash>,
+}
+
+/// An item's proof on the wire when it belongs to its call's batch
+/// (`CallBatch`): its index and nothing else.
+pub fn index_only(index: u64) -> pb::Proof {
+    pb::Proof {
+        index,
+        ..Default::default()
+    }
+}
+
+/// Whether a wire proof is an index into its call's batch.
+pub fn is_index_only(p: &pb::Proof) -> bool {
+    p.signer.is_empty()
+        && p.size == 0
+        && p.path.is_empty()
+        && p.signature.is_empty()
+        && p.certificate.is_empty()
 }
 
 /// A proof as it travels (without the certificate's fingerprint, which

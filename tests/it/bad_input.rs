@@ -374,7 +374,10 @@ async fn an_oversized_batch_is_resource_exhausted() {
         })
         .collect();
     let e = peer
-        .deliver_notices(pb::DeliverNoticesRequest { notices })
+        .deliver_notices(pb::DeliverNoticesRequest {
+            notices,
+            batch: None,
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted);

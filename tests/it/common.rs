@@ -350,21 +350,42 @@ pub fn sign_as(signer: &migrex::proof::signer::Signer, n: pb::Notice) -> pb::Not
     signed_by(signer, vec![n]).remove(0)
 }
 
-fn signed_by(
-    signer: &migrex::proof::signer::Signer,
-    mut notices: Vec<pb::Notice>,
-) -> Vec<pb::Notice> {
+/// The canonical form of each notice as a receiver stores it.
+fn canonical_notices(notices: &[pb::Notice]) -> Vec<Vec<u8>> {
     use migrex::domain::{NoticeContent, ParseContext};
     let ctx = ParseContext {
         today: time::macros::date!(9999 - 12 - 31),
     };
-    let items: Vec<Vec<u8>> = notices
+    notices
         .iter()
         .map(|n| {
             let stored = NoticeContent::parse(n, &ctx).map_or_else(|_| n.clone(), |c| c.to_wire());
             migrex::proof::canonical::notice(&stored)
         })
-        .collect();
+        .collect()
+}
+
+/// Notices signed by `signer` as a node's delivery signs a call: one
+/// `CallBatch`, each notice carrying its index only.
+pub fn call_signed_by(
+    signer: &migrex::proof::signer::Signer,
+    mut notices: Vec<pb::Notice>,
+) -> pb::DeliverNoticesRequest {
+    let signed = signer.sign_call(&canonical_notices(&notices));
+    for (n, p) in notices.iter_mut().zip(&signed.proofs) {
+        n.proof = Some(migrex::proof::signer::index_only(p.index));
+    }
+    pb::DeliverNoticesRequest {
+        notices,
+        batch: Some(signed.batch),
+    }
+}
+
+fn signed_by(
+    signer: &migrex::proof::signer::Signer,
+    mut notices: Vec<pb::Notice>,
+) -> Vec<pb::Notice> {
+    let items = canonical_notices(&notices);
     for (n, p) in notices.iter_mut().zip(signer.sign(&items)) {
         n.proof = Some(migrex::proof::signer::to_pb(&p));
     }

@@ -232,6 +232,7 @@ async fn redelivery_is_idempotent_conflicts_are_refused_and_duplicate_events_fla
     );
     let deliver = |n: Vec<pb::Notice>| pb::DeliverNoticesRequest {
         notices: signed(&net, 0, n),
+        batch: None,
     };
 
     let a1 = peer
@@ -329,6 +330,7 @@ async fn a_peer_speaks_only_for_its_own_district() {
     let acks = wancheng
         .deliver_notices(pb::DeliverNoticesRequest {
             notices: vec![forged.clone()],
+            batch: None,
         })
         .await
         .unwrap()
@@ -364,6 +366,7 @@ async fn a_peer_speaks_only_for_its_own_district() {
         let acks = to_luohu
             .deliver_replies(pb::DeliverRepliesRequest {
                 replies: vec![feedback(author)],
+                batch: None,
             })
             .await
             .unwrap()
@@ -409,9 +412,12 @@ async fn a_certificate_from_another_ca_is_refused_at_the_handshake() {
             LUOHU,
             &SystemClock,
         );
-        c.deliver_notices(pb::DeliverNoticesRequest { notices: vec![n] })
-            .await
-            .map_err(|s| -> Box<dyn std::error::Error> { Box::new(s) })?;
+        c.deliver_notices(pb::DeliverNoticesRequest {
+            notices: vec![n],
+            batch: None,
+        })
+        .await
+        .map_err(|s| -> Box<dyn std::error::Error> { Box::new(s) })?;
         Ok::<(), Box<dyn std::error::Error>>(())
     }
     .await;

@@ -206,6 +206,7 @@ async fn a_peer_cannot_mint_metric_labels_with_street_codes_of_its_choosing() {
     let acks = peer
         .deliver_notices(pb::DeliverNoticesRequest {
             notices: signed(&net, 0, notices),
+            batch: None,
         })
         .await
         .unwrap()

@@ -283,11 +283,14 @@ async fn a_notice_not_signed_by_its_origin_is_refused_and_nothing_stored() {
     let send = |n: pb::Notice| {
         let mut c = from_luohu.clone();
         async move {
-            c.deliver_notices(pb::DeliverNoticesRequest { notices: vec![n] })
-                .await
-                .unwrap()
-                .into_inner()
-                .acks
+            c.deliver_notices(pb::DeliverNoticesRequest {
+                notices: vec![n],
+                batch: None,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .acks
         }
     };
     // Unsigned: refused (no accept_unsigned in this network).
@@ -308,6 +311,72 @@ async fn a_notice_not_signed_by_its_origin_is_refused_and_nothing_stored() {
     let why = refused(send(forged).await);
     assert!(why.contains(&format!("speaks for {WANCHENG}")), "{why}");
     assert_eq!(stored().await, before, "nothing stored");
+    // The call's own batch (docs/protocol.md §4.1): one signature over the
+    // call, each notice its index.
+    let call = |request: pb::DeliverNoticesRequest| {
+        let mut c = from_luohu.clone();
+        async move { c.deliver_notices(request).await.unwrap().into_inner() }
+    };
+    let refused_all = |r: &pb::DeliverNoticesResponse| -> Vec<String> {
+        r.acks
+            .iter()
+            .map(|a| {
+                let e = a.error.clone().expect("refused");
+                assert_eq!(e.code, Code::PermissionDenied as i32, "{}", e.message);
+                assert_eq!(e.field, "notice.proof");
+                e.message
+            })
+            .collect()
+    };
+    // Signed by Wancheng's key in Luohu's name: every notice of it refused.
+    let mut forged = call_signed_by(&node_signer(&net, 2), vec![notice(5), notice(6)]);
+    forged.batch.as_mut().unwrap().signer = LUOHU.into();
+    let why = refused_all(&call(forged).await);
+    assert_eq!(why.len(), 2);
+    assert!(why.iter().all(|w| w.contains("not by the key")), "{why:?}");
+    // Luohu's batch with one notice changed after signing: the root moves,
+    // and the call's notices are all refused.
+    let mut changed = call_signed_by(&node_signer(&net, 0), vec![notice(7), notice(8)]);
+    changed.notices[1].id = uuid::Uuid::new_v4().to_string();
+    let why = refused_all(&call(changed).await);
+    assert!(why.iter().all(|w| w.contains("not by the key")), "{why:?}");
+    // An index without the call's signature, or one index twice.
+    let mut bare = call_signed_by(&node_signer(&net, 0), vec![notice(9)]);
+    bare.batch = None;
+    let why = refused_all(&call(bare).await);
+    assert!(why[0].contains("no batch signature"), "{why:?}");
+    let mut twice = call_signed_by(&node_signer(&net, 0), vec![notice(10), notice(11)]);
+    twice.notices[1].proof = twice.notices[0].proof.clone();
+    let why = refused_all(&call(twice).await);
+    assert!(
+        why.iter().all(|w| w.contains("not in the signed batch")),
+        "{why:?}"
+    );
+    assert_eq!(stored().await, before, "nothing stored");
+    // Luohu's own call batch is taken; the acknowledgements come back as
+    // one batch signed by Shuangliu, each with its index.
+    let taken = call(call_signed_by(
+        &node_signer(&net, 0),
+        vec![notice(12), notice(13)],
+    ))
+    .await;
+    assert!(
+        taken.acks.iter().all(|a| a.error.is_none()),
+        "{:?}",
+        taken.acks
+    );
+    assert!(
+        taken.acks.iter().all(|a| a
+            .proof
+            .as_ref()
+            .is_some_and(migrex::proof::signer::is_index_only)),
+        "{:?}",
+        taken.acks
+    );
+    let acks = taken.batch.expect("the acknowledgements' batch");
+    assert_eq!((acks.signer.as_str(), acks.size), (SHUANGLIU, 2));
+    assert_eq!(stored().await, before + 2);
+    let before = before + 2;
     // Luohu's own signature is taken.
     let good = sign_as(&node_signer(&net, 0), notice(4));
     let acks = send(good).await;

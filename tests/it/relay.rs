@@ -28,7 +28,10 @@ async fn send_one(
     to: &mut migrex::pb::exchange_client::ExchangeClient<tonic::transport::Channel>,
     n: pb::Notice,
 ) -> pb::NoticeAck {
-    let request = pb::DeliverNoticesRequest { notices: vec![n] };
+    let request = pb::DeliverNoticesRequest {
+        notices: vec![n],
+        batch: None,
+    };
     let mut acks = to.deliver_notices(request).await.unwrap().into_inner().acks;
     acks.remove(0)
 }
@@ -132,6 +135,21 @@ async fn districts_behind_relays_exchange_with_everyone_through_them() {
             n.status == NoticeStatus::Acknowledged as i32
         })
         .await;
+    }
+    // Every step of every journey verifies at both ends, through one relay
+    // or two: a relay hands each item on with its author's whole proof.
+    for (from, to, id) in &sent {
+        for end in [*from, *to] {
+            let cfg = net.nodes[end].config_path.to_string_lossy().to_string();
+            let out = migrex_cli(&["notice", "show", "--config", &cfg, "--verify", id]);
+            assert!(
+                out.status.success(),
+                "{id} at {}: {}{}",
+                CODES[end],
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
     // Nobody reached 双流区 or 中原区 but their own relay; the relays'

@@ -188,6 +188,7 @@ async fn two_replicas_survive_the_loss_of_the_one_delivering() {
     let batch = signed(&net, 1, batch);
     let req = || pb::DeliverNoticesRequest {
         notices: batch.clone(),
+        batch: None,
     };
     let (a1, a2) = tokio::join!(to1.deliver_notices(req()), to2.deliver_notices(req()));
     let (a1, a2) = (a1.unwrap().into_inner().acks, a2.unwrap().into_inner().acks);

@@ -61,6 +61,7 @@ async fn deliver(net: &LocalNetwork, from: usize, to: usize, r: pb::Reply) -> (i
         .await
         .deliver_replies(pb::DeliverRepliesRequest {
             replies: signed_replies(net, from, vec![r]),
+            batch: None,
         })
         .await
         .expect("the call itself succeeds")
@@ -311,6 +312,7 @@ async fn refused_replies_change_nothing_on_either_side() {
         .await
         .deliver_replies(pb::DeliverRepliesRequest {
             replies: signed_replies(&net, DEST, vec![reply(&open.id, SHUANGLIU, receipt(now))]),
+            batch: None,
         })
         .await
         .unwrap()
@@ -323,6 +325,7 @@ async fn refused_replies_change_nothing_on_either_side() {
         .await
         .deliver_replies(pb::DeliverRepliesRequest {
             replies: signed_replies(&net, ORIGIN, vec![reply(&answered.id, LUOHU, withdrawal())]),
+            batch: None,
         })
         .await
         .unwrap()

@@ -519,7 +519,13 @@ impl NoticeContent {
     /// A digest of the normalised content: equal for a faithful redelivery,
     /// different when the same id comes back with other content.
     pub fn content_hash(&self) -> Vec<u8> {
-        Sha256::digest(self.to_wire().encode_to_vec()).to_vec()
+        Self::hash_of(&self.to_wire())
+    }
+
+    /// The content hash of the wire form `to_wire` gave (for a caller that
+    /// has built it already).
+    pub fn hash_of(wire: &pb::Notice) -> Vec<u8> {
+        Sha256::digest(wire.encode_to_vec()).to_vec()
     }
 }
 

@@ -49,6 +49,10 @@ pub fn onward_proof(kept: &Proof, wire: Option<&pb::Proof>, sender: &[u8]) -> pb
     p
 }
 
+/// A notice's proof as checked (None when unsigned or refused) and its
+/// content hash when checking it made it already.
+pub type Checked = (Option<StepProof>, Option<Vec<u8>>);
+
 /// Where an admitted notice goes.
 pub enum Way {
     /// Stored here; `via_relay`: handed over by a relay, not by its
@@ -108,7 +112,7 @@ pub async fn receive_notices(
     ctx: &NodeCtx,
     tx: &mut Tx,
     admitted: &[Admitted],
-    (proven, certified): (&[Option<StepProof>], &Proven),
+    (proven, certified): (&[Checked], &Proven),
     now: OffsetDateTime,
 ) -> Result<Received, StoreError> {
     let fresh: Vec<&NoticeContent> = admitted
@@ -132,7 +136,7 @@ pub async fn receive_notices(
     let mut deliveries = Vec::new();
     let mut acks = Vec::with_capacity(admitted.len());
     let mut kept = Vec::new();
-    for (item, proof) in admitted.iter().zip(proven) {
+    for (item, (proof, hash)) in admitted.iter().zip(proven) {
         let (content, via_relay) = match item {
             Ok((c, Way::Here { via_relay })) => (c, *via_relay),
             Ok((_, Way::Onward { .. })) => {
@@ -145,7 +149,7 @@ pub async fn receive_notices(
             }
         };
         let id = content.id.to_string();
-        let hash = content.content_hash();
+        let hash = hash.clone().unwrap_or_else(|| content.content_hash());
         let stored = known
             .get(&id)
             .map(|s| {
@@ -266,15 +270,23 @@ pub fn check_notices(
     notices: &[pb::Notice],
     admitted: &mut [Admitted],
     certified: &mut Proven,
-) -> Vec<Option<StepProof>> {
+) -> Vec<Checked> {
+    // The content hash of a signed notice comes from the wire form its
+    // canonical form is made from, built once.
+    let mut hashes: Vec<Option<Vec<u8>>> = vec![None; admitted.len()];
     // Every notice, refused ones too: each gives its leaf to the call's
     // batch (a refused one in the form it came in).
     let items: Vec<Signed> = admitted
         .iter()
         .zip(notices)
-        .map(|(a, wire)| match a {
+        .zip(hashes.iter_mut())
+        .map(|((a, wire), hash)| match a {
             Ok((content, way)) => Signed {
-                canonical: canonical::notice(&content.to_wire()),
+                canonical: proofs::canonical_if_signed(wire.proof.as_ref(), || {
+                    let stored = content.to_wire();
+                    *hash = Some(NoticeContent::hash_of(&stored));
+                    canonical::notice(&stored)
+                }),
                 proof: wire.proof.as_ref(),
                 author: content.origin.as_str(),
                 notice_id: content.id.to_string(),
@@ -282,7 +294,9 @@ pub fn check_notices(
                 onward: matches!(way, Way::Onward { .. }),
             },
             Err(_) => Signed {
-                canonical: canonical::notice(wire),
+                canonical: proofs::canonical_if_signed(wire.proof.as_ref(), || {
+                    canonical::notice(wire)
+                }),
                 proof: wire.proof.as_ref(),
                 author: wire.origin.as_str(),
                 notice_id: wire.id.clone(),
@@ -292,13 +306,13 @@ pub fn check_notices(
         })
         .collect();
     let verdicts = proofs::check(ctx, (sender, batch), "notice", &items, certified);
-    let mut kept = vec![None; admitted.len()];
+    let mut kept: Vec<Checked> = hashes.into_iter().map(|h| (None, h)).collect();
     for (i, verdict) in verdicts.into_iter().enumerate() {
         if admitted[i].is_err() {
             continue;
         }
         match verdict {
-            Ok(p) => kept[i] = p,
+            Ok(p) => kept[i].0 = p,
             Err(error) => {
                 tracing::warn!(notice = %notices[i].id, error = %error.message, "notice refused: its signature does not verify");
                 admitted[i] = Err(Box::new(pb::NoticeAck {

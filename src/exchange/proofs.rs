@@ -53,6 +53,19 @@ pub struct Signed<'a> {
     pub onward: bool,
 }
 
+/// An item's canonical bytes, made only when it carries a proof: an
+/// unsigned item (taken during an upgrade) is never hashed.
+pub fn canonical_if_signed(
+    proof: Option<&pb::Proof>,
+    canonical: impl FnOnce() -> Vec<u8>,
+) -> Vec<u8> {
+    if proof.is_some() {
+        canonical()
+    } else {
+        Vec::new()
+    }
+}
+
 /// A proof read from the wire, before its signature is checked.
 enum Ready<'a> {
     /// Unsigned, taken during an upgrade.
@@ -403,13 +416,15 @@ pub fn check_acks(
         .filter_map(|a| {
             let destination: &str = by_id.get(a.notice_id.as_str())?;
             Some(Signed {
-                canonical: canonical::ack(
-                    &a.notice_id,
-                    destination,
-                    a.received_at.as_ref(),
-                    a.due_at.as_ref(),
-                    a.due_provisional,
-                ),
+                canonical: canonical_if_signed(a.proof.as_ref(), || {
+                    canonical::ack(
+                        &a.notice_id,
+                        destination,
+                        a.received_at.as_ref(),
+                        a.due_at.as_ref(),
+                        a.due_provisional,
+                    )
+                }),
                 proof: a.proof.as_ref(),
                 author: destination,
                 notice_id: a.notice_id.clone(),
@@ -468,7 +483,9 @@ pub fn check_replies(
         .zip(replies)
         .map(|(p, wire)| match p {
             Some(reply) => Signed {
-                canonical: canonical::reply(&reply.to_wire()),
+                canonical: canonical_if_signed(wire.proof.as_ref(), || {
+                    canonical::reply(&reply.to_wire())
+                }),
                 proof: wire.proof.as_ref(),
                 author: reply.author.as_str(),
                 notice_id: reply.notice_id.to_string(),
@@ -479,7 +496,7 @@ pub fn check_replies(
                     .is_some_and(|to| !ctx.answers_for(&ctx.district, to.as_str())),
             },
             None => Signed {
-                canonical: canonical::reply(wire),
+                canonical: canonical_if_signed(wire.proof.as_ref(), || canonical::reply(wire)),
                 proof: wire.proof.as_ref(),
                 author: wire.author.as_str(),
                 notice_id: wire.notice_id.clone(),

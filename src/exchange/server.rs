@@ -199,7 +199,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
         );
         // A relay hands the origin's whole proof on with the notice, with
         // the origin's certificate.
-        for ((a, wire), kept) in admitted.iter().zip(notices.iter_mut()).zip(&proven) {
+        for ((a, wire), (kept, _)) in admitted.iter().zip(notices.iter_mut()).zip(&proven) {
             if let Ok((_, Way::Onward { .. })) = a {
                 wire.proof = kept
                     .as_ref()

@@ -291,7 +291,8 @@ async fn send(
         (results, signed)
     };
     // This node's own proofs of what the peer took.
-    for ((item, result), proof) in items.iter().zip(&results).zip(&signed) {
+    let any_signed = signed.iter().any(Option::is_some);
+    for ((item, result), proof) in items.iter().zip(&results).zip(signed) {
         let (Some(proof), Some(settled)) = (proof, result) else {
             continue;
         };
@@ -304,7 +305,7 @@ async fn send(
             .proofs
             .push(proofs::stored(&item.notice_id, step, proof));
     }
-    if let (Some(signer), true) = (&ctx.signer, signed.iter().any(Option::is_some)) {
+    if let (Some(signer), true) = (&ctx.signer, any_signed) {
         proven.certificate(proofs::own(signer));
     }
     Ok((results, proven))

@@ -361,7 +361,7 @@ pub fn sign_acks(
         ack.proof = Some(index_only(p.index));
         proven
             .proofs
-            .push(proofs::stored(&ack.notice_id, proofs::ACK, &p));
+            .push(proofs::stored(&ack.notice_id, proofs::ACK, p));
     }
     proven.certificate(proofs::own(signer));
     Some(signed.batch)

@@ -31,11 +31,11 @@ pub fn own(signer: &Signer) -> SignerCert {
 }
 
 /// A proof as a store keeps it.
-pub fn stored(notice_id: &str, step: &str, proof: &Proof) -> StepProof {
+pub fn stored(notice_id: &str, step: &str, proof: Proof) -> StepProof {
     StepProof {
         notice_id: notice_id.to_string(),
         step: step.to_string(),
-        proof: proof.clone(),
+        proof,
     }
 }
 
@@ -200,7 +200,7 @@ pub fn check(
                     });
                 }
             }
-            Ok(Some(stored(&item.notice_id, &item.step, &proof)))
+            Ok(Some(stored(&item.notice_id, &item.step, proof)))
         })
         .collect();
     whole.keep(proven);

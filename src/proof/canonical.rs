@@ -26,7 +26,12 @@ struct Item(Vec<u8>);
 
 impl Item {
     fn new(kind: &str) -> Item {
-        let mut item = Item(Vec::with_capacity(256));
+        Item::sized(kind, 256)
+    }
+
+    /// An item of about `capacity` bytes (a notice's is larger).
+    fn sized(kind: &str, capacity: usize) -> Item {
+        let mut item = Item(Vec::with_capacity(capacity));
         item.text("type", kind);
         item
     }
@@ -42,7 +47,8 @@ impl Item {
     }
 
     fn int(&mut self, name: &str, value: i64) -> &mut Self {
-        self.text(name, &value.to_string())
+        let mut buf = [0u8; 20];
+        self.text(name, decimal(value, &mut buf))
     }
 
     fn flag(&mut self, name: &str, value: bool) -> &mut Self {
@@ -50,11 +56,32 @@ impl Item {
     }
 
     fn time(&mut self, name: &str, value: Option<&Timestamp>) -> &mut Self {
-        self.text(
-            name,
-            &value.map(|t| micros(t).to_string()).unwrap_or_default(),
-        )
+        let mut buf = [0u8; 20];
+        match value {
+            Some(t) => self.text(name, decimal(micros(t), &mut buf)),
+            None => self.text(name, ""),
+        }
     }
+}
+
+/// `value` in decimal, as `to_string` writes it, without allocating (the
+/// canonical form has many numbers; 20 bytes hold i64::MIN).
+fn decimal(value: i64, buf: &mut [u8; 20]) -> &str {
+    let mut rest = value.unsigned_abs();
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    std::str::from_utf8(&buf[at..]).unwrap_or_default()
 }
 
 /// An instant in whole microseconds (what every store keeps).
@@ -67,7 +94,7 @@ pub fn micros(t: &Timestamp) -> i64 {
 /// A notice's content as its origin sends it: what the origin signs. The
 /// state a node keeps beside it (status, times, attempts) is not content.
 pub fn notice(n: &pb::Notice) -> Vec<u8> {
-    let mut i = Item::new(NOTICE);
+    let mut i = Item::sized(NOTICE, 1024);
     i.text("id", &n.id)
         .text("origin", &n.origin)
         .text("destination", &n.destination)
@@ -259,6 +286,14 @@ pub fn fields(mut bytes: &[u8]) -> Option<Vec<(String, String)>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn numbers_are_written_as_to_string_writes_them() {
+        for v in [0, 7, -7, 10, 1_234_567, i64::MAX, i64::MIN, -1_000_000] {
+            let mut buf = [0u8; 20];
+            assert_eq!(super::decimal(v, &mut buf), v.to_string());
+        }
+    }
+
     use super::*;
 
     fn ts(seconds: i64, nanos: i32) -> Option<Timestamp> {

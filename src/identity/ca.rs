@@ -71,6 +71,22 @@ fn issuer(ca_dir: &Path) -> Result<Issuer<'static, KeyPair>> {
     Ok(Issuer::from_ca_cert_pem(&read(&ca_cert)?, ca_key)?)
 }
 
+/// A node certificate for `district` that expired 75 days ago (tests of
+/// proofs that outlive the certificate that made them).
+#[cfg(test)]
+pub(crate) fn issue_expired_cert(
+    ca_dir: &Path,
+    district: &DistrictCode,
+    cert_out: &Path,
+) -> Result<()> {
+    let key = KeyPair::generate()?;
+    let mut params = node_params(district, &[])?;
+    params.not_before = OffsetDateTime::now_utc() - time::Duration::days(900);
+    params.not_after = OffsetDateTime::now_utc() - time::Duration::days(75);
+    let cert = params.signed_by(&key, &issuer(ca_dir)?)?;
+    write(cert_out, &cert.pem(), false)
+}
+
 /// A certificate serial as migrex prints and takes it: upper-case hex.
 pub fn serial_text(raw: &[u8]) -> String {
     let trimmed: &[u8] = match raw.iter().position(|b| *b != 0) {

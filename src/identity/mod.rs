@@ -427,6 +427,29 @@ mod tests {
         assert_eq!(trust.generation(), before + 1);
         assert!(trust.is_revoked(&der_of(&bad)));
         assert!(!trust.is_revoked(&der_of(&good)));
+        // A kept proof's certificate: an expired one of the CA still
+        // vouches for the steps it signed; a revoked one or a stranger's
+        // does not. On the exchange, an expired one is refused.
+        let expired = dir.path().join("expired.crt");
+        let wancheng = DistrictCode::parse("d", "411302").unwrap();
+        ca::issue_expired_cert(&ca, &wancheng, &expired).unwrap();
+        assert_eq!(trust.vouched_for_kept(&der_of(&expired)), Ok(wancheng));
+        assert!(trust.vouches_for(&der_of(&expired)).is_err());
+        let why = trust.vouched_for_kept(&der_of(&bad)).unwrap_err();
+        assert!(why.contains("revoked"), "{why}");
+        let stranger_ca = dir.path().join("stranger-ca");
+        ensure_ca(&stranger_ca, "stranger").unwrap();
+        let (sc, sk) = (dir.path().join("s.crt"), dir.path().join("s.key"));
+        issue_node_cert(
+            &stranger_ca,
+            &DistrictCode::parse("d", "440303").unwrap(),
+            &[],
+            &sc,
+            &sk,
+        )
+        .unwrap();
+        let why = trust.vouched_for_kept(&der_of(&sc)).unwrap_err();
+        assert!(why.contains("not the network CA's"), "{why}");
         let listed = issued(&ca).unwrap();
         assert!(
             listed

@@ -132,6 +132,26 @@ impl Trust {
         district_of_cert(der).map_err(|e| e.to_string())
     }
 
+    /// The district a certificate kept beside a proof speaks for, when the
+    /// proof is checked later (`notice show --verify`, 通报详情): it must be
+    /// issued by the network CA and not be on its current list, but it may
+    /// have expired since — a step signed while it was valid stays proven,
+    /// as `migrex verify` on an evidence file holds it.
+    pub fn vouched_for_kept(
+        &self,
+        der: &[u8],
+    ) -> std::result::Result<crate::domain::DistrictCode, String> {
+        if !super::issued_by(der, &self.ca_ders) {
+            return Err("the signer's certificate is not the network CA's".into());
+        }
+        if self.is_revoked(der) {
+            return Err(
+                "the signer's certificate is revoked (on the network CA's revocation list)".into(),
+            );
+        }
+        district_of_cert(der).map_err(|e| e.to_string())
+    }
+
     /// Reads the list again; takes it when it changed and its signature is
     /// the CA's. Returns how many serials it revokes when it was taken, None
     /// when nothing changed (or no source is configured). A list that

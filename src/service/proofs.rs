@@ -315,7 +315,7 @@ async fn check(
             "the signer's certificate is not kept".into(),
         ),
         Some(der) => {
-            if let Err(e) = trust.vouches_for(der) {
+            if let Err(e) = trust.vouched_for_kept(der) {
                 fail(Failure::CertificateRefused, e);
             } else if let Err(e) = verify(&step.item, proof, der) {
                 fail(Failure::Altered, e.to_string());

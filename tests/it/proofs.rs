@@ -467,4 +467,44 @@ async fn a_withdrawal_and_an_answer_that_cross_end_in_one_agreed_state() {
         );
         assert!(s.iter().all(|(_, _, ok)| *ok), "node {i}: {s:?}");
     }
+    // As the clerks see it: on 通报详情 at both ends the withdrawal is on
+    // record as late and without effect, beside the answer.
+    let Some(b) = crate::console::browser().await else {
+        return;
+    };
+    let now = time::OffsetDateTime::now_utc();
+    for (i, name, shot) in [
+        (1, "li.na", "notice-late-withdrawal"),
+        (0, "chen.jie", "notice-late-withdrawal-at-origin"),
+    ] {
+        migrex::auth::accounts::create_user(
+            &net.store(i),
+            name,
+            migrex::auth::Role::Clerk,
+            "correct-horse-1",
+            now,
+        )
+        .await
+        .unwrap();
+        let console = net.nodes[i].console_url.clone();
+        b.login(&console, name, "correct-horse-1").await;
+        b.c.goto(&format!("{console}/notices/{}", n.id))
+            .await
+            .unwrap();
+        b.until("the late withdrawal on 通报详情", |_, page| {
+            page.contains("撤回（晚于反馈，未生效）") && page.contains("已入户核实")
+        })
+        .await;
+        // The journey is below the notice's fields: shown where it is.
+        let at_label = "const e = [...document.querySelectorAll('body *')].find(x => \
+             x.children.length === 0 && x.textContent.includes('晚于反馈')); \
+             if (e) { e.scrollIntoView({block: 'center'}); } return !!e;";
+        assert_eq!(
+            b.c.execute(at_label, vec![]).await.unwrap(),
+            serde_json::Value::Bool(true)
+        );
+        b.shot(shot).await;
+        b.phone(shot).await;
+        b.c.delete_all_cookies().await.unwrap();
+    }
 }

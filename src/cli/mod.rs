@@ -131,7 +131,7 @@ enum Command {
     /// Check a notice's evidence file (`migrex notice evidence`) on any
     /// machine, with only the network CA's certificate.
     #[command(
-        after_help = "Example:\n  migrex verify 0193a5c2-evidence.json --ca ca.crt\n\nExit status 0: every step verifies; 1: the line says which does not."
+        after_help = "Examples:\n  migrex verify 0193a5c2-evidence.json --ca ca.crt\n  migrex verify 0193a5c2-evidence.json --ca ca.crt --crl ca.crl\n\nExit status 0: every step verifies; 1: the line says which does not."
     )]
     Verify {
         /// The evidence file.
@@ -139,6 +139,10 @@ enum Command {
         /// The network CA's certificate (PEM).
         #[arg(long)]
         ca: PathBuf,
+        /// The CA's revocation list (PEM or DER, as `migrex ca crl` writes
+        /// it): a step signed with a certificate on it does not verify.
+        #[arg(long)]
+        crl: Option<PathBuf>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -234,7 +238,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audit(c) => audit::audit(c).await,
         Command::User(c) => admin::user(c).await,
         Command::Notice(c) => notices::notice(*c).await,
-        Command::Verify { file, ca, json } => proofs::verify_file(&file, &ca, json),
+        Command::Verify {
+            file,
+            ca,
+            crl,
+            json,
+        } => proofs::verify_file(&file, &ca, crl.as_deref(), json),
         Command::Notices(a) => notices::notices(a).await,
         Command::Pending(a) => inbox::pending(a).await,
         Command::Ack(a) => inbox::ack(a).await,

@@ -105,8 +105,9 @@ pub async fn evidence(id: &str, config: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `migrex verify FILE --ca ca.crt`: the file's every step, with only the CA.
-pub fn verify_file(file: &Path, ca: &Path, json: bool) -> Result<()> {
+/// `migrex verify FILE --ca ca.crt [--crl ca.crl]`: the file's every step,
+/// with only the CA (and its revocation list, when given).
+pub fn verify_file(file: &Path, ca: &Path, crl: Option<&Path>, json: bool) -> Result<()> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     let ca_pem = crate::files::read_bounded(ca, 1 << 20)
         .with_context(|| format!("--ca: cannot read {}", ca.display()))?;
@@ -117,11 +118,35 @@ pub fn verify_file(file: &Path, ca: &Path, json: bool) -> Result<()> {
     if ca_ders.is_empty() {
         bail!("--ca: {} holds no certificate", ca.display());
     }
+    let revoked = match crl {
+        None => Default::default(),
+        Some(path) => {
+            let raw = std::fs::File::open(path)
+                .and_then(|f| {
+                    use std::io::Read;
+                    let mut raw = Vec::new();
+                    f.take(crate::identity::MAX_CRL_BYTES as u64 + 1)
+                        .read_to_end(&mut raw)
+                        .map(|_| raw)
+                })
+                .with_context(|| format!("--crl: cannot read {}", path.display()))?;
+            if raw.len() > crate::identity::MAX_CRL_BYTES {
+                bail!(
+                    "--crl: {} is larger than a revocation list can be",
+                    path.display()
+                );
+            }
+            let source = crate::identity::CrlSource::File(path.to_path_buf());
+            crate::identity::read_crls(&raw, &source, &ca_ders)
+                .map_err(|e| anyhow!("--crl: {e}"))?
+                .1
+        }
+    };
     let text = crate::files::read_bounded(file, evidence::MAX_BYTES)
         .with_context(|| format!("FILE: cannot read {}", file.display()))?;
     let e = Evidence::from_bytes(text.as_bytes()).map_err(|e| anyhow!("FILE: {e}"))?;
     let rows: Vec<Row> = e
-        .check(&ca_ders)
+        .check(&ca_ders, &revoked)
         .into_iter()
         .map(|c| (c.step, c.signer, c.failure, false))
         .collect();

@@ -21,7 +21,7 @@ pub use ca::{
     issued, request_node_cert, revoke, serial_text, sign as ca_sign, write_crl,
 };
 pub use serve::{SHUTDOWN_GRACE, serve_http1};
-pub use trust::{CrlSource, Trust, watch};
+pub use trust::{CrlSource, MAX_CRL_BYTES, Trust, read_crls, watch};
 
 use crate::domain::DistrictCode;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};

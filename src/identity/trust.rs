@@ -28,7 +28,7 @@ use std::time::Duration;
 pub type CrlSource = crate::fetch::Source;
 
 /// The largest revocation list a node takes.
-const MAX_CRL_BYTES: usize = 4 << 20;
+pub const MAX_CRL_BYTES: usize = 4 << 20;
 
 /// The verifiers built from one revocation list.
 struct Current {
@@ -164,27 +164,7 @@ impl Trust {
         if raw == self.current().raw {
             return Ok(None);
         }
-        let crls = parse_crls(&raw, source)?;
-        let mut revoked = HashSet::new();
-        for crl in &crls {
-            let (_, parsed) = x509_parser::parse_x509_crl(crl.as_ref())
-                .map_err(|_| IdentityError::BadCrl(source.to_string(), "cannot be parsed"))?;
-            let signed_by_ca = self.ca_ders.iter().any(|der| {
-                x509_parser::parse_x509_certificate(der).is_ok_and(|(_, ca)| {
-                    parsed.verify_signature(ca.public_key()).is_ok()
-                        && parsed.issuer() == ca.subject()
-                })
-            });
-            if !signed_by_ca {
-                return Err(IdentityError::BadCrl(
-                    source.to_string(),
-                    "is not signed by the network CA",
-                ));
-            }
-            for r in parsed.iter_revoked_certificates() {
-                revoked.insert(super::serial_text(r.raw_serial()));
-            }
-        }
+        let (crls, revoked) = read_crls(&raw, source, &self.ca_ders)?;
         let count = revoked.len();
         let next = build(&self.roots, crls, revoked, raw)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
@@ -238,6 +218,37 @@ fn build(
         revoked,
         raw,
     })
+}
+
+/// The revocation lists in `raw` (PEM or DER) and the serials they
+/// revoke, each list's signature checked against the CA certificates
+/// (DER): what a node loads and what `migrex verify --crl` reads.
+pub fn read_crls(
+    raw: &[u8],
+    source: &CrlSource,
+    ca_ders: &[Vec<u8>],
+) -> Result<(Vec<CertificateRevocationListDer<'static>>, HashSet<String>)> {
+    let crls = parse_crls(raw, source)?;
+    let mut revoked = HashSet::new();
+    for crl in &crls {
+        let (_, parsed) = x509_parser::parse_x509_crl(crl.as_ref())
+            .map_err(|_| IdentityError::BadCrl(source.to_string(), "cannot be parsed"))?;
+        let signed_by_ca = ca_ders.iter().any(|der| {
+            x509_parser::parse_x509_certificate(der).is_ok_and(|(_, ca)| {
+                parsed.verify_signature(ca.public_key()).is_ok() && parsed.issuer() == ca.subject()
+            })
+        });
+        if !signed_by_ca {
+            return Err(IdentityError::BadCrl(
+                source.to_string(),
+                "is not signed by the network CA",
+            ));
+        }
+        for r in parsed.iter_revoked_certificates() {
+            revoked.insert(super::serial_text(r.raw_serial()));
+        }
+    }
+    Ok((crls, revoked))
 }
 
 fn parse_crls(

@@ -7,7 +7,8 @@
 
 use super::canonical::{self, ACK, NOTICE, REPLY};
 use super::sign::{Proof, hex_bytes, verify};
-use crate::identity::{district_of_cert, fingerprint, issued_by};
+use crate::identity::{district_of_cert, fingerprint, issued_by, serial_text};
+use std::collections::HashSet;
 
 pub const FORM: &str = "migrex.evidence.v1";
 
@@ -89,19 +90,25 @@ impl Evidence {
         Ok(e)
     }
 
-    /// Checks every step with only the network CA's certificates (DER).
-    pub fn check(&self, ca_ders: &[Vec<u8>]) -> Vec<Checked> {
+    /// Checks every step with only the network CA's certificates (DER)
+    /// and, when given, the serials its revocation list revokes.
+    pub fn check(&self, ca_ders: &[Vec<u8>], revoked: &HashSet<String>) -> Vec<Checked> {
         self.steps
             .iter()
             .map(|s| Checked {
                 step: s.step.clone(),
                 signer: s.proof.signer.clone(),
-                failure: self.check_step(s, ca_ders).err(),
+                failure: self.check_step(s, ca_ders, revoked).err(),
             })
             .collect()
     }
 
-    fn check_step(&self, s: &Step, ca_ders: &[Vec<u8>]) -> Result<(), String> {
+    fn check_step(
+        &self,
+        s: &Step,
+        ca_ders: &[Vec<u8>],
+        revoked: &HashSet<String>,
+    ) -> Result<(), String> {
         let fields = canonical::fields(&s.item).ok_or("the item is not in the canonical form")?;
         let field = |name: &str| {
             fields
@@ -143,6 +150,14 @@ impl Evidence {
         }
         if !issued_by(&cert.der, ca_ders) {
             return Err("the signer's certificate is not issued by this CA".into());
+        }
+        if !revoked.is_empty()
+            && x509_parser::parse_x509_certificate(&cert.der)
+                .is_ok_and(|(_, c)| revoked.contains(&serial_text(c.raw_serial())))
+        {
+            return Err(
+                "the signer's certificate is revoked (on the list given with --crl)".into(),
+            );
         }
         district_of_cert(&cert.der).map_err(|e| e.to_string())?;
         verify(&s.item, &s.proof, &cert.der).map_err(|e| e.to_string())

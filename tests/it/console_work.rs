@@ -353,7 +353,7 @@ async fn staff_register_import_and_answer_notices_through_the_console_forms() {
         use rustls::pki_types::pem::PemObject;
         rustls::pki_types::CertificateDer::from_pem_slice(net.ca_pem.as_bytes()).unwrap()
     };
-    let checked = file.check(&[ca.to_vec()]);
+    let checked = file.check(&[ca.to_vec()], &Default::default());
     assert!(checked.len() >= 4, "{checked:?}");
     assert!(checked.iter().all(|c| c.failure.is_none()), "{checked:?}");
     b.phone("notice-verified").await;

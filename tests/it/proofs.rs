@@ -216,6 +216,58 @@ async fn every_step_of_a_journey_is_signed_and_verifies_at_both_ends() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // With the CA's revocation list: once Shuangliu's certificate is on
+    // it, the steps it signed no longer verify. (The list is made from a
+    // copy of the CA's folder, so the running nodes never read it.)
+    std::fs::write(&ca, &net.ca_pem).unwrap();
+    let ca_copy = elsewhere.path().join("ca-folder");
+    std::fs::create_dir_all(&ca_copy).unwrap();
+    for entry in std::fs::read_dir(net.dir.path().join("ca")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), ca_copy.join(entry.file_name())).unwrap();
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let with_crl = |crl: &std::path::Path| {
+        migrex_cli(&[
+            "verify",
+            file.to_str().unwrap(),
+            "--ca",
+            ca.to_str().unwrap(),
+            "--crl",
+            crl.to_str().unwrap(),
+        ])
+    };
+    let empty = migrex::identity::write_crl(&ca_copy, now).unwrap();
+    let out = with_crl(&empty);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    migrex::identity::revoke(
+        &ca_copy,
+        &migrex::identity::RevokeTarget::District(
+            migrex::domain::DistrictCode::parse("d", SHUANGLIU).unwrap(),
+        ),
+        now,
+    )
+    .unwrap();
+    let listed = migrex::identity::write_crl(&ca_copy, now).unwrap();
+    let out = with_crl(&listed);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        err.contains("revoked (on the list given with --crl)"),
+        "{err}"
+    );
+    // A list signed by another CA is refused as such.
+    let out = with_crl(&migrex::identity::write_crl(&other.dir.path().join("ca"), now).unwrap());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && err.contains("--crl:"), "{err}");
 
     // A receipt time moved by hand in the origin's database: the
     // acknowledgement no longer verifies there, and --verify names it.

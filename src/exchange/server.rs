@@ -111,13 +111,18 @@ impl ExchangeService {
             // withdrawal only while the destination has not said it took
             // the withdrawal (docs/protocol.md §6); after that it came
             // after the withdrawal, and the destination should not have
-            // sent it.
+            // sent it. Through a relay, "taken" is the relay's word, not
+            // the destination's: a feedback is then taken, since the
+            // destination answers only before it takes a withdrawal (which
+            // then reaches it late), so both ends agree on the answer.
             Ok(Verdict::Apply)
                 if notice.life.status == NoticeStatus::Withdrawn
                     && matches!(
                         reply.body,
                         ReplyBody::Receipt { .. } | ReplyBody::Feedback(_)
                     )
+                    && !(notice.relayed.is_some()
+                        && matches!(reply.body, ReplyBody::Feedback(_)))
                     && tx.withdrawal_taken(&notice_id).await? =>
             {
                 return Ok(refuse(item_error(

@@ -425,3 +425,95 @@ async fn the_routes_with_items_waiting_are_found_route_by_route() {
         .unwrap();
     assert_eq!(store.waiting_routes().await.unwrap(), ["410000", "440303"]);
 }
+
+/// docs/protocol.md §6 through a relay: the origin's withdrawal is taken by
+/// the destination's relay while the destination is down, and the
+/// destination answers before the relay hands it on. Both end answered,
+/// the withdrawal late on record at both ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_withdrawal_and_an_answer_that_cross_through_a_relay_end_answered_at_both_ends() {
+    let (mut net, clock) = started().await;
+    let n = net
+        .desk(LUOHU)
+        .await
+        .unwrap()
+        .submit_notice(pb::SubmitNoticeRequest {
+            notice: Some(birth(CODES[SHUANGLIU], woman(41), "2026-11-20")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    wait_notice(&net, SHUANGLIU, &n.id, |_| true).await;
+    wait_notice(&net, LUOHU, &n.id, |x| {
+        x.status == NoticeStatus::Delivered as i32
+    })
+    .await;
+    // The destination is down: its relay takes the withdrawal and keeps it.
+    net.stop_node(SHUANGLIU).await;
+    net.desk(LUOHU)
+        .await
+        .unwrap()
+        .withdraw_notice(pb::WithdrawNoticeRequest {
+            id: n.id.clone(),
+            reason: "登记有误".into(),
+        })
+        .await
+        .unwrap();
+    eventually(
+        "the relay took the withdrawal",
+        Duration::from_secs(20),
+        || async {
+            let waiting = net.store(LUOHU).outbox_counts().await.unwrap();
+            waiting.iter().all(|w| w.waiting == 0).then_some(())
+        },
+    )
+    .await;
+    // The relay is down: the destination answers, not knowing.
+    net.stop_node(SICHUAN).await;
+    net.start_node(SHUANGLIU, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    net.desk(SHUANGLIU)
+        .await
+        .unwrap()
+        .submit_feedback(pb::SubmitFeedbackRequest {
+            id: n.id.clone(),
+            feedback: Some(pb::Feedback {
+                result: migrex::domain::FeedbackResult::Confirmed as i32,
+                remarks: "已入户核实".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    // The relay back: the two replies cross through it.
+    net.start_node(SICHUAN, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let there = wait_notice(&net, SHUANGLIU, &n.id, |x| x.withdrawn_at.is_some()).await;
+    assert_eq!(there.status, NoticeStatus::Answered as i32);
+    let here = wait_notice(&net, LUOHU, &n.id, |x| {
+        x.status == NoticeStatus::Answered as i32
+    })
+    .await;
+    assert_eq!(here.feedback, there.feedback, "the same answer");
+    assert!(
+        here.withdrawn_at.is_some(),
+        "the withdrawal stays on record"
+    );
+    for node in [LUOHU, SICHUAN, SHUANGLIU] {
+        eventually(
+            "nothing refused, nothing waiting",
+            Duration::from_secs(20),
+            || async {
+                let waiting = net.store(node).outbox_counts().await.unwrap();
+                waiting
+                    .iter()
+                    .all(|w| w.waiting == 0 && w.refused == 0)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    net.stop_all().await;
+}

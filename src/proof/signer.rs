@@ -54,13 +54,6 @@ impl Signer {
         &self.fingerprint
     }
 
-    /// Signs canonical items as one batch: a proof per item, and the
-    /// batch's leaf hashes (what a node keeps of its own batches).
-    pub fn sign_keeping(&self, items: &[Vec<u8>]) -> (Vec<Proof>, Vec<Hash>) {
-        let leaves = items.iter().map(|i| super::tree::leaf_hash(i)).collect();
-        (self.sign(items), leaves)
-    }
-
     /// Signs canonical items as the batch of one call (docs/protocol.md
     /// §4.1): the call's signature, each item's proof as this node keeps
     /// it (no path: it is rebuilt from the leaves, kept once) and the

@@ -638,3 +638,48 @@ pub fn this_month() -> String {
     let now = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+8));
     format!("{:04}-{:02}", now.year(), u8::from(now.month()))
 }
+
+/// Waits (bounded) until node `i`'s outbox holds nothing waiting and
+/// nothing refused: every item it sent was taken.
+pub async fn outbox_settled(net: &Net, i: usize, within: std::time::Duration) {
+    eventually("nothing waiting, nothing refused", within, || async {
+        let waiting = net.store(i).outbox_counts().await.unwrap();
+        waiting
+            .iter()
+            .all(|w| w.waiting == 0 && w.refused == 0)
+            .then_some(())
+    })
+    .await;
+}
+
+/// The origin's clerk at node `i` withdraws notice `id` (撤回).
+pub async fn withdraw(net: &Net, i: usize, id: &str) -> pb::Notice {
+    net.desk(i)
+        .await
+        .unwrap()
+        .withdraw_notice(pb::WithdrawNoticeRequest {
+            id: id.to_string(),
+            reason: "登记有误".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The destination's clerk at node `i` answers notice `id`: confirmed.
+pub async fn answer(net: &Net, i: usize, id: &str) -> pb::Notice {
+    net.desk(i)
+        .await
+        .unwrap()
+        .submit_feedback(pb::SubmitFeedbackRequest {
+            id: id.to_string(),
+            feedback: Some(pb::Feedback {
+                result: migrex::domain::FeedbackResult::Confirmed as i32,
+                remarks: "已入户核实".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}

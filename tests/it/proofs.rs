@@ -448,38 +448,14 @@ async fn a_withdrawal_and_an_answer_that_cross_end_in_one_agreed_state() {
     wait_notice(&net, 0, &n.id, |x| x.received_at.is_some()).await;
     // The destination is down: the withdrawal waits at the origin.
     net.stop_node(1).await;
-    let w = net
-        .desk(0)
-        .await
-        .unwrap()
-        .withdraw_notice(pb::WithdrawNoticeRequest {
-            id: n.id.clone(),
-            reason: "登记有误".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let w = withdraw(&net, 0, &n.id).await;
     assert_eq!(w.status, NoticeStatus::Withdrawn as i32);
     // The origin is down: the destination answers, not knowing.
     net.stop_node(0).await;
     net.start_node(1, std::sync::Arc::new(migrex::clock::SystemClock))
         .await
         .unwrap();
-    let answered = net
-        .desk(1)
-        .await
-        .unwrap()
-        .submit_feedback(pb::SubmitFeedbackRequest {
-            id: n.id.clone(),
-            feedback: Some(pb::Feedback {
-                result: FeedbackResult::Confirmed as i32,
-                remarks: "已入户核实".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let answered = answer(&net, 1, &n.id).await;
     assert_eq!(answered.status, NoticeStatus::Answered as i32);
     // Both up: the two replies cross.
     net.start_node(0, std::sync::Arc::new(migrex::clock::SystemClock))
@@ -499,18 +475,7 @@ async fn a_withdrawal_and_an_answer_that_cross_end_in_one_agreed_state() {
     );
     // Nothing refused on either side: both items were taken.
     for i in [0, 1] {
-        eventually(
-            "both outboxes empty",
-            std::time::Duration::from_secs(10),
-            || async {
-                let waiting = net.store(i).outbox_counts().await.unwrap();
-                waiting
-                    .iter()
-                    .all(|w| w.waiting == 0 && w.refused == 0)
-                    .then_some(())
-            },
-        )
-        .await;
+        outbox_settled(&net, i, std::time::Duration::from_secs(10)).await;
         let s = steps(&net, i, &n.id);
         let kinds: Vec<&str> = s.iter().map(|(k, _, _)| k.as_str()).collect();
         assert!(

@@ -450,15 +450,7 @@ async fn a_withdrawal_and_an_answer_that_cross_through_a_relay_end_answered_at_b
     .await;
     // The destination is down: its relay takes the withdrawal and keeps it.
     net.stop_node(SHUANGLIU).await;
-    net.desk(LUOHU)
-        .await
-        .unwrap()
-        .withdraw_notice(pb::WithdrawNoticeRequest {
-            id: n.id.clone(),
-            reason: "登记有误".into(),
-        })
-        .await
-        .unwrap();
+    withdraw(&net, LUOHU, &n.id).await;
     eventually(
         "the relay took the withdrawal",
         Duration::from_secs(20),
@@ -473,19 +465,7 @@ async fn a_withdrawal_and_an_answer_that_cross_through_a_relay_end_answered_at_b
     net.start_node(SHUANGLIU, Arc::new(clock.clone()))
         .await
         .unwrap();
-    net.desk(SHUANGLIU)
-        .await
-        .unwrap()
-        .submit_feedback(pb::SubmitFeedbackRequest {
-            id: n.id.clone(),
-            feedback: Some(pb::Feedback {
-                result: migrex::domain::FeedbackResult::Confirmed as i32,
-                remarks: "已入户核实".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    answer(&net, SHUANGLIU, &n.id).await;
     // The relay back: the two replies cross through it.
     net.start_node(SICHUAN, Arc::new(clock.clone()))
         .await
@@ -502,18 +482,7 @@ async fn a_withdrawal_and_an_answer_that_cross_through_a_relay_end_answered_at_b
         "the withdrawal stays on record"
     );
     for node in [LUOHU, SICHUAN, SHUANGLIU] {
-        eventually(
-            "nothing refused, nothing waiting",
-            Duration::from_secs(20),
-            || async {
-                let waiting = net.store(node).outbox_counts().await.unwrap();
-                waiting
-                    .iter()
-                    .all(|w| w.waiting == 0 && w.refused == 0)
-                    .then_some(())
-            },
-        )
-        .await;
+        outbox_settled(&net, node, Duration::from_secs(20)).await;
     }
     net.stop_all().await;
 }
